@@ -1,0 +1,274 @@
+# weft — GNU Make build. `make help` lists the entry points; docs/HACKING.md
+# explains the rules behind the flags.
+#
+#   make                      build the native target into build/<target>/
+#   make TARGET=linux-aarch64 cross-build (mk/<target>.mk: CC, OS, ARCH, RUN, ...)
+#   make DEBUG=1              -O0, k_assert live       -> build/<target>-debug/
+#   make SAN=asan|tsan|ubsan  sanitizer build          -> build/<target>-<san>/
+#   make test                 deps, both Linux targets, check-freestanding, pytest
+#   make demo                 build and run examples/demo.c
+#   make stress               the suite with --stress, 20 repetitions, procs 1,2,4,8
+#   make check-freestanding   prove kern/ is freestanding, for every Linux target
+#   make lint | format        clang-format check / rewrite
+#   make bench                weft against Go, side by side (mk/bench.mk)
+#   make clean
+
+.SUFFIXES:
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules --no-builtin-variables
+
+HOST_ARCH := $(shell uname -m)
+NATIVE    := linux-$(HOST_ARCH)
+TARGET    ?= $(NATIVE)
+
+ifeq ($(wildcard mk/$(TARGET).mk),)
+$(error unknown TARGET=$(TARGET): pick one of $(patsubst mk/%.mk,%,$(filter-out mk/bench.mk,$(wildcard mk/*.mk))))
+endif
+include mk/$(TARGET).mk
+
+# Targets `make test` requires (pytest reads the same list from WEFT_TARGETS).
+# `make test TARGET=x` tests only x.
+ifeq ($(origin TARGET),command line)
+TEST_TARGETS         ?= $(TARGET)
+else
+TEST_TARGETS         ?= linux-x86_64 linux-aarch64
+endif
+FREESTANDING_TARGETS ?= linux-x86_64 linux-aarch64
+
+# ---- variant and output directory ----------------------------------------
+
+DEBUG ?=
+SAN   ?=
+VARIANT := $(if $(DEBUG),-debug)$(if $(SAN),-$(SAN))
+B       := build/$(TARGET)$(VARIANT)
+
+ifeq ($(DEBUG),)
+OPT := -O2 -g
+else
+OPT := -O0 -g -DWEFT_DEBUG
+endif
+
+ifeq ($(SAN),)
+SANFLAGS :=
+else ifeq ($(SAN),asan)
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -DWEFT_SAN_ASAN
+else ifeq ($(SAN),tsan)
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer -DWEFT_SAN_TSAN
+else ifeq ($(SAN),ubsan)
+SANFLAGS := -fsanitize=undefined -fno-sanitize-recover=all -DWEFT_SAN_UBSAN
+else
+$(error unknown SAN=$(SAN): use asan, tsan or ubsan)
+endif
+
+# ---- flags ---------------------------------------------------------------
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+DEPFLAGS := -MMD -MP
+PORT_INC := -I. -Iinclude -Ihal -Ihal/$(OS) -Ihal/$(ARCH)
+
+# The compiler's own freestanding headers (stddef.h, stdatomic.h, ...); with
+# -nostdinc there is no libc include path at all. Evaluated once, lazily, so
+# that goals that need no compiler do not run it.
+CC_INCLUDE = $(eval CC_INCLUDE := $$(shell $(CC) -print-file-name=include 2>/dev/null))$(CC_INCLUDE)
+
+# kern/: freestanding C11 (DESIGN.md "The one rule"). check-freestanding
+# compiles with KERN_FS_CFLAGS, the same flags less the variant's.
+KERN_FS_CFLAGS = -std=c11 -ffreestanding -fno-builtin -fno-stack-protector -fno-common \
+                 -nostdinc -isystem $(CC_INCLUDE) $(PORT_INC) $(ARCH_CFLAGS) $(PIC) $(WARN)
+KERN_CFLAGS    = $(KERN_FS_CFLAGS) $(OPT) $(SANFLAGS) $(DEPFLAGS)
+
+# hal/, tests/: hosted C11 with the OS headers.
+HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -I. -Iinclude -Ihal -Ihal/$(OS) -Ihal/$(ARCH) \
+               $(WARN) $(OPT) $(SANFLAGS) $(DEPFLAGS)
+HAL_CFLAGS  := $(HOST_CFLAGS) $(PIC)
+# examples/: the public API only.
+EXAMPLE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Iinclude $(WARN) $(OPT) $(SANFLAGS) $(DEPFLAGS)
+
+LDFLAGS := -pthread $(SANFLAGS)
+
+# `make V=1` prints whole commands; the default prints one short line each.
+ifeq ($(V),1)
+Q :=
+say :=
+else
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2);
+endif
+# A shared library with an unresolved symbol fails at link time, not at load
+# time (sanitizer runtimes resolve from the executable, so not with SAN).
+SO_LDFLAGS := -shared $(if $(SAN),,-Wl,--no-undefined)
+
+# ---- sources -------------------------------------------------------------
+# Wildcards: a file is built as soon as it exists. Assembly is picked by OS
+# from the file name: a .S whose name contains "win64" is linked only on
+# win32, one whose name contains "sysv" only on posix, any other on both
+# (hal/x86_64/switch_sysv.S vs switch_win64.S; hal/aarch64/switch.S).
+
+ASM_SKIP_posix := win64
+ASM_SKIP_win32 := sysv
+
+KERN_SRC := $(wildcard kern/*.c)
+HAL_SRC  := $(wildcard hal/$(OS)/*.c hal/$(ARCH)/*.c)
+ASM_SRC  := $(foreach f,$(wildcard hal/$(ARCH)/*.S),$(if $(findstring $(ASM_SKIP_$(OS)),$(notdir $(f))),,$(f)))
+TEST_SRC := $(wildcard tests/*.c)
+DEMO_SRC := examples/demo.c
+
+obj = $(patsubst %,$(B)/obj/%.o,$(basename $(1)))
+KERN_OBJ := $(call obj,$(KERN_SRC))
+HAL_OBJ  := $(call obj,$(HAL_SRC) $(ASM_SRC))
+LIB_OBJ  := $(KERN_OBJ) $(HAL_OBJ)
+TEST_OBJ := $(call obj,$(TEST_SRC))
+DEMO_OBJ := $(call obj,$(DEMO_SRC))
+
+LIBA := $(B)/libweft.a
+LIBSO := $(if $(filter 1,$(SHARED)),$(B)/libweft.so)
+WEFT_TEST := $(B)/weft-test$(EXE)
+DEMO := $(B)/demo$(EXE)
+TARGET_ENV := $(B)/target.env
+
+# ---- build ---------------------------------------------------------------
+
+.PHONY: all lib
+all: lib $(WEFT_TEST) $(DEMO) $(TARGET_ENV)
+lib: $(LIBA) $(LIBSO)
+
+# Everything is rebuilt when the build description changes.
+BUILD_DEPS := Makefile mk/$(TARGET).mk
+
+$(B)/obj/kern/%.o: kern/%.c $(BUILD_DEPS)
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(KERN_CFLAGS) -c $< -o $@
+
+$(B)/obj/hal/%.o: hal/%.c $(BUILD_DEPS)
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(HAL_CFLAGS) -c $< -o $@
+
+$(B)/obj/hal/%.o: hal/%.S $(BUILD_DEPS)
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(HAL_CFLAGS) -c $< -o $@
+
+$(B)/obj/tests/%.o: tests/%.c $(BUILD_DEPS)
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(HOST_CFLAGS) -c $< -o $@
+
+$(B)/obj/examples/%.o: examples/%.c $(BUILD_DEPS)
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(EXAMPLE_CFLAGS) -c $< -o $@
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(call say,AR,$@)$(AR) rcs $@ $^
+
+$(B)/libweft.so: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(call say,LINK,$@)$(CC) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(WEFT_TEST): $(TEST_OBJ) $(LIBA)
+	$(call say,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIBA) $(LIBS)
+
+$(DEMO): $(DEMO_OBJ) $(LIBA)
+	$(call say,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(DEMO_OBJ) $(LIBA) $(LIBS)
+
+# What the pytest runner needs to know about this build (tests/conftest.py).
+$(TARGET_ENV): $(BUILD_DEPS)
+	@mkdir -p $(@D)
+	@printf '%s\n' 'TARGET=$(TARGET)' 'OS=$(OS)' 'ARCH=$(ARCH)' 'EXE=$(EXE)' \
+	    'RUN=$(RUN)' 'TIMEOUT_MULT=$(TEST_TIMEOUT_MULT)' 'TEST_SCALE=$(TEST_SCALE)' \
+	    'VARIANT=$(VARIANT)' > $@
+
+-include $(wildcard $(B)/obj/*/*.d $(B)/obj/*/*/*.d)
+
+# ---- developer entry points ----------------------------------------------
+
+PYTEST_ARGS ?=
+# The pytest run: an interpreter that has pytest (/usr/bin/python3 first,
+# which is where scripts/deps.sh installs python3-pytest).
+define find_python
+py=; for p in /usr/bin/python3 $$(type -ap python3 2>/dev/null); do \
+    if "$$p" -c 'import pytest' 2>/dev/null; then py=$$p; break; fi; done; \
+if [ -z "$$py" ]; then echo "no python3 with pytest: run scripts/deps.sh (as root)" >&2; exit 1; fi
+endef
+PYTEST = $(find_python); PYTHONDONTWRITEBYTECODE=1 WEFT_TARGETS='$(TEST_TARGETS)' \
+    WEFT_VARIANT='$(VARIANT)' "$$py" -m pytest -p no:cacheprovider
+
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+SUBMAKE := $(MAKE) --no-print-directory -j$(NPROC)
+
+.PHONY: deps test stress demo check-freestanding freestanding-env lint format clean help
+
+deps:
+	@scripts/deps.sh
+
+build_test_targets = for t in $(TEST_TARGETS); do \
+	    echo "== build $$t$(VARIANT)"; \
+	    $(SUBMAKE) TARGET=$$t all || exit 1; \
+	done
+
+test:
+	@scripts/deps.sh
+	@$(build_test_targets)
+	@$(MAKE) --no-print-directory check-freestanding
+	@echo "== pytest ($(TEST_TARGETS))"
+	@$(PYTEST) tests $(PYTEST_ARGS)
+
+STRESS_REPEAT ?= 20
+STRESS_PROCS  ?= 1,2,4,8
+stress:
+	@scripts/deps.sh
+	@$(build_test_targets)
+	@$(PYTEST) tests --stress --repeat $(STRESS_REPEAT) --procs-list $(STRESS_PROCS) $(PYTEST_ARGS)
+
+demo:
+	@scripts/deps.sh
+	@$(SUBMAKE) TARGET=$(TARGET) $(DEMO)
+	@echo "== $(RUN) $(DEMO)"
+	@$(RUN) $(DEMO)
+
+# Every Linux target whose compiler is installed; fails if none could be checked.
+check-freestanding:
+	@checked=0; failed=0; for t in $(FREESTANDING_TARGETS); do \
+	    env=$$($(MAKE) --no-print-directory -s TARGET=$$t freestanding-env) || exit 1; \
+	    (eval "$$env"; scripts/check-freestanding.sh); rc=$$?; \
+	    if [ $$rc -eq 0 ]; then checked=$$((checked+1)); \
+	    elif [ $$rc -ne 3 ]; then failed=$$((failed+1)); fi; \
+	done; \
+	if [ $$failed -ne 0 ]; then echo "check-freestanding: FAILED on $$failed target(s)"; exit 1; fi; \
+	if [ $$checked -eq 0 ]; then echo "check-freestanding: FAILED: no target's compiler is installed"; exit 1; fi; \
+	echo "check-freestanding: OK ($$checked target(s))"
+
+# The script's environment for $(TARGET), as shell assignments.
+freestanding-env:
+	@echo "export TARGET='$(TARGET)' CC='$(CC)' LD='$(LD)' NM='$(NM)'" \
+	    "KERN_CFLAGS='$(if $(shell command -v $(CC) 2>/dev/null),$(KERN_FS_CFLAGS) -O2)'"
+
+CLANG_FORMAT ?= clang-format
+FORMAT_FILES = $(wildcard kern/*.[ch] hal/*.h hal/*/*.[ch] include/*.h tests/*.[ch] examples/*.c)
+lint:
+	@command -v $(CLANG_FORMAT) >/dev/null || { echo "lint: $(CLANG_FORMAT) not installed (apt-get install clang-format)"; exit 1; }
+	$(CLANG_FORMAT) --dry-run -Werror $(FORMAT_FILES)
+format:
+	$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+clean:
+	rm -rf build
+
+print-%:
+	@echo '$($*)'
+
+help:
+	@sed -n '3,/^$$/s/^# \{0,1\}//p' Makefile
+
+-include mk/bench.mk
+
+# ---- toolchain presence --------------------------------------------------
+# Goals that compile for $(TARGET) need $(CC); say how to get it. Last in the
+# file, so that mk/bench.mk can add its own goals to NO_CC_GOALS.
+
+NO_CC_GOALS += clean help lint format deps test stress demo check-freestanding \
+               freestanding-env print-%
+ifneq ($(filter-out $(NO_CC_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifeq ($(shell command -v $(CC) 2>/dev/null),)
+$(error $(CC) not found (TARGET=$(TARGET)). Install it: scripts/deps.sh $(DEPS_GROUP) (as root), i.e. apt-get install -y --no-install-recommends $(DEPS_HINT))
+endif
+endif

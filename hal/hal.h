@@ -1,0 +1,172 @@
+/*
+ * hal.h — the whole contract between weft's core (kern/) and a port.
+ *
+ * kern calls only the hal_* functions declared here (plus memcpy, memmove,
+ * memset and memcmp, which the port provides); a port calls back only the
+ * kern_* functions declared at the end. Calls go one way: a port never
+ * reaches into kern's structures.
+ *
+ * A port is one OS directory (hal/posix, hal/win32) and one architecture
+ * directory (hal/x86_64, hal/aarch64). Each provides a header found on the
+ * include path, hal_os.h and hal_arch.h, for the hot calls that are
+ * static inline and for the types below. Both headers are compiled into
+ * kern, so they must be freestanding too: no OS headers, no libc.
+ *
+ * Every entry states whether it blocks, whether it is async-signal-safe,
+ * its units and its errors. Errors are returned as the negative HAL_E*
+ * codes below, never through errno. See docs/PORTING.md for a walk-through
+ * and hal/template/ for a port that compiles and does nothing.
+ */
+#ifndef WEFT_HAL_H
+#define WEFT_HAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hal_arch.h" /* struct hal_context, hal_cpu_relax, HAL_CTX_* */
+#include "hal_os.h"   /* hal_thread_t and the OS's inline hot calls */
+
+/* Errors a HAL function may return (negative). */
+#define HAL_EFAIL     (-1) /* generic failure */
+#define HAL_ENOMEM    (-2) /* no memory, address space or mappings left */
+#define HAL_ETIMEDOUT (-3) /* a wait ran out its timeout */
+#define HAL_EINVAL    (-4) /* bad argument */
+
+/* ------------------------------------------------------------------------
+ * Memory. Sizes and addresses are multiples of hal_page_size() unless
+ * stated. None of these block; none are async-signal-safe.
+ * ------------------------------------------------------------------------ */
+
+/* The page size in bytes (a power of two, at least 4096). */
+size_t hal_page_size(void);
+
+/* Reserves size bytes of address space, inaccessible and backed by nothing.
+ * Returns the base (aligned to align, a power of two >= the page size) or
+ * NULL when the address space or mapping count is exhausted. */
+void *hal_mem_reserve(size_t size, size_t align);
+
+/* Makes [addr, addr+size) of a reservation readable and writable. Physical
+ * memory may be given lazily, on first touch (Linux) or at once (Windows).
+ * Committing an already committed range is allowed. 0 or HAL_ENOMEM. */
+int hal_mem_commit(void *addr, size_t size);
+
+/* Gives the physical memory behind a committed range back to the OS. The
+ * range stays committed and usable; its contents become unspecified (zero
+ * on Linux). 0 or HAL_EFAIL. */
+int hal_mem_discard(void *addr, size_t size);
+
+/* Releases a whole reservation made by hal_mem_reserve (same addr, size). */
+void hal_mem_release(void *addr, size_t size);
+
+/* Guard kinds (weft_stats counts stacks by kind). */
+enum hal_guard_kind {
+    HAL_GUARD_NONE = 0,    /* no guard could be installed */
+    HAL_GUARD_REGION = 1,  /* a guard that costs no extra mapping (Linux
+                              MADV_GUARD_INSTALL, when the probe at init
+                              proved the kernel enforces it) */
+    HAL_GUARD_PROTECT = 2, /* a protected page: one more mapping per guard */
+};
+
+/* Makes [addr, addr+size) of a committed range fault on any access. The
+ * port picks the cheapest kind that it has proven works; it returns
+ * HAL_GUARD_PROTECT only while the OS has mappings to spare (it keeps a
+ * budget) and HAL_GUARD_NONE when it could not guard at all. The guard
+ * stays until the reservation is released. */
+enum hal_guard_kind hal_mem_guard(void *addr, size_t size);
+
+/* ------------------------------------------------------------------------
+ * Threads.
+ * ------------------------------------------------------------------------ */
+
+/* Starts an OS thread running fn(arg) with signals set up for kern (the
+ * preemption signal, the stack-overflow handler on an alternate stack).
+ * Stores its handle in *out. 0, HAL_ENOMEM or HAL_EFAIL. Blocks briefly. */
+int hal_thread_start(void (*fn)(void *), void *arg, hal_thread_t *out);
+
+/* Waits for a thread started by hal_thread_start to return, and frees it. */
+void hal_thread_join(hal_thread_t t);
+
+/* Sets up the calling thread (not started by hal_thread_start, e.g. the
+ * host's thread that calls weft_run) as hal_thread_start would, and
+ * hal_thread_leave undoes it before that thread goes back to the host. */
+void hal_thread_enter(void);
+void hal_thread_leave(void);
+
+/* The calling thread's one kern pointer (NULL until set). Async-signal-safe.
+ * kern must not cache the result across a context switch: a task may come
+ * back on another thread. These are real calls, never inlined, so that the
+ * compiler cannot reuse a thread pointer read before a switch. */
+void *hal_thread_get(void);
+void hal_thread_set(void *kern_thread);
+
+/* CPUs this process may run on (its affinity mask, later its quota), >= 1. */
+int hal_cpu_count(void);
+
+/* ------------------------------------------------------------------------
+ * Waiting: a futex on a 32-bit word, private to the process.
+ * ------------------------------------------------------------------------ */
+
+/* If *addr == expect, sleeps until woken by hal_futex_wake, a timeout of
+ * timeout_ns nanoseconds (< 0: none) passes, or spuriously. Returns 0
+ * (woken, spurious, or *addr != expect) or HAL_ETIMEDOUT. Blocks the thread. */
+int hal_futex_wait(uint32_t *addr, uint32_t expect, int64_t timeout_ns);
+
+/* Wakes up to n threads waiting on addr (n = INT32_MAX: all). Never blocks. */
+void hal_futex_wake(uint32_t *addr, int32_t n);
+
+/* Sleeps the thread for ns nanoseconds (used only by backoff paths). */
+void hal_sleep_ns(int64_t ns);
+
+/* ------------------------------------------------------------------------
+ * Time. Async-signal-safe, never block.
+ * ------------------------------------------------------------------------ */
+
+int64_t hal_now_ns(void);  /* monotonic, nanoseconds from an arbitrary origin */
+int64_t hal_wall_ns(void); /* wall clock, nanoseconds since 1970 UTC */
+
+/* ------------------------------------------------------------------------
+ * Environment and diagnostics.
+ * ------------------------------------------------------------------------ */
+
+/* The value of an environment variable, or NULL. Not async-signal-safe.
+ * Called only while the runtime starts. */
+const char *hal_getenv(const char *name);
+
+/* Writes n bytes to the error stream, all of them, retrying on short writes.
+ * Async-signal-safe. */
+void hal_write_err(const char *s, size_t n);
+
+/* Ends the process abnormally at once (no atexit handlers). */
+_Noreturn void hal_abort(void);
+
+/* ------------------------------------------------------------------------
+ * Architecture: contexts (hal_arch.h defines struct hal_context).
+ * ------------------------------------------------------------------------ */
+
+/* Prepares ctx so that the first hal_ctx_switch to it calls entry(arg) on
+ * the stack [stack_lo, stack_lo + size), 16-byte aligned as the ABI wants.
+ * entry must never return. Never blocks. */
+void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size,
+                  void (*entry)(void *), void *arg);
+
+/* Saves the callee-saved state of the caller (integer and vector registers
+ * the ABI says survive a call, the FP control words) in *from and resumes
+ * the context in *to. Returns when something switches back to *from. The
+ * store to from->sp is the last thing done with the old stack, so once the
+ * switch has returned on the new stack, the old context may be resumed
+ * by any thread. Defined in assembly. */
+void hal_ctx_switch(struct hal_context *from, struct hal_context *to);
+
+/* ------------------------------------------------------------------------
+ * Callbacks: the only kern functions a port may call.
+ * ------------------------------------------------------------------------ */
+
+/* A fault at addr (SIGSEGV / access violation) on the calling thread. If addr
+ * is in the guard of the current task's stack, kern prints a message naming
+ * the task and aborts (never returns). Otherwise it returns and the port
+ * hands the fault on to whatever handler the host had. Runs in a signal
+ * handler on the alternate stack: async-signal-safe. */
+void kern_fault(void *addr);
+
+#endif /* WEFT_HAL_H */

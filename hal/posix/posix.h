@@ -1,0 +1,22 @@
+/*
+ * posix.h — what the files of the POSIX port share with each other, and
+ * nothing kern sees. Each file of hal/posix owns one mechanism:
+ *
+ *   mem.c     address space: mmap reservations, commit, discard, guards
+ *   thread.c  pthreads, the current-thread pointer, per-thread altstacks
+ *   signal.c  the process-wide SIGSEGV/SIGBUS handler and its chaining
+ *   futex.c   futex wait/wake and sleeping
+ *   time.c    clocks
+ *   env.c     environment, the error stream, abort
+ */
+#ifndef WEFT_HAL_POSIX_H
+#define WEFT_HAL_POSIX_H
+
+#include "hal/hal.h"
+
+/* Installs the fault handler for SIGSEGV and SIGBUS once per process
+ * (later calls do nothing), remembering the host's previous handlers for
+ * chaining. Thread-safe. Defined in signal.c. */
+void hal_posix_fault_install(void);
+
+#endif /* WEFT_HAL_POSIX_H */

@@ -1,0 +1,218 @@
+/*
+ * thread.c (posix) — OS threads for kern: starting and joining pthreads,
+ * the calling thread's kern pointer, per-thread alternate signal stacks,
+ * and the CPU count.
+ *
+ * Every thread that runs tasks needs an alternate signal stack: a task
+ * that overflows its stack faults on the guard page with no stack left to
+ * run a handler on, so the SIGSEGV handler (signal.c) must run elsewhere.
+ * Threads from hal_thread_start get one for their whole life; a host
+ * thread gets one between hal_thread_enter and hal_thread_leave, and its
+ * own altstack (if it had one) back afterwards. Each is 64 KiB, room for
+ * the largest signal frame (AVX-512, SVE) plus kern_fault's printing,
+ * with a PROT_NONE page below so a runaway handler faults instead of
+ * writing over whatever lies under it.
+ *
+ * The kern pointer is a static __thread in the initial-exec TLS model (no
+ * __tls_get_addr call, also inside libweft.so), read and written only
+ * through two out-of-line functions: kern itself may not use TLS, and a
+ * task that switches threads must not see a pointer cached from before.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "posix.h"
+
+_Static_assert(sizeof(pthread_t) <= sizeof(hal_thread_t),
+               "a pthread_t fits in a hal_thread_t");
+
+#define THREAD_STACK_SIZE (1u << 20) /* for kern's own code: scheduler, monitor */
+#define ALTSTACK_SIZE (64u << 10)
+
+/* Opaque to the optimizer: never inlined, and (GCC) no interprocedural
+ * assumptions such as "pure" that would let a caller reuse a result. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define OPAQUE __attribute__((noinline, noipa))
+#else
+#define OPAQUE __attribute__((noinline))
+#endif
+
+static __thread void *kern_thread __attribute__((tls_model("initial-exec")));
+
+/* This thread's altstack, when weft installed one. Thread-private. */
+struct altstack {
+    void *map;       /* guard page + stack, or NULL */
+    stack_t prev;    /* the altstack the thread had before */
+    bool segv_blocked, bus_blocked; /* in the mask before; restored */
+    int depth;       /* nesting of hal_thread_enter */
+};
+static __thread struct altstack altstack;
+
+/* Maps a guarded altstack and installs it, remembering the previous one,
+ * and makes sure the fault signals are not blocked (a synchronous fault
+ * that is blocked kills the process without running any handler). Best
+ * effort: without memory the thread runs with no altstack, and a stack
+ * overflow then ends the process without weft's message. */
+static void altstack_on(struct altstack *a)
+{
+    size_t ps = hal_page_size();
+    sigset_t faults;
+    sigemptyset(&faults);
+    sigaddset(&faults, SIGSEGV);
+    sigaddset(&faults, SIGBUS);
+    sigset_t old;
+    pthread_sigmask(SIG_UNBLOCK, &faults, &old);
+    a->segv_blocked = sigismember(&old, SIGSEGV) == 1;
+    a->bus_blocked = sigismember(&old, SIGBUS) == 1;
+
+    a->map = NULL;
+    char *m = mmap(NULL, ps + ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED)
+        return;
+    mprotect(m, ps, PROT_NONE);
+    stack_t ss = {.ss_sp = m + ps, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
+    if (sigaltstack(&ss, &a->prev) != 0) {
+        munmap(m, ps + ALTSTACK_SIZE);
+        return;
+    }
+    a->map = m;
+}
+
+/* Puts the previous altstack back, re-blocks the fault signals that were
+ * blocked before (the rest of the mask is the caller's business), and
+ * frees ours. Must not run on the altstack (only signal handlers do). */
+static void altstack_off(struct altstack *a)
+{
+    if (a->map != NULL) {
+        stack_t prev = a->prev;
+        if (prev.ss_flags & SS_ONSTACK)
+            prev.ss_flags &= ~SS_ONSTACK;
+        if (sigaltstack(&prev, NULL) != 0) {
+            stack_t off = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+            sigaltstack(&off, NULL);
+        }
+        munmap(a->map, hal_page_size() + ALTSTACK_SIZE);
+        a->map = NULL;
+    }
+    sigset_t faults;
+    sigemptyset(&faults);
+    if (a->segv_blocked)
+        sigaddset(&faults, SIGSEGV);
+    if (a->bus_blocked)
+        sigaddset(&faults, SIGBUS);
+    pthread_sigmask(SIG_BLOCK, &faults, NULL);
+}
+
+struct start {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void *thread_main(void *p)
+{
+    struct start s = *(struct start *)p;
+    free(p);
+    altstack_on(&altstack);
+    s.fn(s.arg);
+    altstack_off(&altstack);
+    return NULL;
+}
+
+/* pthread_create with a 1 MiB stack (kern's scheduler code runs there;
+ * tasks have their own stacks). The new thread inherits the caller's
+ * signal mask, minus SIGSEGV/SIGBUS, and gets an altstack. Errors:
+ * HAL_ENOMEM (EAGAIN: no memory or thread limit), HAL_EFAIL otherwise.
+ * Blocks briefly (clone). Not async-signal-safe. */
+int hal_thread_start(void (*fn)(void *), void *arg, hal_thread_t *out)
+{
+    hal_posix_fault_install();
+    struct start *s = malloc(sizeof *s);
+    if (s == NULL)
+        return HAL_ENOMEM;
+    s->fn = fn;
+    s->arg = arg;
+
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) {
+        free(s);
+        return HAL_ENOMEM;
+    }
+    pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE);
+    pthread_t t;
+    int err = pthread_create(&t, &attr, thread_main, s);
+    pthread_attr_destroy(&attr);
+    if (err != 0) {
+        free(s);
+        return err == EAGAIN || err == ENOMEM ? HAL_ENOMEM : HAL_EFAIL;
+    }
+    *out = (hal_thread_t)t;
+    return 0;
+}
+
+/* pthread_join: blocks until the thread's fn has returned, then frees its
+ * stack. Each thread is joined exactly once. */
+void hal_thread_join(hal_thread_t t)
+{
+    pthread_join((pthread_t)t, NULL);
+}
+
+/* Installs the fault handler (once per process) and this thread's
+ * altstack. Nests: only the outermost enter/leave pair does anything.
+ * Not async-signal-safe. */
+void hal_thread_enter(void)
+{
+    hal_posix_fault_install();
+    if (altstack.depth++ == 0)
+        altstack_on(&altstack);
+}
+
+/* Restores the altstack and fault-signal mask the thread had before
+ * hal_thread_enter. The fault handler stays installed for the process:
+ * it chains to the host's, and other threads may still run tasks. */
+void hal_thread_leave(void)
+{
+    if (altstack.depth > 0 && --altstack.depth == 0)
+        altstack_off(&altstack);
+}
+
+/* One TLS load: async-signal-safe, never blocks. */
+OPAQUE void *hal_thread_get(void)
+{
+    return kern_thread;
+}
+
+OPAQUE void hal_thread_set(void *kern_thread_ptr)
+{
+    kern_thread = kern_thread_ptr;
+}
+
+/* CPUs in this process's affinity mask (sched_getaffinity), growing the
+ * set for machines with more than CPU_SETSIZE CPUs; falls back to the
+ * online count, and never returns less than 1. Later: the cgroup quota. */
+int hal_cpu_count(void)
+{
+    for (int ncpu = CPU_SETSIZE; ncpu <= (1 << 16); ncpu *= 2) {
+        cpu_set_t *set = CPU_ALLOC(ncpu);
+        if (set == NULL)
+            break;
+        size_t sz = CPU_ALLOC_SIZE(ncpu);
+        CPU_ZERO_S(sz, set);
+        if (sched_getaffinity(0, sz, set) == 0) {
+            int n = CPU_COUNT_S(sz, set);
+            CPU_FREE(set);
+            return n > 0 ? n : 1;
+        }
+        CPU_FREE(set);
+        if (errno != EINVAL)
+            break;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}

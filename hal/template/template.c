@@ -1,0 +1,225 @@
+/*
+ * template.c — a port of weft that compiles and does nothing: the porting
+ * checklist (like FreeRTOS's portable/template). Every hal_* function of
+ * hal/hal.h is here with a stub body that fails or does nothing, and a
+ * comment saying what a real port must do. docs/PORTING.md explains the
+ * order to bring them up in and the tests that prove each group.
+ *
+ * A real port splits this by mechanism, one file each (see hal/posix:
+ * mem.c thread.c signal.c futex.c time.c env.c) plus the architecture
+ * directory (context.c and the switch assembly). It may use the OS's
+ * headers and C library freely; only hal_os.h and hal_arch.h are
+ * freestanding. Every non-static symbol it defines must be named hal_*.
+ *
+ * This file is freestanding itself, so it compiles on any target.
+ * Besides these functions a port provides memcpy, memmove, memset and
+ * memcmp (kern's compiler may emit calls to them). A hosted port gets them
+ * from libc. Without one, write them here, and compile that file with
+ * -fno-tree-loop-distribute-patterns (GCC) so the compiler does not turn
+ * memset's own loop into a call to memset.
+ */
+#include "hal/hal.h"
+
+/* ---- Memory ---- */
+
+/* Must: return the page size (a power of two >= 4096): the granule of
+ * reserve, commit and guard. */
+size_t hal_page_size(void)
+{
+    return 4096;
+}
+
+/* Must: reserve size bytes of address space, inaccessible, aligned to
+ * align (a power of two; over-reserve and trim if the OS cannot align),
+ * costing no memory. NULL when out of address space or mappings. Without
+ * an MMU: allocate committed memory from a heap and ignore the rest. */
+void *hal_mem_reserve(size_t size, size_t align)
+{
+    (void)size;
+    (void)align;
+    return NULL;
+}
+
+/* Must: make the range readable and writable (idempotent); lazily
+ * backed is fine. 0 or HAL_ENOMEM. */
+int hal_mem_commit(void *addr, size_t size)
+{
+    (void)addr;
+    (void)size;
+    return HAL_ENOMEM;
+}
+
+/* Must: give the physical pages back but keep the range usable (Linux
+ * MADV_DONTNEED, Windows MEM_RESET or decommit+commit). Returning 0 and
+ * doing nothing is correct, just wasteful. */
+int hal_mem_discard(void *addr, size_t size)
+{
+    (void)addr;
+    (void)size;
+    return HAL_EFAIL;
+}
+
+/* Must: release a whole reservation (same addr and size as reserved). */
+void hal_mem_release(void *addr, size_t size)
+{
+    (void)addr;
+    (void)size;
+}
+
+/* Must: make the range fault on access, choosing the cheapest kind that
+ * it has proven works (probe it at first use: a call that succeeds may
+ * still enforce nothing, as under emulators), and never spend OS
+ * resources the host needs (keep a budget). HAL_GUARD_NONE is always a
+ * correct answer: stacks then overflow silently, and weft_stats says so. */
+enum hal_guard_kind hal_mem_guard(void *addr, size_t size)
+{
+    (void)addr;
+    (void)size;
+    return HAL_GUARD_NONE;
+}
+
+/* ---- Threads ---- */
+
+/* Must: start an OS thread running fn(arg), with an alternate stack for
+ * the fault handler and the fault handler installed (once per process),
+ * and store its handle. 0, HAL_ENOMEM or HAL_EFAIL. Without threads:
+ * return HAL_EFAIL and run weft with procs = 1 (kern must cope). */
+int hal_thread_start(void (*fn)(void *), void *arg, hal_thread_t *out)
+{
+    (void)fn;
+    (void)arg;
+    (void)out;
+    return HAL_EFAIL;
+}
+
+/* Must: wait for the thread to return and free it. */
+void hal_thread_join(hal_thread_t t)
+{
+    (void)t;
+}
+
+/* Must: give the calling host thread what hal_thread_start gives a new
+ * one (altstack, fault handler), nesting; hal_thread_leave restores what
+ * the host had. */
+void hal_thread_enter(void)
+{
+}
+
+void hal_thread_leave(void)
+{
+}
+
+/* Must: a per-thread pointer (TLS in the initial-exec model, a TCB field,
+ * a register). Real out-of-line functions, never inlined or treated as
+ * pure: a task may resume on another thread. Async-signal-safe. This
+ * single global is right only for a single-threaded port. */
+static void *the_thread;
+
+__attribute__((noinline)) void *hal_thread_get(void)
+{
+    return the_thread;
+}
+
+__attribute__((noinline)) void hal_thread_set(void *kern_thread)
+{
+    the_thread = kern_thread;
+}
+
+/* Must: the CPUs this process may use (affinity, quota), at least 1. */
+int hal_cpu_count(void)
+{
+    return 1;
+}
+
+/* ---- Waiting ---- */
+
+/* Must: sleep while *addr == expect (checked atomically with respect to
+ * hal_futex_wake), up to timeout_ns (< 0: forever). 0 or HAL_ETIMEDOUT;
+ * spurious 0 is allowed. Linux futex, Windows WaitOnAddress, FreeBSD
+ * _umtx_op, macOS __ulock_wait; or a hashed table of mutex+condvar. */
+int hal_futex_wait(uint32_t *addr, uint32_t expect, int64_t timeout_ns)
+{
+    (void)addr;
+    (void)expect;
+    (void)timeout_ns;
+    return 0;
+}
+
+/* Must: wake up to n waiters on addr (INT32_MAX: all). Never blocks. */
+void hal_futex_wake(uint32_t *addr, int32_t n)
+{
+    (void)addr;
+    (void)n;
+}
+
+/* Must: sleep the thread for ns nanoseconds (backoff only). */
+void hal_sleep_ns(int64_t ns)
+{
+    (void)ns;
+}
+
+/* ---- Time ---- */
+
+/* Must: a monotonic clock in nanoseconds, the one the futex and poller
+ * timeouts are measured on. Async-signal-safe. */
+int64_t hal_now_ns(void)
+{
+    return 0;
+}
+
+/* Must: nanoseconds since 1970 UTC. Async-signal-safe. */
+int64_t hal_wall_ns(void)
+{
+    return 0;
+}
+
+/* ---- Environment and diagnostics ---- */
+
+/* Must: an environment variable, or NULL (an OS without one: NULL). */
+const char *hal_getenv(const char *name)
+{
+    (void)name;
+    return NULL;
+}
+
+/* Must: write all n bytes to the error stream (fd 2, a UART, a debug
+ * console), retrying short writes. Async-signal-safe, unbuffered. */
+void hal_write_err(const char *s, size_t n)
+{
+    (void)s;
+    (void)n;
+}
+
+/* Must: end the process abnormally at once, without exit handlers. */
+_Noreturn void hal_abort(void)
+{
+    for (;;) {
+    }
+}
+
+/* ---- Architecture: contexts (context.c and switch.S in a real port) ---- */
+
+/* Must: lay out an initial frame at the aligned top of the stack so that
+ * the first hal_ctx_switch to ctx "returns" into a start stub (assembly)
+ * that calls entry(arg) with the ABI's alignment, and traps if it returns. */
+void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size,
+                  void (*entry)(void *), void *arg)
+{
+    (void)stack_lo;
+    (void)size;
+    (void)entry;
+    (void)arg;
+    ctx->sp = NULL;
+}
+
+/* Must be assembly: push every callee-saved register and FP control word
+ * on the current stack, store sp to from->sp as the very last use of the
+ * old stack, load to->sp, pop, return. Prove it with the
+ * hal_ctx_regs test (tests/t_hal.c), which loads known values into each
+ * of those registers across 100k switches. */
+void hal_ctx_switch(struct hal_context *from, struct hal_context *to)
+{
+    (void)from;
+    (void)to;
+    hal_abort();
+}

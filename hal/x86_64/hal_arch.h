@@ -1,0 +1,80 @@
+/*
+ * hal_arch.h (x86_64) — the architecture half of the HAL that kern sees:
+ * struct hal_context, the spin-wait hint, stack constants, and the layout
+ * of the frame hal_ctx_switch leaves on a suspended task's stack.
+ *
+ * Compiled into kern (freestanding) and into the .S files (cpp only), so
+ * it includes nothing but <stddef.h>, and only for C. The frame layout is
+ * shared by switch_sysv.S (which writes it) and context.c (which builds
+ * the first one for a new task); context.c static-asserts it.
+ *
+ * A suspended context is only its stack pointer: everything callee-saved
+ * sits on the task's own stack, like xv6's swtch but without the copy into
+ * a struct. The Win64 ABI (switch_win64.S, later) adds rdi, rsi and
+ * xmm6-15 to this frame; the SysV ABI keeps no vector register across a
+ * call, only the MXCSR and x87 control words.
+ */
+#ifndef WEFT_HAL_ARCH_H
+#define WEFT_HAL_ARCH_H
+
+/* Offset of sp in struct hal_context, for the assembly. */
+#define HAL_CTX_SP 0
+
+/* The ABI's stack alignment at a call instruction, in bytes. */
+#define HAL_STACK_ALIGN 16
+
+/* Bytes of stack a signal frame may need below a task's SP: the kernel's
+ * frame with AVX-512 state measured 3,040 bytes (PLATFORMS.md §8 item 9). */
+#define HAL_SIGNAL_HEADROOM 4096
+
+/*
+ * The switch frame, at a suspended context's sp (offsets in bytes):
+ *
+ *   +56  return address into the caller of hal_ctx_switch (pushed by call)
+ *   +48  rbp
+ *   +40  rbx
+ *   +32  r12
+ *   +24  r13
+ *   +16  r14
+ *   +8   r15
+ *   +4   x87 control word (16 bits)
+ *   +0   MXCSR (32 bits)
+ *
+ * HAL_FRAME_SIZE includes the return address; sp + HAL_FRAME_SIZE is the
+ * caller's stack pointer after the call returns.
+ */
+#define HAL_FRAME_MXCSR 0
+#define HAL_FRAME_FCW 4
+#define HAL_FRAME_R15 8
+#define HAL_FRAME_R14 16
+#define HAL_FRAME_R13 24
+#define HAL_FRAME_R12 32
+#define HAL_FRAME_RBX 40
+#define HAL_FRAME_RBP 48
+#define HAL_FRAME_RET 56
+#define HAL_FRAME_SIZE 64
+
+/* The SysV ABI's initial control words: all exceptions masked, round to
+ * nearest; x87 extended precision. */
+#define HAL_MXCSR_INIT 0x1F80
+#define HAL_FCW_INIT 0x037F
+
+#ifndef __ASSEMBLER__
+#include <stddef.h>
+
+/* A suspended context: the task's stack pointer, which points at the
+ * switch frame above. Written only by hal_ctx_switch and hal_ctx_init. */
+struct hal_context {
+    void *sp;
+};
+
+/* One spin-wait step (pause: yields the core's pipeline to its sibling
+ * hyperthread and avoids the memory-order flush on loop exit). Also a
+ * compiler barrier. Never blocks; async-signal-safe. */
+static inline void hal_cpu_relax(void)
+{
+    __asm__ __volatile__("pause" ::: "memory");
+}
+#endif /* !__ASSEMBLER__ */
+
+#endif /* WEFT_HAL_ARCH_H */

@@ -1,0 +1,86 @@
+/*
+ * switch_sysv.S — the task context switch for the x86_64 System V ABI
+ * (Linux, BSD, macOS), and the stub a new context starts in.
+ *
+ * Only what the ABI says survives a call is saved: rbp, rbx, r12-r15, the
+ * MXCSR and the x87 control word. Everything else is dead at a call site,
+ * so the compiler has already saved it if it mattered. The layout is in
+ * hal_arch.h (HAL_FRAME_*); context.c builds the first frame of a task.
+ */
+#include "hal_arch.h"
+
+        .text
+
+/*
+ * void hal_ctx_switch(struct hal_context *from, struct hal_context *to);
+ * Save the caller's callee-saved state on its stack and its sp in *from;
+ * load the sp from *to and return into that context.
+ *
+ * The call already pushed the return address at HAL_FRAME_RET. The store
+ * to from->sp is the last use of the old stack, and nothing here needs a
+ * fence: kern publishes the old context only after this call returns on
+ * the new stack, and that publication is its release.
+ */
+        .globl  hal_ctx_switch
+        .type   hal_ctx_switch, @function
+        .p2align 4
+hal_ctx_switch:
+        .cfi_startproc
+        subq    $HAL_FRAME_RET, %rsp
+        .cfi_adjust_cfa_offset HAL_FRAME_RET
+        movq    %rbp, HAL_FRAME_RBP(%rsp)
+        .cfi_rel_offset rbp, HAL_FRAME_RBP
+        movq    %rbx, HAL_FRAME_RBX(%rsp)
+        .cfi_rel_offset rbx, HAL_FRAME_RBX
+        movq    %r12, HAL_FRAME_R12(%rsp)
+        .cfi_rel_offset r12, HAL_FRAME_R12
+        movq    %r13, HAL_FRAME_R13(%rsp)
+        .cfi_rel_offset r13, HAL_FRAME_R13
+        movq    %r14, HAL_FRAME_R14(%rsp)
+        .cfi_rel_offset r14, HAL_FRAME_R14
+        movq    %r15, HAL_FRAME_R15(%rsp)
+        .cfi_rel_offset r15, HAL_FRAME_R15
+        stmxcsr HAL_FRAME_MXCSR(%rsp)
+        fnstcw  HAL_FRAME_FCW(%rsp)
+
+        movq    %rsp, HAL_CTX_SP(%rdi)
+        movq    HAL_CTX_SP(%rsi), %rsp
+        /* Same frame layout on the new stack, so the CFI above still
+         * describes where everything is. */
+
+        ldmxcsr HAL_FRAME_MXCSR(%rsp)
+        fldcw   HAL_FRAME_FCW(%rsp)
+        movq    HAL_FRAME_R15(%rsp), %r15
+        movq    HAL_FRAME_R14(%rsp), %r14
+        movq    HAL_FRAME_R13(%rsp), %r13
+        movq    HAL_FRAME_R12(%rsp), %r12
+        movq    HAL_FRAME_RBX(%rsp), %rbx
+        movq    HAL_FRAME_RBP(%rsp), %rbp
+        addq    $HAL_FRAME_RET, %rsp
+        .cfi_adjust_cfa_offset -HAL_FRAME_RET
+        ret
+        .cfi_endproc
+        .size   hal_ctx_switch, .-hal_ctx_switch
+
+/*
+ * void hal_ctx_start(void);   (never called; "returned" into)
+ * The first hal_ctx_switch to a new context returns here, with the frame
+ * from hal_ctx_init: r12 = entry, r13 = arg, rbp = 0, and rsp 16-aligned.
+ * Calls entry(arg), so rsp % 16 == 8 at entry's first instruction as the
+ * ABI wants. entry must not return; if it does, ud2 traps (SIGILL).
+ * The return address is undefined here, so a debugger's backtrace ends.
+ */
+        .globl  hal_ctx_start
+        .hidden hal_ctx_start
+        .type   hal_ctx_start, @function
+        .p2align 4
+hal_ctx_start:
+        .cfi_startproc
+        .cfi_undefined rip
+        movq    %r13, %rdi
+        callq   *%r12
+        ud2
+        .cfi_endproc
+        .size   hal_ctx_start, .-hal_ctx_start
+
+        .section .note.GNU-stack, "", %progbits

@@ -1,0 +1,302 @@
+/*
+ * weft.h — goroutines for C: the whole public API.
+ *
+ * One header, C11 and C++ compatible, no includes beyond <stddef.h> and
+ * <stdint.h>, and no OS types: the ABI is the same on every target.
+ *
+ * Conventions: a function that can fail returns 0 (or a count) on success
+ * and a negative WEFT_E* code on failure. Functions that park the caller
+ * ("may park") must be called from a task; called elsewhere they return
+ * WEFT_ENOTASK. See docs/API.md for the guide.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__cplusplus)
+#define WEFT_NORETURN [[noreturn]]
+#else
+#define WEFT_NORETURN _Noreturn
+#endif
+
+/* ---- Error codes: distinct negative numbers. ---- */
+#define WEFT_EINVAL    (-1)  /* bad argument */
+#define WEFT_ENOMEM    (-2)  /* out of memory or address space */
+#define WEFT_EAGAIN    (-3)  /* would block (try operations) */
+#define WEFT_ECLOSED   (-4)  /* channel or descriptor closed */
+#define WEFT_ETIMEDOUT (-5)  /* deadline passed */
+#define WEFT_EDEADLK   (-6)  /* every task is blocked forever */
+#define WEFT_ENOTASK   (-7)  /* called outside a task */
+#define WEFT_EBADF     (-8)  /* not a valid descriptor */
+#define WEFT_EIO       (-9)  /* other OS error (see weft_errno) */
+#define WEFT_EBUSY     (-10) /* the runtime is already running */
+
+/* The name of an error code ("WEFT_EINVAL: invalid argument"); never NULL. */
+const char *weft_strerror(int code);
+
+/* ---- Lifecycle ---- */
+
+/*
+ * Zero fields mean defaults; the environment overrides a zero field:
+ *   procs        CPU count (of the process's affinity mask)  WEFT_PROCS
+ *   stack_size   256 KiB, rounded up to whole pages          WEFT_STACK
+ *   preempt      1 = on, -1 = off                            WEFT_PREEMPT=0/1
+ *   timeslice_ns 10 ms
+ */
+typedef struct weft_config {
+    int procs;
+    size_t stack_size;
+    int preempt;
+    int64_t timeslice_ns;
+} weft_config;
+
+/*
+ * Starts the runtime, runs fn(arg) as the first task and returns when it
+ * returns: the other tasks are discarded, every thread is joined and all
+ * memory is given back. Can be called again afterwards (not concurrently,
+ * not from inside a task: WEFT_EBUSY).
+ * Returns 0; WEFT_EDEADLK when every task is blocked forever (a dump of
+ * every task is printed first); WEFT_EINVAL for a NULL fn or a negative or
+ * absurd config field; WEFT_ENOMEM.
+ */
+int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg);
+
+/* ---- Tasks ---- */
+
+/* Starts a task running fn(arg). 0, WEFT_EINVAL (NULL fn), WEFT_ENOMEM,
+ * WEFT_ENOTASK. weft_go_stack takes a stack size (0 = the default); sizes
+ * are rounded up to whole pages, minimum 16 KiB, maximum 1 GiB. */
+int weft_go(void (*fn)(void *), void *arg);
+int weft_go_stack(void (*fn)(void *), void *arg, size_t stack_size);
+
+void weft_yield(void);            /* lets other tasks run; no-op outside a task */
+WEFT_NORETURN void weft_exit(void); /* ends the calling task (outside a task: aborts with a message) */
+uint64_t weft_id(void);           /* the current task's id (1 = the first), 0 outside a task */
+int weft_procs(void);             /* procs of the running runtime, 0 if none */
+int64_t weft_now(void);           /* monotonic nanoseconds */
+
+/* ---- Synchronisation: zero-initialised values are ready to use. ----
+ *
+ * Go's sync package for tasks: a task that waits is parked, its thread runs
+ * other tasks. None of these may be copied once used, and none is tied to
+ * the task that locked it (one task may lock, another unlock).
+ *
+ * Errors, the same for every type:
+ *   WEFT_EINVAL   a NULL argument, or misuse that can be detected: unlocking
+ *                 what is not locked, a negative waitgroup counter. The
+ *                 object is left exactly as it was.
+ *   WEFT_ENOTASK  outside a task (the host's thread, a thread the runtime
+ *                 did not start, or no run at all). Functions that may park
+ *                 (lock, rlock, cond_wait, wg_wait, once_do and both rwmutex
+ *                 unlocks) always fail there, even when they would not have
+ *                 to wait. trylock always works there; mutex unlock, signal,
+ *                 broadcast and wg add/done work there as long as they need
+ *                 not wake a parked task: if they would have to, they fail
+ *                 with WEFT_ENOTASK and change nothing (so a thread outside
+ *                 the runtime should not hold a mutex that tasks wait for).
+ * NULL is checked first; functions that may park check for a task next,
+ * before they look at the object.
+ */
+
+/* Go's sync.Mutex, with its starvation mode: a task that waited more than
+ * 1 ms for the lock makes the mutex hand it to waiters in FIFO order until
+ * the queue drains. Not recursive: a task that locks a mutex it holds
+ * waits forever. */
+typedef struct weft_mutex {
+    int32_t state; /* locked, woken, starving bits and a waiter count */
+    uint32_t sema; /* semaphore the waiters park on */
+} weft_mutex;
+/* 0, WEFT_EINVAL, WEFT_ENOTASK. May park. */
+int weft_mutex_lock(weft_mutex *m);
+/* Locks m if it is free, never parks: 0, WEFT_EAGAIN (held, or handed to a
+ * starving waiter), WEFT_EINVAL. Works outside a task. */
+int weft_mutex_trylock(weft_mutex *m);
+/* 0; WEFT_EINVAL (NULL, or m is not locked: m is left unchanged);
+ * WEFT_ENOTASK (outside a task when a parked task must be woken; m stays
+ * locked). Never parks; in starvation mode it yields to the waiter it hands
+ * the lock to. */
+int weft_mutex_unlock(weft_mutex *m);
+
+/* Go's sync.RWMutex: many readers or one writer. Writers are preferred:
+ * once a writer waits, new readers wait behind it, so a task must not take
+ * the read lock twice (the second rlock can wait forever for a writer that
+ * waits for the first). At most 2^30 - 1 concurrent readers. All four
+ * functions need a task (WEFT_ENOTASK) and return 0 or WEFT_EINVAL:
+ * runlock when no reader holds the lock and unlock when no writer does are
+ * refused with the state unchanged (an extra runlock while other readers
+ * hold the lock cannot be told from a legitimate one, as in Go). */
+typedef struct weft_rwmutex {
+    weft_mutex w;          /* held by the writer, and by writers that wait for readers */
+    uint32_t writer_sem;   /* the writer waits here for departing readers */
+    uint32_t reader_sem;   /* readers wait here for the writer */
+    int32_t reader_count;  /* readers holding or waiting; - 2^30 while a writer is in */
+    int32_t reader_wait;   /* readers the waiting writer still waits for */
+} weft_rwmutex;
+int weft_rwmutex_rlock(weft_rwmutex *rw);   /* may park */
+int weft_rwmutex_runlock(weft_rwmutex *rw);
+int weft_rwmutex_lock(weft_rwmutex *rw);    /* may park */
+int weft_rwmutex_unlock(weft_rwmutex *rw);  /* may yield (see weft_mutex_unlock) */
+
+/* Go's sync.Cond; waiters are woken in FIFO order, and only by a signal or
+ * broadcast (no spurious wake-ups), though the condition should still be
+ * re-checked in a loop. Signal and broadcast need not hold the mutex. */
+typedef struct weft_cond {
+    uint32_t wait;   /* ticket of the next waiter */
+    uint32_t notify; /* ticket of the next to be notified */
+    uint32_t lock;   /* unused, kept zero: the runtime guards the list with
+                        a lock of its own chosen by the cond's address */
+    uint32_t pad_;
+    void *head;      /* parked waiters, in ticket order (nearly) */
+    void *tail;
+} weft_cond;
+/* Unlocks m, parks until signalled, locks m again. m must be locked by
+ * the caller. 0; WEFT_EINVAL (NULL, or m not locked: nothing done);
+ * WEFT_ENOTASK. May park. */
+int weft_cond_wait(weft_cond *c, weft_mutex *m);
+/* Wake the oldest waiter / every waiter. 0; WEFT_EINVAL (NULL);
+ * WEFT_ENOTASK (outside a task with a parked waiter: nothing done). With
+ * nobody waiting they do nothing, anywhere. */
+int weft_cond_signal(weft_cond *c);
+int weft_cond_broadcast(weft_cond *c);
+
+/* Go's sync.WaitGroup. Adds that raise the counter from 0 must happen
+ * before the wait they are for; a waitgroup may be reused once every wait
+ * of the previous round has returned. */
+typedef struct weft_waitgroup {
+    uint64_t state; /* high 32 bits: counter; low 32 bits: waiters */
+    uint32_t sema;
+    uint32_t pad_;
+} weft_waitgroup;
+/* Adds delta (may be negative) to the counter; at 0 every waiter is
+ * released. 0; WEFT_EINVAL (NULL; the counter would go below 0 or above
+ * INT32_MAX; or an add from 0 races with the release of waiters): the
+ * counter is unchanged; WEFT_ENOTASK (outside a task when waiters would
+ * have to be released: unchanged). weft_wg_done is weft_wg_add(wg, -1). */
+int weft_wg_add(weft_waitgroup *wg, int64_t delta);
+int weft_wg_done(weft_waitgroup *wg);
+/* Parks until the counter is 0 (returns at once if it is). 0, WEFT_EINVAL,
+ * WEFT_ENOTASK. May park. */
+int weft_wg_wait(weft_waitgroup *wg);
+
+/* Go's sync.Once: fn(arg) runs exactly once, in the first caller; the
+ * others wait until it has returned, and every caller that returns sees its
+ * effects. fn must return (weft_exit in fn leaves the once locked forever)
+ * and must not call weft_once_do on the same once (it would wait for
+ * itself). 0, WEFT_EINVAL (NULL o or fn), WEFT_ENOTASK. May park. */
+typedef struct weft_once {
+    uint32_t done;
+    uint32_t pad_;
+    weft_mutex m;
+} weft_once;
+int weft_once_do(weft_once *o, void (*fn)(void *), void *arg);
+
+/* ---- Channels and select (Go's chan and select; docs/channels.md) ----
+ *
+ * A channel carries elements of a fixed size, copied in and out. Channel
+ * operations other than make/free/len/cap must be called from a task
+ * (elsewhere: WEFT_ENOTASK). Argument errors (WEFT_EINVAL) are reported
+ * before that. A channel belongs to the run that made it: weft_run gives
+ * its memory back when it returns. */
+typedef struct weft_chan weft_chan;
+
+/* A channel of elements of elem_size bytes (0 allowed) with a buffer of cap
+ * elements (0 = unbuffered). NULL when elem_size > 65535, cap > 2^40, the
+ * buffer would exceed 2^40 bytes, no memory is left, or no runtime is
+ * running (call it between weft_run's start and return, from any thread). */
+weft_chan *weft_chan_make(size_t elem_size, size_t cap);
+
+/* Sends a copy of *elem (elem_size bytes; elem may be NULL when elem_size
+ * is 0), blocking until a receiver takes it or the buffer has room.
+ * 0; WEFT_ECLOSED (closed before or while blocked); WEFT_EINVAL (NULL elem
+ * with elem_size > 0); WEFT_ENOTASK. A NULL channel blocks forever. */
+int weft_chan_send(weft_chan *c, const void *elem);
+
+/* Receives into *elem (elem may be NULL: the value is dropped), blocking
+ * until a value is there or the channel is closed. 1 with a value; 0 when
+ * the channel is closed and drained (elem is zeroed); WEFT_ENOTASK. Values
+ * buffered before a close are still received. A NULL channel blocks
+ * forever. */
+int weft_chan_recv(weft_chan *c, void *elem);
+
+/* As weft_chan_send / weft_chan_recv, but WEFT_EAGAIN where they would
+ * block (always for a NULL channel). */
+int weft_chan_try_send(weft_chan *c, const void *elem);
+int weft_chan_try_recv(weft_chan *c, void *elem);
+
+/* Closes c and wakes every blocked task: receivers get 0, senders
+ * WEFT_ECLOSED. 0; WEFT_ECLOSED (already closed); WEFT_EINVAL (NULL);
+ * WEFT_ENOTASK. */
+int weft_chan_close(weft_chan *c);
+
+/* Elements in the buffer now / buffer capacity; 0 for NULL. Any thread. */
+size_t weft_chan_len(weft_chan *c);
+size_t weft_chan_cap(weft_chan *c);
+
+/* Frees c; call it when no task will use it again. NULL: no-op. If tasks
+ * are still blocked on c it prints a warning and does not free it. After
+ * weft_run returned it does nothing (the memory is already gone). */
+void weft_chan_free(weft_chan *c);
+
+#define WEFT_SEND 1     /* weft_case.op: send *elem on chan */
+#define WEFT_RECV 2     /* weft_case.op: receive into elem (may be NULL) */
+#define WEFT_NONBLOCK 1 /* weft_select flag: never block (Go's default:) */
+
+typedef struct weft_case {
+    weft_chan *chan; /* NULL: the case is never ready */
+    int op;          /* WEFT_SEND or WEFT_RECV */
+    void *elem;      /* the value to send, or where to receive */
+    int ok;          /* set on the chosen case: recv 1 value / 0 closed;
+                        send 0 or WEFT_ECLOSED */
+} weft_case;
+
+/* Go's select: blocks until one of the n cases can proceed, picks one
+ * uniformly at random among those that can, performs it, sets its ok and
+ * returns its index. A send on a closed channel can proceed (ok =
+ * WEFT_ECLOSED), as can a receive on one (ok = 0, elem zeroed). The same
+ * channel may appear in several cases, for sending and receiving.
+ * flags: 0 or WEFT_NONBLOCK, which returns WEFT_EAGAIN instead of
+ * blocking. n == 0, or only NULL channels, blocks forever (unless
+ * WEFT_NONBLOCK). Errors: WEFT_EINVAL (n < 0 or > 65536, cases NULL with
+ * n > 0, unknown flags or op, NULL elem in a send case with elem_size > 0);
+ * WEFT_ENOTASK; WEFT_ENOMEM (n > 128 needs memory). */
+int weft_select(weft_case *cases, int n, int flags);
+
+/* ---- Diagnostics ---- */
+
+/* The struct has no typedef: its name is the function's (C keeps one namespace
+ * for both), so it is spelled `struct weft_stats`. */
+struct weft_stats {
+    uint64_t tasks;            /* live tasks */
+    uint64_t tasks_created;    /* since weft_run started */
+    uint64_t threads;          /* OS threads started */
+    uint64_t procs;
+    uint64_t idle_procs;
+    uint64_t spinning_threads;
+    uint64_t context_switches;
+    uint64_t steals;           /* successful steals */
+    uint64_t preemptions;
+    uint64_t syscall_retakes;
+    uint64_t poller_wakeups;
+    uint64_t timers;
+    uint64_t stacks_guard_region;  /* stacks guarded by a guard region (no extra mapping) */
+    uint64_t stacks_guard_protect; /* stacks guarded by a protected page (one mapping each) */
+    uint64_t stacks_unguarded;     /* stacks that got no guard (mapping budget exhausted) */
+    uint64_t mem_reserved;     /* bytes of address space held by the allocator and stacks */
+};
+
+/* Fills *s. 0, WEFT_EINVAL (NULL). Outside a run the counts are zero. */
+int weft_stats(struct weft_stats *s);
+
+/* Prints every task (id, state, what it waits on and since when) to stderr. */
+void weft_dump(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_H */

@@ -1,0 +1,106 @@
+/*
+ * alloc.h — kern's memory: a size-class allocator and task stacks, both
+ * built on hal_mem_* alone. See alloc.c and stack.c.
+ *
+ * Every byte kern takes from the OS is recorded, so k_mem_fini() gives all
+ * of it back when weft_run returns.
+ */
+#ifndef WEFT_KERN_ALLOC_H
+#define WEFT_KERN_ALLOC_H
+
+#include "kern/kern.h"
+
+/* ---- Allocator ---- */
+
+/* Number of small size classes (alloc.c's class_size table: 16-byte steps
+ * at first, then classes at most 12.5% apart, as in Go's sizeclasses.go);
+ * objects above K_SMALL_MAX bytes go straight to pages. */
+#define K_NCLASS 57
+#define K_SMALL_MAX 32768
+
+/*
+ * Per-proc cache (Go: mcache). Only the thread holding the proc touches it,
+ * so the fast path takes no lock and no atomic. Each class keeps a singly
+ * linked free list; when it runs empty a batch is taken from the central
+ * list, when it grows past a limit half is given back.
+ */
+struct k_mcache {
+    /* Owned by the thread holding the proc: */
+    void *free[K_NCLASS];
+    uint32_t count[K_NCLASS];
+};
+
+/* Sets up the allocator. Called once by weft_run before anything else. */
+int k_mem_init(void);
+/* Gives every reservation back to the OS. Called last by weft_run; no
+ * object may be used afterwards. */
+void k_mem_fini(void);
+
+/* Allocates size bytes (> 0), 16-byte aligned, contents unspecified.
+ * NULL when out of memory. Any thread; uses the calling thread's proc
+ * cache when it holds a proc, the central lists otherwise. */
+void *k_alloc(size_t size);
+/* The same, zero-filled. */
+void *k_zalloc(size_t size);
+/* Frees an object; size must be the size it was allocated with.
+ * NULL is ignored. */
+void k_free(void *p, size_t size);
+
+/* Moves every object of a cache to the central lists (a proc going away). */
+void k_mcache_flush(struct k_mcache *c);
+
+/* Bytes of address space currently reserved (for weft_stats): heap arenas,
+ * large objects and stacks. */
+uint64_t k_mem_reserved(void);
+
+/* hal_mem_reserve / hal_mem_release with the bookkeeping behind
+ * k_mem_reserved. Every reservation kern makes goes through these (stack.c
+ * uses them); whoever reserves must release before k_mem_fini returns. */
+void *k_mem_reserve(size_t size, size_t align);
+void k_mem_release(void *p, size_t size);
+
+/* ---- Stacks ---- */
+
+/*
+ * A task stack: [lo, lo + guard) is the guard, [lo + guard, hi) is usable.
+ * Stacks are carved out of large reservations, committed lazily by the OS
+ * (Linux) and cached per proc for reuse.
+ */
+struct k_stack {
+    char *lo;
+    char *hi;
+    size_t guard;           /* bytes of guard below the usable part */
+    uint8_t guard_kind;     /* enum hal_guard_kind */
+};
+
+/* Per-proc cache of stacks of the default size. */
+#define K_STACK_CACHE 16
+struct k_stack_cache {
+    /* Owned by the thread holding the proc: */
+    struct k_stack stacks[K_STACK_CACHE];
+    uint32_t n;
+};
+
+/* Sets the default stack size (rounded up to pages here; 0 = 256 KiB) for
+ * this run and resets the stack pool and counts. Call after k_mem_init. */
+void k_stack_init(size_t default_size);
+/* Releases every stack reservation, in use or not. k_mem_fini calls it;
+ * calling it again is harmless. */
+void k_stack_fini(void);
+/* Gets a stack of size usable bytes (0 = the default). 0 or HAL_ENOMEM. */
+int k_stack_alloc(size_t size, struct k_stack *out);
+/* Returns a stack for reuse; its pages may be discarded. */
+void k_stack_free(struct k_stack *s);
+/* Moves a proc's cached stacks to the central pool. */
+void k_stack_cache_flush(struct k_stack_cache *c);
+/* Counts of stacks by guard kind since the run started (weft_stats): each
+ * stack is counted once, when it is created and its guard installed; reuse
+ * does not count again. */
+void k_stack_counts(uint64_t *region, uint64_t *protect, uint64_t *none);
+
+/* The calling thread's proc caches, or NULL when it holds no proc.
+ * Defined by the scheduler (proc.c). */
+struct k_mcache *k_mcache_self(void);
+struct k_stack_cache *k_stack_cache_self(void);
+
+#endif /* WEFT_KERN_ALLOC_H */

@@ -1,0 +1,344 @@
+/*
+ * chan.c — channels: make, send, receive, close, len, cap, free
+ * (Go: runtime/chan.go). Select is in select.c; the structure and the
+ * helpers both files share are in chan.h.
+ *
+ * A channel is one allocation: struct weft_chan followed by a ring of cap
+ * elements of elem_size bytes. Each operation takes the channel lock and
+ * does one of four things, in this order of preference:
+ *
+ *   1. Hand off to a waiting partner. A send that finds a blocked receiver
+ *      copies the value straight into the receiver's element and readies
+ *      it; since k_ready puts it in this proc's runnext, it runs as soon as
+ *      the sender blocks or yields, on the same proc (the cache is warm).
+ *      A receive that finds a blocked sender on a full buffer takes the
+ *      head and moves the sender's value into the freed slot, so FIFO
+ *      order holds and the sender is released in one step.
+ *   2. Use the buffer (send: a free slot; receive: the head).
+ *   3. Closed: a send fails with WEFT_ECLOSED; a receive of a drained
+ *      channel returns 0 with a zeroed element.
+ *   4. Block: link a waiter (Go: sudog) for this task into sendq or recvq
+ *      and k_park with k_park_unlock, which releases the channel lock only
+ *      after the task is marked WAITING, so a waker that finds the waiter
+ *      always finds a parked task (see kern/sched.h). The waker completes
+ *      the operation on the parked task's behalf and sets w->success;
+ *      the task only reads the result.
+ *
+ * Tasks are readied after the channel lock is dropped, as in Go: the lock
+ * is held for the copy only, and the scheduler's locks are never taken
+ * inside a channel's.
+ *
+ * Non-blocking operations first check, without the lock, whether they are
+ * bound to fail (Go does the same); see try_send_fails / try_recv_fails.
+ *
+ * Departures from Go: sending on or closing a closed channel returns
+ * WEFT_ECLOSED instead of panicking, and closing a NULL channel returns
+ * WEFT_EINVAL. A task woken by close zeroes its own element (in Go the
+ * closer does it), so close writes to no other task's memory. Rejected:
+ * a lock-free channel (Vyukov's 2014 proposal for Go): it complicates
+ * select and close, and the locked path is not the bottleneck when the
+ * hand-off goes through runnext.
+ */
+#include "kern/chan.h"
+
+#include "kern/alloc.h"
+#include "kern/sched.h"
+
+/* ---- Send and receive (Go: chansend, chanrecv) ---- */
+
+/*
+ * true if a non-blocking send must fail with WEFT_EAGAIN, decided without
+ * the lock. "Full" is read first, then "not closed"; both are acquire loads,
+ * so the second is not satisfied earlier than the first. Since a channel
+ * never reopens, "open" seen second means it was open when "full" was seen:
+ * there was a moment when it was open and full, and the send is ordered at
+ * that moment. If it was closed instead, the locked path reports
+ * WEFT_ECLOSED.
+ */
+static inline bool try_send_fails(struct weft_chan *c)
+{
+    return chan_full(c) && atomic_load_explicit(&c->closed, memory_order_acquire) == 0;
+}
+
+/*
+ * A non-blocking receive, decided without the lock when it can be: returns
+ * WEFT_EAGAIN (empty and open), 0 (empty and closed: elem zeroed), or 1
+ * meaning "take the lock".
+ *
+ * "Empty" is read first, then "closed", for the reason in try_send_fails.
+ * The order matters here: read the other way round, a channel that was
+ * open with a value, then closed, then drained could look open and empty.
+ * The acquire on closed pairs with the release store of closed in
+ * chan_close: every element sent before the close is then visible to the
+ * second emptiness check, so "closed and empty" is only reported when no
+ * value is left.
+ */
+static inline int try_recv_fast(struct weft_chan *c, void *elem)
+{
+    if (!chan_empty(c))
+        return 1;
+    if (atomic_load_explicit(&c->closed, memory_order_acquire) == 0)
+        return WEFT_EAGAIN;
+    if (!chan_empty(c))
+        return 1;
+    if (elem != NULL)
+        memset(elem, 0, c->elem_size);
+    return 0;
+}
+
+/* Sends *elem on c (Go: chansend). Contract in chan.h. */
+int k_chan_send(struct weft_chan *c, const void *elem, bool block, struct task *self)
+{
+    if (!block && try_send_fails(c))
+        return WEFT_EAGAIN;
+
+    k_lock(&c->lock);
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+        k_unlock(&c->lock);
+        return WEFT_ECLOSED;
+    }
+    struct waiter *w = waitq_dequeue(&c->recvq);
+    if (w != NULL) {
+        chan_send_to(c, w, elem);
+        struct task *t = w->task;
+        k_unlock(&c->lock);
+        k_ready(t);
+        return 0;
+    }
+    if (atomic_load_explicit(&c->count, memory_order_relaxed) < c->cap) {
+        chan_buf_put(c, elem);
+        k_unlock(&c->lock);
+        return 0;
+    }
+    if (!block) {
+        k_unlock(&c->lock);
+        return WEFT_EAGAIN;
+    }
+
+    w = k_waiter_get(self);
+    k_assert(w->task == self);
+    w->obj = c;
+    w->elem = (void *)elem; /* only read from, by the receiver */
+    waitq_enqueue(&c->sendq, w);
+    k_park(k_park_unlock, &c->lock, WAIT_CHAN_SEND, c);
+
+    /* Dequeued by a receiver (success) or by close; either way the waker
+     * owned w until it readied us, and nobody else refers to it now. */
+    k_assert(w->next == NULL && w->prev == NULL);
+    bool ok = w->success;
+    k_waiter_put(w);
+    return ok ? 0 : WEFT_ECLOSED;
+}
+
+/* Receives from c into elem (Go: chanrecv). Contract in chan.h. */
+int k_chan_recv(struct weft_chan *c, void *elem, bool block, struct task *self)
+{
+    if (!block) {
+        int r = try_recv_fast(c, elem);
+        if (r <= 0)
+            return r;
+    }
+
+    k_lock(&c->lock);
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+        /* Closed: sendq is empty (close emptied it; no sender joins a
+         * closed channel), so only the buffer can still hold values. */
+        if (atomic_load_explicit(&c->count, memory_order_relaxed) == 0) {
+            k_unlock(&c->lock);
+            if (elem != NULL)
+                memset(elem, 0, c->elem_size);
+            return 0;
+        }
+    } else {
+        struct waiter *w = waitq_dequeue(&c->sendq);
+        if (w != NULL) {
+            chan_recv_from(c, w, elem);
+            struct task *t = w->task;
+            k_unlock(&c->lock);
+            k_ready(t);
+            return 1;
+        }
+    }
+    if (atomic_load_explicit(&c->count, memory_order_relaxed) > 0) {
+        chan_buf_take(c, elem);
+        k_unlock(&c->lock);
+        return 1;
+    }
+    if (!block) {
+        k_unlock(&c->lock);
+        return WEFT_EAGAIN;
+    }
+
+    struct waiter *w = k_waiter_get(self);
+    k_assert(w->task == self);
+    w->obj = c;
+    w->elem = elem;
+    waitq_enqueue(&c->recvq, w);
+    size_t elem_size = c->elem_size; /* c is not touched after the wake-up */
+    k_park(k_park_unlock, &c->lock, WAIT_CHAN_RECV, c);
+
+    k_assert(w->next == NULL && w->prev == NULL);
+    bool ok = w->success;
+    k_waiter_put(w);
+    if (ok)
+        return 1;
+    if (elem != NULL)
+        memset(elem, 0, elem_size);
+    return 0;
+}
+
+/* ---- Close (Go: closechan) ---- */
+
+/*
+ * Closes c (not NULL) and readies every waiter: receivers get 0, senders
+ * WEFT_ECLOSED. Returns 0 or WEFT_ECLOSED (already closed). Called from a
+ * thread holding a proc (k_ready needs one), without locks.
+ */
+static int chan_close(struct weft_chan *c)
+{
+    k_lock(&c->lock);
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+        k_unlock(&c->lock);
+        return WEFT_ECLOSED;
+    }
+    /* Release: pairs with the acquire load of closed in try_recv_fast. */
+    atomic_store_explicit(&c->closed, 1, memory_order_release);
+
+    /* Collect the waiters on a private list (linked through next, which is
+     * ours once a waiter is dequeued), then ready them after unlocking. */
+    struct waiter *list = NULL, *w;
+    while ((w = waitq_dequeue(&c->recvq)) != NULL) {
+        w->success = false;
+        atomic_store_explicit(&w->task->wake_data, w, memory_order_relaxed);
+        w->next = list;
+        list = w;
+    }
+    while ((w = waitq_dequeue(&c->sendq)) != NULL) {
+        w->success = false;
+        atomic_store_explicit(&w->task->wake_data, w, memory_order_relaxed);
+        w->next = list;
+        list = w;
+    }
+    k_unlock(&c->lock);
+
+    while (list != NULL) {
+        /* Read both before k_ready: from then on the task owns w. */
+        struct waiter *next = list->next;
+        struct task *t = list->task;
+        list->next = NULL;
+        k_ready(t);
+        list = next;
+    }
+    return 0;
+}
+
+/* ---- Public API (include/weft.h) ---- */
+
+weft_chan *weft_chan_make(size_t elem_size, size_t cap)
+{
+    if (elem_size > K_CHAN_ELEM_MAX || cap > K_CHAN_CAP_MAX)
+        return NULL;
+    if (elem_size != 0 && cap > K_CHAN_BUF_MAX / elem_size)
+        return NULL;
+    /* Memory belongs to a run (k_mem_fini gives it all back when weft_run
+     * returns), so there is no channel outside one. */
+    if (k_nprocs() == 0)
+        return NULL;
+    size_t hdr = K_ROUND_UP(sizeof(struct weft_chan), 16);
+    size_t size = hdr + elem_size * cap;
+    struct weft_chan *c = k_alloc(size);
+    if (c == NULL)
+        return NULL;
+    memset(c, 0, sizeof(*c));
+    c->elem_size = elem_size;
+    c->cap = cap;
+    c->buf = (char *)c + hdr;
+    c->alloc_size = size;
+    return c;
+}
+
+void weft_chan_free(weft_chan *c)
+{
+    if (c == NULL || k_nprocs() == 0)
+        return;
+    k_lock(&c->lock);
+    bool busy = atomic_load_explicit(&c->recvq.first, memory_order_relaxed) != NULL ||
+                atomic_load_explicit(&c->sendq.first, memory_order_relaxed) != NULL;
+    k_unlock(&c->lock);
+    if (busy) {
+        /* Freeing it would leave those tasks parked on freed memory. */
+        k_print("weft: weft_chan_free(%p): tasks are still blocked on it; "
+                "not freed\n", (void *)c);
+        return;
+    }
+    k_free(c, c->alloc_size);
+}
+
+int weft_chan_send(weft_chan *c, const void *elem)
+{
+    if (c != NULL && elem == NULL && c->elem_size != 0)
+        return WEFT_EINVAL;
+    struct task *self = k_task_self();
+    if (self == NULL)
+        return WEFT_ENOTASK;
+    if (c == NULL) {
+        k_park(NULL, NULL, WAIT_CHAN_NIL_SEND, NULL);
+        k_panic("send on a NULL channel resumed");
+    }
+    return k_chan_send(c, elem, true, self);
+}
+
+int weft_chan_recv(weft_chan *c, void *elem)
+{
+    struct task *self = k_task_self();
+    if (self == NULL)
+        return WEFT_ENOTASK;
+    if (c == NULL) {
+        k_park(NULL, NULL, WAIT_CHAN_NIL_RECV, NULL);
+        k_panic("receive on a NULL channel resumed");
+    }
+    return k_chan_recv(c, elem, true, self);
+}
+
+int weft_chan_try_send(weft_chan *c, const void *elem)
+{
+    if (c != NULL && elem == NULL && c->elem_size != 0)
+        return WEFT_EINVAL;
+    if (k_task_self() == NULL)
+        return WEFT_ENOTASK;
+    if (c == NULL)
+        return WEFT_EAGAIN;
+    return k_chan_send(c, elem, false, NULL);
+}
+
+int weft_chan_try_recv(weft_chan *c, void *elem)
+{
+    if (k_task_self() == NULL)
+        return WEFT_ENOTASK;
+    if (c == NULL)
+        return WEFT_EAGAIN;
+    return k_chan_recv(c, elem, false, NULL);
+}
+
+int weft_chan_close(weft_chan *c)
+{
+    if (c == NULL)
+        return WEFT_EINVAL;
+    if (k_task_self() == NULL)
+        return WEFT_ENOTASK;
+    return chan_close(c);
+}
+
+size_t weft_chan_len(weft_chan *c)
+{
+    if (c == NULL)
+        return 0;
+    /* A snapshot, as in Go; relaxed is enough for a value that may be
+     * stale by the time the caller looks at it. */
+    return atomic_load_explicit(&c->count, memory_order_relaxed);
+}
+
+size_t weft_chan_cap(weft_chan *c)
+{
+    return c == NULL ? 0 : c->cap;
+}

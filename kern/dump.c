@@ -1,0 +1,91 @@
+/*
+ * dump.c — printing every task's state (weft_dump, the deadlock report,
+ * panics) and naming the task whose stack overflowed (kern_fault).
+ *
+ * All output goes through k_print: no allocation, async-signal-safe, so
+ * the same code serves a panic, a signal handler and a normal call.
+ */
+#include "kern/proc.h"
+
+static const char *state_str(int s)
+{
+    switch (s) {
+    case TASK_RUNNABLE: return "runnable";
+    case TASK_RUNNING: return "running";
+    case TASK_WAITING: return "waiting";
+    case TASK_DEAD: return "dead";
+    default: return "?";
+    }
+}
+
+/* One line per live task. Takes alltasks_lock if it can get it (a panic
+ * may come from a thread that holds it: then the list is walked without,
+ * which is racy but better than no dump). */
+void k_dump_tasks(void)
+{
+    bool locked = false;
+    for (int i = 0; i < 1000 && !(locked = k_trylock(&k_sched.alltasks_lock)); i++)
+        hal_cpu_relax();
+    int64_t now = hal_now_ns();
+    uint64_t shown = 0, dead = 0;
+    for (struct task *t = k_sched.alltasks; t; t = t->all_next) {
+        int s = atomic_load_explicit(&t->state, memory_order_relaxed);
+        if (s == TASK_DEAD || s == 0) {
+            dead++;
+            continue;
+        }
+        if (shown++ >= 1000)
+            continue;
+        if (s == TASK_WAITING) {
+            int64_t since = atomic_load_explicit(&t->wait_since_ns, memory_order_relaxed);
+            int64_t ms = since ? (now - since) / 1000000 : -1;
+            k_print("  task %llu [%s: %s, %lld ms] on %p, stack %p-%p\n",
+                    (unsigned long long)t->id, state_str(s),
+                    k_wait_reason_str((enum wait_reason)atomic_load_explicit(
+                        &t->wait_reason, memory_order_relaxed)),
+                    (long long)ms, atomic_load_explicit(&t->wait_obj, memory_order_relaxed),
+                    (void *)t->stack.lo, (void *)t->stack.hi);
+        } else {
+            k_print("  task %llu [%s], stack %p-%p\n", (unsigned long long)t->id,
+                    state_str(s), (void *)t->stack.lo, (void *)t->stack.hi);
+        }
+    }
+    if (shown > 1000)
+        k_print("  ... and %llu more tasks\n", (unsigned long long)(shown - 1000));
+    if (locked)
+        k_unlock(&k_sched.alltasks_lock);
+}
+
+void weft_dump(void)
+{
+    if (k_sched.nprocs == 0) {
+        k_print("weft: dump: no run is active\n");
+        return;
+    }
+    k_print("weft: dump: %llu tasks, %d procs (%d idle), %d threads\n",
+            (unsigned long long)atomic_load(&k_sched.ntasks_live), k_sched.nprocs,
+            (int)atomic_load(&k_sched.nidle_procs), (int)k_sched.nthreads);
+    k_dump_tasks();
+}
+
+/* Called by the port's fault handler (alternate signal stack). */
+void kern_fault(void *addr)
+{
+    struct thread *th = k_thread_self();
+    if (!th || !th->cur)
+        return;
+    struct task *t = th->cur;
+    char *a = addr;
+    /* The guard, and a little below it: a frame larger than the guard can
+     * jump past it, but not far. */
+    char *guard_lo = t->stack.lo;
+    char *guard_hi = t->stack.lo + t->stack.guard;
+    if (a >= guard_hi || a + 64 * 1024 < guard_lo)
+        return;
+    size_t usable = (size_t)(t->stack.hi - guard_hi);
+    k_print("weft: task %llu: stack overflow (fault at %p; its stack is %p-%p, %llu bytes; "
+            "give it more with weft_go_stack or WEFT_STACK)\n",
+            (unsigned long long)t->id, addr, (void *)guard_hi, (void *)t->stack.hi,
+            (unsigned long long)usable);
+    hal_abort();
+}

@@ -1,0 +1,88 @@
+/*
+ * kern.h — what every kern file needs: assertions, panics, printing,
+ * atomics shorthand, and the freestanding rule.
+ *
+ * kern/ is freestanding C11: it includes only the compiler's freestanding
+ * headers, kern/ headers and hal/hal.h, and calls the OS only through hal_*.
+ * `make check-freestanding` proves it for every target. See docs/HACKING.md.
+ */
+#ifndef WEFT_KERN_H
+#define WEFT_KERN_H
+
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hal/hal.h"
+#include "include/weft.h" /* the WEFT_E* codes and public types */
+
+#define K_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#define K_LIKELY(x) __builtin_expect(!!(x), 1)
+#define K_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define K_NOINLINE __attribute__((noinline))
+#define K_UNUSED __attribute__((unused))
+#define K_CACHELINE 64
+#define K_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define K_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define K_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define K_CONTAINER_OF(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
+
+/* Round x up to a multiple of a (a power of two). */
+#define K_ROUND_UP(x, a) (((x) + ((a) - 1)) & ~((size_t)(a) - 1))
+
+/* The four functions a freestanding compiler may emit calls to; the port
+ * provides them (from libc on hosted ports). */
+void *memcpy(void *restrict dst, const void *restrict src, size_t n);
+void *memmove(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+
+/* Atomics shorthand. Orders are explicit at every use in the hot paths;
+ * these are for the common cases. */
+#define k_load_relaxed(p) atomic_load_explicit((p), memory_order_relaxed)
+#define k_load_acquire(p) atomic_load_explicit((p), memory_order_acquire)
+#define k_store_relaxed(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+#define k_store_release(p, v) atomic_store_explicit((p), (v), memory_order_release)
+
+/* Printing to the error stream, async-signal-safe, no allocation.
+ * Formats: %s %c %d %i %u %x %p %% with optional l/ll/z length, and an
+ * optional width with zero padding (%08x). Output is built in a stack
+ * buffer and written with one hal_write_err per call (up to 512 bytes). */
+void k_print(const char *fmt, ...);
+void k_vprint(const char *fmt, va_list ap);
+int k_snprint(char *buf, size_t n, const char *fmt, ...);
+int k_vsnprint(char *buf, size_t n, const char *fmt, va_list ap);
+
+/* A broken invariant: prints "weft: fatal: <what>", every task's state and
+ * aborts (Go's throw). Print details with k_print before calling it. */
+_Noreturn void k_panic(const char *what);
+
+/* Assertions. k_assert is live in DEBUG builds only; k_check always. */
+#define k_check(cond)                                                          \
+    do {                                                                       \
+        if (K_UNLIKELY(!(cond)))                                               \
+            k_panic_at(__FILE__, __LINE__, #cond);                             \
+    } while (0)
+#ifdef WEFT_DEBUG
+#define k_assert(cond) k_check(cond)
+#else
+#define k_assert(cond) ((void)0)
+#endif
+_Noreturn void k_panic_at(const char *file, int line, const char *what);
+
+/* Small string helpers (kern has no libc). */
+size_t k_strlen(const char *s);
+int k_strcmp(const char *a, const char *b);
+/* Parses a decimal integer with an optional K/M/G suffix (powers of 1024).
+ * Returns 0 and stores *out, or -1 on anything malformed or overflowing. */
+int k_parse_int(const char *s, int64_t *out);
+
+/* A fast per-thread pseudo-random generator (wyrand). */
+uint64_t k_rand_next(uint64_t *state);
+/* Uniform in [0, n), n > 0. */
+uint32_t k_rand_n(uint64_t *state, uint32_t n);
+
+#endif /* WEFT_KERN_H */

@@ -1,0 +1,123 @@
+/*
+ * lock.c — kern's runtime lock: spin a little, then sleep on a futex
+ * (Go: lock_futex.go).
+ *
+ * key: 0 unlocked, 1 locked, 2 locked and someone may sleep on it. The
+ * unlocker wakes one sleeper only when it swapped out a 2, so the
+ * uncontended path is one atomic exchange each way and no system call.
+ * A woken sleeper re-takes the lock with key 2 (it cannot know whether
+ * others still sleep), which costs at most one spurious wake later.
+ */
+#include "kern/lock.h"
+#include "kern/proc.h"
+
+#define SPIN_ROUNDS 4     /* active spins before yielding the CPU */
+#define SPIN_RELAX 30     /* hal_cpu_relax per active spin */
+
+static void held_inc(void)
+{
+    struct thread *th = k_thread_self();
+    if (th)
+        th->locks++;
+}
+
+static void held_dec(void)
+{
+    struct thread *th = k_thread_self();
+    if (th) {
+        k_assert(th->locks > 0);
+        th->locks--;
+    }
+}
+
+static void set_owner(struct k_lock *l)
+{
+#ifdef WEFT_DEBUG
+    l->owner = k_thread_self();
+#else
+    (void)l;
+#endif
+}
+
+void k_lock(struct k_lock *l)
+{
+#ifdef WEFT_DEBUG
+    if (l->owner && l->owner == k_thread_self() && l->owner != NULL)
+        k_panic("k_lock: recursive lock");
+#endif
+    held_inc();
+    uint32_t v = atomic_exchange_explicit(&l->key, 1, memory_order_acquire);
+    if (K_LIKELY(v == 0)) {
+        set_owner(l);
+        return;
+    }
+    /* v is 1 or 2. If it was 2 we must leave 2 behind when we take it, or
+     * a sleeper would be forgotten. */
+    uint32_t wait = v;
+    for (;;) {
+        for (int i = 0; i < SPIN_ROUNDS; i++) {
+            while (atomic_load_explicit(&l->key, memory_order_relaxed) == 0) {
+                uint32_t expect = 0;
+                if (atomic_compare_exchange_weak_explicit(&l->key, &expect, wait,
+                                                          memory_order_acquire,
+                                                          memory_order_relaxed)) {
+                    set_owner(l);
+                    return;
+                }
+            }
+            for (int j = 0; j < SPIN_RELAX; j++)
+                hal_cpu_relax();
+        }
+        /* Sleep. Announce ourselves with 2 first. */
+        v = atomic_exchange_explicit(&l->key, 2, memory_order_acquire);
+        if (v == 0) {
+            set_owner(l);
+            return;
+        }
+        wait = 2;
+        hal_futex_wait((uint32_t *)&l->key, 2, -1);
+    }
+}
+
+bool k_trylock(struct k_lock *l)
+{
+    uint32_t expect = 0;
+    if (atomic_compare_exchange_strong_explicit(&l->key, &expect, 1, memory_order_acquire,
+                                                memory_order_relaxed)) {
+        held_inc();
+        set_owner(l);
+        return true;
+    }
+    return false;
+}
+
+void k_unlock(struct k_lock *l)
+{
+#ifdef WEFT_DEBUG
+    if (l->owner != k_thread_self())
+        k_panic("k_unlock: not the owner");
+    l->owner = NULL;
+#endif
+    uint32_t v = atomic_exchange_explicit(&l->key, 0, memory_order_release);
+    if (K_UNLIKELY(v == 0))
+        k_panic("k_unlock: lock not held");
+    if (v == 2)
+        hal_futex_wake((uint32_t *)&l->key, 1);
+    held_dec();
+}
+
+void k_lock_assert_held(struct k_lock *l)
+{
+#ifdef WEFT_DEBUG
+    if (l->owner != k_thread_self() || atomic_load(&l->key) == 0)
+        k_panic("lock not held by this thread");
+#else
+    (void)l;
+#endif
+}
+
+int k_locks_held(void)
+{
+    struct thread *th = k_thread_self();
+    return th ? th->locks : 0;
+}

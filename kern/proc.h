@@ -1,0 +1,170 @@
+/*
+ * proc.h — the scheduler's structures: procs (Go: p), worker threads
+ * (Go: m) and the global scheduler state (Go: schedt).
+ *
+ * Who owns what, in one paragraph: a thread runs tasks only while it holds
+ * a proc. A proc has a local run queue that only its holder pushes to (and
+ * pops from); other threads may steal from it. Idle procs and idle threads
+ * sit on lists in sched, under sched.lock. A task runs on a thread's stack
+ * of its own; a thread's scheduler code runs on the thread's own OS stack
+ * (Go: g0), reached by switching to thread->sched_ctx.
+ */
+#ifndef WEFT_KERN_PROC_H
+#define WEFT_KERN_PROC_H
+
+#include "kern/alloc.h"
+#include "kern/lock.h"
+#include "kern/sched.h"
+#include "kern/task.h"
+#include "kern/waiter.h"
+
+#define K_RUNQ_SIZE 256        /* slots in a proc's ring run queue */
+#define K_GLOBAL_TICK 61       /* check the global queue every this many ticks */
+#define K_MAX_PROCS 1024
+#define K_TASK_CACHE 64        /* dead tasks (with stacks) kept per proc */
+#define K_WAITER_CACHE 64      /* free waiters kept per proc */
+
+enum proc_status {
+    PROC_IDLE = 0,    /* on sched.idle_procs, no thread */
+    PROC_RUNNING = 1, /* held by exactly one thread */
+};
+
+struct proc {
+    /* Immutable during a run: */
+    int id;
+
+    /* Written under sched.lock (idle list); read by its holder: */
+    _Atomic int status;        /* enum proc_status; read racily by thieves */
+    struct proc *idle_next;
+    struct thread *thread;     /* the holder, NULL when idle */
+
+    /*
+     * The run queue (Go: runqhead, runqtail, runq, runnext).
+     * Only the holder writes runq_tail (release store) and the slots in
+     * [tail, head + K_RUNQ_SIZE); anyone may take from the head with a CAS
+     * on runq_head (acquire-release). runnext: only the holder sets it to a
+     * task; a thief may CAS it to NULL (to steal it).
+     */
+    _Alignas(K_CACHELINE) _Atomic uint32_t runq_head;
+    _Alignas(K_CACHELINE) _Atomic uint32_t runq_tail;
+    struct task *_Atomic runq[K_RUNQ_SIZE];
+    struct task *_Atomic runnext;
+
+    /* Owned by the holder (no lock, no atomic needed): */
+    _Alignas(K_CACHELINE) uint32_t schedtick; /* incremented per task run */
+    int64_t clock_ns;          /* recent hal_now_ns, refreshed every 8 ticks */
+    struct k_mcache mcache;
+    struct k_stack_cache stack_cache;
+    struct task *dead;         /* dead tasks with default stacks, for reuse */
+    uint32_t ndead;
+    struct waiter *waiters[K_WAITER_CACHE];
+    uint32_t nwaiters;
+
+    /* Statistics: written by the holder with relaxed stores, read by anyone: */
+    _Atomic uint64_t nswitch;
+    _Atomic uint64_t nsteal;
+};
+
+/* Why a task switched to its thread's scheduler stack. */
+enum switch_why {
+    SW_NONE = 0,
+    SW_YIELD,  /* runnable again: back of the local run queue */
+    SW_PARK,   /* WAITING: call thread->park_fn, then forget the task */
+    SW_EXIT,   /* DEAD: recycle */
+};
+
+struct thread {
+    /* Immutable after start: */
+    int id;
+    hal_thread_t handle;       /* for joining; unused for thread 0 */
+    struct thread *all_next;   /* sched.all_threads (append under sched.lock) */
+
+    /* Owned by this thread: */
+    struct hal_context sched_ctx; /* its scheduler loop, on its OS stack */
+    struct task *cur;          /* the task it runs, NULL on its scheduler stack */
+    struct proc *proc;         /* the proc it holds, NULL when idle */
+    bool spinning;             /* counted in sched.nspinning */
+    int locks;                 /* k_locks held right now */
+    uint64_t rand;             /* k_rand_next state */
+    enum switch_why why;       /* set by the task before switching out */
+    k_unlock_fn park_fn;       /* with SW_PARK */
+    void *park_arg;
+
+    /* Protected by sched.lock: */
+    struct thread *idle_next;
+    struct proc *next_proc;    /* proc handed over by the waker (Go: nextp) */
+    bool idle;                 /* on sched.idle_threads */
+
+    /* The parking word: 0 parked/about to park, 1 woken. The waker stores 1
+     * (release) after setting next_proc under sched.lock, then futex-wakes. */
+    _Atomic uint32_t wake;
+};
+
+struct sched {
+    /* sched.lock protects the idle lists, the global queue and the thread
+     * list. Rank: taken after channel and sema locks, before alloc's. */
+    struct k_lock lock;
+    struct proc *idle_procs;
+    _Atomic int32_t nidle_procs;   /* written under lock, read without */
+    struct thread *idle_threads;
+    int32_t nidle_threads;
+    struct thread *all_threads;
+    int32_t nthreads;
+    struct task *runq_head, *runq_tail; /* global queue, linked by schedlink */
+    _Atomic int32_t runq_size;     /* written under lock, read without */
+    struct task *free_tasks;       /* dead task structs without stacks */
+
+    /* Threads looking for work (Go: nmspinning). See sched.c's protocol. */
+    _Atomic int32_t nspinning;
+
+    /* Immutable during a run: */
+    int nprocs;
+    struct proc **procs;
+    size_t stack_size;             /* default usable stack bytes */
+    int preempt;                   /* 1 on, -1 off */
+    int64_t timeslice_ns;
+
+    _Atomic bool stopping;         /* weft_run is ending: threads leave */
+    _Atomic int result;            /* weft_run's return value */
+    struct task *main_task;
+
+    /* Every task struct ever allocated in this run (never freed before the
+     * run ends; dead ones are reused), for the dump. Append-only under
+     * alltasks_lock; readers walk it under the same lock. */
+    struct k_lock alltasks_lock;
+    struct task *alltasks;
+    _Atomic uint64_t ntasks_live;
+    _Atomic uint64_t next_id;
+};
+
+extern struct sched k_sched;
+
+/* The calling thread's kern thread, or NULL for foreign threads. */
+static inline struct thread *k_thread_self(void) { return (struct thread *)hal_thread_get(); }
+
+/* ---- proc.c: run queues ---- */
+void k_runq_put(struct proc *p, struct task *t, bool next);
+struct task *k_runq_get(struct proc *p);
+bool k_runq_empty(struct proc *p);
+/* Steals about half of victim's queue into p's; returns one task to run. */
+struct task *k_runq_steal(struct proc *p, struct proc *victim, bool steal_next);
+/* Global queue; sched.lock held. */
+void k_globrunq_put(struct task *t);
+struct task *k_globrunq_get(struct proc *p, int max);
+
+/* ---- sched.c ---- */
+void k_sched_loop(struct thread *th);       /* a thread's scheduler loop */
+void k_wakep(void);
+void k_stop_the_world(int result);          /* begin shutdown (any thread) */
+int k_sched_start(struct thread *th0);
+
+/* ---- task.c ---- */
+struct task *k_task_new(struct proc *p, size_t stack_size);
+void k_task_recycle(struct proc *p, struct task *t);
+void k_task_first_run(struct task *t);
+_Noreturn void k_task_exit(void);
+
+/* ---- dump.c ---- */
+void k_dump_tasks(void);
+
+#endif /* WEFT_KERN_PROC_H */

@@ -1,0 +1,271 @@
+/*
+ * runtime.c — weft_run and the public task calls (Go: schedinit, main,
+ * newproc's front door).
+ *
+ * weft_run turns the calling thread into worker thread 0: it holds proc 0
+ * and runs the scheduler loop on its own stack until the first task ends
+ * (or a deadlock stops the run). Then it joins every other worker,
+ * releases all memory and returns, so the host gets back exactly the
+ * thread it lent and nothing is left behind; the next weft_run starts
+ * from zero.
+ */
+#include "kern/proc.h"
+#include "kern/sema.h"
+
+/* 1 while a run is active; guards against concurrent and nested runs. */
+static _Atomic int running;
+
+#define MIN_STACK (16u * 1024)
+#define MAX_STACK (1024u * 1024 * 1024)
+#define DEFAULT_STACK (256u * 1024)
+#define DEFAULT_TIMESLICE_NS 10000000
+
+/* Rounds a requested stack size to whole pages within the limits; 0 when
+ * the request is out of range. */
+static size_t stack_round(size_t size)
+{
+    if (size > MAX_STACK)
+        return 0;
+    if (size < MIN_STACK)
+        size = MIN_STACK;
+    return K_ROUND_UP(size, hal_page_size());
+}
+
+/* An integer environment override in [lo, hi]; 0 when unset, 1 when set
+ * (stored in *out), -1 when malformed (reported). */
+static int env_int(const char *name, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *s = hal_getenv(name);
+    if (!s || !*s)
+        return 0;
+    int64_t v;
+    if (k_parse_int(s, &v) != 0 || v < lo || v > hi) {
+        k_print("weft: %s=%s: expected a number from %lld to %lld\n", name, s,
+                (long long)lo, (long long)hi);
+        return -1;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Fills the run's settings from cfg and the environment. 0 or WEFT_EINVAL. */
+static int configure(const weft_config *cfg)
+{
+    weft_config c = {0};
+    if (cfg)
+        c = *cfg;
+    int64_t v;
+    int r;
+
+    if (c.procs < 0 || c.procs > K_MAX_PROCS)
+        return WEFT_EINVAL;
+    if (c.procs == 0) {
+        if ((r = env_int("WEFT_PROCS", 1, K_MAX_PROCS, &v)) < 0)
+            return WEFT_EINVAL;
+        c.procs = r ? (int)v : hal_cpu_count();
+    }
+    if (c.procs > K_MAX_PROCS)
+        c.procs = K_MAX_PROCS;
+
+    if (c.stack_size == 0) {
+        if ((r = env_int("WEFT_STACK", MIN_STACK, MAX_STACK, &v)) < 0)
+            return WEFT_EINVAL;
+        c.stack_size = r ? (size_t)v : DEFAULT_STACK;
+    }
+    size_t stack = stack_round(c.stack_size);
+    if (!stack)
+        return WEFT_EINVAL;
+
+    if (c.preempt != 0 && c.preempt != 1 && c.preempt != -1)
+        return WEFT_EINVAL;
+    if (c.preempt == 0) {
+        if ((r = env_int("WEFT_PREEMPT", 0, 1, &v)) < 0)
+            return WEFT_EINVAL;
+        c.preempt = (r && v == 0) ? -1 : 1;
+    }
+
+    if (c.timeslice_ns < 0)
+        return WEFT_EINVAL;
+    if (c.timeslice_ns == 0)
+        c.timeslice_ns = DEFAULT_TIMESLICE_NS;
+
+    k_sched.nprocs = c.procs;
+    k_sched.stack_size = stack;
+    k_sched.preempt = c.preempt;
+    k_sched.timeslice_ns = c.timeslice_ns;
+    return 0;
+}
+
+static int make_procs(struct thread *th0)
+{
+    k_sched.procs = k_zalloc(sizeof(struct proc *) * (size_t)k_sched.nprocs);
+    if (!k_sched.procs)
+        return WEFT_ENOMEM;
+    for (int i = 0; i < k_sched.nprocs; i++) {
+        struct proc *p = k_zalloc(sizeof *p);
+        if (!p)
+            return WEFT_ENOMEM;
+        p->id = i;
+        k_sched.procs[i] = p;
+    }
+    /* Proc 0 goes to thread 0; the others are idle. */
+    k_lock(&k_sched.lock);
+    for (int i = k_sched.nprocs - 1; i >= 1; i--) {
+        struct proc *p = k_sched.procs[i];
+        atomic_store(&p->status, PROC_IDLE);
+        p->idle_next = k_sched.idle_procs;
+        k_sched.idle_procs = p;
+    }
+    atomic_store(&k_sched.nidle_procs, k_sched.nprocs - 1);
+    k_unlock(&k_sched.lock);
+    struct proc *p0 = k_sched.procs[0];
+    atomic_store(&p0->status, PROC_RUNNING);
+    p0->thread = th0;
+    p0->clock_ns = hal_now_ns();
+    th0->proc = p0;
+    return 0;
+}
+
+int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
+{
+    if (!fn)
+        return WEFT_EINVAL;
+    if (hal_thread_get() != NULL)
+        return WEFT_EBUSY; /* called from inside a run */
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&running, &expect, 1))
+        return WEFT_EBUSY;
+
+    memset(&k_sched, 0, sizeof k_sched);
+    int err = configure(cfg);
+    if (err) {
+        k_sched.nprocs = 0;
+        atomic_store(&running, 0);
+        return err;
+    }
+    int nprocs = k_sched.nprocs;
+    size_t stack_size = k_sched.stack_size;
+    if (k_mem_init() != 0) {
+        memset(&k_sched, 0, sizeof k_sched);
+        atomic_store(&running, 0);
+        return WEFT_ENOMEM;
+    }
+    k_stack_init(stack_size);
+    k_sema_init();
+    atomic_store(&k_sched.next_id, 1);
+
+    struct thread th0_storage;
+    struct thread *th0 = &th0_storage;
+    memset(th0, 0, sizeof *th0);
+    th0->rand = (uint64_t)hal_now_ns() * 0x9e3779b97f4a7c15ull;
+    k_sched.nthreads = 1; /* thread 0 counts but is not on all_threads */
+
+    hal_thread_enter();
+    hal_thread_set(th0);
+    err = make_procs(th0);
+    struct task *main_task = NULL;
+    if (!err) {
+        main_task = k_task_new(th0->proc, 0);
+        if (!main_task)
+            err = WEFT_ENOMEM;
+    }
+    if (!err) {
+        main_task->fn = fn;
+        main_task->arg = arg;
+        k_sched.main_task = main_task;
+        k_runq_put(th0->proc, main_task, false);
+        (void)nprocs;
+        k_sched_loop(th0);
+        err = atomic_load(&k_sched.result);
+    }
+
+    /* Every other thread leaves its loop once it sees stopping; wait for
+     * them. (With err set before the loop, no thread was started.) */
+    k_lock(&k_sched.lock);
+    struct thread *threads = k_sched.all_threads;
+    k_unlock(&k_sched.lock);
+    for (struct thread *th = threads; th; th = th->all_next)
+        hal_thread_join(th->handle);
+
+    hal_thread_set(NULL);
+    hal_thread_leave();
+    k_mem_fini();
+    memset(&k_sched, 0, sizeof k_sched);
+    atomic_store(&running, 0);
+    return err;
+}
+
+int weft_go(void (*fn)(void *), void *arg)
+{
+    if (!fn)
+        return WEFT_EINVAL;
+    return k_spawn(fn, arg, 0);
+}
+
+int weft_go_stack(void (*fn)(void *), void *arg, size_t stack_size)
+{
+    if (!fn)
+        return WEFT_EINVAL;
+    if (!k_task_self())
+        return WEFT_ENOTASK;
+    size_t size = 0;
+    if (stack_size) {
+        size = stack_round(stack_size);
+        if (!size)
+            return WEFT_EINVAL;
+    }
+    return k_spawn(fn, arg, size);
+}
+
+void weft_yield(void)
+{
+    k_yield();
+}
+
+_Noreturn void weft_exit(void)
+{
+    if (!k_task_self()) {
+        k_print("weft: weft_exit called outside a task\n");
+        hal_abort();
+    }
+    k_task_exit();
+}
+
+uint64_t weft_id(void)
+{
+    struct task *t = k_task_self();
+    return t ? t->id : 0;
+}
+
+int weft_procs(void)
+{
+    return atomic_load(&running) ? k_sched.nprocs : 0;
+}
+
+int64_t weft_now(void)
+{
+    return hal_now_ns();
+}
+
+int weft_stats(struct weft_stats *s)
+{
+    if (!s)
+        return WEFT_EINVAL;
+    memset(s, 0, sizeof *s);
+    if (!atomic_load(&running) || !k_sched.procs)
+        return 0;
+    s->tasks = atomic_load_explicit(&k_sched.ntasks_live, memory_order_relaxed);
+    s->tasks_created = atomic_load_explicit(&k_sched.next_id, memory_order_relaxed) - 1;
+    s->threads = (uint64_t)k_sched.nthreads;
+    s->procs = (uint64_t)k_sched.nprocs;
+    s->idle_procs = (uint64_t)atomic_load(&k_sched.nidle_procs);
+    s->spinning_threads = (uint64_t)atomic_load(&k_sched.nspinning);
+    for (int i = 0; i < k_sched.nprocs; i++) {
+        struct proc *p = k_sched.procs[i];
+        s->context_switches += atomic_load_explicit(&p->nswitch, memory_order_relaxed);
+        s->steals += atomic_load_explicit(&p->nsteal, memory_order_relaxed);
+    }
+    k_stack_counts(&s->stacks_guard_region, &s->stacks_guard_protect, &s->stacks_unguarded);
+    s->mem_reserved = k_mem_reserved();
+    return 0;
+}

@@ -1,0 +1,527 @@
+/*
+ * sched.c — the scheduler: each thread's loop, finding work, parking and
+ * readying tasks, and parking and waking threads (Go: schedule,
+ * findRunnable, execute, park_m, gopark, goready, wakep, startm, stopm in
+ * proc.go).
+ *
+ * Worker thread parking and unparking
+ * -----------------------------------
+ * The problem is Go's: keep enough threads running to use every proc that
+ * has work, and no more, without ever leaving a runnable task unnoticed
+ * while threads sleep. Waking a thread per readied task wastes CPU and
+ * futex calls when work is fine-grained; never waking leaves procs idle.
+ * Go's answer, which weft keeps:
+ *
+ *  - A thread that finds nothing in its own queue becomes *spinning*
+ *    (counted in sched.nspinning) and steals from others. At most half of
+ *    the busy procs' worth of threads spin at once.
+ *  - Whoever makes a task runnable (k_ready, spawn) calls k_wakep, which
+ *    starts or wakes one thread only when idle procs exist and nobody
+ *    spins: a spinning thread will find the task anyway.
+ *  - A spinning thread that finds work stops spinning; if it was the last
+ *    spinner it wakes another (there may be more work where it found some).
+ *  - A spinning thread that finds nothing gives its proc back to the idle
+ *    list, then (1) decrements nspinning, (2) a #StoreLoad fence, (3) looks
+ *    at every proc's queue and the global queue once more. If it sees work
+ *    it takes an idle proc and spins again. A concurrent readier that saw
+ *    nspinning != 0 before step 1 relied on this re-check; one that saw 0
+ *    starts a thread itself.
+ *
+ * A readied task is always put on the readier's own proc, which is held by
+ * a running thread; so a missed wake-up costs parallelism for a moment, never
+ * progress: that thread will run the task. This is why k_ready needs no
+ * fence of its own.
+ *
+ * Deadlock: the last thread to go idle, with every other thread idle too,
+ * knows no task can ever run (nothing holds a proc, every queue is empty,
+ * and no thread is anywhere else, e.g. in a blocking call). It reports and
+ * stops the run (Go: checkdead).
+ *
+ * Switching: a task never switches straight to another task. It switches
+ * to its thread's scheduler context (Go: mcall to g0), and the scheduler,
+ * on its own stack, finishes what the task asked for (requeue, park, exit)
+ * only after the task's context is saved: the "enqueue, then switch" race
+ * cannot happen by construction.
+ */
+#include "kern/proc.h"
+
+struct sched k_sched;
+
+/* ---- thread parking (the thread's own futex word) ---- */
+
+static void thread_park(struct thread *th)
+{
+    while (atomic_load_explicit(&th->wake, memory_order_acquire) == 0)
+        hal_futex_wait((uint32_t *)&th->wake, 0, -1);
+    atomic_store_explicit(&th->wake, 0, memory_order_relaxed);
+}
+
+static void thread_unpark(struct thread *th)
+{
+    /* Pairs with the acquire load in thread_park: next_proc and spinning,
+     * written before, are visible to the woken thread. */
+    atomic_store_explicit(&th->wake, 1, memory_order_release);
+    hal_futex_wake((uint32_t *)&th->wake, 1);
+}
+
+/* ---- idle lists (sched.lock held) ---- */
+
+static void proc_idle_put(struct proc *p)
+{
+    k_lock_assert_held(&k_sched.lock);
+    k_assert(k_runq_empty(p));
+    atomic_store_explicit(&p->status, PROC_IDLE, memory_order_relaxed);
+    p->thread = NULL;
+    p->idle_next = k_sched.idle_procs;
+    k_sched.idle_procs = p;
+    atomic_store_explicit(&k_sched.nidle_procs,
+                          atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) + 1,
+                          memory_order_seq_cst);
+}
+
+static struct proc *proc_idle_get(void)
+{
+    k_lock_assert_held(&k_sched.lock);
+    struct proc *p = k_sched.idle_procs;
+    if (!p)
+        return NULL;
+    k_sched.idle_procs = p->idle_next;
+    p->idle_next = NULL;
+    atomic_store_explicit(&p->status, PROC_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&k_sched.nidle_procs,
+                          atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) - 1,
+                          memory_order_seq_cst);
+    return p;
+}
+
+static void thread_idle_put(struct thread *th)
+{
+    k_lock_assert_held(&k_sched.lock);
+    th->idle = true;
+    th->idle_next = k_sched.idle_threads;
+    k_sched.idle_threads = th;
+    k_sched.nidle_threads++;
+}
+
+static struct thread *thread_idle_get(void)
+{
+    k_lock_assert_held(&k_sched.lock);
+    struct thread *th = k_sched.idle_threads;
+    if (!th)
+        return NULL;
+    k_sched.idle_threads = th->idle_next;
+    th->idle_next = NULL;
+    th->idle = false;
+    k_sched.nidle_threads--;
+    return th;
+}
+
+/* Stops the run with result (sched.lock held): wakes every idle thread so
+ * that it leaves its loop. The first result wins. */
+static void stop_locked(int result)
+{
+    k_lock_assert_held(&k_sched.lock);
+    if (!atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) {
+        atomic_store_explicit(&k_sched.result, result, memory_order_relaxed);
+        atomic_store_explicit(&k_sched.stopping, true, memory_order_seq_cst);
+    }
+    struct thread *th;
+    while ((th = thread_idle_get()) != NULL) {
+        th->next_proc = NULL;
+        thread_unpark(th);
+    }
+}
+
+void k_stop_the_world(int result)
+{
+    k_lock(&k_sched.lock);
+    stop_locked(result);
+    k_unlock(&k_sched.lock);
+}
+
+/* ---- starting threads ---- */
+
+static void thread_main(void *arg)
+{
+    struct thread *th = arg;
+    hal_thread_set(th);
+    th->proc = th->next_proc;
+    th->next_proc = NULL;
+    if (th->proc)
+        th->proc->thread = th;
+    k_sched_loop(th);
+    hal_thread_set(NULL);
+}
+
+/* Go: startm. Hands p (or an idle proc when p is NULL) to an idle thread,
+ * or to a new one. With spinning, the caller has already counted the
+ * thread in nspinning; the count is undone if no proc is free. */
+static void startm(struct proc *p, bool spinning)
+{
+    k_lock(&k_sched.lock);
+    if (!p)
+        p = proc_idle_get();
+    if (!p || atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) {
+        if (p)
+            proc_idle_put(p);
+        k_unlock(&k_sched.lock);
+        if (spinning)
+            atomic_fetch_sub_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
+        return;
+    }
+    struct thread *th = thread_idle_get();
+    if (th) {
+        th->next_proc = p;
+        th->spinning = spinning;
+        k_unlock(&k_sched.lock);
+        thread_unpark(th);
+        return;
+    }
+    /* A new thread. Created under sched.lock (rare: at most one per proc
+     * plus those in blocking calls) so that the thread list, which
+     * weft_run joins, never holds a thread without a valid handle. */
+    th = k_zalloc(sizeof *th);
+    if (th) {
+        th->id = k_sched.nthreads;
+        th->next_proc = p;
+        th->spinning = spinning;
+        th->rand = (uint64_t)hal_now_ns() ^ ((uint64_t)th->id << 32);
+        if (hal_thread_start(thread_main, th, &th->handle) == 0) {
+            th->all_next = k_sched.all_threads;
+            k_sched.all_threads = th;
+            k_sched.nthreads++;
+            k_unlock(&k_sched.lock);
+            return;
+        }
+        k_free(th, sizeof *th);
+    }
+    k_print("weft: warning: could not start a worker thread; running on fewer\n");
+    proc_idle_put(p);
+    k_unlock(&k_sched.lock);
+    if (spinning)
+        atomic_fetch_sub_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
+}
+
+/* Go: wakep. Called after making a task runnable. */
+void k_wakep(void)
+{
+    if (atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) == 0)
+        return;
+    int32_t zero = 0;
+    if (atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed) != 0 ||
+        !atomic_compare_exchange_strong_explicit(&k_sched.nspinning, &zero, 1,
+                                                 memory_order_seq_cst, memory_order_relaxed))
+        return;
+    startm(NULL, true);
+}
+
+/* Go: stopm. Parks the calling thread (which holds no proc) until it is
+ * handed a proc or the run stops. */
+static void stopm(struct thread *th)
+{
+    k_assert(th->proc == NULL && !th->spinning);
+    k_lock(&k_sched.lock);
+    if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) {
+        k_unlock(&k_sched.lock);
+        return;
+    }
+    thread_idle_put(th);
+    if (k_sched.nidle_threads == k_sched.nthreads) {
+        /* Go: checkdead. Every thread is idle: no proc is held, so every
+         * run queue is empty and no task is running; nothing is in a
+         * blocking call, the poller or a timer. No task can ever run. */
+        k_print("weft: deadlock: all %llu tasks are asleep\n",
+                (unsigned long long)atomic_load(&k_sched.ntasks_live));
+        k_dump_tasks();
+        stop_locked(WEFT_EDEADLK);
+        k_unlock(&k_sched.lock);
+        return;
+    }
+    k_unlock(&k_sched.lock);
+    thread_park(th);
+    th->proc = th->next_proc;
+    th->next_proc = NULL;
+    if (th->proc)
+        th->proc->thread = th;
+}
+
+/* ---- finding work ---- */
+
+/* Go: stealWork. Four passes over the procs in random order; the last
+ * also takes runnext. Returns a task, stolen into th->proc's queue. */
+static struct task *steal_work(struct thread *th)
+{
+    struct proc *p = th->proc;
+    int n = k_sched.nprocs;
+    for (int pass = 0; pass < 4; pass++) {
+        uint32_t start = k_rand_n(&th->rand, (uint32_t)n);
+        for (int i = 0; i < n; i++) {
+            struct proc *victim = k_sched.procs[(start + (uint32_t)i) % (uint32_t)n];
+            if (victim == p)
+                continue;
+            struct task *t = k_runq_steal(p, victim, pass == 3);
+            if (t) {
+                atomic_store_explicit(&p->nsteal,
+                                      atomic_load_explicit(&p->nsteal, memory_order_relaxed) + 1,
+                                      memory_order_relaxed);
+                return t;
+            }
+        }
+        if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed))
+            return NULL;
+    }
+    return NULL;
+}
+
+/* Whether any run queue holds work (after giving up the proc). */
+static bool any_work(void)
+{
+    if (atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0)
+        return true;
+    for (int i = 0; i < k_sched.nprocs; i++)
+        if (!k_runq_empty(k_sched.procs[i]))
+            return true;
+    return false;
+}
+
+static struct task *globrunq_take(struct proc *p, int max)
+{
+    k_lock(&k_sched.lock);
+    struct task *t = k_globrunq_get(p, max);
+    k_unlock(&k_sched.lock);
+    return t;
+}
+
+/* Go: findRunnable. Returns a task to run on th (which holds a proc on
+ * return), or NULL when the run is stopping. May park the thread. */
+static struct task *find_runnable(struct thread *th)
+{
+    for (;;) {
+        if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed))
+            return NULL;
+        struct proc *p = th->proc;
+        struct task *t;
+
+        /* Now and then the global queue first, so it cannot starve behind
+         * two tasks that keep readying each other locally. */
+        if (p->schedtick % K_GLOBAL_TICK == 0 &&
+            atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0 &&
+            (t = globrunq_take(p, 1)) != NULL)
+            return t;
+        if ((t = k_runq_get(p)) != NULL)
+            return t;
+        if (atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0 &&
+            (t = globrunq_take(p, 0)) != NULL)
+            return t;
+
+        /* Steal, unless enough threads already spin: at most half of the
+         * busy procs' worth (Go's limit), so that many idle threads do
+         * not burn the CPUs the busy ones need. */
+        int32_t busy = k_sched.nprocs - atomic_load_explicit(&k_sched.nidle_procs,
+                                                             memory_order_relaxed);
+        if (th->spinning ||
+            2 * atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed) < busy) {
+            if (!th->spinning) {
+                th->spinning = true;
+                atomic_fetch_add_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
+            }
+            if ((t = steal_work(th)) != NULL)
+                return t;
+        }
+
+        /* Nothing: give the proc back. */
+        k_lock(&k_sched.lock);
+        if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) {
+            k_unlock(&k_sched.lock);
+            return NULL;
+        }
+        if ((t = k_globrunq_get(p, 0)) != NULL) {
+            k_unlock(&k_sched.lock);
+            return t;
+        }
+        proc_idle_put(p);
+        th->proc = NULL;
+        k_unlock(&k_sched.lock);
+
+        if (th->spinning) {
+            /* Steps 1-3 of the protocol at the top of this file. */
+            th->spinning = false;
+            atomic_fetch_sub_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
+            atomic_thread_fence(memory_order_seq_cst);
+            if (any_work()) {
+                k_lock(&k_sched.lock);
+                struct proc *pp = proc_idle_get();
+                k_unlock(&k_sched.lock);
+                if (pp) {
+                    th->proc = pp;
+                    pp->thread = th;
+                    th->spinning = true;
+                    atomic_fetch_add_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
+                    continue;
+                }
+            }
+        }
+        stopm(th);
+        if (!th->proc)
+            return NULL; /* stopping */
+    }
+}
+
+/* Go: execute + the tail of mcall. Runs t on th until it switches back,
+ * then finishes what it asked for. Scheduler stack. */
+static void execute(struct thread *th, struct task *t)
+{
+    struct proc *p = th->proc;
+    p->schedtick++;
+    if ((p->schedtick & 7) == 0)
+        p->clock_ns = hal_now_ns();
+    atomic_store_explicit(&p->nswitch,
+                          atomic_load_explicit(&p->nswitch, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (K_UNLIKELY(t->fresh))
+        k_task_first_run(t);
+    th->cur = t;
+    th->why = SW_NONE;
+    atomic_store_explicit(&t->state, TASK_RUNNING, memory_order_relaxed);
+    hal_ctx_switch(&th->sched_ctx, &t->ctx);
+
+    /* Back on the scheduler stack: t's context is saved. */
+    k_assert(th->proc == p && th->cur == t);
+    th->cur = NULL;
+    switch (th->why) {
+    case SW_YIELD:
+        atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+        k_runq_put(p, t, false);
+        break;
+    case SW_PARK: {
+        k_unlock_fn fn = th->park_fn;
+        void *arg = th->park_arg;
+        th->park_fn = NULL;
+        th->park_arg = NULL;
+        /* Release: a waker that acquires the wait structure's lock (which
+         * fn releases) sees WAITING and the saved context. */
+        atomic_store_explicit(&t->state, TASK_WAITING, memory_order_release);
+        if (fn && !fn(t, arg)) {
+            atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+            k_runq_put(p, t, true);
+        }
+        /* From here on t may be running elsewhere: do not touch it. */
+        break;
+    }
+    case SW_EXIT: {
+        bool is_main = t == k_sched.main_task;
+        atomic_store_explicit(&t->state, TASK_DEAD, memory_order_relaxed);
+        k_task_recycle(p, t);
+        if (is_main)
+            k_stop_the_world(0);
+        break;
+    }
+    default:
+        k_panic("task switched out without a reason");
+    }
+}
+
+void k_sched_loop(struct thread *th)
+{
+    for (;;) {
+        struct task *t = find_runnable(th);
+        if (!t)
+            return;
+        if (th->spinning) {
+            /* Go: resetspinning. The last spinner to find work wakes
+             * another, in case there is more. */
+            th->spinning = false;
+            if (atomic_fetch_sub_explicit(&k_sched.nspinning, 1, memory_order_seq_cst) == 1)
+                k_wakep();
+        }
+        execute(th, t);
+    }
+}
+
+/* ---- what tasks call ---- */
+
+/* Switches the calling task to its thread's scheduler stack with a reason.
+ * Returns when the task runs again, perhaps on another thread. */
+static void switch_out(enum switch_why why)
+{
+    struct thread *th = k_thread_self();
+    struct task *t = th->cur;
+    th->why = why;
+    hal_ctx_switch(&t->ctx, &th->sched_ctx);
+}
+
+struct task *k_task_self(void)
+{
+    struct thread *th = k_thread_self();
+    return th ? th->cur : NULL;
+}
+
+void k_park(k_unlock_fn unlock, void *arg, enum wait_reason reason, void *obj)
+{
+    struct thread *th = k_thread_self();
+    k_check(th && th->cur);
+    struct task *t = th->cur;
+    atomic_store_explicit(&t->wait_reason, reason, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_obj, obj, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_since_ns, th->proc->clock_ns, memory_order_relaxed);
+    th->park_fn = unlock;
+    th->park_arg = arg;
+    switch_out(SW_PARK);
+    atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
+}
+
+bool k_park_unlock(struct task *t, void *arg)
+{
+    (void)t;
+    k_unlock((struct k_lock *)arg);
+    return true;
+}
+
+void k_ready(struct task *t)
+{
+    struct thread *th = k_thread_self();
+    k_check(th && th->proc);
+    int s = atomic_load_explicit(&t->state, memory_order_acquire);
+    if (K_UNLIKELY(s != TASK_WAITING)) {
+        k_print("weft: k_ready: task %llu is in state %d, not waiting\n",
+                (unsigned long long)t->id, s);
+        k_panic("readying a task that is not waiting");
+    }
+    atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+    k_runq_put(th->proc, t, true);
+    k_wakep();
+}
+
+void k_yield(void)
+{
+    struct thread *th = k_thread_self();
+    if (!th || !th->cur)
+        return;
+    switch_out(SW_YIELD);
+}
+
+_Noreturn void k_task_exit(void)
+{
+    switch_out(SW_EXIT);
+    k_panic("a dead task was resumed");
+}
+
+int k_spawn(void (*fn)(void *), void *arg, size_t stack_size)
+{
+    struct thread *th = k_thread_self();
+    if (!th || !th->cur)
+        return WEFT_ENOTASK;
+    struct task *t = k_task_new(th->proc, stack_size);
+    if (!t)
+        return WEFT_ENOMEM;
+    t->fn = fn;
+    t->arg = arg;
+    k_runq_put(th->proc, t, true);
+    k_wakep();
+    return 0;
+}
+
+int k_nprocs(void)
+{
+    return k_sched.nprocs;
+}

@@ -1,0 +1,387 @@
+/*
+ * select.c — weft_select: wait on several channel operations at once and
+ * perform exactly one (Go: runtime/select.go, selectgo).
+ *
+ * The algorithm, as in Go:
+ *
+ *   0. Order. The poll order is a uniform random permutation of the cases
+ *      with a channel (inside-out Fisher-Yates), so that among ready cases
+ *      each is picked with equal probability. The lock order is the same
+ *      cases sorted by channel address (heap sort: n log n, no recursion);
+ *      every distinct channel is locked once, in that order, which is the
+ *      global order for holding several channel locks (kern/lock.h).
+ *   1. With every channel locked, look for a case that can proceed now, in
+ *      poll order, and perform it with the helpers of chan.h. Done, unless
+ *      none is ready: then WEFT_NONBLOCK returns WEFT_EAGAIN.
+ *   2. Link one waiter per case (is_select, ticket = case index) onto its
+ *      channel's sendq or recvq, chain them in lock order on task->waiting,
+ *      and park. The unlock function releases the channel locks walking
+ *      task->waiting, never the select's own stack frame (see
+ *      select_park_unlock).
+ *   3. Whoever completes one of our waiters first has won
+ *      task->select_done (0 -> 1, in waitq_dequeue) and set wake_data to
+ *      that waiter; wakers on the other channels lose the CAS and drop our
+ *      waiters instead of completing them. Once resumed, we lock all the
+ *      channels again, reset select_done (no waker can run now), unlink
+ *      the waiters that did not win, and report the winning case.
+ *
+ * A close completes a waiter like any waker (success = false), so unlike
+ * old Go versions there is no retry loop after waking.
+ *
+ * Departures from Go: a send case on a closed channel is a normal outcome
+ * (ok = WEFT_ECLOSED), not a panic. A select with a single channel case is
+ * the plain send/receive (Go's compiler does that rewrite statically).
+ * The random source is seeded per call (see select_seed) until kern has a
+ * per-proc generator.
+ */
+#include "kern/chan.h"
+
+#include "kern/alloc.h"
+#include "kern/sched.h"
+
+/* Cases handled with order arrays on the stack; more need k_alloc. */
+#define K_SELECT_STACK_CASES 128
+/* Case indices are kept in uint16_t. */
+#define K_SELECT_MAX 65536
+
+static inline uintptr_t case_key(const weft_case *cases, uint16_t i)
+{
+    return (uintptr_t)cases[i].chan;
+}
+
+/* Sorts order[0..m) by channel address (heap sort). */
+static void sort_by_chan(const weft_case *cases, uint16_t *order, int m)
+{
+    /* Build a max-heap. */
+    for (int i = m / 2 - 1; i >= 0; i--) {
+        int j = i;
+        uint16_t v = order[j];
+        for (;;) {
+            int k = 2 * j + 1;
+            if (k >= m)
+                break;
+            if (k + 1 < m && case_key(cases, order[k]) < case_key(cases, order[k + 1]))
+                k++;
+            if (case_key(cases, v) >= case_key(cases, order[k]))
+                break;
+            order[j] = order[k];
+            j = k;
+        }
+        order[j] = v;
+    }
+    /* Move the maximum to the end, shrink, sift down. */
+    for (int end = m - 1; end > 0; end--) {
+        uint16_t v = order[end];
+        order[end] = order[0];
+        int j = 0;
+        for (;;) {
+            int k = 2 * j + 1;
+            if (k >= end)
+                break;
+            if (k + 1 < end && case_key(cases, order[k]) < case_key(cases, order[k + 1]))
+                k++;
+            if (case_key(cases, v) >= case_key(cases, order[k]))
+                break;
+            order[j] = order[k];
+            j = k;
+        }
+        order[j] = v;
+    }
+}
+
+/* Locks each distinct channel of lockorder[0..m) once, in address order
+ * (Go: sellock). */
+static void sel_lock(const weft_case *cases, const uint16_t *lockorder, int m)
+{
+    struct weft_chan *last = NULL;
+    for (int k = 0; k < m; k++) {
+        struct weft_chan *c = cases[lockorder[k]].chan;
+        if (c != last) {
+            k_lock(&c->lock);
+            last = c;
+        }
+    }
+}
+
+/* Unlocks what sel_lock locked, in reverse order (Go: selunlock). Only the
+ * running task calls it, so its stack frame (cases, lockorder) is alive. */
+static void sel_unlock(const weft_case *cases, const uint16_t *lockorder, int m)
+{
+    for (int k = m - 1; k >= 0; k--) {
+        struct weft_chan *c = cases[lockorder[k]].chan;
+        if (k > 0 && cases[lockorder[k - 1]].chan == c)
+            continue; /* unlocked at its first occurrence */
+        k_unlock(&c->lock);
+    }
+}
+
+/*
+ * k_park's unlock function for a select (Go: selparkcommit). Runs on the
+ * scheduler stack once the task is WAITING. As soon as the first lock is
+ * released a waker may ready the task, which may resume on another thread
+ * and return from weft_select, so this must not touch the select's stack
+ * (cases, lockorder): it walks t->waiting, which is in lock order. A
+ * waiter's fields are read only while its channel is still locked (the
+ * task must take that lock before it changes or frees the waiter), so a
+ * channel is unlocked only after its last waiter has been passed.
+ */
+static bool select_park_unlock(struct task *t, void *arg)
+{
+    (void)arg;
+    struct weft_chan *last = NULL;
+    for (struct waiter *w = t->waiting; w != NULL; w = w->wait_link) {
+        struct weft_chan *c = w->obj;
+        if (c != last && last != NULL)
+            k_unlock(&last->lock);
+        last = c;
+    }
+    if (last != NULL)
+        k_unlock(&last->lock);
+    return true;
+}
+
+/*
+ * A seed for this call's shuffle. Different per call (the clock) and per
+ * task (the id) so that concurrent selects are independent; k_rand_next
+ * mixes it. TODO(issue 5): use a per-proc generator once the scheduler
+ * keeps one, which saves the clock read.
+ */
+static uint64_t select_seed(const struct task *self, const void *frame)
+{
+    return (uint64_t)hal_now_ns() ^ (self->id * 0x9e3779b97f4a7c15u) ^
+           ((uint64_t)(uintptr_t)frame << 17);
+}
+
+/* The single-case select: the plain operation. */
+static int select_one(weft_case *cs, int i, bool block, struct task *self)
+{
+    int r;
+    if (cs->op == WEFT_SEND)
+        r = k_chan_send(cs->chan, cs->elem, block, self);
+    else
+        r = k_chan_recv(cs->chan, cs->elem, block, self);
+    if (r == WEFT_EAGAIN)
+        return r;
+    cs->ok = r;
+    return i;
+}
+
+/* Validates the arguments; 0 or WEFT_EINVAL. */
+static int select_check(const weft_case *cases, int n, int flags)
+{
+    if (n < 0 || n > K_SELECT_MAX || (n > 0 && cases == NULL) ||
+        (flags & ~WEFT_NONBLOCK) != 0)
+        return WEFT_EINVAL;
+    for (int i = 0; i < n; i++) {
+        const weft_case *cs = &cases[i];
+        if (cs->op != WEFT_SEND && cs->op != WEFT_RECV)
+            return WEFT_EINVAL;
+        if (cs->op == WEFT_SEND && cs->chan != NULL && cs->elem == NULL &&
+            cs->chan->elem_size != 0)
+            return WEFT_EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Pass 1: performs the first case in poll order that can proceed, with
+ * every channel locked; unlocks them and returns its index. Returns -1,
+ * still locked, when none can.
+ */
+static int select_ready(weft_case *cases, const uint16_t *pollorder,
+                        const uint16_t *lockorder, int m)
+{
+    for (int k = 0; k < m; k++) {
+        int i = pollorder[k];
+        weft_case *cs = &cases[i];
+        struct weft_chan *c = cs->chan;
+        bool closed = atomic_load_explicit(&c->closed, memory_order_relaxed);
+        size_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+        struct waiter *w;
+
+        if (cs->op == WEFT_RECV) {
+            if (!closed && (w = waitq_dequeue(&c->sendq)) != NULL) {
+                chan_recv_from(c, w, cs->elem);
+                struct task *t = w->task;
+                sel_unlock(cases, lockorder, m);
+                k_ready(t);
+                cs->ok = 1;
+                return i;
+            }
+            if (count > 0) {
+                chan_buf_take(c, cs->elem);
+                sel_unlock(cases, lockorder, m);
+                cs->ok = 1;
+                return i;
+            }
+            if (closed) {
+                sel_unlock(cases, lockorder, m);
+                if (cs->elem != NULL)
+                    memset(cs->elem, 0, c->elem_size);
+                cs->ok = 0;
+                return i;
+            }
+        } else {
+            if (closed) {
+                sel_unlock(cases, lockorder, m);
+                cs->ok = WEFT_ECLOSED;
+                return i;
+            }
+            if ((w = waitq_dequeue(&c->recvq)) != NULL) {
+                chan_send_to(c, w, cs->elem);
+                struct task *t = w->task;
+                sel_unlock(cases, lockorder, m);
+                k_ready(t);
+                cs->ok = 0;
+                return i;
+            }
+            if (count < c->cap) {
+                chan_buf_put(c, cs->elem);
+                sel_unlock(cases, lockorder, m);
+                cs->ok = 0;
+                return i;
+            }
+        }
+    }
+    return -1;
+}
+
+/*
+ * Passes 2 and 3: enqueues a waiter on every channel (all locked), parks,
+ * and once woken dequeues the waiters that lost. Returns the index of the
+ * case that won, its ok set.
+ */
+static int select_wait(weft_case *cases, const uint16_t *lockorder, int m,
+                       struct task *self)
+{
+    k_assert(self->waiting == NULL);
+    k_assert(atomic_load_explicit(&self->select_done, memory_order_relaxed) == 0);
+
+    struct waiter **nextp = &self->waiting;
+    for (int k = 0; k < m; k++) {
+        int i = lockorder[k];
+        weft_case *cs = &cases[i];
+        struct weft_chan *c = cs->chan;
+        struct waiter *w = k_waiter_get(self);
+        k_assert(w->task == self);
+        w->obj = c;
+        w->elem = cs->elem;
+        w->ticket = (uint32_t)i;
+        w->is_select = true;
+        w->wait_link = NULL;
+        *nextp = w;
+        nextp = &w->wait_link;
+        waitq_enqueue(cs->op == WEFT_SEND ? &c->sendq : &c->recvq, w);
+    }
+    /* Nobody can complete a waiter before the locks are released, so the
+     * winner's store of wake_data comes after this one. */
+    atomic_store_explicit(&self->wake_data, NULL, memory_order_relaxed);
+    k_park(select_park_unlock, NULL, WAIT_SELECT, cases);
+
+    sel_lock(cases, lockorder, m);
+    /* Every channel with one of our waiters is locked: no waker can be
+     * inside waitq_dequeue for us, so select_done can be reset. */
+    atomic_store_explicit(&self->select_done, 0, memory_order_relaxed);
+    struct waiter *won = atomic_load_explicit(&self->wake_data, memory_order_relaxed);
+    if (won == NULL)
+        k_panic("select woken without a completed case");
+
+    int chosen = (int)won->ticket;
+    bool success = won->success;
+    struct waiter *w = self->waiting;
+    self->waiting = NULL;
+    while (w != NULL) {
+        struct waiter *next = w->wait_link;
+        if (w != won) {
+            struct weft_chan *c = w->obj;
+            int op = cases[w->ticket].op;
+            waitq_remove(op == WEFT_SEND ? &c->sendq : &c->recvq, w);
+        }
+        w->wait_link = NULL;
+        w->is_select = false;
+        k_waiter_put(w);
+        w = next;
+    }
+    sel_unlock(cases, lockorder, m);
+
+    weft_case *cs = &cases[chosen];
+    if (cs->op == WEFT_SEND) {
+        cs->ok = success ? 0 : WEFT_ECLOSED;
+    } else {
+        cs->ok = success ? 1 : 0;
+        if (!success && cs->elem != NULL)
+            memset(cs->elem, 0, cs->chan->elem_size);
+    }
+    return chosen;
+}
+
+int weft_select(weft_case *cases, int n, int flags)
+{
+    int r = select_check(cases, n, flags);
+    if (r != 0)
+        return r;
+    struct task *self = k_task_self();
+    if (self == NULL)
+        return WEFT_ENOTASK;
+    bool block = (flags & WEFT_NONBLOCK) == 0;
+
+    /* Count the cases with a channel; the single-case select is the plain
+     * operation. */
+    int m = 0, only = -1;
+    for (int i = 0; i < n; i++) {
+        if (cases[i].chan != NULL) {
+            m++;
+            only = i;
+        }
+    }
+    if (m == 0) {
+        if (!block)
+            return WEFT_EAGAIN;
+        k_park(NULL, NULL, WAIT_SELECT_NO_CASES, NULL);
+        k_panic("select with no cases resumed");
+    }
+    if (m == 1)
+        return select_one(&cases[only], only, block, self);
+
+    uint16_t stack_order[2 * K_SELECT_STACK_CASES];
+    uint16_t *order = stack_order;
+    size_t order_size = 0;
+    if (m > K_SELECT_STACK_CASES) {
+        order_size = 2 * (size_t)m * sizeof(uint16_t);
+        order = k_alloc(order_size);
+        if (order == NULL)
+            return WEFT_ENOMEM;
+    }
+    uint16_t *pollorder = order, *lockorder = order + m;
+
+    /* 0: shuffle (inside-out Fisher-Yates), then sort a copy by channel.
+     * Starting the sort from the shuffled order makes the order of cases
+     * on the same channel random too. */
+    uint64_t rs = select_seed(self, &rs);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (cases[i].chan == NULL)
+            continue;
+        uint32_t j = k_rand_n(&rs, (uint32_t)k + 1);
+        if ((int)j != k)
+            pollorder[k] = pollorder[j];
+        pollorder[j] = (uint16_t)i;
+        k++;
+    }
+    memcpy(lockorder, pollorder, (size_t)m * sizeof(uint16_t));
+    sort_by_chan(cases, lockorder, m);
+
+    sel_lock(cases, lockorder, m);
+    r = select_ready(cases, pollorder, lockorder, m);
+    if (r < 0) {
+        if (!block) {
+            sel_unlock(cases, lockorder, m);
+            r = WEFT_EAGAIN;
+        } else {
+            r = select_wait(cases, lockorder, m, self);
+        }
+    }
+    if (order != stack_order)
+        k_free(order, order_size);
+    return r;
+}

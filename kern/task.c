@@ -1,0 +1,170 @@
+/*
+ * task.c — creating, recycling and ending tasks (Go: newproc, gfget, gfput,
+ * goexit), and the per-proc waiter cache (Go: acquireSudog).
+ *
+ * Task structs are never freed while a run lasts: every struct ever made is
+ * on sched.alltasks (the dump walks it) and a dead one is reused by the next
+ * spawn, first from its proc's cache (with its stack, ready to go), then
+ * from the global free list (without a stack). Everything is given back at
+ * once when weft_run ends and the allocator releases its arenas.
+ */
+#include "kern/proc.h"
+
+static const char *const wait_strs[] = {
+#define K_WAIT_STR(name, str) str,
+    K_WAIT_REASONS(K_WAIT_STR)
+#undef K_WAIT_STR
+};
+
+const char *k_wait_reason_str(enum wait_reason r)
+{
+    if ((unsigned)r >= WAIT_NREASONS)
+        return "?";
+    return wait_strs[r];
+}
+
+/* The first code every task runs, on its own stack. */
+static void task_entry(void *arg)
+{
+    struct task *t = arg;
+    t->fn(t->arg);
+    k_task_exit();
+}
+
+/*
+ * A task struct with state RUNNABLE and a fresh id; NULL when out of
+ * memory. Runs on a task or scheduler stack holding p.
+ *
+ * Stacks of the default size are given lazily (Go gives one at spawn): a
+ * dead task from p's cache comes with its stack, otherwise the task gets
+ * one when it first runs (k_task_give_stack), from whatever finished
+ * before it. A burst of a million short tasks spawned at once then runs
+ * on a handful of warm stacks instead of touching a million fresh ones.
+ * Other sizes are allocated here, so that a bad size fails in weft_go.
+ */
+struct task *k_task_new(struct proc *p, size_t stack_size)
+{
+    struct task *t = NULL;
+    bool dflt = stack_size == 0 || stack_size == k_sched.stack_size;
+    if (dflt && p->dead) {
+        t = p->dead;
+        p->dead = t->schedlink;
+        p->ndead--;
+    } else {
+        if (k_sched.free_tasks) {
+            k_lock(&k_sched.lock);
+            t = k_sched.free_tasks;
+            if (t)
+                k_sched.free_tasks = t->schedlink;
+            k_unlock(&k_sched.lock);
+        }
+        if (!t) {
+            t = k_zalloc(sizeof *t);
+            if (!t)
+                return NULL;
+            k_lock(&k_sched.alltasks_lock);
+            t->all_next = k_sched.alltasks;
+            if (k_sched.alltasks)
+                k_sched.alltasks->all_prev = t;
+            k_sched.alltasks = t;
+            k_unlock(&k_sched.alltasks_lock);
+        }
+        k_assert(t->stack.lo == NULL);
+        if (!dflt && k_stack_alloc(stack_size, &t->stack) != 0) {
+            t->stack.lo = NULL;
+            atomic_store(&t->state, TASK_DEAD);
+            k_lock(&k_sched.lock);
+            t->schedlink = k_sched.free_tasks;
+            k_sched.free_tasks = t;
+            k_unlock(&k_sched.lock);
+            return NULL;
+        }
+    }
+    t->schedlink = NULL;
+    t->waiting = NULL;
+    atomic_store_explicit(&t->select_done, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->wake_data, NULL, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_obj, NULL, memory_order_relaxed);
+    t->id = atomic_fetch_add_explicit(&k_sched.next_id, 1, memory_order_relaxed);
+    t->fresh = true;
+    atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+    atomic_fetch_add_explicit(&k_sched.ntasks_live, 1, memory_order_relaxed);
+    return t;
+}
+
+/* Prepares a task that has never run: a stack if it has none, and the
+ * initial context. Scheduler stack, holding a proc. */
+void k_task_first_run(struct task *t)
+{
+    if (!t->stack.lo && k_stack_alloc(0, &t->stack) != 0) {
+        k_print("weft: no memory for the stack of task %llu (%llu bytes)\n",
+                (unsigned long long)t->id, (unsigned long long)k_sched.stack_size);
+        k_panic("out of memory");
+    }
+    char *usable = t->stack.lo + t->stack.guard;
+    hal_ctx_init(&t->ctx, usable, (size_t)(t->stack.hi - usable), task_entry, t);
+    t->fresh = false;
+}
+
+/* Go: gfput. A DEAD task goes back to p's cache with its stack if the stack
+ * has the default size and the cache has room; otherwise the stack is freed
+ * and the bare struct goes to the global list. Scheduler stack, holding p. */
+void k_task_recycle(struct proc *p, struct task *t)
+{
+    atomic_fetch_sub_explicit(&k_sched.ntasks_live, 1, memory_order_relaxed);
+    size_t usable = (size_t)(t->stack.hi - (t->stack.lo + t->stack.guard));
+    if (usable == k_sched.stack_size && p->ndead < K_TASK_CACHE) {
+        t->schedlink = p->dead;
+        p->dead = t;
+        p->ndead++;
+        return;
+    }
+    k_stack_free(&t->stack);
+    t->stack.lo = t->stack.hi = NULL;
+    k_lock(&k_sched.lock);
+    t->schedlink = k_sched.free_tasks;
+    k_sched.free_tasks = t;
+    k_unlock(&k_sched.lock);
+}
+
+struct waiter *k_waiter_get(struct task *t)
+{
+    struct thread *th = k_thread_self();
+    struct proc *p = th ? th->proc : NULL;
+    struct waiter *w;
+    if (p && p->nwaiters) {
+        w = p->waiters[--p->nwaiters];
+        memset(w, 0, sizeof *w);
+    } else {
+        w = k_zalloc(sizeof *w);
+        if (!w)
+            k_panic("out of memory for a waiter");
+    }
+    w->task = t;
+    return w;
+}
+
+void k_waiter_put(struct waiter *w)
+{
+    k_assert(w->next == NULL && w->prev == NULL);
+    struct thread *th = k_thread_self();
+    struct proc *p = th ? th->proc : NULL;
+    if (p && p->nwaiters < K_WAITER_CACHE) {
+        p->waiters[p->nwaiters++] = w;
+        return;
+    }
+    k_free(w, sizeof *w);
+}
+
+struct k_mcache *k_mcache_self(void)
+{
+    struct thread *th = k_thread_self();
+    return th && th->proc ? &th->proc->mcache : NULL;
+}
+
+struct k_stack_cache *k_stack_cache_self(void)
+{
+    struct thread *th = k_thread_self();
+    return th && th->proc ? &th->proc->stack_cache : NULL;
+}

@@ -1,0 +1,34 @@
+# linux-aarch64: cross-built with aarch64-linux-gnu-gcc and run under
+# qemu-user on an x86_64 host (PLATFORMS.md §3); native on an arm64 host.
+#
+# Linking: dynamic, run as `qemu-aarch64 -L /usr/aarch64-linux-gnu`, which
+# finds the cross glibc (libc6-dev-arm64-cross) there. Measured: the same
+# results as -static, and it keeps the sanitizer builds possible (their
+# runtimes are shared libraries).
+OS   := posix
+ARCH := aarch64
+EXE  :=
+LIBS := -pthread -lm
+SHARED := 1
+PIC  := -fPIC
+# GCC would call libgcc's __aarch64_* helpers for atomics (LSE detection);
+# kern must stay freestanding, so inline them (LL/SC or LSE by -march).
+ARCH_CFLAGS := -mno-outline-atomics
+
+ifeq ($(HOST_ARCH),aarch64)
+CROSS :=
+RUN   :=
+TEST_TIMEOUT_MULT := 1
+TEST_SCALE := 1
+else
+CROSS := aarch64-linux-gnu-
+RUN   := qemu-aarch64 -L /usr/aarch64-linux-gnu
+TEST_TIMEOUT_MULT := 8
+TEST_SCALE := 10
+endif
+
+CC := $(CROSS)gcc
+AR := $(CROSS)ar
+NM := $(CROSS)nm
+LD := $(CROSS)ld
+DEPS_HINT := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user

@@ -1,0 +1,92 @@
+/*
+ * cases.h — every test case, one line each: CASE(name, timeout_ms, flags).
+ *
+ * `weft-test list` prints this list; pytest runs each case in its own
+ * process on every target with timeout_ms (times WEFT_TEST_TIMEOUT_MULT on
+ * emulated targets). A case is `void t_NAME(void)` in one of the t_*.c files.
+ * Flags (check.h): F_SCALED counts may be divided by up to 10 under qemu and
+ * Wine (WEFT_TEST_SCALE); F_STRESS only in `make stress`.
+ *
+ * Bench scenarios: BENCH(name, summary), `void b_NAME(void)`.
+ */
+
+/* ---- harness self-checks (t_harness.c) ---- */
+CASE(harness_pass, 5000, F_NONE)
+
+/* ---- HAL (t_hal.c) ---- */
+CASE(hal_ctx_regs, 20000, F_NONE)
+CASE(hal_ctx_entry, 10000, F_NONE)
+CASE(hal_ctx_return, 10000, F_NONE)
+CASE(hal_ctx_migrate, 10000, F_NONE)
+CASE(hal_futex_wake, 10000, F_NONE)
+CASE(hal_futex_timeout, 10000, F_NONE)
+CASE(hal_time, 10000, F_NONE)
+CASE(hal_threads, 10000, F_NONE)
+CASE(hal_cpu_count, 5000, F_NONE)
+CASE(hal_mem_basic, 10000, F_NONE)
+CASE(hal_mem_guard_kinds, 10000, F_NONE)
+CASE(hal_mem_guard_budget, 10000, F_NONE)
+CASE(hal_mem_guard_maps, 10000, F_NONE)
+CASE(hal_fault_chain, 10000, F_NONE)
+CASE(hal_stack_overflow, 10000, F_NONE)
+CASE(hal_write_err, 10000, F_NONE)
+
+/* ---- core: runtime and tasks (t_sched.c) ---- */
+CASE(sched_basic, 10000, F_NONE)
+CASE(sched_spawn_1m, 120000, F_SCALED)
+CASE(sched_park_1m, 180000, F_SCALED)
+CASE(sched_chain, 60000, F_NONE)
+CASE(sched_yield, 60000, F_SCALED)
+CASE(sched_many, 60000, F_SCALED)
+CASE(sched_cycles, 60000, F_NONE)
+CASE(sched_deadlock, 30000, F_NONE)
+CASE(sched_errors, 30000, F_NONE)
+CASE(crash_stack_overflow, 30000, F_CRASH)
+
+/* ---- memory and stacks (t_mem.c) ---- */
+CASE(mem_classes, 60000, F_SCALED)
+CASE(mem_zalloc, 10000, F_NONE)
+CASE(mem_large, 60000, F_SCALED)
+CASE(mem_reuse, 60000, F_SCALED)
+CASE(mem_fini_releases, 30000, F_NONE)
+CASE(mem_debug, 10000, F_NONE)
+CASE(mem_tasks, 120000, F_SCALED)
+CASE(stack_basic, 10000, F_NONE)
+CASE(stack_guard, 30000, F_NONE)
+CASE(stack_unguarded, 10000, F_NONE)
+CASE(stack_many, 120000, F_SCALED)
+CASE(stack_discard, 30000, F_NONE)
+
+/* ---- synchronisation (t_sync.c) ---- */
+CASE(sync_mutex, 60000, F_SCALED)
+CASE(sync_mutex_starvation, 60000, F_NONE)
+CASE(sync_rwmutex, 60000, F_SCALED)
+CASE(sync_cond, 60000, F_SCALED)
+CASE(sync_waitgroup, 60000, F_NONE)
+CASE(sync_once, 60000, F_NONE)
+CASE(sync_errors, 60000, F_NONE)
+
+/* ---- channels and select (t_chan.c) ---- */
+CASE(chan_buffered_order, 30000, F_NONE)
+CASE(chan_unbuffered, 30000, F_NONE)
+CASE(chan_close_wakes, 30000, F_NONE)
+CASE(chan_closed_drain, 10000, F_NONE)
+CASE(chan_nil, 10000, F_NONE)
+CASE(chan_select_fair, 30000, F_NONE)
+CASE(chan_select_same, 30000, F_NONE)
+CASE(chan_select_block, 30000, F_NONE)
+CASE(chan_elem_sizes, 30000, F_NONE)
+CASE(chan_errors, 10000, F_NONE)
+CASE(chan_stress_mpmc, 120000, F_SCALED)
+CASE(chan_stress_select3, 120000, F_SCALED)
+CASE(chan_sieve, 60000, F_NONE)
+CASE(chan_select64, 120000, F_SCALED)
+CASE(chan_model_seq, 30000, F_NONE)
+CASE(chan_model_multi, 120000, F_SCALED)
+
+/* ---- bench scenarios (bench_*.c) ---- */
+BENCH(spawn, "n tasks (1M) started and finished: ns per task")
+BENCH(yield, "two tasks yielding n (5M) times each: ns per switch")
+BENCH(pingpong, "unbuffered round trip, every reply checked: ns per round trip (n 1M, procs 1)")
+BENCH(buffered, "cap-128 channel, 1 producer 1 consumer: ns per item (n 10M, procs 2)")
+BENCH(select, "4 producers into one 4-way select: ns per message (n 1M, procs 2)")

@@ -1,0 +1,84 @@
+/*
+ * check.h — what every test case uses: checks that print both values and
+ * file:line, skipping, scaling counts for slow targets, and the bench output.
+ *
+ * A case is `void t_NAME(void)` listed in cases.h. It passes by returning;
+ * a failed CHECK prints and exits 1; t_skip() exits 77 with a reason.
+ */
+#ifndef WEFT_TEST_CHECK_H
+#define WEFT_TEST_CHECK_H
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "weft.h"
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+            fflush(NULL);                                                      \
+            _Exit(1);                                                          \
+        }                                                                      \
+    } while (0)
+
+#define CHECK_OP_(a, op, b)                                                    \
+    do {                                                                       \
+        int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                          \
+        if (!(a_ op b_)) {                                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s %s %s (%" PRId64          \
+                            " vs %" PRId64 ")\n",                              \
+                    __FILE__, __LINE__, #a, #op, #b, a_, b_);                  \
+            fflush(NULL);                                                      \
+            _Exit(1);                                                          \
+        }                                                                      \
+    } while (0)
+#define CHECK_EQ(a, b) CHECK_OP_(a, ==, b)
+#define CHECK_NE(a, b) CHECK_OP_(a, !=, b)
+#define CHECK_LT(a, b) CHECK_OP_(a, <, b)
+#define CHECK_LE(a, b) CHECK_OP_(a, <=, b)
+#define CHECK_GT(a, b) CHECK_OP_(a, >, b)
+#define CHECK_GE(a, b) CHECK_OP_(a, >=, b)
+/* A weft call that must return 0. */
+#define CHECK_OK(call) CHECK_EQ((call), 0)
+
+/* Case flags (cases.h). */
+#define F_NONE 0
+#define F_SCALED 1u   /* counts go through t_count(), divided by up to 10 on slow targets */
+#define F_STRESS 2u   /* only in `make stress` */
+#define F_NOWINE 4u   /* not on windows-x86_64 (reason in cases.h) */
+#define F_CRASH 8u    /* must end the process abnormally: run by test_crash.py, which
+                         checks the exit status and the message, not by the generic runner */
+
+/* Skips the case (exit 77) with a reason. */
+_Noreturn void t_skip(const char *why);
+
+/* n, or n divided by WEFT_TEST_SCALE (1..10, set by the runner for slow
+ * targets such as qemu) when the running case has F_SCALED. Multiplied by
+ * WEFT_TEST_STRESS (>= 1) in `make stress`. */
+int64_t t_count(int64_t n);
+
+/* Runs fn under weft_run with the given procs (0 = default/env) and
+ * CHECKs that it returned 0. */
+void t_run(void (*fn)(void *), void *arg, int procs);
+
+/* Procs values that contention cases loop over: 1, 2, 4, 8. */
+extern const int t_procs_list[4];
+
+/* Bench output: one JSON line on stdout.
+ *   metric  what value measures ("ns_per_task")
+ *   better  "lower" or "higher"
+ *   check   the scenario's own result check (a count or checksum), so a
+ *           bench that does nothing fails instead of winning; ok = 1 if it
+ *           matched the expected value. */
+void t_bench_emit(const char *scenario, int procs, int64_t n, const char *metric,
+                  double value, const char *unit, const char *better,
+                  int64_t check, int ok);
+
+/* Bench parameters: key=value from the command line, or dflt. */
+int64_t t_param(const char *key, int64_t dflt);
+
+#endif /* WEFT_TEST_CHECK_H */

@@ -1,0 +1,442 @@
+/*
+ * t_sched.c — the runtime and tasks: start/stop, spawning at scale,
+ * parking at scale, chains, yields, deadlock detection, bad input, and the
+ * stack guard.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/check.h"
+
+/* ---- sched_basic: one run, ids, procs, outside-a-task values ---- */
+
+static int basic_ran;
+static void basic_main(void *arg)
+{
+    CHECK(arg == &basic_ran);
+    CHECK_EQ(weft_id(), 1);
+    CHECK_EQ(weft_procs(), 3);
+    CHECK_GT(weft_now(), 0);
+    struct weft_stats st;
+    CHECK_OK(weft_stats(&st));
+    CHECK_EQ(st.procs, 3);
+    CHECK_GE(st.tasks, 1);
+    basic_ran = 1;
+}
+
+void t_sched_basic(void)
+{
+    CHECK_EQ(weft_id(), 0);
+    CHECK_EQ(weft_procs(), 0);
+    weft_config cfg = {.procs = 3};
+    CHECK_OK(weft_run(basic_main, &basic_ran, &cfg));
+    CHECK_EQ(basic_ran, 1);
+    CHECK_EQ(weft_procs(), 0);
+}
+
+/* ---- sched_spawn_1m: 1,000,000 short tasks ---- */
+
+static atomic_long spawn_count;
+static weft_waitgroup spawn_wg;
+
+static void spawn_child(void *arg)
+{
+    atomic_fetch_add_explicit(&spawn_count, (long)(intptr_t)arg, memory_order_relaxed);
+    weft_wg_done(&spawn_wg);
+}
+
+static void spawn_main(void *arg)
+{
+    int64_t n = *(int64_t *)arg;
+    CHECK_OK(weft_wg_add(&spawn_wg, n));
+    for (int64_t i = 0; i < n; i++)
+        CHECK_OK(weft_go(spawn_child, (void *)(intptr_t)1));
+    CHECK_OK(weft_wg_wait(&spawn_wg));
+    CHECK_EQ(atomic_load(&spawn_count), n);
+}
+
+void t_sched_spawn_1m(void)
+{
+    int64_t n = t_count(1000000);
+    atomic_store(&spawn_count, 0);
+    memset(&spawn_wg, 0, sizeof spawn_wg);
+    int64_t t0 = weft_now();
+    t_run(spawn_main, &n, 0);
+    fprintf(stderr, "spawned %lld tasks in %.1f ms\n", (long long)n, (weft_now() - t0) / 1e6);
+}
+
+/* ---- sched_park_1m: 1,000,000 tasks parked at once ---- */
+
+static weft_rwmutex park_gate;
+static atomic_long park_arrived, park_passed;
+static weft_waitgroup park_wg;
+
+static void park_child(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&park_arrived, 1);
+    CHECK_OK(weft_rwmutex_rlock(&park_gate)); /* parks: main holds the write lock */
+    atomic_fetch_add(&park_passed, 1);
+    CHECK_OK(weft_rwmutex_runlock(&park_gate));
+    weft_wg_done(&park_wg);
+}
+
+static void park_main(void *arg)
+{
+    int64_t n = *(int64_t *)arg;
+    CHECK_OK(weft_rwmutex_lock(&park_gate));
+    CHECK_OK(weft_wg_add(&park_wg, n));
+    for (int64_t i = 0; i < n; i++)
+        CHECK_OK(weft_go(park_child, NULL));
+    while (atomic_load(&park_arrived) < n)
+        weft_yield();
+    /* Let the last arrivals reach their park. */
+    for (int i = 0; i < 100; i++)
+        weft_yield();
+    struct weft_stats st;
+    CHECK_OK(weft_stats(&st));
+    CHECK_EQ(st.tasks, n + 1);
+    CHECK_EQ(atomic_load(&park_passed), 0);
+    fprintf(stderr, "%lld tasks parked; stacks guarded: %llu region, %llu protect, %llu none; "
+                    "%llu MiB reserved\n",
+            (long long)n, (unsigned long long)st.stacks_guard_region,
+            (unsigned long long)st.stacks_guard_protect,
+            (unsigned long long)st.stacks_unguarded,
+            (unsigned long long)(st.mem_reserved >> 20));
+    CHECK_EQ(st.stacks_guard_region + st.stacks_guard_protect + st.stacks_unguarded,
+             st.stacks_guard_region + st.stacks_guard_protect + st.stacks_unguarded);
+    CHECK_GE(st.stacks_guard_region + st.stacks_guard_protect + st.stacks_unguarded,
+             (uint64_t)n);
+    CHECK_OK(weft_rwmutex_unlock(&park_gate));
+    CHECK_OK(weft_wg_wait(&park_wg));
+    CHECK_EQ(atomic_load(&park_passed), n);
+}
+
+void t_sched_park_1m(void)
+{
+    int64_t n = t_count(1000000);
+    memset(&park_gate, 0, sizeof park_gate);
+    memset(&park_wg, 0, sizeof park_wg);
+    atomic_store(&park_arrived, 0);
+    atomic_store(&park_passed, 0);
+    t_run(park_main, &n, 0);
+}
+
+/* ---- sched_chain: a chain of 10,000 tasks, each waiting for the next ---- */
+
+static atomic_int chain_reached;
+
+/* Each link lives on its parent's stack, which stays valid because the
+ * parent waits for it. */
+struct link {
+    int depth;
+    int max;
+    weft_waitgroup *parent_wg;
+};
+
+static void chain_link(void *arg)
+{
+    struct link *me = arg;
+    atomic_fetch_add(&chain_reached, 1);
+    if (me->depth + 1 < me->max) {
+        weft_waitgroup wg = {0};
+        struct link child = {me->depth + 1, me->max, &wg};
+        CHECK_OK(weft_wg_add(&wg, 1));
+        CHECK_OK(weft_go(chain_link, &child));
+        CHECK_OK(weft_wg_wait(&wg));
+    }
+    if (me->parent_wg)
+        weft_wg_done(me->parent_wg); /* the last touch of *me */
+}
+
+static void chain_main(void *arg)
+{
+    struct link root = {0, *(int *)arg, NULL};
+    chain_link(&root);
+    CHECK_EQ(atomic_load(&chain_reached), root.max);
+}
+
+void t_sched_chain(void)
+{
+    for (int i = 0; i < 4; i++) {
+        int max = 10000;
+        atomic_store(&chain_reached, 0);
+        t_run(chain_main, &max, t_procs_list[i]);
+    }
+}
+
+/* ---- sched_yield: two tasks take turns through yields ---- */
+
+struct turns {
+    atomic_int turn;
+    atomic_long steps;
+    long n;
+    weft_waitgroup wg;
+};
+
+static void yield_player(void *arg)
+{
+    struct turns *tt = arg;
+    int me = (int)(weft_id() & 1);
+    for (long i = 0; i < tt->n; i++) {
+        while (atomic_load(&tt->turn) != me)
+            weft_yield();
+        atomic_fetch_add(&tt->steps, 1);
+        atomic_store(&tt->turn, !me);
+    }
+    weft_wg_done(&tt->wg);
+}
+
+static void yield_main(void *arg)
+{
+    struct turns *tt = arg;
+    atomic_store(&tt->turn, 0);
+    atomic_store(&tt->steps, 0);
+    memset(&tt->wg, 0, sizeof tt->wg);
+    CHECK_OK(weft_wg_add(&tt->wg, 2));
+    /* Ids 2 and 3: one even, one odd. */
+    CHECK_OK(weft_go(yield_player, tt));
+    CHECK_OK(weft_go(yield_player, tt));
+    CHECK_OK(weft_wg_wait(&tt->wg));
+    CHECK_EQ(atomic_load(&tt->steps), 2 * tt->n);
+    struct weft_stats st;
+    CHECK_OK(weft_stats(&st));
+    CHECK_GE(st.context_switches, (uint64_t)tt->n);
+}
+
+void t_sched_yield(void)
+{
+    struct turns tt = {.n = (long)t_count(100000)};
+    for (int i = 0; i < 4; i++)
+        t_run(yield_main, &tt, t_procs_list[i]);
+}
+
+/* ---- sched_many: thousands of tasks mixing yields and spawns on 1-8 procs ---- */
+
+static atomic_long many_sum;
+static weft_waitgroup many_wg;
+
+static void many_leaf(void *arg)
+{
+    long v = (long)(intptr_t)arg;
+    for (int i = 0; i < (int)(v % 7); i++)
+        weft_yield();
+    atomic_fetch_add(&many_sum, v);
+    weft_wg_done(&many_wg);
+}
+
+static void many_mid(void *arg)
+{
+    long base = (long)(intptr_t)arg;
+    for (long i = 0; i < 20; i++) {
+        CHECK_OK(weft_go(many_leaf, (void *)(intptr_t)(base * 20 + i)));
+        if (i % 3 == 0)
+            weft_yield();
+    }
+    weft_wg_done(&many_wg);
+}
+
+static void many_main(void *arg)
+{
+    long mids = *(long *)arg;
+    atomic_store(&many_sum, 0);
+    memset(&many_wg, 0, sizeof many_wg);
+    CHECK_OK(weft_wg_add(&many_wg, mids * 21));
+    for (long m = 0; m < mids; m++)
+        CHECK_OK(weft_go(many_mid, (void *)(intptr_t)m));
+    CHECK_OK(weft_wg_wait(&many_wg));
+    long n = mids * 20;
+    CHECK_EQ(atomic_load(&many_sum), n * (n - 1) / 2);
+}
+
+void t_sched_many(void)
+{
+    long mids = (long)t_count(2000);
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < 4; i++)
+            t_run(many_main, &mids, t_procs_list[i]);
+}
+
+/* ---- sched_cycles: weft_run 100 times in one process, nothing kept ---- */
+
+static void cycle_child(void *arg)
+{
+    atomic_fetch_add((atomic_long *)arg, 1);
+}
+
+static void cycle_main(void *arg)
+{
+    for (int i = 0; i < 50; i++)
+        CHECK_OK(weft_go(cycle_child, arg));
+    /* Some of them are still queued or running when main returns: they
+     * are discarded with the run. */
+    weft_yield();
+}
+
+void t_sched_cycles(void)
+{
+    atomic_long count = 0;
+    for (int i = 0; i < 100; i++) {
+        weft_config cfg = {.procs = 1 + i % 4};
+        CHECK_OK(weft_run(cycle_main, &count, &cfg));
+        CHECK_EQ(weft_procs(), 0);
+    }
+    CHECK_GT(atomic_load(&count), 0);
+}
+
+/* ---- sched_deadlock: every task blocked forever ---- */
+
+static weft_mutex dl_mu;
+static void dl_other(void *arg)
+{
+    (void)arg;
+    weft_mutex_lock(&dl_mu); /* blocks: main holds it */
+}
+
+static void dl_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_mutex_lock(&dl_mu));
+    CHECK_OK(weft_go(dl_other, NULL));
+    weft_waitgroup wg = {0};
+    CHECK_OK(weft_wg_add(&wg, 1));
+    weft_wg_wait(&wg); /* nobody will call done */
+    CHECK(!"unreachable: the deadlocked run must not resume main");
+}
+
+static void ok_main(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+void t_sched_deadlock(void)
+{
+    for (int i = 0; i < 4; i++) {
+        memset(&dl_mu, 0, sizeof dl_mu);
+        weft_config cfg = {.procs = t_procs_list[i]};
+        CHECK_EQ(weft_run(dl_main, NULL, &cfg), WEFT_EDEADLK);
+        /* The runtime is usable again afterwards. */
+        int ran = 0;
+        CHECK_OK(weft_run(ok_main, &ran, &cfg));
+        CHECK_EQ(ran, 1);
+    }
+}
+
+/* ---- sched_errors: bad input and calls outside a task ---- */
+
+static void nested_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(weft_run(ok_main, NULL, NULL), WEFT_EBUSY);
+    CHECK_EQ(weft_go(NULL, NULL), WEFT_EINVAL);
+    CHECK_EQ(weft_go_stack(ok_main, NULL, (size_t)1 << 40), WEFT_EINVAL);
+    CHECK_EQ(weft_go_stack(NULL, NULL, 0), WEFT_EINVAL);
+    CHECK_EQ(weft_stats(NULL), WEFT_EINVAL);
+}
+
+static void small_stack_task(void *arg)
+{
+    volatile char buf[8 * 1024];
+    buf[0] = 1;
+    buf[sizeof buf - 1] = 2;
+    atomic_fetch_add((atomic_int *)arg, buf[0] + buf[sizeof buf - 1]);
+}
+
+static void stack_main(void *arg)
+{
+    atomic_int *n = arg;
+    weft_waitgroup wg = {0};
+    (void)wg;
+    CHECK_OK(weft_go_stack(small_stack_task, n, 1)); /* rounded up to the minimum */
+    CHECK_OK(weft_go_stack(small_stack_task, n, 100 * 1024 + 5));
+    CHECK_OK(weft_go_stack(small_stack_task, n, 0));
+    while (atomic_load(n) < 9)
+        weft_yield();
+}
+
+void t_sched_errors(void)
+{
+    /* Outside a task. */
+    CHECK_EQ(weft_go(ok_main, NULL), WEFT_ENOTASK);
+    CHECK_EQ(weft_go_stack(ok_main, NULL, 0), WEFT_ENOTASK);
+    weft_yield(); /* a no-op */
+    CHECK_EQ(weft_id(), 0);
+    struct weft_stats st;
+    CHECK_OK(weft_stats(&st));
+    CHECK_EQ(st.tasks, 0);
+    /* Bad configuration. */
+    CHECK_EQ(weft_run(NULL, NULL, NULL), WEFT_EINVAL);
+    weft_config bad[] = {
+        {.procs = -1}, {.procs = 100000}, {.preempt = 2}, {.timeslice_ns = -5},
+        {.stack_size = (size_t)1 << 40},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_EQ(weft_run(ok_main, NULL, &bad[i]), WEFT_EINVAL);
+    setenv("WEFT_PROCS", "abc", 1);
+    CHECK_EQ(weft_run(ok_main, NULL, NULL), WEFT_EINVAL);
+    setenv("WEFT_PROCS", "0", 1);
+    CHECK_EQ(weft_run(ok_main, NULL, NULL), WEFT_EINVAL);
+    unsetenv("WEFT_PROCS");
+    setenv("WEFT_STACK", "12x", 1);
+    CHECK_EQ(weft_run(ok_main, NULL, NULL), WEFT_EINVAL);
+    setenv("WEFT_STACK", "64K", 1);
+    int ran = 0;
+    CHECK_OK(weft_run(ok_main, &ran, NULL));
+    CHECK_EQ(ran, 1);
+    unsetenv("WEFT_STACK");
+    /* Inside a task. */
+    CHECK_OK(weft_run(nested_main, NULL, NULL));
+    atomic_int n = 0;
+    CHECK_OK(weft_run(stack_main, &n, NULL));
+    /* Error names are distinct. */
+    int codes[] = {WEFT_EINVAL, WEFT_ENOMEM, WEFT_EAGAIN, WEFT_ECLOSED, WEFT_ETIMEDOUT,
+                   WEFT_EDEADLK, WEFT_ENOTASK, WEFT_EBADF, WEFT_EIO, WEFT_EBUSY};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        CHECK_LT(codes[i], 0);
+        CHECK(strstr(weft_strerror(codes[i]), "WEFT_E") != NULL);
+        for (size_t j = 0; j < i; j++) {
+            CHECK_NE(codes[i], codes[j]);
+            CHECK(strcmp(weft_strerror(codes[i]), weft_strerror(codes[j])) != 0);
+        }
+    }
+    CHECK(strcmp(weft_strerror(12345), "unknown weft error") == 0);
+}
+
+/* ---- crash_stack_overflow: the guard catches it and names the task ---- */
+
+/* Recursion without a base case that the compiler can see: the depth
+ * limit is a volatile read that is never reached in practice. */
+static volatile int recurse_limit = 1 << 30;
+static int recurse(volatile char *prev, int depth)
+{
+    volatile char frame[512];
+    frame[0] = (char)depth;
+    frame[511] = prev ? prev[0] : 0;
+    if (depth >= recurse_limit)
+        return 0;
+    return recurse(frame, depth + 1) + frame[511];
+}
+
+static void overflow_task(void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "overflowing task %llu\n", (unsigned long long)weft_id());
+    recurse(NULL, 0);
+}
+
+static void overflow_main(void *arg)
+{
+    (void)arg;
+    weft_waitgroup wg = {0};
+    CHECK_OK(weft_wg_add(&wg, 1));
+    CHECK_OK(weft_go_stack(overflow_task, NULL, 64 * 1024));
+    weft_wg_wait(&wg);
+}
+
+void t_crash_stack_overflow(void)
+{
+    weft_config cfg = {.procs = 2};
+    weft_run(overflow_main, NULL, &cfg);
+    CHECK(!"unreachable: the overflow must end the process");
+}

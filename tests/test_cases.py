@@ -1,0 +1,68 @@
+"""One pytest item per (target, C test case): see conftest.py."""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import ROOT, read_target, run_case, tail
+
+
+def _describe(rc):
+    if rc is None:
+        return "no exit status"
+    if rc < 0:
+        return f"killed by signal {-rc}"
+    if rc > 128:
+        return f"exit {rc} (signal {rc - 128} under the emulator?)"
+    return f"exit {rc}"
+
+
+def test_case(case):
+    t = case.target
+    if t.error:
+        pytest.fail(f"target {t.name}: {t.error}", pytrace=False)
+    if "nowine" in case.flags and t.env.get("OS") == "win32":
+        pytest.skip("F_NOWINE: not on windows-x86_64 (see tests/cases.h)")
+
+    rc, out, err, secs, timed_out, cmd, timeout = run_case(case)
+    where = f"$ {' '.join(cmd)}"
+    if timed_out:
+        pytest.fail(
+            f"{case.id}: TIMEOUT after {timeout:.1f} s (killed)\n{where}\n"
+            f"--- stdout ---\n{tail(out)}\n--- stderr ---\n{tail(err)}",
+            pytrace=False,
+        )
+    if rc == 77:
+        reasons = [l for l in err.splitlines() if l.startswith("skip:")]
+        lines = err.strip().splitlines()
+        reason = reasons[-1][5:].strip() if reasons else (lines[-1] if lines else "no reason given")
+        pytest.skip(f"{case.id}: {reason}")
+    if rc != 0:
+        pytest.fail(
+            f"{case.id}: {_describe(rc)} after {secs:.2f} s\n{where}\n"
+            f"--- stdout ---\n{tail(out)}\n--- stderr ---\n{tail(err)}",
+            pytrace=False,
+        )
+
+
+# ---- the runner itself --------------------------------------------------------
+
+TARGETS = os.environ.get("WEFT_TARGETS", "linux-x86_64 linux-aarch64").split()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_runner_unknown_case(target):
+    """`weft-test run` of an unknown name exits 2 with a message (never passes)."""
+    t = read_target(target)
+    if t.error:
+        pytest.fail(f"target {t.name}: {t.error}", pytrace=False)
+    p = subprocess.run(
+        t.run_prefix + [t.exe, "run", "no_such_case_xyz"],
+        capture_output=True, text=True, timeout=60 * t.timeout_mult, cwd=ROOT,
+    )
+    assert p.returncode == 2, p.stderr
+    assert "unknown case" in p.stderr
+    p = subprocess.run(t.run_prefix + [t.exe], capture_output=True, text=True,
+                       timeout=60 * t.timeout_mult, cwd=ROOT)
+    assert p.returncode == 2 and "usage" in p.stderr

@@ -1,0 +1,87 @@
+"""Self-tests of the pytest runner (conftest.py) against a fake weft-test, so
+that a timeout, a skip or a crash is reported right whatever kern does."""
+
+import os
+import stat
+import time
+
+import pytest
+
+import test_cases
+from conftest import Case, Target, run_case
+
+FAKE = r"""#!/bin/sh
+case "$1 $2" in
+"list ") printf 'pass 1000 -\nslow 1000 scaled,stress\n' ;;
+"run pass") exit 0 ;;
+"run skip") echo "some noise" >&2; echo "skip: needs a unicorn" >&2; exit 77 ;;
+"run fail") echo "t_x.c:1: CHECK failed: 1 == 2" >&2; exit 1 ;;
+"run env") echo "scale=$WEFT_TEST_SCALE mult=$WEFT_TEST_TIMEOUT_MULT procs=${WEFT_PROCS:-unset}" >&2; exit 1 ;;
+"run hang") sleep 100 & echo $! > "$(dirname "$0")/child.pid"; sleep 100 ;;
+*) exit 2 ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    monkeypatch.delenv("WEFT_TEST_TIMEOUT_MULT", raising=False)
+    monkeypatch.delenv("WEFT_STRESS", raising=False)
+    exe = tmp_path / "weft-test"
+    exe.write_text(FAKE)
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return Target("fake", str(tmp_path), env={"RUN": "", "TIMEOUT_MULT": "2", "TEST_SCALE": "10"})
+
+
+def case(t, name, timeout_ms=5000, procs=0):
+    return Case(t, name, timeout_ms, frozenset(), procs)
+
+
+def test_pass(fake):
+    test_cases.test_case(case(fake, "pass"))
+
+
+def test_skip_reason(fake):
+    with pytest.raises(pytest.skip.Exception, match="needs a unicorn"):
+        test_cases.test_case(case(fake, "skip"))
+
+
+def test_fail_shows_output(fake):
+    with pytest.raises(pytest.fail.Exception, match=r"exit 1(.|\n)*CHECK failed: 1 == 2"):
+        test_cases.test_case(case(fake, "fail"))
+
+
+def test_env_passed(fake):
+    rc, out, err, *_ = run_case(case(fake, "env", procs=4))
+    assert rc == 1
+    assert "scale=10 mult=2 procs=4" in err
+
+
+def test_timeout_kills_process_group(fake, tmp_path):
+    start = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match="TIMEOUT after 0.6 s"):
+        test_cases.test_case(case(fake, "hang", timeout_ms=300))  # x TIMEOUT_MULT 2
+    assert time.monotonic() - start < 10
+    pid = int((tmp_path / "child.pid").read_text())
+    time.sleep(0.1)
+    # The background child was in the case's process group: it must be gone
+    # (or a zombie of init's, never still sleeping).
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            assert f.read().split()[2] == "Z"
+    except FileNotFoundError:
+        pass
+
+
+def test_missing_binary_fails(tmp_path):
+    t = Target("nowhere", str(tmp_path), error="weft-test missing")
+    with pytest.raises(pytest.fail.Exception, match="missing"):
+        test_cases.test_case(case(t, "<missing>"))
+
+
+def test_list_parsing(fake):
+    from conftest import list_cases
+
+    listed = list_cases(fake)
+    assert not fake.error, fake.error
+    assert listed == [("pass", 1000, frozenset()), ("slow", 1000, frozenset({"scaled", "stress"}))]

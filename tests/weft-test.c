@@ -1,0 +1,308 @@
+/*
+ * weft-test.c — the test binary's main and the harness behind check.h.
+ *
+ *   weft-test list                     one line per case: name timeout_ms flags
+ *   weft-test run NAME                 runs t_NAME(); exit 0 if it returns
+ *   weft-test bench-list               one line per scenario: name summary
+ *   weft-test bench NAME [key=value]   runs b_NAME(); JSON lines on stdout
+ *
+ * Exit codes: 0 pass, 1 a CHECK failed, 77 skipped (t_skip; the reason is on
+ * stderr as "skip: ..."), 2 usage error or unknown name. Every case runs in
+ * its own process (tests/conftest.py starts one per case), so a case may
+ * leave the process in any state.
+ *
+ * Environment read here (set by the runner):
+ *   WEFT_TEST_SCALE   1..10: F_SCALED counts are divided by it (slow targets)
+ *   WEFT_TEST_STRESS  >= 1: every t_count() is multiplied by it (make stress)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+/* Declarations of every case and scenario. */
+#define CASE(name, timeout_ms, flags) void t_##name(void);
+#define BENCH(name, summary) void b_##name(void);
+#include "cases.h"
+#undef CASE
+#undef BENCH
+
+struct test_case {
+    const char *name;
+    void (*fn)(void);
+    int timeout_ms;
+    unsigned flags;
+};
+
+struct bench_case {
+    const char *name;
+    void (*fn)(void);
+    const char *summary;
+};
+
+/* Each table ends with a NULL sentinel, so an empty list still compiles. */
+static const struct test_case cases[] = {
+#define CASE(name, timeout_ms, flags) {#name, t_##name, (timeout_ms), (flags)},
+#define BENCH(name, summary)
+#include "cases.h"
+#undef CASE
+#undef BENCH
+    {NULL, NULL, 0, 0},
+};
+
+static const struct bench_case benches[] = {
+#define CASE(name, timeout_ms, flags)
+#define BENCH(name, summary) {#name, b_##name, (summary)},
+#include "cases.h"
+#undef CASE
+#undef BENCH
+    {NULL, NULL, NULL},
+};
+
+/* Flags of the case that is running (t_count looks at F_SCALED). Not in
+ * check.h: only t_harness.c touches it, to test t_count itself. */
+unsigned t_current_flags;
+
+const int t_procs_list[4] = {1, 2, 4, 8};
+
+/* ---- check.h ------------------------------------------------------------ */
+
+_Noreturn void t_skip(const char *why)
+{
+    fflush(stdout);
+    fprintf(stderr, "skip: %s\n", why);
+    fflush(NULL);
+    _Exit(77);
+}
+
+/* A small positive integer from the environment, or dflt. */
+static int64_t env_int(const char *name, int64_t dflt, int64_t lo, int64_t hi)
+{
+    const char *s = getenv(name);
+    if (s == NULL || *s == '\0')
+        return dflt;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "weft-test: bad %s=%s (want %lld..%lld)\n", name, s, (long long)lo,
+                (long long)hi);
+        fflush(NULL);
+        _Exit(2);
+    }
+    return v;
+}
+
+int64_t t_count(int64_t n)
+{
+    if (n <= 0)
+        return n;
+    if (t_current_flags & F_SCALED) {
+        int64_t scale = env_int("WEFT_TEST_SCALE", 1, 1, 10);
+        n /= scale;
+        if (n < 1)
+            n = 1;
+    }
+    int64_t stress = env_int("WEFT_TEST_STRESS", 1, 1, 1000000);
+    if (n > INT64_MAX / stress)
+        return INT64_MAX;
+    return n * stress;
+}
+
+void t_run(void (*fn)(void *), void *arg, int procs)
+{
+    weft_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.procs = procs;
+    int rc = weft_run(fn, arg, &cfg);
+    if (rc != 0)
+        fprintf(stderr, "weft_run(procs=%d): %s\n", procs, weft_strerror(rc));
+    CHECK_EQ(rc, 0);
+}
+
+/* Bench parameters from the command line. */
+#define MAX_PARAMS 32
+static struct {
+    const char *key;
+    const char *value;
+    int used;
+} params[MAX_PARAMS];
+static int nparams;
+
+/* Parses "123", "-5", "10k", "2M", "1G" (decimal multipliers). */
+static int parse_param(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s)
+        return -1;
+    int64_t mul = 1;
+    if (*end == 'k' || *end == 'K')
+        mul = 1000, end++;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1000000, end++;
+    else if (*end == 'g' || *end == 'G')
+        mul = 1000000000, end++;
+    if (*end != '\0')
+        return -1;
+    if (v > INT64_MAX / mul || v < INT64_MIN / mul)
+        return -1;
+    *out = (int64_t)v * mul;
+    return 0;
+}
+
+int64_t t_param(const char *key, int64_t dflt)
+{
+    for (int i = nparams - 1; i >= 0; i--) {
+        if (strcmp(params[i].key, key) != 0)
+            continue;
+        int64_t v;
+        if (parse_param(params[i].value, &v) != 0) {
+            fprintf(stderr, "weft-test: bad value %s=%s (an integer, optional k/M/G)\n", key,
+                    params[i].value);
+            fflush(NULL);
+            _Exit(2);
+        }
+        params[i].used = 1;
+        return v;
+    }
+    return dflt;
+}
+
+/* Writes s as a JSON string. */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s != NULL && *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+void t_bench_emit(const char *scenario, int procs, int64_t n, const char *metric, double value,
+                  const char *unit, const char *better, int64_t check, int ok)
+{
+    FILE *f = stdout;
+    fputs("{\"scenario\":", f);
+    json_str(f, scenario);
+    fprintf(f, ",\"impl\":\"weft\",\"procs\":%d,\"n\":%" PRId64 ",\"metric\":", procs, n);
+    json_str(f, metric);
+    /* NaN and infinities are not JSON. */
+    if (value == value && value - value == 0)
+        fprintf(f, ",\"value\":%.9g,\"unit\":", value);
+    else
+        fputs(",\"value\":null,\"unit\":", f);
+    json_str(f, unit);
+    fputs(",\"better\":", f);
+    json_str(f, better);
+    fprintf(f, ",\"check\":%" PRId64 ",\"ok\":%s}\n", check, ok ? "true" : "false");
+    fflush(f);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static void print_flags(unsigned flags)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {
+        {F_SCALED, "scaled"}, {F_STRESS, "stress"}, {F_NOWINE, "nowine"}, {F_CRASH, "crash"}};
+    const char *sep = "";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (flags & names[i].bit) {
+            printf("%s%s", sep, names[i].name);
+            sep = ",";
+            flags &= ~names[i].bit;
+        }
+    }
+    if (flags != 0) {
+        printf("%s0x%x", sep, flags);
+        sep = ",";
+    }
+    if (*sep == '\0')
+        printf("-");
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: weft-test list\n"
+                    "       weft-test run CASE\n"
+                    "       weft-test bench-list\n"
+                    "       weft-test bench SCENARIO [key=value ...]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage();
+    const char *cmd = argv[1];
+
+    if (strcmp(cmd, "list") == 0 && argc == 2) {
+        for (const struct test_case *c = cases; c->name != NULL; c++) {
+            printf("%s %d ", c->name, c->timeout_ms);
+            print_flags(c->flags);
+            printf("\n");
+        }
+        return 0;
+    }
+
+    if (strcmp(cmd, "bench-list") == 0 && argc == 2) {
+        for (const struct bench_case *b = benches; b->name != NULL; b++)
+            printf("%s %s\n", b->name, b->summary);
+        return 0;
+    }
+
+    if (strcmp(cmd, "run") == 0 && argc == 3) {
+        for (const struct test_case *c = cases; c->name != NULL; c++) {
+            if (strcmp(c->name, argv[2]) != 0)
+                continue;
+            t_current_flags = c->flags;
+            c->fn();
+            fflush(NULL);
+            return 0;
+        }
+        fprintf(stderr, "weft-test: unknown case '%s' (weft-test list)\n", argv[2]);
+        return 2;
+    }
+
+    if (strcmp(cmd, "bench") == 0 && argc >= 3) {
+        const struct bench_case *b = benches;
+        while (b->name != NULL && strcmp(b->name, argv[2]) != 0)
+            b++;
+        if (b->name == NULL) {
+            fprintf(stderr, "weft-test: unknown scenario '%s' (weft-test bench-list)\n", argv[2]);
+            return 2;
+        }
+        for (int i = 3; i < argc; i++) {
+            char *eq = strchr(argv[i], '=');
+            if (eq == NULL || eq == argv[i] || nparams == MAX_PARAMS) {
+                fprintf(stderr, "weft-test: bad parameter '%s' (key=value)\n", argv[i]);
+                return 2;
+            }
+            *eq = '\0';
+            params[nparams].key = argv[i];
+            params[nparams].value = eq + 1;
+            nparams++;
+        }
+        b->fn();
+        for (int i = 0; i < nparams; i++)
+            if (!params[i].used)
+                fprintf(stderr, "weft-test: warning: parameter '%s' not used by %s\n",
+                        params[i].key, b->name);
+        fflush(NULL);
+        return 0;
+    }
+
+    return usage();
+}
