@@ -9,6 +9,7 @@
 #   make demo                 build and run examples/demo.c
 #   make stress               the suite with --stress, 20 repetitions, procs 1,2,4,8
 #   make check-freestanding   prove kern/ is freestanding, for every Linux target
+#   make check-template       prove hal/template is a complete port (kern links against it)
 #   make lint | format        clang-format check / rewrite
 #   make bench                weft against Go, side by side (mk/bench.mk)
 #   make clean
@@ -195,7 +196,7 @@ PYTEST = $(find_python); PYTHONDONTWRITEBYTECODE=1 WEFT_TARGETS='$(TEST_TARGETS)
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 SUBMAKE := $(MAKE) --no-print-directory -j$(NPROC)
 
-.PHONY: deps test stress demo check-freestanding freestanding-env lint format clean help
+.PHONY: deps test stress demo check-freestanding freestanding-env check-template lint format clean help
 
 deps:
 	@scripts/deps.sh
@@ -209,6 +210,7 @@ test:
 	@scripts/deps.sh
 	@$(build_test_targets)
 	@$(MAKE) --no-print-directory check-freestanding
+	@$(MAKE) --no-print-directory check-template
 	@echo "== pytest ($(TEST_TARGETS))"
 	@$(PYTEST) tests $(PYTEST_ARGS)
 
@@ -222,7 +224,7 @@ stress:
 demo:
 	@scripts/deps.sh
 	@$(SUBMAKE) TARGET=$(TARGET) $(DEMO)
-	@echo "== $(RUN) $(DEMO)"
+	@echo "== $(strip $(RUN) $(DEMO))"
 	@$(RUN) $(DEMO)
 
 # Every Linux target whose compiler is installed; fails if none could be checked.
@@ -241,6 +243,16 @@ check-freestanding:
 freestanding-env:
 	@echo "export TARGET='$(TARGET)' CC='$(CC)' LD='$(LD)' NM='$(NM)'" \
 	    "KERN_CFLAGS='$(if $(shell command -v $(CC) 2>/dev/null),$(KERN_FS_CFLAGS) -O2)'"
+
+# The template port (hal/template) must stay a complete port: kern compiled
+# against its headers and linked with template.c leaves nothing undefined
+# but memcpy/memmove/memset/memcmp. Native compiler only; in `make test`.
+TEMPLATE_CFLAGS = -std=c11 -ffreestanding -fno-builtin -fno-stack-protector -fno-common \
+                  -nostdinc -isystem $(CC_INCLUDE) -I. -Iinclude -Ihal -Ihal/template \
+                  $(ARCH_CFLAGS) $(PIC) $(WARN) -O2
+check-template:
+	@TARGET=template CC='$(CC)' LD='$(LD)' NM='$(NM)' KERN_CFLAGS='$(TEMPLATE_CFLAGS)' \
+	    FS_EXTRA_SRC='$(wildcard hal/template/*.c)' FS_ALLOW_HAL=0 scripts/check-freestanding.sh
 
 CLANG_FORMAT ?= clang-format
 FORMAT_FILES = $(wildcard kern/*.[ch] hal/*.h hal/*/*.[ch] include/*.h tests/*.[ch] examples/*.c)

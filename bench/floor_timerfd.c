@@ -103,7 +103,9 @@ int main(int argc, char **argv)
         not_early += over[i] >= 0;
     }
     qsort(over, (size_t)n, sizeof *over, cmp_i64);
-    emit((int)procs, n, "overshoot_p50", (double)pct(over, n, 0.50) / 1e3, not_early, not_early == n);
-    emit((int)procs, n, "overshoot_p99", (double)pct(over, n, 0.99) / 1e3, not_early, not_early == n);
+    emit((int)procs, n, "overshoot_p50", (double)pct(over, n, 0.50) / 1e3, not_early,
+         not_early == n);
+    emit((int)procs, n, "overshoot_p99", (double)pct(over, n, 0.99) / 1e3, not_early,
+         not_early == n);
     return 0;
 }

@@ -48,7 +48,8 @@ void *hal_mem_reserve(size_t size, size_t align);
 
 /* Makes [addr, addr+size) of a reservation readable and writable. Physical
  * memory may be given lazily, on first touch (Linux) or at once (Windows).
- * Committing an already committed range is allowed. 0 or HAL_ENOMEM. */
+ * Committing an already committed range is allowed, but the range must not
+ * overlap a guard (a protected-page guard would be lost). 0 or HAL_ENOMEM. */
 int hal_mem_commit(void *addr, size_t size);
 
 /* Gives the physical memory behind a committed range back to the OS. The
@@ -80,16 +81,19 @@ enum hal_guard_kind hal_mem_guard(void *addr, size_t size);
  * ------------------------------------------------------------------------ */
 
 /* Starts an OS thread running fn(arg) with signals set up for kern (the
- * preemption signal, the stack-overflow handler on an alternate stack).
+ * stack-overflow handler on an alternate stack; SIGSEGV and SIGBUS reach
+ * kern_fault).
  * Stores its handle in *out. 0, HAL_ENOMEM or HAL_EFAIL. Blocks briefly. */
 int hal_thread_start(void (*fn)(void *), void *arg, hal_thread_t *out);
 
-/* Waits for a thread started by hal_thread_start to return, and frees it. */
+/* Waits for a thread started by hal_thread_start to return, and frees it.
+ * (hal_futex_wait, hal_futex_wake and hal_abort are async-signal-safe.) */
 void hal_thread_join(hal_thread_t t);
 
 /* Sets up the calling thread (not started by hal_thread_start, e.g. the
  * host's thread that calls weft_run) as hal_thread_start would, and
- * hal_thread_leave undoes it before that thread goes back to the host. */
+ * hal_thread_leave undoes it before that thread goes back to the host.
+ * Calls nest. */
 void hal_thread_enter(void);
 void hal_thread_leave(void);
 
@@ -145,8 +149,11 @@ _Noreturn void hal_abort(void);
  * ------------------------------------------------------------------------ */
 
 /* Prepares ctx so that the first hal_ctx_switch to it calls entry(arg) on
- * the stack [stack_lo, stack_lo + size), 16-byte aligned as the ABI wants.
- * entry must never return. Never blocks. */
+ * the stack [stack_lo, stack_lo + size), aligned to HAL_STACK_ALIGN as the
+ * ABI wants. It writes the port's initial frame (HAL_FRAME_SIZE bytes) at
+ * the top of the stack, which must be committed. entry must never return.
+ * Never blocks. hal_arch.h also defines HAL_SIGNAL_HEADROOM, the stack a
+ * signal frame may need below a task's SP. */
 void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size,
                   void (*entry)(void *), void *arg);
 

@@ -66,7 +66,10 @@ class RunError(Exception):
 
 def listed(cmd):
     """Scenario names a binary lists (first word of each line), in order."""
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        sys.exit(f"bench.py: cannot list scenarios with {' '.join(cmd)}: {err}")
     return [ln.split()[0] for ln in out.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
@@ -76,20 +79,22 @@ def run_once(cmd, timeout):
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise RunError(f"{cmd[0]}: timed out", f"timed out after {timeout} s: {' '.join(cmd)}")
+    except OSError as err:
+        raise RunError(f"{cmd[0]}: {err.strerror}", f"{' '.join(cmd)}: {err}")
     where = f"{' '.join(cmd)} (exit {p.returncode})"
     name = os.path.basename(cmd[0])
     if p.returncode != 0:
         raise RunError(f"{name}: exit {p.returncode}", f"{where}:\n{p.stderr.strip()[-1500:]}")
-    recs = {}
-    for line in p.stdout.splitlines():
-        if line.startswith("{"):
-            r = json.loads(line)
-            recs[r["metric"]] = r
+    try:
+        recs = {r["metric"]: r for r in map(json.loads, (ln for ln in p.stdout.splitlines()
+                                                         if ln.startswith("{")))}
+    except (ValueError, KeyError) as err:
+        raise RunError(f"{name}: bad JSON line", f"{where}: {err}\n{p.stdout[-1500:]}")
     if not recs:
         raise RunError(f"{name}: no JSON line", f"{where}: printed no JSON line")
     for r in recs.values():
         if r.get("ok") is not True or not isinstance(r.get("value"), (int, float)):
-            raise RunError(f"{name}: result check failed (ok={r.get('ok')})",
+            raise RunError(f"{name}: {r.get('metric')}: check failed or no value",
                            f"{where}: result check failed: {json.dumps(r)}")
     return recs
 

@@ -5,6 +5,9 @@
 # the variables below, it does just that.
 #
 # Environment (set by the Makefile): TARGET, CC, LD, NM, KERN_CFLAGS.
+# For `make check-template`, also FS_EXTRA_SRC (more freestanding files
+# compiled and linked with kern: the template port) and FS_ALLOW_HAL=0 (then
+# no hal_* may stay undefined: the template must define all kern uses).
 #
 # Checks:
 #   1. includes: kern/*.[ch] and the port headers compiled into kern
@@ -35,6 +38,9 @@ FORBIDDEN_TLS="_Thread_local __thread thread_local"
 # _GLOBAL_OFFSET_TABLE_ is not a dependency: the linker defines it (x86_64
 # -fPIC code such as switch tables refers to it).
 ALLOWED_UNDEF_RE='^(hal_[A-Za-z0-9_]*|memcpy|memmove|memset|memcmp|_GLOBAL_OFFSET_TABLE_)$'
+if [ "${FS_ALLOW_HAL:-1}" = 0 ]; then
+    ALLOWED_UNDEF_RE='^(memcpy|memmove|memset|memcmp|_GLOBAL_OFFSET_TABLE_)$'
+fi
 
 say() { printf '%s\n' "check-freestanding $TARGET: $*"; }
 
@@ -52,6 +58,8 @@ violate() {
 shopt -s nullglob
 kern_files=(kern/*.c kern/*.h)
 kern_c=(kern/*.c)
+# shellcheck disable=SC2206 # a list of paths
+extra_c=(${FS_EXTRA_SRC:-})
 port_headers=(include/weft.h hal/hal.h hal/*/hal_*.h)
 shopt -u nullglob
 
@@ -92,14 +100,14 @@ else
     build_failed=0
     # Compile in parallel, nproc at a time; report in file order.
     jobs_max=$(nproc 2>/dev/null || echo 2)
-    for f in "${kern_c[@]}"; do
+    for f in "${kern_c[@]}" "${extra_c[@]}"; do
         o="$tmp/$(basename "${f%.c}").o"
         # shellcheck disable=SC2086 # KERN_CFLAGS is a list of flags
         { "$CC" $KERN_CFLAGS -c "$f" -o "$o" 2>"$o.err" || rm -f "$o"; } &
         while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
     done
     wait
-    for f in "${kern_c[@]}"; do
+    for f in "${kern_c[@]}" "${extra_c[@]}"; do
         o="$tmp/$(basename "${f%.c}").o"
         if [ ! -f "$o" ]; then
             violate "$f does not compile with the kern flags:"
@@ -118,11 +126,15 @@ else
                     undef_total=$((undef_total + 1))
                     undef_list+=("$sym")
                 else
-                    violate "undefined symbol '$sym' (kern may only call hal_* and memcpy/memmove/memset/memcmp)"
+                    if [ "${FS_ALLOW_HAL:-1}" = 0 ]; then
+                        violate "undefined symbol '$sym' (not defined by ${extra_c[*]})"
+                    else
+                        violate "undefined symbol '$sym' (kern may only call hal_* and memcpy/memmove/memset/memcmp)"
+                    fi
                     for o in "$tmp"/*.o; do
                         [ "$o" = "$tmp/kern.o" ] && continue
                         if "$NM" -u "$o" | awk '{print $NF}' | grep -qx -- "$sym"; then
-                            say "    referenced from kern/$(basename "${o%.o}").c"
+                            say "    referenced from $(basename "${o%.o}").c"
                         fi
                     done
                 fi
@@ -133,7 +145,7 @@ fi
 
 say "checked ${#kern_files[@]} kern files and ${#port_headers[@]} headers compiled into kern for includes;" \
     "${#kern_files[@]} kern files for OS/arch macros and TLS;" \
-    "linked ${#kern_c[@]} objects with $CC: $undef_total allowed undefined symbols"
+    "linked $((${#kern_c[@]} + ${#extra_c[@]})) objects with $CC: $undef_total allowed undefined symbols"
 if [ ${#undef_list[@]} -ne 0 ]; then
     hal_n=$(printf '%s\n' "${undef_list[@]}" | grep -c '^hal_' || true)
     mem=$(printf '%s\n' "${undef_list[@]}" | grep -v -e '^hal_' -e '^_GLOBAL_OFFSET_TABLE_$' | xargs)

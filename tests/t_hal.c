@@ -239,8 +239,8 @@ __asm__(".text\n"
 #endif
 
 #ifdef HAVE_REGS
-void t_hal_regs_switch(struct hal_context *from, struct hal_context *to,
-                       const uint64_t *in, uint64_t *out);
+void t_hal_regs_switch(struct hal_context *from, struct hal_context *to, const uint64_t *in,
+                       uint64_t *out);
 
 static struct {
     struct hal_context main, task;
@@ -377,8 +377,7 @@ void t_hal_ctx_entry(void)
     const size_t size = 32 << 10;
     for (int i = 0; i < NCTX; i++) {
         es.lo[i] = stack_new(size);
-        hal_ctx_init(&es.ctx[i], es.lo[i], size - 16 * (size_t)i, t_hal_entry_probe,
-                     &es.runs[i]);
+        hal_ctx_init(&es.ctx[i], es.lo[i], size - 16 * (size_t)i, t_hal_entry_probe, &es.runs[i]);
     }
     uint64_t saved = fp_control();
     fp_control_set(FP_ODD);
@@ -543,15 +542,18 @@ static void region_oracle(void *arg)
 void t_hal_mem_guard_kinds(void)
 {
     gk = shared_page();
-    int natural = in_child(region_oracle, NULL) == SIGNALLED(SIGSEGV) ? HAL_GUARD_REGION
-                                                                       : HAL_GUARD_PROTECT;
+    int natural =
+        in_child(region_oracle, NULL) == SIGNALLED(SIGSEGV) ? HAL_GUARD_REGION : HAL_GUARD_PROTECT;
     fprintf(stderr, "guard kind without WEFT_GUARD: %s\n",
             natural == HAL_GUARD_REGION ? "region" : "protect");
     static const struct {
         const char *mode;
         int kind; /* -1: natural */
-    } runs[] = {{NULL, -1}, {"region", -1}, {"protect", HAL_GUARD_PROTECT},
-                {"none", HAL_GUARD_NONE}, {"bogus", -1}};
+    } runs[] = {{NULL, -1},
+                {"region", -1},
+                {"protect", HAL_GUARD_PROTECT},
+                {"none", HAL_GUARD_NONE},
+                {"bogus", -1}};
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         int want = runs[i].kind < 0 ? natural : runs[i].kind;
         gk[0] = -1;
@@ -884,8 +886,11 @@ void t_hal_write_err(void)
     }
 }
 #else /* _WIN32: the win32 port brings its own variants of these */
-#define T_HAL_SKIP(name)                                                       \
-    void t_##name(void) { t_skip("POSIX/ELF-only case"); }
+#define T_HAL_SKIP(name)                                                                           \
+    void t_##name(void)                                                                            \
+    {                                                                                              \
+        t_skip("POSIX/ELF-only case");                                                             \
+    }
 T_HAL_SKIP(hal_ctx_regs)
 T_HAL_SKIP(hal_ctx_entry)
 T_HAL_SKIP(hal_ctx_return)
@@ -897,5 +902,8 @@ T_HAL_SKIP(hal_fault_chain)
 T_HAL_SKIP(hal_stack_overflow)
 T_HAL_SKIP(hal_threads)
 T_HAL_SKIP(hal_write_err)
-void t_hal_cpu_count(void) { CHECK_GE(hal_cpu_count(), 1); }
+void t_hal_cpu_count(void)
+{
+    CHECK_GE(hal_cpu_count(), 1);
+}
 #endif

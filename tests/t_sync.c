@@ -112,8 +112,10 @@ static void starve_hog(void *arg)
         atomic_store(&sv.holding, 0);
         CHECK_OK(weft_mutex_unlock(&sv.m));
         if (weft_now() > deadline) {
-            fprintf(stderr, "starvation: the victim got the lock only %d times in 30 s\n",
-                    sv.victim_rounds);
+            fprintf(stderr,
+                    "starvation: after 30 s the victim had the lock %d times and "
+                    "starvation mode was entered %llu times\n",
+                    sv.victim_rounds, (unsigned long long)k_sync_starvation_count());
             CHECK(0);
         }
     }
@@ -123,7 +125,13 @@ static void starve_hog(void *arg)
 static void starve_victim(void *arg)
 {
     (void)arg;
-    for (int i = 0; i < STARVE_ROUNDS; i++) {
+    /* At least STARVE_ROUNDS rounds, and on until the mutex has entered
+     * starvation mode: a woken waiter that finds the lock free (its holder's
+     * thread was descheduled by the OS between unlock and relock, as
+     * happens on a loaded machine) rightly takes it in normal mode, so one
+     * round cannot be sure to need starvation mode. The hogs' deadline
+     * bounds this loop. */
+    for (int i = 0; i < STARVE_ROUNDS || k_sync_starvation_count() == 0; i++) {
         /* Arrive while a hog holds the lock: we must wait for the rest of
          * its 2 ms, and then the hogs take it again at once. */
         while (!atomic_load(&sv.holding))
@@ -147,7 +155,7 @@ static void starve_main(void *arg)
         CHECK_OK(weft_go(starve_hog, NULL));
     CHECK_OK(weft_go(starve_victim, NULL));
     CHECK_OK(weft_wg_wait(&sv.wg));
-    CHECK_EQ(sv.victim_rounds, STARVE_ROUNDS);
+    CHECK_GE(sv.victim_rounds, STARVE_ROUNDS);
     CHECK_EQ(sv.m.state, 0);
     sv.starvations += k_sync_starvation_count();
 }
@@ -157,8 +165,8 @@ void t_sync_mutex_starvation(void)
     for (size_t i = 0; i < sizeof t_procs_list / sizeof t_procs_list[0]; i++) {
         uint64_t before = sv.starvations;
         t_run(starve_main, NULL, t_procs_list[i]);
-        /* The victim waited > 1 ms behind a held lock ten times: the mutex
-         * must have switched to starvation mode at least once. */
+        /* The victim went on until the mutex entered starvation mode, so
+         * this holds unless the hogs' 30 s deadline failed first. */
         if (sv.starvations == before)
             fprintf(stderr, "procs=%d: no starvation mode\n", t_procs_list[i]);
         CHECK_GT(sv.starvations, before);

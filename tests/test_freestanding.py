@@ -93,3 +93,25 @@ def test_violation_fails(tmp_path, kind):
     assert rc != 0, out
     assert message in out, out
     assert "FAIL" in out, out
+
+
+def test_template_port_must_define_every_hal_function(tmp_path):
+    """`make check-template`: kern linked against hal/template leaves no hal_*
+    undefined; take one stub out and it must fail, naming it."""
+    root = tmp_path / "weft"
+    for d in ("mk", "scripts", "hal", "include", "kern"):
+        shutil.copytree(os.path.join(ROOT, d), root / d)
+    shutil.copy(os.path.join(ROOT, "Makefile"), root / "Makefile")
+    run = lambda: subprocess.run(["make", "--no-print-directory", "check-template"], cwd=root,
+                                 capture_output=True, text=True, timeout=300)
+    p = run()
+    assert p.returncode == 0, p.stdout + p.stderr
+    src = root / "hal" / "template" / "template.c"
+    text = src.read_text()
+    stub = "size_t hal_page_size(void)"
+    assert stub in text
+    src.write_text(text.replace(stub, "size_t hal_renamed_page_size(void)"))
+    p = run()
+    out = p.stdout + p.stderr
+    assert p.returncode != 0, out
+    assert "undefined symbol 'hal_page_size'" in out, out

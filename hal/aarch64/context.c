@@ -17,12 +17,9 @@
 
 _Static_assert(offsetof(struct hal_context, sp) == HAL_CTX_SP,
                "HAL_CTX_SP must match struct hal_context");
-_Static_assert(HAL_FRAME_SIZE % HAL_STACK_ALIGN == 0,
-               "the switch frame keeps sp 16-aligned");
-_Static_assert(HAL_FRAME_X30 == HAL_FRAME_X29 + 8 &&
-                   HAL_FRAME_D8 == HAL_FRAME_X29 + 16 &&
-                   HAL_FRAME_FPCR == HAL_FRAME_D14 + 16 &&
-                   HAL_FRAME_SIZE >= HAL_FRAME_FPCR + 8,
+_Static_assert(HAL_FRAME_SIZE % HAL_STACK_ALIGN == 0, "the switch frame keeps sp 16-aligned");
+_Static_assert(HAL_FRAME_X30 == HAL_FRAME_X29 + 8 && HAL_FRAME_D8 == HAL_FRAME_X29 + 16 &&
+                   HAL_FRAME_FPCR == HAL_FRAME_D14 + 16 && HAL_FRAME_SIZE >= HAL_FRAME_FPCR + 8,
                "frame slots are laid out as switch.S stores them");
 
 /* The stub in switch.S that calls entry(arg). */
@@ -36,8 +33,8 @@ void hal_ctx_start(void);
  * first frame; the other registers start as 0 and the FPCR as the ABI's
  * default, whatever the creating thread has set.
  */
-void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size,
-                  void (*entry)(void *), void *arg)
+void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size, void (*entry)(void *),
+                  void *arg)
 {
     uintptr_t top = ((uintptr_t)stack_lo + size) & ~(uintptr_t)(HAL_STACK_ALIGN - 1);
     uint64_t *frame = (uint64_t *)(top - HAL_FRAME_SIZE);

@@ -3,11 +3,11 @@
  * thread handle type.
  *
  * Compiled into kern, so it is freestanding: no OS header, no libc. Every
- * POSIX HAL call is out of line in the .c files of hal/posix. The candidates for
- * inlining were the clock and the current-thread pointer; the clock is a
- * vDSO call either way, and the thread pointer must stay a real call
- * (hal.h: the compiler must not reuse a value read before a switch, and
- * kern may not use TLS).
+ * POSIX HAL call is out of line, in the .c files of this directory. The
+ * candidates for inlining were the clock and the current-thread pointer:
+ * the clock is a vDSO call either way, and the thread pointer must stay a
+ * real call (hal.h: the compiler must not reuse a value read before a
+ * switch, and kern may not use TLS).
  */
 #ifndef WEFT_HAL_OS_H
 #define WEFT_HAL_OS_H

@@ -68,6 +68,7 @@ static bool budget_fixed;              /* WEFT_GUARD_BUDGET was given */
 static _Atomic long protect_budget;
 static pthread_mutex_t recount_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t last_recount_ns; /* protected by recount_lock */
+static unsigned long counted_gen; /* release_gen at the last count; recount_lock */
 
 /* The page size, from sysconf once and cached. Never blocks; not
  * async-signal-safe on the first call only. */
@@ -96,8 +97,7 @@ void *hal_mem_reserve(size_t size, size_t align)
     size_t span = size + (align - ps);
     if (span < size)
         return NULL;
-    char *p = mmap(NULL, span, PROT_NONE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    char *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     uintptr_t base = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
@@ -125,10 +125,15 @@ int hal_mem_discard(void *addr, size_t size)
     return madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : HAL_EFAIL;
 }
 
+/* Bumped by every release: a recount of the mappings is worth making only
+ * if something was released since the last one. */
+static _Atomic unsigned long release_gen;
+
 /* munmap; removes any guards with it. */
 void hal_mem_release(void *addr, size_t size)
 {
     munmap(addr, size);
+    atomic_fetch_add_explicit(&release_gen, 1, memory_order_relaxed);
 }
 
 /* ---- The guard probe and the mapping budget ---- */
@@ -194,16 +199,21 @@ static int64_t mono_ns(void)
 
 /* The budget ran out: guards may have been released since (kern gives
  * every reservation back when weft_run returns, and weft_run may be
- * called again), so count the mappings again, at most once a second and
- * by one thread at a time. Returns whether the budget is positive now. */
+ * called again), so count the mappings again, if anything was released
+ * since the last count, at most once a second and by one thread at a
+ * time (reading /proc/self/maps with tens of thousands of mappings is
+ * slow, very slow under qemu). Returns whether the budget is positive. */
 static bool recount(void)
 {
     if (budget_fixed || pthread_mutex_trylock(&recount_lock) != 0)
         return false;
     int64_t now = mono_ns();
-    bool due = last_recount_ns == 0 || now - last_recount_ns >= RECOUNT_INTERVAL_NS;
+    unsigned long gen = atomic_load_explicit(&release_gen, memory_order_relaxed);
+    bool due = gen != counted_gen &&
+               (last_recount_ns == 0 || now - last_recount_ns >= RECOUNT_INTERVAL_NS);
     if (due) {
         last_recount_ns = now;
+        counted_gen = gen;
         atomic_store_explicit(&protect_budget, compute_budget(), memory_order_relaxed);
     }
     pthread_mutex_unlock(&recount_lock);
@@ -221,8 +231,7 @@ static bool budget_take(void)
             b = atomic_load_explicit(&protect_budget, memory_order_relaxed);
             continue;
         }
-        if (atomic_compare_exchange_weak_explicit(&protect_budget, &b, b - 1,
-                                                  memory_order_relaxed,
+        if (atomic_compare_exchange_weak_explicit(&protect_budget, &b, b - 1, memory_order_relaxed,
                                                   memory_order_relaxed))
             return true;
     }
@@ -234,8 +243,7 @@ static bool budget_take(void)
 static bool region_enforced(void)
 {
     size_t ps = hal_page_size();
-    char *m = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *m = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return false;
     bool enforced = false;
@@ -289,8 +297,7 @@ enum hal_guard_kind hal_mem_guard(void *addr, size_t size)
     pthread_once(&probe_once, probe);
     if (guard_mode == HAL_GUARD_NONE)
         return HAL_GUARD_NONE;
-    if (guard_mode == HAL_GUARD_REGION &&
-        madvise(addr, size, MADV_GUARD_INSTALL) == 0)
+    if (guard_mode == HAL_GUARD_REGION && madvise(addr, size, MADV_GUARD_INSTALL) == 0)
         return HAL_GUARD_REGION;
     if (!budget_take())
         return HAL_GUARD_NONE;

@@ -29,8 +29,7 @@
 
 #include "posix.h"
 
-_Static_assert(sizeof(pthread_t) <= sizeof(hal_thread_t),
-               "a pthread_t fits in a hal_thread_t");
+_Static_assert(sizeof(pthread_t) <= sizeof(hal_thread_t), "a pthread_t fits in a hal_thread_t");
 
 #define THREAD_STACK_SIZE (1u << 20) /* for kern's own code: scheduler, monitor */
 #define ALTSTACK_SIZE (64u << 10)
@@ -47,10 +46,10 @@ static __thread void *kern_thread __attribute__((tls_model("initial-exec")));
 
 /* This thread's altstack, when weft installed one. Thread-private. */
 struct altstack {
-    void *map;       /* guard page + stack, or NULL */
-    stack_t prev;    /* the altstack the thread had before */
+    void *map;                      /* guard page + stack, or NULL */
+    stack_t prev;                   /* the altstack the thread had before */
     bool segv_blocked, bus_blocked; /* in the mask before; restored */
-    int depth;       /* nesting of hal_thread_enter */
+    int depth;                      /* nesting of hal_thread_enter */
 };
 static __thread struct altstack altstack;
 

@@ -202,8 +202,8 @@ _Noreturn void hal_abort(void)
 /* Must: lay out an initial frame at the aligned top of the stack so that
  * the first hal_ctx_switch to ctx "returns" into a start stub (assembly)
  * that calls entry(arg) with the ABI's alignment, and traps if it returns. */
-void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size,
-                  void (*entry)(void *), void *arg)
+void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size, void (*entry)(void *),
+                  void *arg)
 {
     (void)stack_lo;
     (void)size;

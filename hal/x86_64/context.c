@@ -17,12 +17,9 @@
 
 _Static_assert(offsetof(struct hal_context, sp) == HAL_CTX_SP,
                "HAL_CTX_SP must match struct hal_context");
-_Static_assert(HAL_FRAME_SIZE % HAL_STACK_ALIGN == 0,
-               "the switch frame keeps the stack aligned");
-_Static_assert(HAL_FRAME_RET + 8 == HAL_FRAME_SIZE,
-               "the return address is the frame's last word");
-_Static_assert(HAL_FRAME_FCW >= HAL_FRAME_MXCSR + 4 &&
-                   HAL_FRAME_R15 >= HAL_FRAME_FCW + 2,
+_Static_assert(HAL_FRAME_SIZE % HAL_STACK_ALIGN == 0, "the switch frame keeps the stack aligned");
+_Static_assert(HAL_FRAME_RET + 8 == HAL_FRAME_SIZE, "the return address is the frame's last word");
+_Static_assert(HAL_FRAME_FCW >= HAL_FRAME_MXCSR + 4 && HAL_FRAME_R15 >= HAL_FRAME_FCW + 2,
                "control words do not overlap the registers");
 
 /* The stub in switch_sysv.S that calls entry(arg). */
@@ -42,8 +39,8 @@ static void put64(char *frame, int off, uint64_t v)
  * other callee-saved registers start as 0 and the control words as the
  * ABI's initial values, whatever the creating thread has set.
  */
-void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size,
-                  void (*entry)(void *), void *arg)
+void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size, void (*entry)(void *),
+                  void *arg)
 {
     uintptr_t top = ((uintptr_t)stack_lo + size) & ~(uintptr_t)(HAL_STACK_ALIGN - 1);
     char *frame = (char *)(top - HAL_FRAME_SIZE);
