@@ -132,16 +132,16 @@ int weft_mutex_unlock(weft_mutex *m);
  * refused with the state unchanged (an extra runlock while other readers
  * hold the lock cannot be told from a legitimate one, as in Go). */
 typedef struct weft_rwmutex {
-    weft_mutex w;          /* held by the writer, and by writers that wait for readers */
-    uint32_t writer_sem;   /* the writer waits here for departing readers */
-    uint32_t reader_sem;   /* readers wait here for the writer */
-    int32_t reader_count;  /* readers holding or waiting; - 2^30 while a writer is in */
-    int32_t reader_wait;   /* readers the waiting writer still waits for */
+    weft_mutex w;         /* held by the writer, and by writers that wait for readers */
+    uint32_t writer_sem;  /* the writer waits here for departing readers */
+    uint32_t reader_sem;  /* readers wait here for the writer */
+    int32_t reader_count; /* readers holding or waiting; - 2^30 while a writer is in */
+    int32_t reader_wait;  /* readers the waiting writer still waits for */
 } weft_rwmutex;
-int weft_rwmutex_rlock(weft_rwmutex *rw);   /* may park */
+int weft_rwmutex_rlock(weft_rwmutex *rw); /* may park */
 int weft_rwmutex_runlock(weft_rwmutex *rw);
-int weft_rwmutex_lock(weft_rwmutex *rw);    /* may park */
-int weft_rwmutex_unlock(weft_rwmutex *rw);  /* may yield (see weft_mutex_unlock) */
+int weft_rwmutex_lock(weft_rwmutex *rw);   /* may park */
+int weft_rwmutex_unlock(weft_rwmutex *rw); /* may yield (see weft_mutex_unlock) */
 
 /* Go's sync.Cond; waiters are woken in FIFO order, and only by a signal or
  * broadcast (no spurious wake-ups), though the condition should still be
@@ -152,7 +152,7 @@ typedef struct weft_cond {
     uint32_t lock;   /* unused, kept zero: the runtime guards the list with
                         a lock of its own chosen by the cond's address */
     uint32_t pad_;
-    void *head;      /* parked waiters, in ticket order (nearly) */
+    void *head; /* parked waiters, in ticket order (nearly) */
     void *tail;
 } weft_cond;
 /* Unlocks m, parks until signalled, locks m again. m must be locked by

@@ -6,7 +6,7 @@
  * Three layers, each a cache in front of the one below:
  *
  *   per-proc cache (struct k_mcache)   no lock, no atomic: a free list per class
- *        |  batches of up to 32 objects (about 32 KiB at most)
+ *        |  batches of about 32 KiB (2 to 32 objects)
  *   central list, one per class        its own k_lock: objects given back, and
  *        |                              the class's current span, carved lazily
  *        |  spans of 64 KiB (up to 192 KiB for the biggest classes)
@@ -39,15 +39,15 @@
  * - The cache gives half a list back when it grows past its high mark,
  *   instead of keeping whole spans until a GC flushes it.
  *
- * Lock order (lock.h): a central lock is taken before the heap lock; both
- * are leaves otherwise: nothing here calls out while holding them except
- * the hal_mem_* calls that commit or reserve more memory.
+ * Lock order (lock.h): a central lock is taken before the heap lock, and
+ * no other lock is taken while either is held; the only calls made under
+ * them are the hal_mem_* calls that reserve or commit more memory.
  *
  * DEBUG (WEFT_DEBUG): a freed small object is filled with 0xDB after its
  * link word, and its second word holds a tag derived from its address;
  * k_free finding the tag panics (double free), k_alloc finding the tag
- * checks the fill (a write after free) and clears it. k_alloc's memory
- * is then 0xDB, not zero, so uninitialised reads show.
+ * checks the fill (a write after free) and clears it. A recycled object
+ * thus comes back 0xDB-filled, so reads of uninitialised memory show.
  */
 #include "kern/alloc.h"
 #include "kern/lock.h"
@@ -62,12 +62,11 @@
  * that class. Below 256 bytes the 16-byte steps are what limits, as in Go.
  */
 static const uint16_t class_size[K_NCLASS] = {
-    16,    32,    48,    64,    80,    96,    112,   128,   144,   160,
-    176,   192,   208,   224,   240,   272,   304,   336,   384,   432,
-    480,   544,   608,   688,   784,   896,   1008,  1152,  1280,  1408,
-    1536,  1664,  1792,  1920,  2176,  2432,  2688,  3072,  3456,  3840,
-    4352,  4864,  5504,  6272,  7040,  7936,  8960,  10240, 11648, 13184,
-    14976, 17024, 19328, 22016, 25088, 28672, 32768,
+    16,    32,    48,    64,    80,    96,    112,   128,   144,   160,  176,  192,
+    208,   224,   240,   272,   304,   336,   384,   432,   480,   544,  608,  688,
+    784,   896,   1008,  1152,  1280,  1408,  1536,  1664,  1792,  1920, 2176, 2432,
+    2688,  3072,  3456,  3840,  4352,  4864,  5504,  6272,  7040,  7936, 8960, 10240,
+    11648, 13184, 14976, 17024, 19328, 22016, 25088, 28672, 32768,
 };
 K_STATIC_ASSERT(K_SMALL_MAX == 32768, "class_size ends at K_SMALL_MAX");
 
@@ -75,15 +74,15 @@ K_STATIC_ASSERT(K_SMALL_MAX == 32768, "class_size ends at K_SMALL_MAX");
  * big_class[(size - 1024 + 127) / 128]. O(1), 314 bytes. */
 #define SMALL_LIMIT 1024
 #define SMALL_INDEX(size) (((size) + 15) >> 4)
-#define BIG_INDEX(size) (((size) - SMALL_LIMIT + 127) >> 7)
+#define BIG_INDEX(size) (((size)-SMALL_LIMIT + 127) >> 7)
 
-#define SPAN_MIN (64 * 1024)   /* a span is a multiple of this */
+#define SPAN_MIN (64 * 1024)    /* a span is a multiple of this */
 #define BATCH_BYTES (32 * 1024) /* a cache refill is about this much */
 #define BATCH_MAX 32
 #define BATCH_MIN 2
 
 #define ARENA_SIZE ((size_t)64 << 20)
-#define ARENA_COMMIT ((size_t)1 << 20) /* commit granularity in an arena */
+#define ARENA_COMMIT ((size_t)1 << 20)    /* commit granularity in an arena */
 #define ARENA_MAGIC 0x6b617265616e6121ull /* "!anaerak" */
 #define LARGE_MAGIC 0x6b6c61726765216bull
 #define LARGE_HDR 64 /* bytes in front of a large object; keeps it 64-aligned */
@@ -100,18 +99,18 @@ struct arena {
 /* A large object's header, LARGE_HDR bytes before the object. */
 struct large {
     uint64_t magic;
-    size_t size;     /* what k_alloc was given */
-    size_t reserved; /* bytes of the reservation, header included */
-    struct large *next, *prev; /* heap.large list (heap.lock) */
+    size_t size;               /* what k_alloc was given */
+    size_t reserved;           /* bytes of the reservation, header included */
+    struct large *next, *prev; /* mem.large list (heap_lock) */
 };
 K_STATIC_ASSERT(sizeof(struct large) <= LARGE_HDR, "large header fits");
 
 /* One per class (Go: mcentral), each on its own cache lines. */
 struct central {
     /* Rank: alloc central. Taken after sched.lock and sema bucket locks,
-     * before heap.lock. Protects the fields below. */
+     * before heap_lock. Protects the fields below. */
     alignas(K_CACHELINE) struct k_lock lock;
-    void *free;      /* objects given back, linked through their first word */
+    void *free; /* objects given back, linked through their first word */
     size_t nfree;
     char *span_next; /* the uncarved part of the class's current span */
     char *span_end;
@@ -121,15 +120,15 @@ static struct {
     /* Set by k_mem_init, read-only until k_mem_fini: */
     size_t page;
     uint32_t span_bytes[K_NCLASS];
-    uint32_t batch[K_NCLASS];  /* objects per cache refill */
-    uint32_t high[K_NCLASS];   /* a cache list past this gives half back */
+    uint32_t batch[K_NCLASS]; /* objects per cache refill */
+    uint32_t high[K_NCLASS];  /* a cache list past this gives half back */
     uint8_t small_class[SMALL_INDEX(SMALL_LIMIT) + 1];
     uint8_t big_class[BIG_INDEX(K_SMALL_MAX) + 1];
 
     struct central central[K_NCLASS];
 
-    /* Rank: alloc heap, the innermost lock of kern (taken after a central
-     * lock). Protects the fields below. */
+    /* Rank: alloc heap, a leaf (taken after a central lock, nothing taken
+     * after it). Protects the fields below. */
     struct k_lock heap_lock;
     struct arena *arenas; /* newest (the one being carved) first */
     struct large *large;  /* every live large object */
@@ -179,8 +178,7 @@ static void debug_free(void *p, unsigned cls)
 {
     uint64_t *w = p;
     if (((uintptr_t)p & 15) != 0 || w[1] == FREE_TAG(p)) {
-        k_print("weft: k_free(%p, class %u of %u bytes): %s\n", p, cls,
-                (unsigned)class_size[cls],
+        k_print("weft: k_free(%p, class %u of %u bytes): %s\n", p, cls, (unsigned)class_size[cls],
                 ((uintptr_t)p & 15) ? "misaligned pointer" : "double free");
         k_panic("bad k_free");
     }

@@ -69,8 +69,8 @@ void k_mem_release(void *p, size_t size);
 struct k_stack {
     char *lo;
     char *hi;
-    size_t guard;           /* bytes of guard below the usable part */
-    uint8_t guard_kind;     /* enum hal_guard_kind */
+    size_t guard;       /* bytes of guard below the usable part */
+    uint8_t guard_kind; /* enum hal_guard_kind */
 };
 
 /* Per-proc cache of stacks of the default size. */

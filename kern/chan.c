@@ -268,7 +268,8 @@ void weft_chan_free(weft_chan *c)
     if (busy) {
         /* Freeing it would leave those tasks parked on freed memory. */
         k_print("weft: weft_chan_free(%p): tasks are still blocked on it; "
-                "not freed\n", (void *)c);
+                "not freed\n",
+                (void *)c);
         return;
     }
     k_free(c, c->alloc_size);

@@ -46,9 +46,9 @@ struct waitq {
 struct weft_chan {
     /* Immutable after weft_chan_make, so read anywhere without the lock: */
     size_t elem_size;
-    size_t cap;             /* slots in buf; 0 = unbuffered (Go: dataqsiz) */
-    char *buf;              /* cap * elem_size bytes, just after the struct */
-    size_t alloc_size;      /* what k_free must be given */
+    size_t cap;        /* slots in buf; 0 = unbuffered (Go: dataqsiz) */
+    char *buf;         /* cap * elem_size bytes, just after the struct */
+    size_t alloc_size; /* what k_free must be given */
 
     /*
      * The channel lock (Go: hchan.lock). Protects every field below and the
@@ -62,13 +62,13 @@ struct weft_chan {
     /* Written under the lock with release stores; also read without the
      * lock (acquire) by the fast paths and weft_chan_len: */
     _Atomic uint32_t closed;
-    _Atomic size_t count;   /* elements in buf (Go: qcount) */
+    _Atomic size_t count; /* elements in buf (Go: qcount) */
 
     /* Protected by the lock: */
-    size_t sendx;           /* next slot to fill */
-    size_t recvx;           /* next slot to empty */
-    struct waitq recvq;     /* tasks blocked receiving */
-    struct waitq sendq;     /* tasks blocked sending */
+    size_t sendx;       /* next slot to fill */
+    size_t recvx;       /* next slot to empty */
+    struct waitq recvq; /* tasks blocked receiving */
+    struct waitq sendq; /* tasks blocked sending */
 };
 
 /* ---- Lock-free readiness checks (Go: full, empty) ---- */
@@ -76,7 +76,7 @@ struct weft_chan {
 /*
  * true if a send would block now, ignoring closed. cap is immutable; the
  * load is an acquire so that a later load of closed cannot be satisfied
- * earlier than it (see chan.c, chan_try_fast).
+ * earlier than it (see try_send_fails and try_recv_fast in chan.c).
  */
 static inline bool chan_full(struct weft_chan *c)
 {
@@ -135,8 +135,7 @@ static inline struct waiter *waitq_dequeue(struct waitq *q)
              * channels' locks, when no waker can be here. */
             uint32_t zero = 0;
             if (!atomic_compare_exchange_strong_explicit(
-                    &w->task->select_done, &zero, 1, memory_order_acq_rel,
-                    memory_order_relaxed))
+                    &w->task->select_done, &zero, 1, memory_order_acq_rel, memory_order_relaxed))
                 continue;
         }
         return w;

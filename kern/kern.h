@@ -47,6 +47,19 @@ int memcmp(const void *a, const void *b, size_t n);
 #define k_store_relaxed(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 #define k_store_release(p, v) atomic_store_explicit((p), (v), memory_order_release)
 
+/* A full (StoreLoad) fence. ThreadSanitizer does not model fences, so its
+ * builds use a sequentially consistent read-modify-write instead, which it
+ * does understand (and which is a full barrier on every target). */
+#ifdef WEFT_SAN_TSAN
+static inline void k_fence_seq_cst(void)
+{
+    static _Atomic int fence_word;
+    atomic_fetch_add_explicit(&fence_word, 0, memory_order_seq_cst);
+}
+#else
+static inline void k_fence_seq_cst(void) { atomic_thread_fence(memory_order_seq_cst); }
+#endif
+
 /* Printing to the error stream, async-signal-safe, no allocation.
  * Formats: %s %c %d %i %u %x %p %% with optional l/ll/z length, and an
  * optional width with zero padding (%08x). Output is built in a stack

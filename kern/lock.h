@@ -12,8 +12,11 @@
  * unlock by a non-owner.
  *
  * Lock order (take left before right; never the reverse):
- *   sched.lock  before  sema bucket locks  before  alloc central locks
  *   channel locks (in address order)  before  sched.lock
+ *   sema bucket locks  before  sched.lock
+ *   sched.lock  before  alloc central locks  before  the heap lock
+ *   the heap lock and the stack pool lock are leaves: nothing is taken
+ *   while holding them (stack.c never calls k_alloc).
  */
 #ifndef WEFT_KERN_LOCK_H
 #define WEFT_KERN_LOCK_H

@@ -347,7 +347,7 @@ static struct task *find_runnable(struct thread *th)
             /* Steps 1-3 of the protocol at the top of this file. */
             th->spinning = false;
             atomic_fetch_sub_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
-            atomic_thread_fence(memory_order_seq_cst);
+            k_fence_seq_cst();
             if (any_work()) {
                 k_lock(&k_sched.lock);
                 struct proc *pp = proc_idle_get();

@@ -31,12 +31,14 @@
  * Departures from Go: a send case on a closed channel is a normal outcome
  * (ok = WEFT_ECLOSED), not a panic. A select with a single channel case is
  * the plain send/receive (Go's compiler does that rewrite statically).
- * The random source is seeded per call (see select_seed) until kern has a
- * per-proc generator.
+ * The shuffle draws from the calling thread's generator (thread->rand,
+ * owned by the thread, which runs this task until it parks), as Go's
+ * select draws from its M's.
  */
 #include "kern/chan.h"
 
 #include "kern/alloc.h"
+#include "kern/proc.h" /* struct thread: the calling thread's rand */
 #include "kern/sched.h"
 
 /* Cases handled with order arrays on the stack; more need k_alloc. */
@@ -140,18 +142,6 @@ static bool select_park_unlock(struct task *t, void *arg)
     return true;
 }
 
-/*
- * A seed for this call's shuffle. Different per call (the clock) and per
- * task (the id) so that concurrent selects are independent; k_rand_next
- * mixes it. TODO(issue 5): use a per-proc generator once the scheduler
- * keeps one, which saves the clock read.
- */
-static uint64_t select_seed(const struct task *self, const void *frame)
-{
-    return (uint64_t)hal_now_ns() ^ (self->id * 0x9e3779b97f4a7c15u) ^
-           ((uint64_t)(uintptr_t)frame << 17);
-}
-
 /* The single-case select: the plain operation. */
 static int select_one(weft_case *cs, int i, bool block, struct task *self)
 {
@@ -169,15 +159,13 @@ static int select_one(weft_case *cs, int i, bool block, struct task *self)
 /* Validates the arguments; 0 or WEFT_EINVAL. */
 static int select_check(const weft_case *cases, int n, int flags)
 {
-    if (n < 0 || n > K_SELECT_MAX || (n > 0 && cases == NULL) ||
-        (flags & ~WEFT_NONBLOCK) != 0)
+    if (n < 0 || n > K_SELECT_MAX || (n > 0 && cases == NULL) || (flags & ~WEFT_NONBLOCK) != 0)
         return WEFT_EINVAL;
     for (int i = 0; i < n; i++) {
         const weft_case *cs = &cases[i];
         if (cs->op != WEFT_SEND && cs->op != WEFT_RECV)
             return WEFT_EINVAL;
-        if (cs->op == WEFT_SEND && cs->chan != NULL && cs->elem == NULL &&
-            cs->chan->elem_size != 0)
+        if (cs->op == WEFT_SEND && cs->chan != NULL && cs->elem == NULL && cs->chan->elem_size != 0)
             return WEFT_EINVAL;
     }
     return 0;
@@ -188,8 +176,8 @@ static int select_check(const weft_case *cases, int n, int flags)
  * every channel locked; unlocks them and returns its index. Returns -1,
  * still locked, when none can.
  */
-static int select_ready(weft_case *cases, const uint16_t *pollorder,
-                        const uint16_t *lockorder, int m)
+static int select_ready(weft_case *cases, const uint16_t *pollorder, const uint16_t *lockorder,
+                        int m)
 {
     for (int k = 0; k < m; k++) {
         int i = pollorder[k];
@@ -251,8 +239,7 @@ static int select_ready(weft_case *cases, const uint16_t *pollorder,
  * and once woken dequeues the waiters that lost. Returns the index of the
  * case that won, its ok set.
  */
-static int select_wait(weft_case *cases, const uint16_t *lockorder, int m,
-                       struct task *self)
+static int select_wait(weft_case *cases, const uint16_t *lockorder, int m, struct task *self)
 {
     k_assert(self->waiting == NULL);
     k_assert(atomic_load_explicit(&self->select_done, memory_order_relaxed) == 0);
@@ -320,7 +307,9 @@ int weft_select(weft_case *cases, int n, int flags)
     int r = select_check(cases, n, flags);
     if (r != 0)
         return r;
-    struct task *self = k_task_self();
+    /* The thread is used only before any park (for its generator). */
+    struct thread *th = k_thread_self();
+    struct task *self = th != NULL ? th->cur : NULL;
     if (self == NULL)
         return WEFT_ENOTASK;
     bool block = (flags & WEFT_NONBLOCK) == 0;
@@ -357,12 +346,11 @@ int weft_select(weft_case *cases, int n, int flags)
     /* 0: shuffle (inside-out Fisher-Yates), then sort a copy by channel.
      * Starting the sort from the shuffled order makes the order of cases
      * on the same channel random too. */
-    uint64_t rs = select_seed(self, &rs);
     int k = 0;
     for (int i = 0; i < n; i++) {
         if (cases[i].chan == NULL)
             continue;
-        uint32_t j = k_rand_n(&rs, (uint32_t)k + 1);
+        uint32_t j = k_rand_n(&th->rand, (uint32_t)k + 1);
         if ((int)j != k)
             pollorder[k] = pollorder[j];
         pollorder[j] = (uint16_t)i;

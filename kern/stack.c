@@ -43,12 +43,12 @@
  *      a million tasks keeps one page each (4 GiB for a million 4 KiB
  *      pages), not the pages they touched, and the common reuse finds its
  *      top page, where the task starts, still there.
- * Measured with a million parked tasks (see the report in docs/): also
- * discarding the top page costs about 2.5 us more per task when the burst
- * ends (freeing the page and a TLB shootdown in every madvise) and makes
- * every reuse fault the page in again; discarding on every free costs a
- * system call per task exit. Returning the top pages of a large idle pool
- * is left to a scavenger (Go's background scavenger), not written yet.
+ * Rejected, measured with a million parked tasks: discarding the top page
+ * too costs about 2.5 us more per task when the burst ends (the madvise
+ * then frees a page and shoots down TLBs) and makes every reuse fault the
+ * page in again; discarding on every free costs a system call per task
+ * exit. Returning the top pages of a large idle pool is left to a
+ * scavenger (Go's background scavenger), not written yet.
  *
  * Lock order: pool.lock is a leaf (lock.h); while holding it this file
  * calls only hal_mem_reserve/commit (a new arena, rarely). System calls
@@ -67,15 +67,11 @@
 #define ARENA_MAX_STACKS 1024u
 #define ARENA_MAX_BYTES ((size_t)256 << 20)
 
-#define HOT_BYTES ((size_t)16 << 20) /* the hot list holds this much stack */
+#define HOT_BYTES ((size_t)16 << 20) /* the pool keeps this much stack undiscarded */
 #define HOT_MIN 8u
-#define HOT_MAX 256u
-
-#define COLD_CHUNK ((size_t)64 << 10)
 #define BATCH (K_STACK_CACHE / 2) /* stacks moved between a cache and the pool */
 
 #define REGION_MAGIC 0x6b737461636b2121ull
-#define KIND_MASK ((uintptr_t)7) /* a descriptor is lo | guard kind */
 
 /* The first page of every stack reservation. */
 struct region {
@@ -86,12 +82,15 @@ struct region {
     uint32_t ncarved;           /* stacks cut out so far (pool.lock) */
 };
 
-/* A chunk of the cold store: descriptors of free, discarded stacks. */
-struct cold_chunk {
-    struct cold_chunk *prev; /* the chunk below (fuller) */
-    size_t n;                /* descriptors in d[]; >= 1 while in the store */
-    uintptr_t d[];
+/* A free stack in the pool: this sits at its top, hi - POOLED_AT. Owned by
+ * the pool (pool.lock) while the stack is in it. */
+struct pooled {
+    struct pooled *next;
+    uint8_t guard_kind;
+    bool discarded; /* pages below the top one were given back */
 };
+#define POOLED_AT 16
+K_STATIC_ASSERT(sizeof(struct pooled) <= POOLED_AT, "pool node fits the top");
 
 static struct {
     /* Set by k_stack_init, read-only during the run: */
@@ -99,20 +98,17 @@ static struct {
     size_t guard;   /* bytes of guard below each stack */
     size_t usable;  /* the default usable size */
     size_t stride;  /* guard + usable: the distance between stacks in an arena */
-    uint32_t hot_cap;
-    size_t cold_cap; /* descriptors per cold chunk */
+    size_t hot_cap; /* undiscarded stacks the pool may hold */
 
     /* Rank: stack pool, a leaf (nothing is locked after it). Protects the
      * fields below. */
     struct k_lock lock;
-    struct region *regions;  /* every reservation, arenas and own-size stacks */
-    struct region *carving;  /* the arena new default stacks are cut from */
-    uint32_t next_arena;     /* stacks in the next arena */
-    uint32_t nhot;
-    uintptr_t hot[HOT_MAX];  /* free stacks as they were left; LIFO */
-    struct cold_chunk *cold; /* free stacks, discarded; top chunk */
-    struct cold_chunk *spare; /* one empty chunk kept to avoid churn */
-    size_t ncold;
+    struct region *regions; /* every reservation, arenas and own-size stacks */
+    struct region *carving; /* the arena new default stacks are cut from */
+    uint32_t next_arena;    /* stacks in the next arena */
+    struct pooled *free;    /* free default stacks, LIFO */
+    size_t nfree;
+    size_t nhot; /* of which not discarded */
 } pool;
 
 /* Stacks created this run, by guard kind (enum hal_guard_kind). Atomic:
@@ -121,30 +117,15 @@ static _Atomic uint64_t counts[3];
 /* Set once the run has printed its warning about an unguarded stack. */
 static _Atomic bool warned;
 
-/* ---- Descriptors and guards ---- */
-
-static inline uintptr_t desc_of(const struct k_stack *s)
-{
-    return (uintptr_t)s->lo | s->guard_kind;
-}
-
-static inline void stack_of(uintptr_t d, struct k_stack *out)
-{
-    out->lo = (char *)(d & ~KIND_MASK);
-    out->hi = out->lo + pool.stride;
-    out->guard = pool.guard;
-    out->guard_kind = (uint8_t)(d & KIND_MASK);
-}
+/* ---- Guards ---- */
 
 /* Installs the guard of a stack being created at lo and fills *out. */
 static void guard_new(char *lo, size_t usable, struct k_stack *out)
 {
     enum hal_guard_kind kind = hal_mem_guard(lo, pool.guard);
-    k_check(kind == HAL_GUARD_NONE || kind == HAL_GUARD_REGION ||
-            kind == HAL_GUARD_PROTECT);
+    k_check(kind == HAL_GUARD_NONE || kind == HAL_GUARD_REGION || kind == HAL_GUARD_PROTECT);
     atomic_fetch_add_explicit(&counts[kind], 1, memory_order_relaxed);
-    if (kind == HAL_GUARD_NONE &&
-        !atomic_exchange_explicit(&warned, true, memory_order_relaxed))
+    if (kind == HAL_GUARD_NONE && !atomic_exchange_explicit(&warned, true, memory_order_relaxed))
         k_print("weft: warning: no guard page could be installed below a task "
                 "stack (out of mappings?); a stack overflow will corrupt memory "
                 "silently. weft_stats counts such stacks (stacks_unguarded).\n");
@@ -154,24 +135,24 @@ static void guard_new(char *lo, size_t usable, struct k_stack *out)
     out->guard_kind = (uint8_t)kind;
 }
 
-/* ---- DEBUG: a freed stack's top word carries a tag ---- */
+/* ---- DEBUG: a freed stack carries a tag just below its pool node ---- */
 
 #ifdef WEFT_DEBUG
 #define STACK_TAG(s) (0x6b66726565737461ull ^ (uint64_t)(uintptr_t)(s)->lo)
+#define TAG_AT(s) ((uint64_t *)((s)->hi - POOLED_AT) - 1)
 
 static void debug_free(const struct k_stack *s)
 {
-    uint64_t *top = (uint64_t *)s->hi - 1;
-    if (*top == STACK_TAG(s)) {
+    if (*TAG_AT(s) == STACK_TAG(s)) {
         k_print("weft: k_stack_free: stack [%p, %p) freed twice\n", s->lo, s->hi);
         k_panic("double free of a stack");
     }
-    *top = STACK_TAG(s);
+    *TAG_AT(s) = STACK_TAG(s);
 }
 
 static void debug_alloc(const struct k_stack *s)
 {
-    *((uint64_t *)s->hi - 1) = 0;
+    *TAG_AT(s) = 0;
 }
 #else
 #define debug_free(s) ((void)0)
@@ -194,7 +175,7 @@ static void region_link(struct region *r, size_t size, uint32_t nstacks)
     pool.regions = r;
 }
 
-/* Reserves and commits header + n stacks' worth of address space, or NULL. */
+/* Reserves and commits bytes for a region, or NULL. */
 static struct region *region_new(size_t bytes)
 {
     char *base = k_mem_reserve(bytes, pool.page);
@@ -214,10 +195,9 @@ static int carve(struct k_stack *out)
     k_lock(&pool.lock);
     struct region *r = pool.carving;
     if (r == NULL || r->ncarved == r->nstacks) {
-        uint32_t n = pool.next_arena;
-        size_t max = ARENA_MAX_BYTES / pool.stride;
-        if (n > max)
-            n = max > 0 ? (uint32_t)max : 1;
+        size_t n = K_MIN((size_t)pool.next_arena, ARENA_MAX_BYTES / pool.stride);
+        if (n == 0)
+            n = 1;
         r = region_new(pool.page + n * pool.stride);
         if (r == NULL && n > 1) { /* short of address space: try one stack */
             n = 1;
@@ -227,7 +207,7 @@ static int carve(struct k_stack *out)
             k_unlock(&pool.lock);
             return HAL_ENOMEM;
         }
-        region_link(r, pool.page + n * pool.stride, n);
+        region_link(r, pool.page + n * pool.stride, (uint32_t)n);
         pool.carving = r;
         if (pool.next_arena < ARENA_MAX_STACKS)
             pool.next_arena *= 2;
@@ -238,82 +218,63 @@ static int carve(struct k_stack *out)
     return 0;
 }
 
-/* ---- The pool: hot list and cold store ---- */
+/* ---- The pool ---- */
 
-/* Pushes a descriptor onto the cold store (pool.lock held). false when no
- * chunk could be had: the stack then stays out of circulation until
- * k_mem_fini releases its arena. */
-static bool cold_push(uintptr_t d)
+static inline struct pooled *node_of(const struct k_stack *s)
 {
-    struct cold_chunk *c = pool.cold;
-    if (c == NULL || c->n == pool.cold_cap) {
-        size_t bytes = K_MAX(COLD_CHUNK, pool.page);
-        if (pool.spare) {
-            c = pool.spare;
-            pool.spare = NULL;
-        } else {
-            c = k_mem_reserve(bytes, pool.page);
-            if (c == NULL)
-                return false;
-            if (hal_mem_commit(c, bytes) != 0) {
-                k_mem_release(c, bytes);
-                return false;
-            }
-        }
-        c->prev = pool.cold;
-        c->n = 0;
-        pool.cold = c;
-    }
-    c->d[c->n++] = d;
-    pool.ncold++;
-    return true;
+    return (struct pooled *)(s->hi - POOLED_AT);
 }
 
-/* Pops a descriptor from the non-empty cold store (pool.lock held). */
-static uintptr_t cold_pop(void)
+/* Pushes s onto the pool (pool.lock held). */
+static inline void pool_push(const struct k_stack *s, bool discarded)
 {
-    struct cold_chunk *c = pool.cold;
-    uintptr_t d = c->d[--c->n];
-    pool.ncold--;
-    if (c->n == 0) {
-        pool.cold = c->prev;
-        if (pool.spare)
-            k_mem_release(pool.spare, K_MAX(COLD_CHUNK, pool.page));
-        pool.spare = c;
-    }
-    return d;
+    struct pooled *p = node_of(s);
+    p->next = pool.free;
+    p->guard_kind = s->guard_kind;
+    p->discarded = discarded;
+    pool.free = p;
+    pool.nfree++;
 }
 
-/* Takes up to want free stacks from the pool, warmest first (hot list,
- * then cold store). Returns how many. */
-static uint32_t pool_take(uintptr_t *d, uint32_t want)
+/* Takes up to want free stacks from the pool, most recently freed first.
+ * Returns how many. */
+static uint32_t pool_take(struct k_stack *out, uint32_t want)
 {
     uint32_t n = 0;
     k_lock(&pool.lock);
-    while (n < want && pool.nhot > 0)
-        d[n++] = pool.hot[--pool.nhot];
-    while (n < want && pool.cold != NULL)
-        d[n++] = cold_pop();
+    for (; n < want && pool.free != NULL; n++) {
+        struct pooled *p = pool.free;
+        pool.free = p->next;
+        pool.nfree--;
+        if (!p->discarded)
+            pool.nhot--;
+        out[n].hi = (char *)p + POOLED_AT;
+        out[n].lo = out[n].hi - pool.stride;
+        out[n].guard = pool.guard;
+        out[n].guard_kind = p->guard_kind;
+    }
     k_unlock(&pool.lock);
     return n;
 }
 
-/* Gives n free stacks to the pool: into the hot list while it has room,
- * the rest discarded (outside the lock) and into the cold store. */
-static void pool_put(const uintptr_t *d, uint32_t n)
+/* Gives n free stacks to the pool: as they are while it holds fewer than
+ * hot_cap such, the rest with their pages below the top one discarded
+ * first (outside the lock: nobody can take them before they are pushed). */
+static void pool_put(const struct k_stack *s, uint32_t n)
 {
     uint32_t i = 0;
     k_lock(&pool.lock);
-    while (i < n && pool.nhot < pool.hot_cap)
-        pool.hot[pool.nhot++] = d[i++];
+    for (; i < n && pool.nhot < pool.hot_cap; i++, pool.nhot++)
+        pool_push(&s[i], false);
     k_unlock(&pool.lock);
     if (i == n)
         return;
-    for (uint32_t j = i; j < n; j++)
-        (void)hal_mem_discard((char *)(d[j] & ~KIND_MASK) + pool.guard, pool.usable);
+    if (pool.usable > pool.page)
+        for (uint32_t j = i; j < n; j++)
+            (void)hal_mem_discard(s[j].lo + pool.guard, pool.usable - pool.page);
     k_lock(&pool.lock);
-    while (i < n && cold_push(d[i]))
-        i++;
+    for (; i < n; i++)
+        pool_push(&s[i], true);
     k_unlock(&pool.lock);
 }
 
@@ -324,24 +285,20 @@ static int default_alloc(struct k_stack *out)
     struct k_stack_cache *c = k_stack_cache_self();
     if (c != NULL) {
         if (c->n == 0) {
-            uintptr_t d[BATCH];
-            uint32_t got = pool_take(d, BATCH);
-            /* The warmest (d[0]) goes on top, to be used first. */
-            while (got > 0)
-                stack_of(d[--got], &c->stacks[c->n++]);
+            struct k_stack got[BATCH];
+            uint32_t n = pool_take(got, BATCH);
+            /* The most recently freed (got[0]) goes on top, to be used first. */
+            while (n > 0)
+                c->stacks[c->n++] = got[--n];
         }
         if (c->n > 0) {
             *out = c->stacks[--c->n];
             debug_alloc(out);
             return 0;
         }
-    } else {
-        uintptr_t d;
-        if (pool_take(&d, 1) == 1) {
-            stack_of(d, out);
-            debug_alloc(out);
-            return 0;
-        }
+    } else if (pool_take(out, 1) == 1) {
+        debug_alloc(out);
+        return 0;
     }
     return carve(out);
 }
@@ -349,12 +306,15 @@ static int default_alloc(struct k_stack *out)
 /* Moves the older half of a full cache to the pool. */
 static K_NOINLINE void cache_spill(struct k_stack_cache *c)
 {
-    uintptr_t d[BATCH];
-    for (uint32_t i = 0; i < BATCH; i++)
-        d[i] = desc_of(&c->stacks[i]);
+    struct k_stack old[BATCH];
+    memcpy(old, c->stacks, sizeof old);
     memmove(&c->stacks[0], &c->stacks[BATCH], (c->n - BATCH) * sizeof c->stacks[0]);
     c->n -= BATCH;
-    pool_put(d, BATCH);
+    /* pool_put keeps the first ones hot: give the newer ones first. */
+    struct k_stack rev[BATCH];
+    for (uint32_t i = 0; i < BATCH; i++)
+        rev[i] = old[BATCH - 1 - i];
+    pool_put(rev, BATCH);
 }
 
 static void default_free(struct k_stack *s)
@@ -366,23 +326,16 @@ static void default_free(struct k_stack *s)
         c->stacks[c->n++] = *s;
         return;
     }
-    uintptr_t d = desc_of(s);
-    pool_put(&d, 1);
+    pool_put(s, 1);
 }
 
 void k_stack_cache_flush(struct k_stack_cache *c)
 {
-    uintptr_t d[K_STACK_CACHE];
+    /* Newest last in the cache, but pool_put keeps the first ones hot. */
+    struct k_stack rev[K_STACK_CACHE];
     for (uint32_t i = 0; i < c->n; i++)
-        d[i] = desc_of(&c->stacks[i]);
-    /* Newest last in the cache, but pool_put fills the hot list from the
-     * front: reverse, so the warmest stay hot. */
-    for (uint32_t i = 0; i < c->n / 2; i++) {
-        uintptr_t t = d[i];
-        d[i] = d[c->n - 1 - i];
-        d[c->n - 1 - i] = t;
-    }
-    pool_put(d, c->n);
+        rev[i] = c->stacks[c->n - 1 - i];
+    pool_put(rev, c->n);
     c->n = 0;
 }
 
@@ -466,10 +419,7 @@ void k_stack_init(size_t default_size)
         default_size = STACK_MAX;
     pool.usable = K_ROUND_UP(K_MAX(default_size, STACK_MIN), pool.page);
     pool.stride = pool.guard + pool.usable;
-    size_t hot = HOT_BYTES / pool.stride;
-    pool.hot_cap = (uint32_t)K_MIN(K_MAX(hot, (size_t)HOT_MIN), (size_t)HOT_MAX);
-    pool.cold_cap = (K_MAX(COLD_CHUNK, pool.page) - sizeof(struct cold_chunk)) /
-                    sizeof(uintptr_t);
+    pool.hot_cap = K_MAX(HOT_BYTES / pool.stride, (size_t)HOT_MIN);
     pool.next_arena = ARENA_FIRST;
     for (int i = 0; i < 3; i++)
         atomic_store_explicit(&counts[i], 0, memory_order_relaxed);
@@ -478,18 +428,10 @@ void k_stack_init(size_t default_size)
 
 void k_stack_fini(void)
 {
-    size_t chunk = K_MAX(COLD_CHUNK, pool.page);
-    while (pool.cold != NULL) {
-        struct cold_chunk *c = pool.cold;
-        pool.cold = c->prev;
-        k_mem_release(c, chunk);
-    }
-    if (pool.spare != NULL)
-        k_mem_release(pool.spare, chunk);
     while (pool.regions != NULL) {
         struct region *r = pool.regions;
         pool.regions = r->next;
         k_mem_release(r, r->size);
     }
-    memset(&pool, 0, sizeof pool); /* zero: every lock unlocked, lists empty */
+    memset(&pool, 0, sizeof pool); /* zero: the lock unlocked, lists empty */
 }

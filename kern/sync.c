@@ -161,10 +161,10 @@ static void mutex_spin(void)
 static void mutex_lock_slow(weft_mutex *m)
 {
     _Atomic int32_t *sp = K_ATOMIC_I32(&m->state);
-    bool waited = false;      /* parked at least once */
+    bool waited = false; /* parked at least once */
     int64_t wait_start_ns = 0;
-    bool starving = false;    /* we waited longer than STARVATION_NS */
-    bool awoke = false;       /* we own the WOKEN bit */
+    bool starving = false; /* we waited longer than STARVATION_NS */
+    bool awoke = false;    /* we own the WOKEN bit */
     int iter = 0;
     int32_t old = atomic_load_explicit(sp, memory_order_relaxed);
 
@@ -183,31 +183,31 @@ static void mutex_lock_slow(weft_mutex *m)
             continue;
         }
 
-        int32_t new = old;
+        int32_t next = old;
         /* A starving mutex is never taken by CAS: arrivals queue. */
         if ((old & MUTEX_STARVING) == 0)
-            new |= MUTEX_LOCKED;
+            next |= MUTEX_LOCKED;
         if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) != 0)
-            new += MUTEX_WAITER;
+            next += MUTEX_WAITER;
         /* Switch to starvation mode only while the lock is held: unlock
          * expects a starving mutex to have waiters, which an unlocked one
          * may not have once we take it. */
         if (starving && (old & MUTEX_LOCKED) != 0)
-            new |= MUTEX_STARVING;
+            next |= MUTEX_STARVING;
         if (awoke) {
             /* We were woken (or claimed WOKEN while spinning): give the
              * bit back whatever happens next. */
-            if ((new & MUTEX_WOKEN) == 0)
-                mutex_bad_state(m, new);
-            new &= ~MUTEX_WOKEN;
+            if ((next & MUTEX_WOKEN) == 0)
+                mutex_bad_state(m, next);
+            next &= ~MUTEX_WOKEN;
         }
 
-        if (!atomic_compare_exchange_strong(sp, &old, new))
+        if (!atomic_compare_exchange_strong(sp, &old, next))
             continue; /* old now holds the current state */
 
         if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == 0)
             return; /* we set LOCKED on a free mutex */
-        if ((new & MUTEX_STARVING) != 0 && (old & MUTEX_STARVING) == 0)
+        if ((next & MUTEX_STARVING) != 0 && (old & MUTEX_STARVING) == 0)
             k_sync_note_starvation();
 
         /* We are counted as a waiter: park. A task that waited before
@@ -273,29 +273,29 @@ int weft_mutex_trylock(weft_mutex *m)
     return WEFT_EAGAIN;
 }
 
-/* After unlocking to state `new`: must somebody be woken? In starvation
+/* After unlocking to state `next`: must somebody be woken? In starvation
  * mode always (the lock is handed to the first waiter); in normal mode
  * when tasks wait and none is awake already. (Go: the first test in
  * unlockSlow.) */
-static bool mutex_unlock_must_wake(int32_t new)
+static bool mutex_unlock_must_wake(int32_t next)
 {
-    if ((new & MUTEX_STARVING) != 0)
+    if ((next & MUTEX_STARVING) != 0)
         return true;
-    return (new >> MUTEX_WAITER_SHIFT) != 0 && (new & (MUTEX_LOCKED | MUTEX_WOKEN)) == 0;
+    return (next >> MUTEX_WAITER_SHIFT) != 0 && (next & (MUTEX_LOCKED | MUTEX_WOKEN)) == 0;
 }
 
-/* The unlock's slow path (Go: unlockSlow); new is the state our unlock
+/* The unlock's slow path (Go: unlockSlow); next is the state our unlock
  * left. From a task (weft_mutex_unlock checks). May yield. */
-static void mutex_unlock_slow(weft_mutex *m, int32_t new)
+static void mutex_unlock_slow(weft_mutex *m, int32_t next)
 {
     _Atomic int32_t *sp = K_ATOMIC_I32(&m->state);
-    if ((new & MUTEX_STARVING) != 0) {
+    if ((next & MUTEX_STARVING) != 0) {
         /* Hand the lock to the first waiter and let it run now. LOCKED
          * stays clear until it wakes, but STARVING keeps arrivals out. */
         k_sema_release(&m->sema, true);
         return;
     }
-    int32_t old = new;
+    int32_t old = next;
     for (;;) {
         /* Nobody waits, or a task is awake and will take it, or someone
          * already took the lock (its unlock will wake), or it went
@@ -328,14 +328,14 @@ int weft_mutex_unlock(weft_mutex *m)
          * belongs to the woken waiter): refuse, change nothing. */
         if ((old & MUTEX_LOCKED) == 0)
             return WEFT_EINVAL;
-        int32_t new = old - MUTEX_LOCKED;
-        bool wake = mutex_unlock_must_wake(new);
+        int32_t next = old - MUTEX_LOCKED;
+        bool wake = mutex_unlock_must_wake(next);
         if (wake && !task)
             return WEFT_ENOTASK;
-        if (atomic_compare_exchange_weak_explicit(sp, &old, new, memory_order_release,
+        if (atomic_compare_exchange_weak_explicit(sp, &old, next, memory_order_release,
                                                   memory_order_relaxed)) {
             if (wake)
-                mutex_unlock_slow(m, new);
+                mutex_unlock_slow(m, next);
             return 0;
         }
     }
@@ -494,8 +494,8 @@ int weft_wg_add(weft_waitgroup *wg, int64_t delta)
         v += (int32_t)delta;
         if (v == 0 && w != 0 && !task)
             return WEFT_ENOTASK; /* the waiters could not be woken */
-        uint64_t new = ((uint64_t)(uint32_t)v << 32) | w;
-        if (atomic_compare_exchange_weak(sp, &old, new))
+        uint64_t next = ((uint64_t)(uint32_t)v << 32) | w;
+        if (atomic_compare_exchange_weak(sp, &old, next))
             break;
     }
     if (v > 0 || w == 0)

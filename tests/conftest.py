@@ -141,6 +141,27 @@ def pytest_generate_tests(metafunc):
         if fixture in metafunc.fixturenames:
             params = collect_cases(metafunc.config, want_crash)
             metafunc.parametrize(fixture, params, ids=[c.id for c in params])
+    if "bench_case" in metafunc.fixturenames:
+        params = collect_benches()
+        metafunc.parametrize("bench_case", params, ids=[f"{t.name}::{b}" for t, b in params])
+
+
+def collect_benches():
+    """(target, scenario) for every scenario of `weft-test bench-list`."""
+    out = []
+    for name in os.environ.get("WEFT_TARGETS", DEFAULT_TARGETS).split():
+        t, _ = cached_target(name)
+        if t.error:
+            out.append((t, "<missing>"))
+            continue
+        p = subprocess.run(t.run_prefix + [t.exe, "bench-list"], capture_output=True,
+                           text=True, timeout=120, cwd=ROOT)
+        if p.returncode != 0:
+            t.error = f"`weft-test bench-list` exited {p.returncode}: {p.stderr}"
+            out.append((t, "<missing>"))
+            continue
+        out += [(t, line.split()[0]) for line in p.stdout.splitlines() if line.strip()]
+    return out
 
 
 _targets_cache = {}

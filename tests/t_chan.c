@@ -1401,8 +1401,8 @@ static void model_seq_main(void *arg)
                     int op2 = rnd_n(&seed, 2) ? WEFT_SEND : WEFT_RECV;
                     weft_chan *ch = rnd_n(&seed, 4) ? c : NULL;
                     cs[k] = (weft_case){ch, op2, op2 == WEFT_SEND ? (void *)out : (void *)in2, -9};
-                    if (ch != NULL && (op2 == WEFT_SEND ? model_send_ready(&m)
-                                                        : model_recv_ready(&m)))
+                    if (ch != NULL &&
+                        (op2 == WEFT_SEND ? model_send_ready(&m) : model_recv_ready(&m)))
                         any = 1;
                 }
                 int nb = !any || rnd_n(&seed, 2);

@@ -161,7 +161,8 @@ void t_mem_classes(void)
     memset(ring, 0, sizeof ring);
     /* Large sizes cost a reservation each; step through them on slow
      * targets. */
-    size_t big_step = (size_t)(10 / t_count(10));
+    int64_t scaled = t_count(10);
+    size_t big_step = scaled >= 10 ? 1 : (size_t)(10 / scaled);
     unsigned k = 0;
     for (size_t size = 1; size <= 70000; size += size < K_SMALL_MAX ? 1 : big_step) {
         struct obj *o = &ring[k % RING];
@@ -305,8 +306,8 @@ void t_mem_reuse(void)
     /* At most LIVE * 32 KiB is ever live, and freed objects are reused, so
      * after the warm-up no more arenas may be needed. */
     uint64_t end = k_mem_reserved();
-    fprintf(stderr, "mem_reuse: %lld ops, reserved %llu after warm-up, %llu at end\n",
-            (long long)n, (unsigned long long)after_warm, (unsigned long long)end);
+    fprintf(stderr, "mem_reuse: %lld ops, reserved %llu after warm-up, %llu at end\n", (long long)n,
+            (unsigned long long)after_warm, (unsigned long long)end);
     CHECK_LE(end, after_warm);
     CHECK_LE(end, (uint64_t)128 << 20);
     for (int i = 0; i < LIVE; i++)
@@ -499,8 +500,8 @@ static void guard_child(void *arg)
         _exit(4);
     volatile char *usable = t->lo + t->guard;
     signal(SIGSEGV, SIG_DFL); /* not a sanitizer's handler: die by the signal */
-    usable[0] = 1;  /* the lowest usable byte is fine */
-    usable[-1] = 1; /* the byte below it is the guard */
+    usable[0] = 1;            /* the lowest usable byte is fine */
+    usable[-1] = 1;           /* the byte below it is the guard */
     _exit(5);
 }
 #endif
@@ -511,8 +512,8 @@ void t_stack_guard(void)
     t_skip("needs fork; the runtime's crash_stack_overflow covers Windows");
 #else
     static struct guard_case cases[] = {
-        {NULL, 0, 0},          {NULL, 0, 2},          {NULL, 100000, 0},
-        {"protect", 0, 0},     {"protect", 0, 2},     {"protect", 100000, 1},
+        {NULL, 0, 0},      {NULL, 0, 2},      {NULL, 100000, 0},
+        {"protect", 0, 0}, {"protect", 0, 2}, {"protect", 100000, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[1024];
@@ -583,6 +584,8 @@ void t_stack_many(void)
     mem_begin();
     k_stack_init(0);
     int64_t n = t_count(200000);
+    if (n > 1000000)
+        n = 1000000; /* a page each once freed: keep `make stress` within RAM */
     struct k_stack *s = calloc((size_t)n, sizeof *s);
     CHECK(s != NULL);
 #ifdef __linux__
@@ -597,7 +600,8 @@ void t_stack_many(void)
     }
     uint64_t region, protect, none;
     k_stack_counts(&region, &protect, &none);
-    fprintf(stderr, "stack_many: %lld stacks: region %llu, protect %llu, none %llu; reserved %llu MiB\n",
+    fprintf(stderr,
+            "stack_many: %lld stacks: region %llu, protect %llu, none %llu; reserved %llu MiB\n",
             (long long)n, (unsigned long long)region, (unsigned long long)protect,
             (unsigned long long)none, (unsigned long long)(k_mem_reserved() >> 20));
     CHECK_EQ(region + protect + none, (uint64_t)n);
@@ -612,7 +616,8 @@ void t_stack_many(void)
         CHECK_LT(maps_after - maps_before, 1000);
 #endif
     } else {
-        fprintf(stderr, "stack_many: no guard regions here (old kernel or emulator)\n");
+        fprintf(stderr,
+                "stack_many: guard regions not in use here (old kernel, emulator or WEFT_GUARD)\n");
     }
     /* No two stacks overlap. */
     uintptr_t *lo = malloc(sizeof *lo * (size_t)n);
@@ -700,7 +705,8 @@ static void tasks_producer(void *arg)
     memset(local, 0, sizeof local);
     for (int64_t i = 0; i < tasks_n; i++) {
         r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-        size_t n = (r % 100 == 0) ? 32769 + (size_t)(r >> 40) % 70000 : 1 + (size_t)(r >> 40) % 3000;
+        size_t n =
+            (r % 100 == 0) ? 32769 + (size_t)(r >> 40) % 70000 : 1 + (size_t)(r >> 40) % 3000;
         struct msg m = {k_alloc(n), n, (unsigned char)(r >> 8)};
         CHECK(m.p != NULL);
         fill(m.p, n, m.b);

@@ -39,8 +39,8 @@ static struct {
     weft_mutex m;
     weft_waitgroup wg;
     int64_t iters;
-    long counter;        /* plain: protected by m alone */
-    atomic_int inside;   /* tasks inside the critical section */
+    long counter;      /* plain: protected by m alone */
+    atomic_int inside; /* tasks inside the critical section */
 } mx;
 
 static void mutex_worker(void *arg)
@@ -93,7 +93,7 @@ static struct {
     weft_mutex m;
     weft_waitgroup wg;
     atomic_int stop;
-    atomic_int holding;   /* a hog holds the lock right now */
+    atomic_int holding; /* a hog holds the lock right now */
     int victim_rounds;
     uint64_t starvations; /* summed over the procs values */
 } sv;
@@ -181,9 +181,9 @@ void t_sync_mutex_starvation(void)
 static struct {
     weft_rwmutex rw;
     weft_waitgroup writers_wg, readers_wg;
-    int64_t writes;            /* per writer */
-    long a, b;                 /* plain: a == b whenever rw is not write-locked */
-    atomic_int writing;        /* a writer is inside */
+    int64_t writes;     /* per writer */
+    long a, b;          /* plain: a == b whenever rw is not write-locked */
+    atomic_int writing; /* a writer is inside */
     atomic_int readers_inside;
     atomic_int writers_done;
     atomic_long reads;
@@ -270,9 +270,9 @@ static struct {
     weft_cond not_empty, not_full;
     int64_t q[COND_QCAP]; /* ring, protected by m */
     int qhead, qlen;
-    int done;             /* no more items will come (m) */
+    int done; /* no more items will come (m) */
     int64_t per_producer;
-    atomic_int *seen;     /* per item: times consumed */
+    atomic_int *seen; /* per item: times consumed */
     atomic_long consumed;
     weft_waitgroup producers_wg, consumers_wg;
 

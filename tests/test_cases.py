@@ -1,5 +1,6 @@
 """One pytest item per (target, C test case): see conftest.py."""
 
+import json
 import os
 import subprocess
 
@@ -66,3 +67,22 @@ def test_runner_unknown_case(target):
     p = subprocess.run(t.run_prefix + [t.exe], capture_output=True, text=True,
                        timeout=60 * t.timeout_mult, cwd=ROOT)
     assert p.returncode == 2 and "usage" in p.stderr
+
+
+def test_bench_smoke(bench_case):
+    """Every bench scenario runs with a small n and emits well-formed JSON
+    lines whose own result check passed (a bench that does nothing fails)."""
+    t, name = bench_case
+    if t.error:
+        pytest.fail(f"target {t.name}: {t.error}", pytrace=False)
+    p = subprocess.run(t.run_prefix + [t.exe, "bench", name, "n=1000"], capture_output=True,
+                       text=True, timeout=120 * t.timeout_mult, cwd=ROOT)
+    assert p.returncode == 0, f"exit {p.returncode}\n{tail(p.stdout)}\n{tail(p.stderr)}"
+    lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    assert lines, f"no JSON line\n{tail(p.stdout)}\n{tail(p.stderr)}"
+    for rec in lines:
+        for key in ("scenario", "impl", "procs", "n", "metric", "value", "unit", "better",
+                    "check", "ok"):
+            assert key in rec, rec
+        assert rec["impl"] == "weft" and rec["better"] in ("lower", "higher"), rec
+        assert rec["ok"] is True, rec

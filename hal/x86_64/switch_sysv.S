@@ -42,14 +42,24 @@ hal_ctx_switch:
         .cfi_rel_offset r15, HAL_FRAME_R15
         stmxcsr HAL_FRAME_MXCSR(%rsp)
         fnstcw  HAL_FRAME_FCW(%rsp)
+        /* Keep the current control words in scratch registers: loading
+         * them (ldmxcsr, fldcw) costs more than the rest of the switch,
+         * and they almost never differ between contexts, so they are
+         * loaded only when they do. */
+        movl    HAL_FRAME_MXCSR(%rsp), %eax
+        movzwl  HAL_FRAME_FCW(%rsp), %edx
 
         movq    %rsp, HAL_CTX_SP(%rdi)
         movq    HAL_CTX_SP(%rsi), %rsp
         /* Same frame layout on the new stack, so the CFI above still
          * describes where everything is. */
 
-        ldmxcsr HAL_FRAME_MXCSR(%rsp)
-        fldcw   HAL_FRAME_FCW(%rsp)
+        cmpl    HAL_FRAME_MXCSR(%rsp), %eax
+        jne     .Lload_mxcsr
+.Lmxcsr_done:
+        cmpw    HAL_FRAME_FCW(%rsp), %dx
+        jne     .Lload_fcw
+.Lfcw_done:
         movq    HAL_FRAME_R15(%rsp), %r15
         movq    HAL_FRAME_R14(%rsp), %r14
         movq    HAL_FRAME_R13(%rsp), %r13
@@ -59,6 +69,13 @@ hal_ctx_switch:
         addq    $HAL_FRAME_RET, %rsp
         .cfi_adjust_cfa_offset -HAL_FRAME_RET
         ret
+        .cfi_adjust_cfa_offset HAL_FRAME_RET
+.Lload_mxcsr:
+        ldmxcsr HAL_FRAME_MXCSR(%rsp)
+        jmp     .Lmxcsr_done
+.Lload_fcw:
+        fldcw   HAL_FRAME_FCW(%rsp)
+        jmp     .Lfcw_done
         .cfi_endproc
         .size   hal_ctx_switch, .-hal_ctx_switch
 
