@@ -76,6 +76,13 @@ enum hal_guard_kind {
  * stays until the reservation is released. */
 enum hal_guard_kind hal_mem_guard(void *addr, size_t size);
 
+/* Tells debugging tools that [lo, hi) is a task stack, so that switching
+ * between stacks is not mistaken for a huge frame (valgrind marks memory
+ * between the old and new stack pointer undefined otherwise). A no-op
+ * unless such a tool is watching. The registration ends when the
+ * reservation holding the stack is released. */
+void hal_stack_register(void *lo, void *hi);
+
 /* ------------------------------------------------------------------------
  * Threads.
  * ------------------------------------------------------------------------ */

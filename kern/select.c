@@ -7,7 +7,7 @@
  *   0. Order. The poll order is a uniform random permutation of the cases
  *      with a channel (inside-out Fisher-Yates), so that among ready cases
  *      each is picked with equal probability. The lock order is the same
- *      cases sorted by channel address (heap sort: n log n, no recursion);
+ *      cases sorted by channel address;
  *      every distinct channel is locked once, in that order, which is the
  *      global order for holding several channel locks (kern/lock.h).
  *   1. With every channel locked, look for a case that can proceed now, in
@@ -51,9 +51,20 @@ static inline uintptr_t case_key(const weft_case *cases, uint16_t i)
     return (uintptr_t)cases[i].chan;
 }
 
-/* Sorts order[0..m) by channel address (heap sort). */
+/* Sorts order[0..m) by channel address: insertion sort for the usual few
+ * cases, heap sort (n log n, no recursion) beyond. */
 static void sort_by_chan(const weft_case *cases, uint16_t *order, int m)
 {
+    if (m <= 16) {
+        for (int i = 1; i < m; i++) {
+            uint16_t v = order[i];
+            int j = i;
+            for (; j > 0 && case_key(cases, order[j - 1]) > case_key(cases, v); j--)
+                order[j] = order[j - 1];
+            order[j] = v;
+        }
+        return;
+    }
     /* Build a max-heap. */
     for (int i = m / 2 - 1; i >= 0; i--) {
         int j = i;

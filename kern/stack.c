@@ -133,6 +133,7 @@ static void guard_new(char *lo, size_t usable, struct k_stack *out)
     out->hi = lo + pool.guard + usable;
     out->guard = pool.guard;
     out->guard_kind = (uint8_t)kind;
+    hal_stack_register(lo + pool.guard, out->hi);
 }
 
 /* ---- DEBUG: a freed stack carries a tag just below its pool node ---- */

@@ -737,6 +737,32 @@ static void select_block_main(void *arg)
         CHECK_EQ(weft_select(bc, SB_BIG, 0), k);
         CHECK_EQ(bv[k], round);
     }
+    /* Many cases on few channels (each locked once, whatever the sort).
+     * Channel k holds a value, the others are empty: the ready cases are
+     * the receives on k and the sends on the others. */
+    for (int64_t round = 0; round < 100; round++) {
+        int k = (int)(round % 10);
+        for (int i = 0; i < 150; i++) {
+            int op = (i / 10) % 3 ? WEFT_RECV : WEFT_SEND;
+            bv[i] = op == WEFT_SEND ? 1000 + i : -1;
+            bc[i] = (weft_case){big[i % 10], op, &bv[i], -9};
+        }
+        send64(big[k], round);
+        int r = weft_select(bc, 150, round & 1 ? WEFT_NONBLOCK : 0);
+        CHECK(r >= 0 && r < 150);
+        if (bc[r].op == WEFT_RECV) {
+            CHECK_EQ(r % 10, k);
+            CHECK_EQ(bc[r].ok, 1);
+            CHECK_EQ(bv[r], round);
+        } else {
+            CHECK_NE(r % 10, k);
+            CHECK_EQ(bc[r].ok, 0);
+            CHECK_EQ(recv64(big[r % 10]), 1000 + r);
+            CHECK_EQ(recv64(big[k]), round);
+        }
+        for (int i = 0; i < 10; i++)
+            CHECK_EQ(weft_chan_len(big[i]), 0);
+    }
 }
 
 void t_chan_select_block(void)

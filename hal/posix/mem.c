@@ -132,6 +132,7 @@ static _Atomic unsigned long release_gen;
 /* munmap; removes any guards with it. */
 void hal_mem_release(void *addr, size_t size)
 {
+    hal_posix_stacks_released(addr, size);
     munmap(addr, size);
     atomic_fetch_add_explicit(&release_gen, 1, memory_order_relaxed);
 }

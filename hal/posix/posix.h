@@ -19,4 +19,7 @@
  * chaining. Thread-safe. Defined in signal.c. */
 void hal_posix_fault_install(void);
 
+/* tools.c: a reservation is going away; forget the stacks registered in it. */
+void hal_posix_stacks_released(void *addr, size_t size);
+
 #endif /* WEFT_HAL_POSIX_H */

@@ -66,6 +66,15 @@ void hal_mem_release(void *addr, size_t size)
     (void)size;
 }
 
+/* May: tell the platform's debugging tools (valgrind, a debugger's fiber
+ * support) that [lo, hi) is a stack; forget it when its reservation is
+ * released. A port without such tools leaves this empty. */
+void hal_stack_register(void *lo, void *hi)
+{
+    (void)lo;
+    (void)hi;
+}
+
 /* Must: make the range fault on access, choosing the cheapest kind that
  * it has proven works (probe it at first use: a call that succeeds may
  * still enforce nothing, as under emulators), and never spend OS

@@ -1,0 +1,95 @@
+"""Cases that must end the process, and output that must say something.
+
+F_CRASH cases (tests/cases.h) are checked here rather than by the generic
+runner: each must die abnormally (never exit 0) and print the message that
+names what happened. Also the deadlock report's content, and a valgrind
+leak check of repeated weft_run cycles on the native build.
+"""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT, read_target, run_case, tail
+
+# What each crash case must print on stderr (regular expressions).
+EXPECT = {
+    "crash_stack_overflow": r"weft: task (\d+): stack overflow \(fault at 0x[0-9a-f]+",
+}
+
+
+def test_crash(crash_case):
+    import re
+
+    t = crash_case.target
+    if t.error:
+        pytest.fail(f"target {t.name}: {t.error}", pytrace=False)
+    assert crash_case.name in EXPECT, f"no expectation for crash case {crash_case.name}"
+    rc, out, err, secs, timed_out, cmd, timeout = run_case(crash_case)
+    where = f"$ {' '.join(cmd)}\n--- stderr ---\n{tail(err)}"
+    assert not timed_out, f"timed out after {timeout:.1f} s\n{where}"
+    assert rc != 0, f"exited 0: the crash was not caught\n{where}"
+    m = re.search(EXPECT[crash_case.name], err)
+    assert m, f"message not found: {EXPECT[crash_case.name]}\n{where}"
+    if crash_case.name == "crash_stack_overflow":
+        # The message names the task that overflowed, which announced itself.
+        announced = re.search(r"overflowing task (\d+)", err)
+        assert announced and announced.group(1) == m.group(1), where
+
+
+TARGETS = os.environ.get("WEFT_TARGETS", "linux-x86_64 linux-aarch64").split()
+
+
+def run(t, args, env=None, timeout=120):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run(
+        t.run_prefix + [t.exe] + args,
+        capture_output=True,
+        text=True,
+        timeout=timeout * t.timeout_mult,
+        cwd=ROOT,
+        env=e,
+    )
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_deadlock_report(target):
+    """The deadlock report names every blocked task and what it waits on."""
+    t = read_target(target)
+    if t.error:
+        pytest.fail(f"target {t.name}: {t.error}", pytrace=False)
+    p = run(t, ["run", "sched_deadlock"])
+    assert p.returncode == 0, p.stderr
+    assert "weft: deadlock: all 2 tasks are asleep" in p.stderr, p.stderr
+    assert "task 1 [waiting: waitgroup wait" in p.stderr, p.stderr
+    assert "task 2 [waiting: mutex lock" in p.stderr, p.stderr
+
+
+def test_no_leaks_valgrind():
+    """100 weft_run cycles leave no definite leak (native build, memcheck)."""
+    if not shutil.which("valgrind"):
+        pytest.fail("valgrind missing: run scripts/deps.sh", pytrace=False)
+    t = read_target("linux-x86_64")
+    if t.error:
+        pytest.fail(t.error, pytrace=False)
+    p = subprocess.run(
+        [
+            "valgrind",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--error-exitcode=99",
+            "--quiet",
+            t.exe,
+            "run",
+            "sched_cycles",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert p.returncode == 0, f"rc={p.returncode}\n{tail(p.stderr)}"
+    assert "definitely lost" not in p.stderr, tail(p.stderr)
