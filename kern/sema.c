@@ -106,10 +106,10 @@ struct sema_waiter {
 };
 
 struct sema_bucket {
-    /* Protects heads and the links of every waiter queued here. A leaf
-     * lock: nothing else is taken while it is held; k_ready is called only
-     * after it is released. Rank: after sched.lock, before the allocator's
-     * central locks (lock.h). */
+    /* Protects heads and the links of every waiter queued here, and the
+     * notify lists of the weft_conds that hash here. A leaf: no other lock
+     * is taken while it is held (k_ready and the allocator are called only
+     * after it is released), so it has no order against any other lock. */
     struct k_lock lock;
     /* Tasks queued here, on any address. Changed under lock; read without
      * it by release (Go: semaRoot.nwait). Pairs with the semaphore word:

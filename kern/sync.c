@@ -484,8 +484,9 @@ int weft_wg_add(weft_waitgroup *wg, int64_t delta)
         v = (int32_t)(old >> 32);
         w = (uint32_t)old;
         /* The counter stays in [0, INT32_MAX]; a change that would leave
-         * it changes nothing. v >= 0, so neither sum overflows. */
-        if ((int64_t)v + delta < 0 || delta > (int64_t)INT32_MAX - v)
+         * it changes nothing. v >= 0, so -v and INT32_MAX - v cannot overflow,
+         * and delta is only ever compared, never added unchecked. */
+        if (delta < 0 ? delta < -(int64_t)v : delta > (int64_t)INT32_MAX - v)
             return WEFT_EINVAL;
         /* Counter 0 with waiters: another add is releasing them right now.
          * An add from 0 must happen before the wait (Go panics). */

@@ -907,3 +907,14 @@ void t_hal_cpu_count(void)
     CHECK_GE(hal_cpu_count(), 1);
 }
 #endif
+
+#ifdef __SANITIZE_ADDRESS__
+/* weft catches SIGSEGV itself (guard pages, kern_fault) and these tests
+ * check that a touched guard kills the process by SIGSEGV: ASan's own
+ * SEGV handler would turn that into a report and exit(1). */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "handle_segv=0:handle_sigbus=0";
+}
+#endif

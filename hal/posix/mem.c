@@ -42,6 +42,10 @@
 
 #include "posix.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#endif
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13 uapi; older headers lack it */
 #endif
@@ -133,6 +137,11 @@ static _Atomic unsigned long release_gen;
 void hal_mem_release(void *addr, size_t size)
 {
     hal_posix_stacks_released(addr, size);
+#ifdef __SANITIZE_ADDRESS__
+    /* Tasks discarded at the end of a run leave their frames' redzones
+     * poisoned; the next mapping at this address must start clean. */
+    __asan_unpoison_memory_region(addr, size);
+#endif
     munmap(addr, size);
     atomic_fetch_add_explicit(&release_gen, 1, memory_order_relaxed);
 }
