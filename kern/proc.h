@@ -102,7 +102,8 @@ struct thread {
 
 struct sched {
     /* sched.lock protects the idle lists, the global queue and the thread
-     * list. Rank: taken after channel and sema locks, before alloc's. */
+     * list. Order (lock.h): may be taken while holding a channel or sema
+     * lock, never the other way round; alloc's locks may be taken under it. */
     struct k_lock lock;
     struct proc *idle_procs;
     _Atomic int32_t nidle_procs;   /* written under lock, read without */
