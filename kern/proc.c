@@ -21,7 +21,7 @@
 #include "kern/proc.h"
 
 /* Moves half of p's ring and t to the global queue (the ring is full). */
-static bool runq_put_slow(struct proc *p, struct task *t, uint32_t head, uint32_t tail)
+static K_NOINLINE bool runq_put_slow(struct proc *p, struct task *t, uint32_t head, uint32_t tail)
 {
     struct task *batch[K_RUNQ_SIZE / 2 + 1];
     uint32_t n = (tail - head) / 2;

@@ -52,7 +52,7 @@ struct proc {
 
     /* Owned by the holder (no lock, no atomic needed): */
     _Alignas(K_CACHELINE) uint32_t schedtick; /* incremented per task run */
-    int64_t clock_ns;          /* recent hal_now_ns, refreshed every 8 ticks */
+    int64_t clock_ns;          /* recent hal_now_ns, refreshed every 64 ticks */
     struct k_mcache mcache;
     struct k_stack_cache stack_cache;
     struct task *dead;         /* dead tasks with default stacks, for reuse */

@@ -373,7 +373,7 @@ static void execute(struct thread *th, struct task *t)
 {
     struct proc *p = th->proc;
     p->schedtick++;
-    if ((p->schedtick & 7) == 0)
+    if ((p->schedtick & 63) == 0)
         p->clock_ns = hal_now_ns();
     atomic_store_explicit(&p->nswitch,
                           atomic_load_explicit(&p->nswitch, memory_order_relaxed) + 1,
