@@ -115,8 +115,10 @@ int k_chan_send(struct weft_chan *c, const void *elem, bool block, struct task *
         return WEFT_EAGAIN;
     }
 
-    w = k_waiter_get(self);
-    k_assert(w->task == self);
+    /* The waiter lives on our stack: it is unlinked before we resume, and
+     * a task's stack never moves. */
+    struct waiter self_w = {.task = self};
+    w = &self_w;
     w->obj = c;
     w->elem = (void *)elem; /* only read from, by the receiver */
     waitq_enqueue(&c->sendq, w);
@@ -125,9 +127,7 @@ int k_chan_send(struct weft_chan *c, const void *elem, bool block, struct task *
     /* Dequeued by a receiver (success) or by close; either way the waker
      * owned w until it readied us, and nobody else refers to it now. */
     k_assert(w->next == NULL && w->prev == NULL);
-    bool ok = w->success;
-    k_waiter_put(w);
-    return ok ? 0 : WEFT_ECLOSED;
+    return w->success ? 0 : WEFT_ECLOSED;
 }
 
 /* Receives from c into elem (Go: chanrecv). Contract in chan.h. */
@@ -169,8 +169,8 @@ int k_chan_recv(struct weft_chan *c, void *elem, bool block, struct task *self)
         return WEFT_EAGAIN;
     }
 
-    struct waiter *w = k_waiter_get(self);
-    k_assert(w->task == self);
+    struct waiter self_w = {.task = self}; /* on our stack, as in send */
+    struct waiter *w = &self_w;
     w->obj = c;
     w->elem = elem;
     waitq_enqueue(&c->recvq, w);
@@ -178,9 +178,7 @@ int k_chan_recv(struct weft_chan *c, void *elem, bool block, struct task *self)
     k_park(k_park_unlock, &c->lock, WAIT_CHAN_RECV, c);
 
     k_assert(w->next == NULL && w->prev == NULL);
-    bool ok = w->success;
-    k_waiter_put(w);
-    if (ok)
+    if (w->success)
         return 1;
     if (elem != NULL)
         memset(elem, 0, elem_size);

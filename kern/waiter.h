@@ -3,8 +3,11 @@
  *
  * A waiter is owned by the waiting task and lives until that task resumes.
  * It is linked into exactly one wait list per object it waits on (a select
- * has one waiter per case); the object's lock protects its links. Waiters
- * come from a per-proc cache (k_waiter_get / k_waiter_put).
+ * has one waiter per case); the object's lock protects its links. A plain
+ * channel send or receive keeps its waiter on the waiting task's own stack
+ * (stacks never move, and the waiter is unlinked before the task resumes);
+ * select, which needs one per case, takes them from a per-proc cache
+ * (k_waiter_get / k_waiter_put).
  */
 #ifndef WEFT_KERN_WAITER_H
 #define WEFT_KERN_WAITER_H
