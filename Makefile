@@ -43,6 +43,12 @@ SAN   ?=
 VARIANT := $(if $(DEBUG),-debug)$(if $(SAN),-$(SAN))
 B       := build/$(TARGET)$(VARIANT)
 
+# Sanitizer builds run F_SCALED counts divided by 10 (the most t_count
+# allows): ASan's shadow and TSan's per-task fibers cost memory and time.
+ifneq ($(SAN),)
+TEST_SCALE := 10
+endif
+
 ifeq ($(DEBUG),)
 OPT := -O2 -g
 else

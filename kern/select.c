@@ -51,6 +51,24 @@ static inline uintptr_t case_key(const weft_case *cases, uint16_t i)
     return (uintptr_t)cases[i].chan;
 }
 
+/* Heap sort's sift-down: moves order[j] down the max-heap order[0..end). */
+static void sift_down(const weft_case *cases, uint16_t *order, int j, int end)
+{
+    uint16_t v = order[j];
+    for (;;) {
+        int k = 2 * j + 1;
+        if (k >= end)
+            break;
+        if (k + 1 < end && case_key(cases, order[k]) < case_key(cases, order[k + 1]))
+            k++;
+        if (case_key(cases, v) >= case_key(cases, order[k]))
+            break;
+        order[j] = order[k];
+        j = k;
+    }
+    order[j] = v;
+}
+
 /* Sorts order[0..m) by channel address: insertion sort for the usual few
  * cases, heap sort (n log n, no recursion) beyond. */
 static void sort_by_chan(const weft_case *cases, uint16_t *order, int m)
@@ -65,40 +83,13 @@ static void sort_by_chan(const weft_case *cases, uint16_t *order, int m)
         }
         return;
     }
-    /* Build a max-heap. */
-    for (int i = m / 2 - 1; i >= 0; i--) {
-        int j = i;
-        uint16_t v = order[j];
-        for (;;) {
-            int k = 2 * j + 1;
-            if (k >= m)
-                break;
-            if (k + 1 < m && case_key(cases, order[k]) < case_key(cases, order[k + 1]))
-                k++;
-            if (case_key(cases, v) >= case_key(cases, order[k]))
-                break;
-            order[j] = order[k];
-            j = k;
-        }
-        order[j] = v;
-    }
-    /* Move the maximum to the end, shrink, sift down. */
-    for (int end = m - 1; end > 0; end--) {
+    for (int i = m / 2 - 1; i >= 0; i--) /* build a max-heap */
+        sift_down(cases, order, i, m);
+    for (int end = m - 1; end > 0; end--) { /* move the maximum to the end */
         uint16_t v = order[end];
         order[end] = order[0];
-        int j = 0;
-        for (;;) {
-            int k = 2 * j + 1;
-            if (k >= end)
-                break;
-            if (k + 1 < end && case_key(cases, order[k]) < case_key(cases, order[k + 1]))
-                k++;
-            if (case_key(cases, v) >= case_key(cases, order[k]))
-                break;
-            order[j] = order[k];
-            j = k;
-        }
-        order[j] = v;
+        order[0] = v;
+        sift_down(cases, order, 0, end);
     }
 }
 

@@ -289,7 +289,15 @@ void t_hal_ctx_regs(void)
     uint64_t in[NREGS], out[NREGS];
     int64_t bad = 0;
     hal_ctx_init(&rs.task, stack_new(64 << 10), 64 << 10, regs_task, NULL);
+#if defined(WEFT_SAN_ASAN) || defined(WEFT_SAN_TSAN)
+    /* hal_ctx_switch is hal/posix/sanitizer.c's C wrapper here: the frame
+     * at main.sp holds the wrapper's registers, not the caller's. */
+    const int64_t want_bad = 0;
+    rs.corrupt_round = -1;
+#else
+    const int64_t want_bad = 1;
     rs.corrupt_round = n / 2;
+#endif
     for (int64_t i = 0; i < n; i++) {
         regs_fill(in, 0xA0A0, (uint64_t)i);
         memset(out, 0, sizeof out);
@@ -298,7 +306,7 @@ void t_hal_ctx_regs(void)
     }
     CHECK_EQ(rs.rounds, n - 1);
     CHECK_EQ(rs.bad, 0);
-    CHECK_EQ(bad, 1); /* exactly the one corruption */
+    CHECK_EQ(bad, want_bad); /* exactly the one corruption */
 #else
     t_skip("no register-loading assembly for this ABI yet");
 #endif

@@ -13,6 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Sanitizer builds: hal/posix/sanitizer.c defines hal_ctx_init, which
+ * records what the sanitizer must know about the context and calls this. */
+#if defined(WEFT_SAN_ASAN) || defined(WEFT_SAN_TSAN)
+#define hal_ctx_init hal_ctx_init_raw
+#endif
+
 #include "hal/hal.h"
 
 _Static_assert(offsetof(struct hal_context, sp) == HAL_CTX_SP,

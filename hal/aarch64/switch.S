@@ -9,6 +9,12 @@
  */
 #include "hal_arch.h"
 
+/* Sanitizer builds: hal/posix/sanitizer.c defines hal_ctx_switch, which
+ * announces the switch to the sanitizer and calls this routine. */
+#if defined(WEFT_SAN_ASAN) || defined(WEFT_SAN_TSAN)
+#define hal_ctx_switch hal_ctx_switch_raw
+#endif
+
         .text
 
 /*

@@ -63,9 +63,20 @@
 #include <stddef.h>
 
 /* A suspended context: the task's stack pointer, which points at the
- * switch frame above. Written only by hal_ctx_switch and hal_ctx_init. */
+ * switch frame above. Written only by hal_ctx_switch and hal_ctx_init.
+ * Sanitizer builds add what hal/posix/sanitizer.c needs to announce each
+ * switch; release builds have sp alone. */
 struct hal_context {
     void *sp;
+#if defined(WEFT_SAN_ASAN) || defined(WEFT_SAN_TSAN)
+    const void *san_stack_lo; /* ASan: the stack this context runs on */
+    size_t san_stack_size;
+    void *san_fake_stack;        /* ASan: its fake stack while suspended */
+    void *san_fiber;             /* TSan: its fiber */
+    size_t san_owner;            /* sanitizer.c's mark: san_fiber is its own */
+    void (*san_entry)(void *);   /* what hal_ctx_init was asked to call */
+    void *san_arg;
+#endif
 };
 
 /* One spin-wait step (pause: yields the core's pipeline to its sibling

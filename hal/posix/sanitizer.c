@@ -1,0 +1,162 @@
+/*
+ * sanitizer.c (posix) — announcing context switches to AddressSanitizer and
+ * ThreadSanitizer (DESIGN.md "Memory"). Built only with SAN=asan or
+ * SAN=tsan (WEFT_SAN_ASAN / WEFT_SAN_TSAN); a release build compiles this
+ * file to nothing, and struct hal_context has its sp alone.
+ *
+ * Why: both sanitizers assume one stack per thread. ASan that does not know
+ * a task's stack bounds refuses __asan_handle_no_return ("False positive
+ * error reports may follow") and misreads stack addresses; TSan keeps a
+ * shadow call stack and a vector clock per thread, and a switch it does not
+ * see pops frames another stack pushed until its runtime crashes. So under
+ * a sanitizer the arch routines are renamed (hal_ctx_switch_raw,
+ * hal_ctx_init_raw: see the top of hal/<arch>/context.c and the .S) and
+ * the hal_ctx_* of hal.h are these wrappers:
+ *
+ * - hal_ctx_init records the stack's bounds, gives the context a TSan fiber
+ *   and has the context start in ctx_start, which finishes the first
+ *   switch before it calls entry(arg). A context made again (kern reuses a
+ *   dead task's struct and stack) gets a fresh fiber in place of the old
+ *   one, whose shadow stack still holds the dead task's frames, and its
+ *   stack unpoisoned: frames that never returned left their redzones.
+ * - hal_ctx_switch calls __sanitizer_start_switch_fiber with the target's
+ *   bounds and __tsan_switch_to_fiber (which also orders the two contexts:
+ *   they follow each other on one thread) before the raw switch, and
+ *   __sanitizer_finish_switch_fiber on the new stack.
+ *
+ * Contexts hal_ctx_init did not make (a thread's scheduler context, a
+ * test's "home") are only ever switched *from* first. Their bounds are
+ * learned from finish_switch_fiber's "old" outputs: the switching thread
+ * leaves a pointer to the context it left in a thread-local, which the
+ * other side reads once it runs. Their fiber is the thread's current one,
+ * taken at every switch away from them (a struct may serve different
+ * threads). Such a context may be uninitialised memory, so a fiber is
+ * treated as the context's own only while san_owner holds a mark derived
+ * from the context's address; only those fibers are ever destroyed.
+ *
+ * Fibers of contexts that are never made again (a run's last tasks) are
+ * not destroyed: their memory goes back to the OS when the run ends.
+ */
+#if defined(WEFT_SAN_ASAN) || defined(WEFT_SAN_TSAN)
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hal/hal.h"
+#include "posix.h"
+
+#ifdef WEFT_SAN_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef WEFT_SAN_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+/* The arch routines under their sanitizer-build names. */
+void hal_ctx_switch_raw(struct hal_context *from, struct hal_context *to);
+void hal_ctx_init_raw(struct hal_context *ctx, void *stack_lo, size_t size,
+                      void (*entry)(void *), void *arg);
+
+#ifdef WEFT_SAN_ASAN
+/* Never inlined, and (GCC) no interprocedural assumptions, so a TLS
+ * address computed before a switch is never reused after it: the code
+ * after the raw switch may run on another thread (as in thread.c). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define OPAQUE __attribute__((noinline, noipa))
+#else
+#define OPAQUE __attribute__((noinline))
+#endif
+
+/* The context this thread switched away from last; read by the side that
+ * resumes, on the same thread. */
+static __thread struct hal_context *left __attribute__((tls_model("initial-exec")));
+
+static OPAQUE void left_set(struct hal_context *ctx)
+{
+    left = ctx;
+}
+
+static OPAQUE struct hal_context *left_get(void)
+{
+    return left;
+}
+#endif
+
+#ifdef WEFT_SAN_TSAN
+/* The mark in san_owner of a context whose san_fiber hal_ctx_init made. */
+static size_t owner_mark(const struct hal_context *ctx)
+{
+    return (size_t)(uintptr_t)ctx ^ (size_t)0x5eedf1be5eedf1beull;
+}
+#endif
+
+/* Finishes a switch on the new stack: tells ASan it is there, and records
+ * the bounds of the stack just left in the context just left. */
+static void finish(void *fake_stack)
+{
+#ifdef WEFT_SAN_ASAN
+    const void *lo = NULL;
+    size_t size = 0;
+    __sanitizer_finish_switch_fiber(fake_stack, &lo, &size);
+    struct hal_context *prev = left_get();
+    prev->san_stack_lo = lo;
+    prev->san_stack_size = size;
+#else
+    (void)fake_stack;
+#endif
+}
+
+/* Where every context made by hal_ctx_init starts (hal_ctx_init_raw's
+ * entry): the first switch to it returns here rather than into
+ * hal_ctx_switch, so the switch is finished here. */
+static void ctx_start(void *arg)
+{
+    struct hal_context *ctx = arg;
+    finish(NULL);
+    ctx->san_entry(ctx->san_arg);
+}
+
+void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size, void (*entry)(void *),
+                  void *arg)
+{
+#ifdef WEFT_SAN_ASAN
+    __asan_unpoison_memory_region(stack_lo, size);
+#endif
+#ifdef WEFT_SAN_TSAN
+    if (ctx->san_owner == owner_mark(ctx) && ctx->san_fiber)
+        __tsan_destroy_fiber(ctx->san_fiber);
+    ctx->san_fiber = __tsan_create_fiber(0);
+    ctx->san_owner = owner_mark(ctx);
+#else
+    ctx->san_fiber = NULL;
+    ctx->san_owner = 0;
+#endif
+    ctx->san_stack_lo = stack_lo;
+    ctx->san_stack_size = size;
+    ctx->san_fake_stack = NULL;
+    ctx->san_entry = entry;
+    ctx->san_arg = arg;
+    hal_ctx_init_raw(ctx, stack_lo, size, ctx_start, ctx);
+}
+
+void hal_ctx_switch(struct hal_context *from, struct hal_context *to)
+{
+#ifdef WEFT_SAN_ASAN
+    left_set(from);
+    __sanitizer_start_switch_fiber(&from->san_fake_stack, to->san_stack_lo, to->san_stack_size);
+#endif
+#ifdef WEFT_SAN_TSAN
+    void *cur = __tsan_get_current_fiber();
+    if (from->san_owner != owner_mark(from) || from->san_fiber != cur) {
+        from->san_fiber = cur; /* a thread's own: not ours to destroy */
+        from->san_owner = 0;
+    }
+    __tsan_switch_to_fiber(to->san_fiber, 0);
+#endif
+    hal_ctx_switch_raw(from, to);
+    /* Resumed, perhaps on another thread, by a switch to from. */
+    finish(from->san_fake_stack);
+}
+
+#endif /* WEFT_SAN_ASAN || WEFT_SAN_TSAN */
