@@ -84,6 +84,16 @@ CASE(chan_select64, 120000, F_SCALED)
 CASE(chan_model_seq, 30000, F_NONE)
 CASE(chan_model_multi, 120000, F_SCALED)
 
+/* ---- timers and sleep (t_timer.c) ---- */
+CASE(timer_sleep, 60000, F_NONE)
+CASE(timer_mode_timerfd, 60000, F_NONE)
+CASE(timer_mode_pwait2, 60000, F_NONE)
+CASE(timer_many, 120000, F_SCALED)
+CASE(timer_api, 30000, F_NONE)
+CASE(timer_races, 60000, F_SCALED)
+CASE(timer_idle_cpu, 30000, F_NONE)
+CASE(timer_deadlock, 30000, F_NONE)
+
 /* ---- bench scenarios (bench_*.c) ---- */
 BENCH(spawn, "n tasks (1M) started and finished: ns per task")
 BENCH(yield, "two tasks yielding n (5M) times each: ns per switch")
