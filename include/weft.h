@@ -309,8 +309,9 @@ void weft_timer_free(weft_timer *t);
  *
  * Errors: WEFT_EINVAL (unknown network, malformed address, port out of
  * range, NULL), WEFT_EBADF (not a descriptor weft knows, or the wrong kind:
- * accept on a connection), WEFT_ECLOSED (closed by weft_close, before or
- * while blocked), WEFT_ETIMEDOUT (deadline or dial timeout), WEFT_ENOTASK,
+ * accept on a connection), WEFT_ECLOSED (closed by weft_close while the call was
+ * blocked; a call made after the close gets WEFT_EBADF: the OS may already
+ * have reused the number), WEFT_ETIMEDOUT (deadline or dial timeout), WEFT_ENOTASK,
  * WEFT_ENOMEM, WEFT_EIO (any other OS error: weft_errno() has its number,
  * e.g. ECONNREFUSED). */
 typedef intptr_t weft_fd;

@@ -499,8 +499,8 @@ int weft_wait_fd(weft_fd fd, int events, int64_t deadline)
     struct k_pollfd *pd = k_pollfd_get(fd, &err);
     bool temp = false;
     if (!pd) {
-        if (err == WEFT_ECLOSED || fd < 0)
-            return err == WEFT_ECLOSED ? err : WEFT_EBADF;
+        if (fd < 0)
+            return WEFT_EBADF;
         /* A descriptor weft does not own: registered for this wait only. */
         pd = k_pollfd_open(fd, PD_ANY, false, &err);
         if (!pd)

@@ -15,8 +15,9 @@
  * call.
  *
  * Descriptors are found from the OS handle through a two-level table
- * (1024 chunks of 1024 slots, read without a lock). A slot of a descriptor
- * that weft closed holds CLOSED, so a later call reports WEFT_ECLOSED.
+ * (1024 chunks of 1024 slots, read without a lock). A closed descriptor's
+ * slot is emptied: the OS may hand its number to anything next, so a later
+ * call with it gets WEFT_EBADF, not a guess.
  *
  * Who polls, and when, is sched.c's business (find_runnable): a
  * non-blocking poll when tasks wait on I/O, and one thread at a time
@@ -30,7 +31,6 @@
 #define CHUNK (1u << CHUNK_BITS)
 #define NCHUNKS 1024
 #define MAX_FD ((intptr_t)CHUNK * NCHUNKS)
-#define CLOSED ((struct k_pollfd *)1)
 #define MAX_EVENTS 128
 
 typedef struct k_pollfd *_Atomic pd_slot;
@@ -65,7 +65,7 @@ void k_poller_fini(void)
             continue;
         for (unsigned i = 0; i < CHUNK; i++) {
             struct k_pollfd *pd = atomic_load(&chunk[i]);
-            if (pd && pd != CLOSED) {
+            if (pd) {
                 if (pd->owned)
                     hal_sock_close(pd->fd);
                 else
@@ -149,10 +149,6 @@ struct k_pollfd *k_pollfd_get(intptr_t fd, int *err)
 {
     pd_slot *slot = slot_of(fd, false);
     struct k_pollfd *pd = slot ? atomic_load_explicit(slot, memory_order_acquire) : NULL;
-    if (pd == CLOSED) {
-        *err = WEFT_ECLOSED;
-        return NULL;
-    }
     if (!pd)
         *err = WEFT_EBADF;
     return pd;
@@ -186,9 +182,7 @@ int k_pollfd_close(struct k_pollfd *pd)
     intptr_t fd = pd->fd;
     bool owned = pd->owned;
     pd_slot *slot = slot_of(fd, false);
-    /* A slot weft owned remembers the close; a borrowed descriptor's
-     * (weft_wait_fd) is simply forgotten. */
-    atomic_store_explicit(slot, owned ? CLOSED : NULL, memory_order_release);
+    atomic_store_explicit(slot, NULL, memory_order_release);
     k_unlock(&pd->lock);
     if (r)
         k_ready_any(r);

@@ -41,8 +41,7 @@ void k_poller_fini(void);
 /* Registers fd (owned: weft closes it) and returns its descriptor, or NULL
  * with *err a WEFT_E* code. */
 struct k_pollfd *k_pollfd_open(intptr_t fd, int kind, bool owned, int *err);
-/* The descriptor of fd: NULL with *err = WEFT_ECLOSED (closed by weft) or
- * WEFT_EBADF (unknown). */
+/* The descriptor of fd: NULL with *err = WEFT_EBADF (unknown or closed). */
 struct k_pollfd *k_pollfd_get(intptr_t fd, int *err);
 /* Closes: wakes both waiters with WEFT_ECLOSED, stops the deadlines,
  * unregisters (owned: closes the OS object too). */

@@ -94,6 +94,15 @@ CASE(timer_races, 60000, F_SCALED)
 CASE(timer_idle_cpu, 30000, F_NONE)
 CASE(timer_deadlock, 30000, F_NONE)
 
+/* ---- the poller and sockets (t_net.c) ---- */
+CASE(net_echo, 120000, F_SCALED)
+CASE(net_deadline, 30000, F_NONE)
+CASE(net_close_wakes, 30000, F_NONE)
+CASE(net_dial_timeout, 30000, F_NONE)
+CASE(net_udp_ipv6, 30000, F_NONE)
+CASE(net_wait_fd, 30000, F_NONE)
+CASE(net_bad_input, 30000, F_NONE)
+
 /* ---- bench scenarios (bench_*.c) ---- */
 BENCH(spawn, "n tasks (1M) started and finished: ns per task")
 BENCH(yield, "two tasks yielding n (5M) times each: ns per switch")
