@@ -103,7 +103,7 @@ static void timers_main(void *arg)
     for (int64_t i = 0; i < tc.n; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         tc.deadline[i] = (int64_t)((seed >> 33) % (uint64_t)tc.span_ns);
-        CHECK_OK(weft_go_stack(timers_task, (void *)(intptr_t)i, 16384));
+        CHECK_OK(weft_go(timers_task, (void *)(intptr_t)i));
     }
     tc.spawn_end = weft_now() - tc.base;
     CHECK_OK(weft_wg_wait(&tc.wg));
