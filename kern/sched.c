@@ -326,20 +326,10 @@ static struct task *globrunq_take(struct proc *p, int max)
     return t;
 }
 
-/* Makes the tasks of a poll runnable (Go: injectglist): the first is
- * returned, to be run by a caller holding a proc; the rest go to the
- * global queue and a thread is woken for them. */
-static struct task *inject(struct task *list, bool keep_first)
+/* Makes the tasks of a blocking poll runnable (Go: injectglist) from a
+ * thread without a proc: the global queue, and a thread is woken. */
+static void inject(struct task *list)
 {
-    if (!list)
-        return NULL;
-    struct task *first = NULL;
-    if (keep_first) {
-        first = list;
-        list = list->schedlink;
-        first->schedlink = NULL;
-        atomic_store_explicit(&first->state, TASK_RUNNABLE, memory_order_relaxed);
-    }
     if (list) {
         k_lock(&k_sched.lock);
         while (list) {
@@ -351,15 +341,31 @@ static struct task *inject(struct task *list, bool keep_first)
         k_unlock(&k_sched.lock);
         k_wakep();
     }
-    return first;
 }
 
-/* Polls (timeout as k_poll) and returns a task to run, the others
- * injected. Caller holds a proc. */
-static struct task *poll_take(int64_t timeout_ns)
+/* Polls (timeout as k_poll) and returns a task to run; the others go to
+ * the caller's own queue (it holds a proc), from where idle procs steal
+ * them once k_wakep has started a spinner (Go: injectglist's local half;
+ * no global-queue lock per event). */
+static struct task *poll_take(struct proc *p, int64_t timeout_ns)
 {
     int n;
-    return inject(k_poll(timeout_ns, &n), true);
+    struct task *list = k_poll(timeout_ns, &n);
+    if (!list)
+        return NULL;
+    struct task *first = list;
+    list = list->schedlink;
+    atomic_store_explicit(&first->state, TASK_RUNNABLE, memory_order_relaxed);
+    if (list) {
+        while (list) {
+            struct task *next = list->schedlink;
+            atomic_store_explicit(&list->state, TASK_RUNNABLE, memory_order_relaxed);
+            k_runq_put(p, list, false);
+            list = next;
+        }
+        k_wakep();
+    }
+    return first;
 }
 
 /* Takes an idle proc for th (and counts it spinning); false if none. */
@@ -418,7 +424,7 @@ static bool poll_or_stop(struct thread *th)
                 list = k_poll(timeout, &n);
             atomic_store_explicit(&k_sched.poll_until, 0, memory_order_seq_cst);
             atomic_store_explicit(&k_sched.last_poll, hal_now_ns(), memory_order_seq_cst);
-            inject(list, false);
+            inject(list);
             if (take_idle_proc(th))
                 return true;
             continue; /* every proc is busy: look again (timers may be due) */
@@ -464,7 +470,7 @@ static struct task *find_runnable(struct thread *th)
          * in the poller (it would get the events itself). */
         if (k_poll_waiters() > 0 &&
             atomic_load_explicit(&k_sched.last_poll, memory_order_relaxed) != 0 &&
-            (t = poll_take(0)) != NULL)
+            (t = poll_take(p, 0)) != NULL)
             return t;
 
         /* Steal, unless enough threads already spin: at most half of the
