@@ -121,6 +121,8 @@ HAL_SRC  := $(wildcard hal/$(OS)/*.c hal/$(ARCH)/*.c)
 ASM_SRC  := $(foreach f,$(wildcard hal/$(ARCH)/*.S),$(if $(findstring $(ASM_SKIP_$(OS)),$(notdir $(f))),,$(f)))
 TEST_SRC := $(wildcard tests/*.c)
 DEMO_SRC := examples/demo.c
+# Every other examples/*.c is a program of its own: build/<target>/<name>.
+EXAMPLE_SRC := $(filter-out $(DEMO_SRC),$(wildcard examples/*.c))
 
 obj = $(patsubst %,$(B)/obj/%.o,$(basename $(1)))
 KERN_OBJ := $(call obj,$(KERN_SRC))
@@ -133,12 +135,13 @@ LIBA := $(B)/libweft.a
 LIBSO := $(if $(filter 1,$(SHARED)),$(B)/libweft.so)
 WEFT_TEST := $(B)/weft-test$(EXE)
 DEMO := $(B)/demo$(EXE)
+EXAMPLES := $(patsubst examples/%.c,$(B)/%$(EXE),$(EXAMPLE_SRC))
 TARGET_ENV := $(B)/target.env
 
 # ---- build ---------------------------------------------------------------
 
 .PHONY: all lib
-all: lib $(WEFT_TEST) $(DEMO) $(TARGET_ENV)
+all: lib $(WEFT_TEST) $(DEMO) $(EXAMPLES) $(TARGET_ENV)
 lib: $(LIBA) $(LIBSO)
 
 # Everything is rebuilt when the build description changes.
@@ -178,6 +181,9 @@ $(WEFT_TEST): $(TEST_OBJ) $(LIBA)
 
 $(DEMO): $(DEMO_OBJ) $(LIBA)
 	$(call say,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(DEMO_OBJ) $(LIBA) $(LIBS)
+
+$(B)/%$(EXE): $(B)/obj/examples/%.o $(LIBA)
+	$(call say,LINK,$@)$(CC) $(LDFLAGS) -o $@ $< $(LIBA) $(LIBS)
 
 # What the pytest runner needs to know about this build (tests/conftest.py).
 $(TARGET_ENV): $(BUILD_DEPS)

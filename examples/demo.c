@@ -1,13 +1,15 @@
 /*
  * demo.c — a short tour of weft through its public API (include/weft.h)
- * only: a million tasks, task switches, channel round trips and a contended
- * mutex, each checked and timed. `make demo` builds and runs it.
+ * only: a million tasks, task switches, channel round trips, a contended
+ * mutex, sleep precision, and a TCP echo server with a crowd of clients in
+ * the same process, each checked and timed. `make demo` builds and runs it.
  *
  * Usage: demo [tasks]   (default 1000000)
  */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "weft.h"
 
@@ -181,6 +183,124 @@ static void counter_main(void *arg)
     c->ns = weft_now() - t0;
 }
 
+/* ---- 5. sleep precision ---- */
+
+struct sleeper {
+    int64_t over_ns[3];
+};
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void sleep_main(void *arg)
+{
+    struct sleeper *s = arg;
+    static const int64_t durs[3] = {10000, 100000, 1000000};
+    for (int d = 0; d < 3; d++) {
+        int64_t over[101];
+        for (int i = 0; i < 101; i++) {
+            int64_t t0 = weft_now();
+            MUST(weft_sleep(durs[d]));
+            over[i] = weft_now() - t0 - durs[d];
+        }
+        qsort(over, 101, sizeof over[0], cmp_i64);
+        s->over_ns[d] = over[50];
+    }
+}
+
+/* ---- 6. network: an echo server and many clients in one process ---- */
+
+struct net {
+    int conns, rounds;
+    weft_fd ln;
+    char addr[64];
+    weft_waitgroup ready, done;
+    weft_chan *start;
+    int64_t *lat; /* conns * rounds round-trip times */
+    _Atomic int64_t good;
+    int64_t ns;
+};
+
+static void net_serve(void *arg)
+{
+    weft_fd c = (weft_fd)arg;
+    char buf[1024];
+    int64_t n;
+    while ((n = weft_read(c, buf, sizeof buf)) > 0)
+        if (weft_write(c, buf, (size_t)n) != n)
+            break;
+    weft_close(c);
+}
+
+static void net_accept(void *arg)
+{
+    struct net *w = arg;
+    weft_fd c;
+    while ((c = weft_accept(w->ln)) >= 0)
+        MUST(weft_go(net_serve, (void *)c));
+}
+
+struct net_client {
+    struct net *w;
+    int id;
+};
+
+static void net_client(void *arg)
+{
+    struct net_client *cl = arg;
+    struct net *w = cl->w;
+    weft_fd c = weft_dial("tcp", w->addr, 5000000000);
+    MUST(c);
+    MUST(weft_wg_done(&w->ready));
+    weft_chan_recv(w->start, NULL); /* closed when every client is connected */
+    char out[64], in[64];
+    for (int r = 0; r < w->rounds; r++) {
+        memset(out, 'a' + (cl->id + r) % 26, sizeof out);
+        memcpy(out, &r, sizeof r);
+        int64_t t0 = weft_now();
+        MUST(weft_write(c, out, sizeof out));
+        size_t got = 0;
+        while (got < sizeof in) {
+            int64_t n = weft_read(c, in + got, sizeof in - got);
+            MUST(n);
+            check(n > 0, "the echo server closed early");
+            got += (size_t)n;
+        }
+        w->lat[(int64_t)cl->id * w->rounds + r] = weft_now() - t0;
+        if (memcmp(in, out, sizeof out) == 0)
+            atomic_fetch_add_explicit(&w->good, 1, memory_order_relaxed);
+    }
+    weft_close(c);
+    MUST(weft_wg_done(&w->done));
+}
+
+static void net_main(void *arg)
+{
+    struct net *w = arg;
+    w->ln = weft_listen("tcp", "127.0.0.1:0");
+    MUST(w->ln);
+    MUST(weft_addr(w->ln, w->addr, sizeof w->addr));
+    MUST(weft_go(net_accept, w));
+    w->start = weft_chan_make(0, 0);
+    check(w->start != NULL, "channel");
+    static struct net_client cls[100000];
+    MUST(weft_wg_add(&w->ready, w->conns));
+    MUST(weft_wg_add(&w->done, w->conns));
+    for (int i = 0; i < w->conns; i++) {
+        cls[i] = (struct net_client){w, i};
+        MUST(weft_go(net_client, &cls[i]));
+    }
+    MUST(weft_wg_wait(&w->ready));
+    int64_t t0 = weft_now();
+    MUST(weft_chan_close(w->start));
+    MUST(weft_wg_wait(&w->done));
+    w->ns = weft_now() - t0;
+    weft_close(w->ln);
+}
+
 int main(int argc, char **argv)
 {
     int64_t tasks = argc > 1 ? atoll(argv[1]) : 1000000;
@@ -224,6 +344,27 @@ int main(int argc, char **argv)
            "%.1f ns per lock+unlock\n",
            c.tasks, (long long)c.incs, c.procs, (long long)c.value,
            per(c.ns, (int64_t)c.tasks * c.incs));
+
+    static struct sleeper sl;
+    run(sleep_main, &sl, 0);
+    printf("  sleep    10 us / 100 us / 1 ms, 101 each: median overshoot %.0f / %.0f / %.0f us\n",
+           sl.over_ns[0] / 1e3, sl.over_ns[1] / 1e3, sl.over_ns[2] / 1e3);
+
+    static struct net w;
+    w.conns = 500;
+    w.rounds = 200;
+    w.lat = calloc((size_t)w.conns * (size_t)w.rounds, sizeof *w.lat);
+    check(w.lat != NULL, "memory for latencies");
+    run(net_main, &w, 0);
+    int64_t total = (int64_t)w.conns * w.rounds;
+    check(atomic_load(&w.good) == total, "every echoed byte came back intact");
+    qsort(w.lat, (size_t)total, sizeof *w.lat, cmp_i64);
+    printf("  echo     server + %d client connections in one process, 64 B x %d rounds each: "
+           "%lld round trips, %.0f round trips/s, latency p50 %.0f us, p90 %.0f us, "
+           "p99 %.0f us\n",
+           w.conns, w.rounds, (long long)total, (double)total / ((double)w.ns / 1e9),
+           w.lat[total / 2] / 1e3, w.lat[total * 9 / 10] / 1e3, w.lat[total * 99 / 100] / 1e3);
+    free(w.lat);
 
     printf("demo: OK\n");
     return 0;

@@ -32,6 +32,7 @@
 #define HAL_ENOMEM    (-2) /* no memory, address space or mappings left */
 #define HAL_ETIMEDOUT (-3) /* a wait ran out its timeout */
 #define HAL_EINVAL    (-4) /* bad argument */
+#define HAL_EPENDING  (-5) /* an I/O operation has not finished (see hal_io_submit) */
 
 /* ------------------------------------------------------------------------
  * Memory. Sizes and addresses are multiples of hal_page_size() unless
@@ -150,6 +151,148 @@ void hal_write_err(const char *s, size_t n);
 
 /* Ends the process abnormally at once (no atexit handlers). */
 _Noreturn void hal_abort(void);
+
+/* ------------------------------------------------------------------------
+ * Poller: one per process, created by kern when a run starts (Go: netpoll).
+ *
+ * kern registers every I/O object (a socket, or on POSIX any pollable
+ * descriptor) with a key, its own pointer for that object. hal_poll_wait
+ * reports events carrying the key: on a readiness port (epoll) "the object
+ * may be readable / writable now" (edge-triggered: reported once per
+ * change, kern retries the operation until it would block again); on a
+ * completion port (IOCP) "this operation finished" with the op. kern treats
+ * both alike: it wakes the task waiting on that object, which resubmits
+ * (readiness) or takes op->result (completion).
+ *
+ * Concurrency: any thread may call hal_poll_wait with timeout 0 at any time;
+ * kern guarantees that at most one thread at a time waits with a timeout
+ * other than 0. hal_poll_wake is called from any thread.
+ * ------------------------------------------------------------------------ */
+
+#define HAL_POLL_READ  1u /* readable, or a read-side operation completed */
+#define HAL_POLL_WRITE 2u /* writable, or a write-side operation completed */
+#define HAL_POLL_ERR   4u /* error or hang-up: both sides should retry */
+
+struct hal_io;
+
+struct hal_poll_event {
+    void *key;          /* as registered */
+    uint32_t events;    /* HAL_POLL_* */
+    struct hal_io *op;  /* completion ports: the operation that completed;
+                           readiness ports: NULL */
+};
+
+/* Creates the process's poller. 0, HAL_ENOMEM or HAL_EFAIL. Called once per
+ * run before any other hal_poll_* call; hal_poll_fini undoes it after the
+ * run's threads are joined. Not thread-safe (kern calls them alone). */
+int hal_poll_init(void);
+void hal_poll_fini(void);
+
+/* Adds I/O object h (hal_sock_open's handle, or a POSIX descriptor) to the
+ * poller with kern's key, interested in both directions for its whole
+ * life. 0, HAL_EINVAL (not pollable, e.g. a regular file) or HAL_EFAIL.
+ * Never blocks. Closing h with hal_sock_close unregisters it. */
+int hal_poll_register(intptr_t h, void *key);
+/* Removes h (for descriptors kern did not open and does not close). */
+int hal_poll_unregister(intptr_t h);
+
+/* Waits up to timeout_ns nanoseconds (< 0: forever; 0: does not block) for
+ * events, storing at most max in ev. Returns the number stored (0 on a
+ * timeout, a wake-up or a spurious return) or HAL_EFAIL. The timeout has
+ * nanosecond resolution and is not stretched by the OS's timer slack (the
+ * port must make sure: a high-resolution timer, not a millisecond
+ * timeout). Blocks the thread. */
+int hal_poll_wait(struct hal_poll_event *ev, int max, int64_t timeout_ns);
+
+/* Makes a current or the next blocking hal_poll_wait return soon. Repeated
+ * calls before that wait returns may be coalesced into one. Any thread,
+ * never blocks. */
+void hal_poll_wake(void);
+
+/* ------------------------------------------------------------------------
+ * Sockets. Handles are intptr_t (a POSIX descriptor or a Windows SOCKET);
+ * every socket is non-blocking. Functions return 0 (or a handle >= 0) or a
+ * negative HAL_E*; on failure hal_os_error() gives the OS's error number.
+ * None block.
+ * ------------------------------------------------------------------------ */
+
+#define HAL_AF_INET  4
+#define HAL_AF_INET6 6
+#define HAL_SOCK_STREAM 1
+#define HAL_SOCK_DGRAM  2
+
+/* A socket address in a portable form (kern parses and prints it). */
+struct hal_sockaddr {
+    int family;        /* HAL_AF_INET or HAL_AF_INET6 */
+    uint16_t port;     /* host byte order */
+    uint8_t addr[16];  /* network byte order; 4 bytes used for INET */
+    uint32_t scope_id; /* INET6 only */
+};
+
+/* The OS's error number of the calling thread's last failed HAL call
+ * (errno; WSAGetLastError). Read it before anything else can fail. */
+int hal_os_error(void);
+
+/* A new non-blocking, close-on-exec socket. Handle >= 0 or an error. */
+intptr_t hal_sock_open(int family, int type);
+int hal_sock_bind(intptr_t h, const struct hal_sockaddr *a);
+int hal_sock_listen(intptr_t h, int backlog);
+/* Closes h (and drops it from the poller). */
+int hal_sock_close(intptr_t h);
+/* The local address h is bound to. */
+int hal_sock_name(intptr_t h, struct hal_sockaddr *a);
+
+#define HAL_SO_REUSEADDR 1 /* value 0/1 */
+#define HAL_SO_NODELAY   2 /* TCP_NODELAY, value 0/1 */
+#define HAL_SO_V6ONLY    3 /* value 0/1 */
+#define HAL_SO_RCVBUF    4 /* bytes */
+#define HAL_SO_SNDBUF    5 /* bytes */
+int hal_sock_setopt(intptr_t h, int opt, int value);
+
+/* ------------------------------------------------------------------------
+ * I/O operations, shaped for readiness and completion ports alike.
+ *
+ * kern fills a struct hal_io and submits it. The result is one of:
+ *   0             DONE: op->result holds the bytes moved (0 = end of stream
+ *                 for a read) or, for ACCEPT, the new handle (non-blocking,
+ *                 close-on-exec, and op->addr its peer).
+ *   HAL_EPENDING  readiness ports: not ready; the poller reports the
+ *                 object's key when kern should submit the same op again.
+ *                 Completion ports: started; the poller returns the op with
+ *                 its result. The buffer belongs to the port until then.
+ *   < 0           failed; op->os_error holds the OS's error number.
+ * CONNECT is submitted again after the poller reports it, until DONE or an
+ * error (readiness ports check for completion then). op->port is the
+ * port's, untouched by kern (an OVERLAPPED on Windows). Never blocks.
+ * ------------------------------------------------------------------------ */
+
+enum hal_io_kind {
+    HAL_IO_READ = 1,  /* read/recv into buf[len] */
+    HAL_IO_WRITE,     /* write/send buf[len] (may be partial) */
+    HAL_IO_ACCEPT,    /* a connection from the listening h */
+    HAL_IO_CONNECT,   /* connect h to addr */
+    HAL_IO_RECVFROM,  /* a datagram into buf[len], its sender in addr */
+    HAL_IO_SENDTO,    /* a datagram buf[len] to addr */
+};
+
+struct hal_io {
+    int kind;                /* enum hal_io_kind */
+    intptr_t h;
+    void *buf;
+    size_t len;
+    struct hal_sockaddr addr;
+    int64_t result;          /* DONE: bytes or the accepted handle */
+    int os_error;            /* on failure */
+    int started;             /* kern zeroes it before the first submit */
+    uint64_t port[8];        /* opaque, the port's */
+};
+
+int hal_io_submit(struct hal_io *op);
+
+/* Cancels a PENDING op (kern gave up: deadline or close). Readiness ports:
+ * nothing to do. Completion ports: the buffer stays the kernel's until the
+ * cancelled op's completion arrives through the poller. Never blocks. */
+void hal_io_cancel(struct hal_io *op);
 
 /* ------------------------------------------------------------------------
  * Architecture: contexts (hal_arch.h defines struct hal_context).

@@ -81,6 +81,11 @@ uint64_t weft_id(void);           /* the current task's id (1 = the first), 0 ou
 int weft_procs(void);             /* procs of the running runtime, 0 if none */
 int64_t weft_now(void);           /* monotonic nanoseconds */
 
+/* Parks the calling task for at least ns nanoseconds (<= 0: yields). The
+ * wake-up has the poller's nanosecond resolution (on Linux typically
+ * 20-60 us late, never early); sleeping uses no CPU. 0 or WEFT_ENOTASK. */
+int weft_sleep(int64_t ns);
+
 /* ---- Synchronisation: zero-initialised values are ready to use. ----
  *
  * Go's sync package for tasks: a task that waits is parked, its thread runs
@@ -267,6 +272,79 @@ typedef struct weft_case {
  * WEFT_ENOTASK; WEFT_ENOMEM (n > 128 needs memory). */
 int weft_select(weft_case *cases, int n, int flags);
 
+/* ---- Timers (Go's time.Timer and time.Ticker) ----
+ *
+ * A timer sends the time it fired (int64_t, weft_now() nanoseconds) into
+ * its channel of capacity 1, delay_ns from now, then every period_ns if
+ * period_ns > 0 (a tick the reader has not taken yet makes the next one be
+ * dropped, as with Go's Ticker). */
+typedef struct weft_timer weft_timer;
+
+/* A started timer; NULL outside a task, for a negative period, or without
+ * memory. A delay <= 0 fires at once. */
+weft_timer *weft_timer_new(int64_t delay_ns, int64_t period_ns);
+/* Its channel (the same for the timer's life); NULL for NULL. */
+weft_chan *weft_timer_chan(weft_timer *t);
+/* Stops it: 1 if that stopped a pending fire, 0 if it had fired (once) or
+ * was stopped already; a value already in the channel stays there.
+ * WEFT_EINVAL for NULL. */
+int weft_timer_stop(weft_timer *t);
+/* Restarts it with a new delay and period: 1 if it was pending, 0 if not;
+ * WEFT_EINVAL (NULL, negative period), WEFT_ENOTASK. */
+int weft_timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns);
+/* Stops and frees it (and its channel). NULL: no-op. */
+void weft_timer_free(weft_timer *t);
+
+/* ---- Network I/O through the poller ----
+ *
+ * Descriptors are the OS's (a POSIX fd, a Windows SOCKET); every socket
+ * weft opens is non-blocking and registered with the poller. Tasks that
+ * would block are parked, never their thread.
+ *
+ * network: "tcp" (IPv4 or IPv6 by the address), "tcp4", "tcp6", "udp",
+ * "udp4", "udp6". address: "host:port" with host an IPv4 dotted quad, a
+ * bracketed IPv6 literal ("[::1]:80"), "localhost", or empty (listen: every
+ * address; dial: localhost); port 0..65535 (listen: 0 = any free port). No
+ * DNS: other names are WEFT_EINVAL.
+ *
+ * Errors: WEFT_EINVAL (unknown network, malformed address, port out of
+ * range, NULL), WEFT_EBADF (not a descriptor weft knows, or the wrong kind:
+ * accept on a connection), WEFT_ECLOSED (closed by weft_close while the call was
+ * blocked; a call made after the close gets WEFT_EBADF: the OS may already
+ * have reused the number), WEFT_ETIMEDOUT (deadline or dial timeout), WEFT_ENOTASK,
+ * WEFT_ENOMEM, WEFT_EIO (any other OS error: weft_errno() has its number,
+ * e.g. ECONNREFUSED). */
+typedef intptr_t weft_fd;
+
+#define WEFT_READABLE 1
+#define WEFT_WRITABLE 2
+
+/* A listening TCP socket (backlog 4096, SO_REUSEADDR), or a bound UDP one. */
+weft_fd weft_listen(const char *network, const char *address);
+/* A connected socket; timeout_ns > 0 bounds the connect (WEFT_ETIMEDOUT),
+ * 0 = none. TCP sockets get TCP_NODELAY. May park. */
+weft_fd weft_dial(const char *network, const char *address, int64_t timeout_ns);
+/* The next connection on a listener (TCP_NODELAY set). May park. */
+weft_fd weft_accept(weft_fd listener);
+/* Up to n bytes (a datagram on UDP); 0 at end of stream. May park. */
+int64_t weft_read(weft_fd fd, void *buf, size_t n);
+/* All n bytes, parking as needed (UDP: one datagram); returns n, or an
+ * error (bytes already written are lost to the count). May park. */
+int64_t weft_write(weft_fd fd, const void *buf, size_t n);
+/* Absolute weft_now() deadlines for reads and writes, 0 = none; an expired
+ * one makes blocked and later calls return WEFT_ETIMEDOUT until changed. */
+int weft_set_deadline(weft_fd fd, int64_t read_deadline, int64_t write_deadline);
+/* Closes fd; tasks blocked on it return WEFT_ECLOSED. */
+int weft_close(weft_fd fd);
+/* The local address as "host:port" ("[::1]:80" for IPv6) in buf[n]. */
+int weft_addr(weft_fd fd, char *buf, size_t n);
+/* Parks until fd (any pollable descriptor, or a weft socket) is readable /
+ * writable per events, or until deadline (absolute, 0 none): 0,
+ * WEFT_ETIMEDOUT, WEFT_EBADF (not pollable), WEFT_ECLOSED. */
+int weft_wait_fd(weft_fd fd, int events, int64_t deadline);
+/* The calling task's last OS error number (0 if none). */
+int weft_errno(void);
+
 /* ---- Diagnostics ---- */
 
 /* The struct has no typedef: its name is the function's (C keeps one namespace
@@ -282,8 +360,8 @@ struct weft_stats {
     uint64_t steals;           /* successful steals */
     uint64_t preemptions;
     uint64_t syscall_retakes;
-    uint64_t poller_wakeups;
-    uint64_t timers;
+    uint64_t poller_wakeups;   /* times a thread blocked in the poller was woken early */
+    uint64_t timers;           /* pending timers (sleeps, timers, deadlines) */
     uint64_t stacks_guard_region;  /* stacks guarded by a guard region (no extra mapping) */
     uint64_t stacks_guard_protect; /* stacks guarded by a protected page (one mapping each) */
     uint64_t stacks_unguarded;     /* stacks that got no guard (mapping budget exhausted) */

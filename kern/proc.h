@@ -16,6 +16,7 @@
 #include "kern/lock.h"
 #include "kern/sched.h"
 #include "kern/task.h"
+#include "kern/timer.h"
 #include "kern/waiter.h"
 
 #define K_RUNQ_SIZE 256        /* slots in a proc's ring run queue */
@@ -59,6 +60,18 @@ struct proc {
     uint32_t ndead;
     struct waiter *waiters[K_WAITER_CACHE];
     uint32_t nwaiters;
+
+    /* Timers (timer.c): a 4-ary heap ordered by when. timers_lock protects
+     * the heap and its timers' when/idx/proc; anyone may run due timers
+     * (the holder, a thief, the poller's thread). Rank: after a poll
+     * descriptor's lock and a weft_timer's, before alloc's. timer0 is the
+     * heap's earliest when (0: empty), stored under the lock, read by
+     * anyone without it (seq_cst: pairs with sched.last_poll, see
+     * k_poll_wake_for). */
+    struct k_lock timers_lock;
+    struct k_timer **timers;
+    uint32_t ntimers, timers_cap;
+    _Atomic int64_t timer0;
 
     /* Statistics: written by the holder with relaxed stores, read by anyone: */
     _Atomic uint64_t nswitch;
@@ -114,6 +127,14 @@ struct sched {
     struct task *runq_head, *runq_tail; /* global queue, linked by schedlink */
     _Atomic int32_t runq_size;     /* written under lock, read without */
     struct task *free_tasks;       /* dead task structs without stacks */
+
+    /* The poller (sched.c, poller.c). last_poll: when a thread last
+     * returned from a blocking poll; 0 while one blocks in it (Go:
+     * sched.lastpoll; whoever swaps it to 0 is the one that may block).
+     * poll_until: when that thread will wake by itself, 0 unknown (Go:
+     * sched.pollUntil). */
+    _Atomic int64_t last_poll;
+    _Atomic int64_t poll_until;
 
     /* Threads looking for work (Go: nmspinning). See sched.c's protocol. */
     _Atomic int32_t nspinning;

@@ -9,6 +9,7 @@
  * thread it lent and nothing is left behind; the next weft_run starts
  * from zero.
  */
+#include "kern/poller.h"
 #include "kern/proc.h"
 #include "kern/sema.h"
 
@@ -152,6 +153,13 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
     }
     k_stack_init(stack_size);
     k_sema_init();
+    if (k_poller_init() != 0) {
+        k_mem_fini();
+        memset(&k_sched, 0, sizeof k_sched);
+        atomic_store(&running, 0);
+        return WEFT_EIO;
+    }
+    atomic_store(&k_sched.last_poll, hal_now_ns());
     atomic_store(&k_sched.next_id, 1);
 
     struct thread th0_storage;
@@ -187,6 +195,11 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
     for (struct thread *th = threads; th; th = th->all_next)
         hal_thread_join(th->handle);
 
+    k_poller_fini();
+    if (k_sched.procs)
+        for (int i = 0; i < k_sched.nprocs; i++)
+            if (k_sched.procs[i])
+                k_timers_fini(k_sched.procs[i]);
     hal_thread_set(NULL);
     hal_thread_leave();
     k_mem_fini();
@@ -265,6 +278,8 @@ int weft_stats(struct weft_stats *s)
         s->context_switches += atomic_load_explicit(&p->nswitch, memory_order_relaxed);
         s->steals += atomic_load_explicit(&p->nsteal, memory_order_relaxed);
     }
+    s->timers = k_timers_count();
+    s->poller_wakeups = k_poll_wakeups();
     k_stack_counts(&s->stacks_guard_region, &s->stacks_guard_protect, &s->stacks_unguarded);
     s->mem_reserved = k_mem_reserved();
     return 0;

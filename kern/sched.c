@@ -43,6 +43,7 @@
  * only after the task's context is saved: the "enqueue, then switch" race
  * cannot happen by construction.
  */
+#include "kern/poller.h"
 #include "kern/proc.h"
 
 struct sched k_sched;
@@ -103,6 +104,19 @@ static void thread_idle_put(struct thread *th)
     k_sched.nidle_threads++;
 }
 
+/* Takes th itself back off the idle list (sched.lock held). */
+static void thread_idle_get_this(struct thread *th)
+{
+    k_lock_assert_held(&k_sched.lock);
+    struct thread **pp = &k_sched.idle_threads;
+    while (*pp != th)
+        pp = &(*pp)->idle_next;
+    *pp = th->idle_next;
+    th->idle_next = NULL;
+    th->idle = false;
+    k_sched.nidle_threads--;
+}
+
 static struct thread *thread_idle_get(void)
 {
     k_lock_assert_held(&k_sched.lock);
@@ -130,6 +144,7 @@ static void stop_locked(int result)
         th->next_proc = NULL;
         thread_unpark(th);
     }
+    hal_poll_wake(); /* and the thread blocked in the poller, if any */
 }
 
 void k_stop_the_world(int result)
@@ -226,10 +241,19 @@ static void stopm(struct thread *th)
         return;
     }
     thread_idle_put(th);
+    if (k_sched.nidle_threads == k_sched.nthreads &&
+        (k_timers_earliest() != 0 || k_poll_waiters() != 0)) {
+        /* Every thread is idle but a timer or an I/O wait can still ready
+         * a task: this thread must not sleep; the caller polls instead. */
+        thread_idle_get_this(th);
+        k_unlock(&k_sched.lock);
+        return;
+    }
     if (k_sched.nidle_threads == k_sched.nthreads) {
         /* Go: checkdead. Every thread is idle: no proc is held, so every
          * run queue is empty and no task is running; nothing is in a
-         * blocking call, the poller or a timer. No task can ever run. */
+         * blocking call or the poller, no timer is pending and no task
+         * waits on I/O. No task can ever run. */
         k_print("weft: deadlock: all %llu tasks are asleep\n",
                 (unsigned long long)atomic_load(&k_sched.ntasks_live));
         k_dump_tasks();
@@ -253,12 +277,22 @@ static struct task *steal_work(struct thread *th)
 {
     struct proc *p = th->proc;
     int n = k_sched.nprocs;
+    int64_t now = 0;
     for (int pass = 0; pass < 4; pass++) {
         uint32_t start = k_rand_n(&th->rand, (uint32_t)n);
         for (int i = 0; i < n; i++) {
             struct proc *victim = k_sched.procs[(start + (uint32_t)i) % (uint32_t)n];
             if (victim == p)
                 continue;
+            /* First pass: run the victim's due timers too (it may be idle,
+             * or its thread busy); what they ready lands in our queue. */
+            int64_t t0 = pass == 0 ? atomic_load_explicit(&victim->timer0, memory_order_acquire) : 0;
+            if (t0 != 0 && t0 <= (now ? now : (now = hal_now_ns()))) {
+                k_timers_run(victim, now);
+                struct task *t = k_runq_get(p);
+                if (t)
+                    return t;
+            }
             struct task *t = k_runq_steal(p, victim, pass == 3);
             if (t) {
                 atomic_store_explicit(&p->nsteal,
@@ -292,6 +326,119 @@ static struct task *globrunq_take(struct proc *p, int max)
     return t;
 }
 
+/* Makes the tasks of a blocking poll runnable (Go: injectglist) from a
+ * thread without a proc: the global queue, and a thread is woken. */
+static void inject(struct task *list)
+{
+    if (list) {
+        k_lock(&k_sched.lock);
+        while (list) {
+            struct task *next = list->schedlink;
+            atomic_store_explicit(&list->state, TASK_RUNNABLE, memory_order_relaxed);
+            k_globrunq_put(list);
+            list = next;
+        }
+        k_unlock(&k_sched.lock);
+        k_wakep();
+    }
+}
+
+/* Polls (timeout as k_poll) and returns a task to run; the others go to
+ * the caller's own queue (it holds a proc), from where idle procs steal
+ * them once k_wakep has started a spinner (Go: injectglist's local half;
+ * no global-queue lock per event). */
+static struct task *poll_take(struct proc *p, int64_t timeout_ns)
+{
+    int n;
+    struct task *list = k_poll(timeout_ns, &n);
+    if (!list)
+        return NULL;
+    struct task *first = list;
+    list = list->schedlink;
+    atomic_store_explicit(&first->state, TASK_RUNNABLE, memory_order_relaxed);
+    if (list) {
+        while (list) {
+            struct task *next = list->schedlink;
+            atomic_store_explicit(&list->state, TASK_RUNNABLE, memory_order_relaxed);
+            k_runq_put(p, list, false);
+            list = next;
+        }
+        k_wakep();
+    }
+    return first;
+}
+
+/* Takes an idle proc for th (and counts it spinning); false if none. */
+static bool take_idle_proc(struct thread *th)
+{
+    k_lock(&k_sched.lock);
+    struct proc *pp = proc_idle_get();
+    k_unlock(&k_sched.lock);
+    if (!pp)
+        return false;
+    th->proc = pp;
+    pp->thread = th;
+    th->spinning = true;
+    atomic_fetch_add_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
+    return true;
+}
+
+/* The end of the search, th holding no proc (Go: the tail of
+ * findRunnable). Runs timers that are due anywhere; then, when timers are
+ * pending or tasks wait on I/O, becomes the one thread that blocks in the
+ * poller until the earliest timer (if another thread already does, makes
+ * sure it wakes by our earliest and parks instead). Returns true with
+ * th->proc set to search again, false when the run is stopping. */
+static bool poll_or_stop(struct thread *th)
+{
+    for (;;) {
+        if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed))
+            return false;
+        int64_t now = hal_now_ns();
+        int64_t until = k_timers_earliest();
+        if (until != 0 && until <= now) {
+            /* Due timers (of idle procs, or ones we could not steal):
+             * run them here; what they ready goes to the global queue. */
+            for (int i = 0; i < k_sched.nprocs; i++)
+                k_timers_run(k_sched.procs[i], now);
+            if (any_work() && take_idle_proc(th))
+                return true;
+            until = k_timers_earliest();
+        }
+        if ((until != 0 || k_poll_waiters() > 0) &&
+            atomic_exchange_explicit(&k_sched.last_poll, 0, memory_order_seq_cst) != 0) {
+            /* We are the poller. Read the timers again after the swap: a
+             * timer added before it is seen here, one added after sees
+             * last_poll == 0 and wakes us (k_poll_wake_for). */
+            until = k_timers_earliest();
+            atomic_store_explicit(&k_sched.poll_until, until, memory_order_seq_cst);
+            int64_t timeout = -1;
+            if (until != 0) {
+                timeout = until - hal_now_ns();
+                if (timeout < 0)
+                    timeout = 0;
+            }
+            int n;
+            struct task *list = NULL;
+            if (!atomic_load_explicit(&k_sched.stopping, memory_order_relaxed))
+                list = k_poll(timeout, &n);
+            atomic_store_explicit(&k_sched.poll_until, 0, memory_order_seq_cst);
+            atomic_store_explicit(&k_sched.last_poll, hal_now_ns(), memory_order_seq_cst);
+            inject(list);
+            if (take_idle_proc(th))
+                return true;
+            continue; /* every proc is busy: look again (timers may be due) */
+        }
+        if (until != 0)
+            k_poll_wake_for(until); /* the poller must wake by our earliest */
+        stopm(th);
+        if (th->proc)
+            return true;
+        /* No proc: stopping, or stopm refused to park (timers or I/O
+         * waits left with every thread idle): go round. */
+    }
+}
+
 /* Go: findRunnable. Returns a task to run on th (which holds a proc on
  * return), or NULL when the run is stopping. May park the thread. */
 static struct task *find_runnable(struct thread *th)
@@ -301,6 +448,11 @@ static struct task *find_runnable(struct thread *th)
             return NULL;
         struct proc *p = th->proc;
         struct task *t;
+
+        /* Our proc's due timers (Go: checkTimers); what they ready goes
+         * to runnext. */
+        if (atomic_load_explicit(&p->timer0, memory_order_relaxed) != 0)
+            k_timers_run(p, hal_now_ns());
 
         /* Now and then the global queue first, so it cannot starve behind
          * two tasks that keep readying each other locally. */
@@ -312,6 +464,13 @@ static struct task *find_runnable(struct thread *th)
             return t;
         if (atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0 &&
             (t = globrunq_take(p, 0)) != NULL)
+            return t;
+
+        /* A non-blocking poll, when tasks wait on I/O and no thread blocks
+         * in the poller (it would get the events itself). */
+        if (k_poll_waiters() > 0 &&
+            atomic_load_explicit(&k_sched.last_poll, memory_order_relaxed) != 0 &&
+            (t = poll_take(p, 0)) != NULL)
             return t;
 
         /* Steal, unless enough threads already spin: at most half of the
@@ -361,8 +520,8 @@ static struct task *find_runnable(struct thread *th)
                 }
             }
         }
-        stopm(th);
-        if (!th->proc)
+        /* Timers and I/O: block in the poller if we may, else park. */
+        if (!poll_or_stop(th))
             return NULL; /* stopping */
     }
 }
@@ -480,7 +639,6 @@ bool k_park_unlock(struct task *t, void *arg)
 void k_ready(struct task *t)
 {
     struct thread *th = k_thread_self();
-    k_check(th && th->proc);
     int s = atomic_load_explicit(&t->state, memory_order_acquire);
     if (K_UNLIKELY(s != TASK_WAITING)) {
         k_print("weft: k_ready: task %llu is in state %d, not waiting\n",
@@ -488,7 +646,14 @@ void k_ready(struct task *t)
         k_panic("readying a task that is not waiting");
     }
     atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
-    k_runq_put(th->proc, t, true);
+    if (K_UNLIKELY(!th || !th->proc)) {
+        /* No proc (the poller's thread, the monitor): global queue. */
+        k_lock(&k_sched.lock);
+        k_globrunq_put(t);
+        k_unlock(&k_sched.lock);
+    } else {
+        k_runq_put(th->proc, t, true);
+    }
     k_wakep();
 }
 

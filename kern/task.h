@@ -112,6 +112,9 @@ struct task {
     struct waiter *waiting;
     /* Set while the task is in a select and some case may win (chan.c). */
     _Atomic uint32_t select_done;
+    /* The OS error number of its last failed I/O call (net.c; weft_errno).
+     * Owned by the task. */
+    int io_errno;
 };
 
 /* The task running on the calling thread, or NULL (scheduler stack, or a

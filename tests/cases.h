@@ -84,6 +84,25 @@ CASE(chan_select64, 120000, F_SCALED)
 CASE(chan_model_seq, 30000, F_NONE)
 CASE(chan_model_multi, 120000, F_SCALED)
 
+/* ---- timers and sleep (t_timer.c) ---- */
+CASE(timer_sleep, 60000, F_NONE)
+CASE(timer_mode_timerfd, 60000, F_NONE)
+CASE(timer_mode_pwait2, 60000, F_NONE)
+CASE(timer_many, 120000, F_SCALED)
+CASE(timer_api, 30000, F_NONE)
+CASE(timer_races, 60000, F_SCALED)
+CASE(timer_idle_cpu, 30000, F_NONE)
+CASE(timer_deadlock, 30000, F_NONE)
+
+/* ---- the poller and sockets (t_net.c) ---- */
+CASE(net_echo, 120000, F_SCALED)
+CASE(net_deadline, 30000, F_NONE)
+CASE(net_close_wakes, 30000, F_NONE)
+CASE(net_dial_timeout, 30000, F_NONE)
+CASE(net_udp_ipv6, 30000, F_NONE)
+CASE(net_wait_fd, 30000, F_NONE)
+CASE(net_bad_input, 30000, F_NONE)
+
 /* ---- bench scenarios (bench_*.c) ---- */
 BENCH(spawn, "n tasks (1M) started and finished: ns per task")
 BENCH(yield, "two tasks yielding n (5M) times each: ns per switch")
@@ -93,3 +112,6 @@ BENCH(select, "4 producers into one 4-way select: ns per message (n 1M, procs 2)
 BENCH(park_memory, "RSS per task while n (100k) tasks block on one channel receive: bytes per task")
 BENCH(mutex, "4 tasks contending on one mutex, n (10M) lock+unlock pairs: ns per pair (procs 2)")
 BENCH(workers, "8 workers draining a pre-filled channel of n (1M) ~195 ns jobs: jobs per second")
+BENCH(sleep, "sleep dur_us n times: overshoot p50/p99")
+BENCH(timers, "n tasks sleeping random 0-1 s: max lateness")
+BENCH(echo, "TCP loopback echo, 64 B: round trips/s, latency p50/p99")

@@ -232,3 +232,102 @@ void hal_ctx_switch(struct hal_context *from, struct hal_context *to)
     (void)to;
     hal_abort();
 }
+
+/* ---- Poller and I/O (hal.h "Poller", "Sockets", "I/O operations") ---- */
+
+/* Must: create the process's poller (epoll, kqueue, an IOCP) and the
+ * means to wake a blocked waiter. */
+int hal_poll_init(void)
+{
+    return HAL_EFAIL;
+}
+
+void hal_poll_fini(void)
+{
+}
+
+/* Must: add h with kern's key, both directions, for its whole life. */
+int hal_poll_register(intptr_t h, void *key)
+{
+    (void)h;
+    (void)key;
+    return HAL_EFAIL;
+}
+
+int hal_poll_unregister(intptr_t h)
+{
+    (void)h;
+    return HAL_EFAIL;
+}
+
+/* Must: wait with a nanosecond timeout not stretched by timer slack. */
+int hal_poll_wait(struct hal_poll_event *ev, int max, int64_t timeout_ns)
+{
+    (void)ev;
+    (void)max;
+    (void)timeout_ns;
+    return 0;
+}
+
+void hal_poll_wake(void)
+{
+}
+
+int hal_os_error(void)
+{
+    return 0;
+}
+
+intptr_t hal_sock_open(int family, int type)
+{
+    (void)family;
+    (void)type;
+    return HAL_EFAIL;
+}
+
+int hal_sock_bind(intptr_t h, const struct hal_sockaddr *a)
+{
+    (void)h;
+    (void)a;
+    return HAL_EFAIL;
+}
+
+int hal_sock_listen(intptr_t h, int backlog)
+{
+    (void)h;
+    (void)backlog;
+    return HAL_EFAIL;
+}
+
+int hal_sock_close(intptr_t h)
+{
+    (void)h;
+    return HAL_EFAIL;
+}
+
+int hal_sock_name(intptr_t h, struct hal_sockaddr *a)
+{
+    (void)h;
+    (void)a;
+    return HAL_EFAIL;
+}
+
+int hal_sock_setopt(intptr_t h, int opt, int value)
+{
+    (void)h;
+    (void)opt;
+    (void)value;
+    return HAL_EFAIL;
+}
+
+/* Must: DONE (0, op->result), HAL_EPENDING or an error (op->os_error). */
+int hal_io_submit(struct hal_io *op)
+{
+    (void)op;
+    return HAL_EFAIL;
+}
+
+void hal_io_cancel(struct hal_io *op)
+{
+    (void)op;
+}

@@ -1,0 +1,215 @@
+/*
+ * io.c (posix) — sockets and I/O operations for kern's poller: BSD sockets,
+ * all non-blocking, and the submit-an-operation interface of hal.h in its
+ * readiness form: an operation either finishes now (DONE), would block
+ * (PENDING: the poller will report the descriptor, kern submits again) or
+ * fails with errno kept in op->os_error.
+ *
+ * Addresses cross the boundary as struct hal_sockaddr (portable); this file
+ * converts to and from sockaddr_in / sockaddr_in6. SIGPIPE is avoided with
+ * MSG_NOSIGNAL on sends; writes to non-sockets (any pollable descriptor)
+ * use write(2).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "posix.h"
+
+int hal_os_error(void)
+{
+    return errno;
+}
+
+static socklen_t to_os(const struct hal_sockaddr *a, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (a->family == HAL_AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(a->port);
+        memcpy(&s6->sin6_addr, a->addr, 16);
+        s6->sin6_scope_id = a->scope_id;
+        return sizeof *s6;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons(a->port);
+    memcpy(&s4->sin_addr, a->addr, 4);
+    return sizeof *s4;
+}
+
+static void from_os(const struct sockaddr_storage *ss, struct hal_sockaddr *a)
+{
+    memset(a, 0, sizeof *a);
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        a->family = HAL_AF_INET6;
+        a->port = ntohs(s6->sin6_port);
+        memcpy(a->addr, &s6->sin6_addr, 16);
+        a->scope_id = s6->sin6_scope_id;
+    } else if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        a->family = HAL_AF_INET;
+        a->port = ntohs(s4->sin_port);
+        memcpy(a->addr, &s4->sin_addr, 4);
+    }
+}
+
+intptr_t hal_sock_open(int family, int type)
+{
+    int f = family == HAL_AF_INET6 ? AF_INET6 : family == HAL_AF_INET ? AF_INET : -1;
+    int t = type == HAL_SOCK_STREAM ? SOCK_STREAM : type == HAL_SOCK_DGRAM ? SOCK_DGRAM : -1;
+    if (f < 0 || t < 0) {
+        errno = EINVAL;
+        return HAL_EINVAL;
+    }
+    int fd = socket(f, t | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM
+                   ? HAL_ENOMEM
+                   : HAL_EFAIL;
+    return fd;
+}
+
+int hal_sock_bind(intptr_t h, const struct hal_sockaddr *a)
+{
+    struct sockaddr_storage ss;
+    socklen_t n = to_os(a, &ss);
+    return bind((int)h, (struct sockaddr *)&ss, n) == 0 ? 0 : HAL_EFAIL;
+}
+
+int hal_sock_listen(intptr_t h, int backlog)
+{
+    return listen((int)h, backlog) == 0 ? 0 : HAL_EFAIL;
+}
+
+int hal_sock_close(intptr_t h)
+{
+    /* Linux closes the descriptor even when close reports EINTR: no retry. */
+    return close((int)h) == 0 || errno == EINTR ? 0 : HAL_EFAIL;
+}
+
+int hal_sock_name(intptr_t h, struct hal_sockaddr *a)
+{
+    struct sockaddr_storage ss;
+    socklen_t n = sizeof ss;
+    if (getsockname((int)h, (struct sockaddr *)&ss, &n) != 0)
+        return HAL_EFAIL;
+    from_os(&ss, a);
+    return a->family ? 0 : HAL_EINVAL;
+}
+
+int hal_sock_setopt(intptr_t h, int opt, int value)
+{
+    int level, name;
+    switch (opt) {
+    case HAL_SO_REUSEADDR: level = SOL_SOCKET, name = SO_REUSEADDR; break;
+    case HAL_SO_NODELAY: level = IPPROTO_TCP, name = TCP_NODELAY; break;
+    case HAL_SO_V6ONLY: level = IPPROTO_IPV6, name = IPV6_V6ONLY; break;
+    case HAL_SO_RCVBUF: level = SOL_SOCKET, name = SO_RCVBUF; break;
+    case HAL_SO_SNDBUF: level = SOL_SOCKET, name = SO_SNDBUF; break;
+    default: errno = EINVAL; return HAL_EINVAL;
+    }
+    return setsockopt((int)h, level, name, &value, sizeof value) == 0 ? 0 : HAL_EFAIL;
+}
+
+/* A result of the raw call r (with errno) as hal.h wants it. */
+static int finish(struct hal_io *op, ssize_t r)
+{
+    if (r >= 0) {
+        op->result = r;
+        return 0;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return HAL_EPENDING;
+    op->os_error = errno;
+    return HAL_EFAIL;
+}
+
+static int do_connect(struct hal_io *op)
+{
+    struct sockaddr_storage ss;
+    socklen_t n = to_os(&op->addr, &ss);
+    int first = !op->started;
+    op->started = 1;
+    if (connect((int)op->h, (struct sockaddr *)&ss, n) == 0) {
+        op->result = 0;
+        return 0;
+    }
+    int e = errno;
+    if (e == EISCONN && !first) {
+        op->result = 0;
+        return 0;
+    }
+    if (e == EINPROGRESS || e == EALREADY || e == EINTR) {
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        if (!first && getsockopt((int)op->h, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr) {
+            op->os_error = soerr;
+            return HAL_EFAIL;
+        }
+        return HAL_EPENDING;
+    }
+    op->os_error = e;
+    return HAL_EFAIL;
+}
+
+int hal_io_submit(struct hal_io *op)
+{
+    int fd = (int)op->h;
+    ssize_t r;
+    for (;;) {
+        switch (op->kind) {
+        case HAL_IO_READ:
+            r = read(fd, op->buf, op->len);
+            break;
+        case HAL_IO_WRITE:
+            r = send(fd, op->buf, op->len, MSG_NOSIGNAL);
+            if (r < 0 && errno == ENOTSOCK)
+                r = write(fd, op->buf, op->len);
+            break;
+        case HAL_IO_ACCEPT: {
+            struct sockaddr_storage ss;
+            socklen_t n = sizeof ss;
+            r = accept4(fd, (struct sockaddr *)&ss, &n, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (r >= 0)
+                from_os(&ss, &op->addr);
+            else if (errno == ECONNABORTED)
+                continue; /* the peer gave up before we accepted: next */
+            break;
+        }
+        case HAL_IO_CONNECT:
+            return do_connect(op);
+        case HAL_IO_RECVFROM: {
+            struct sockaddr_storage ss;
+            socklen_t n = sizeof ss;
+            r = recvfrom(fd, op->buf, op->len, 0, (struct sockaddr *)&ss, &n);
+            if (r >= 0)
+                from_os(&ss, &op->addr);
+            break;
+        }
+        case HAL_IO_SENDTO: {
+            struct sockaddr_storage ss;
+            socklen_t n = to_os(&op->addr, &ss);
+            r = sendto(fd, op->buf, op->len, MSG_NOSIGNAL, (struct sockaddr *)&ss, n);
+            break;
+        }
+        default:
+            op->os_error = EINVAL;
+            return HAL_EINVAL;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        return finish(op, r);
+    }
+}
+
+void hal_io_cancel(struct hal_io *op)
+{
+    (void)op; /* readiness: nothing is in flight */
+}

@@ -1,0 +1,65 @@
+/*
+ * timer.h — kern's timers: per-proc 4-ary heaps (Go 1.14+'s design, time.go).
+ *
+ * A pending timer lives in exactly one proc's heap: the proc of the thread
+ * that started it. Whoever holds a proc runs its own proc's due timers in
+ * find_runnable; a spinning thread runs a victim's due timers while it
+ * steals (so an idle proc's timers still fire); a thread with nothing to do
+ * blocks in the poller until the earliest timer of all procs. A timer's
+ * function runs on a scheduler stack (no task), with no kern lock held, on
+ * a thread that holds a proc; it must not park.
+ */
+#ifndef WEFT_KERN_TIMER_H
+#define WEFT_KERN_TIMER_H
+
+#include "kern/kern.h"
+
+struct proc;
+struct k_timer;
+
+/* Called when t fires. seq is t->seq as it was when the timer was taken
+ * off the heap (a stale fire of a timer that was reset since can be told
+ * by comparing). now is the time the timers were run. */
+typedef void (*k_timer_fn)(struct k_timer *t, uint64_t seq, int64_t now);
+
+struct k_timer {
+    /* Set by the owner while the timer is not pending: */
+    k_timer_fn fn;
+    void *arg;
+    int64_t period_ns;         /* 0: once */
+    uint64_t seq;              /* bumped by the owner on every (re)start */
+
+    /* Protected by the lock of the heap it is in (proc->timers_lock): */
+    int64_t when;              /* absolute hal_now_ns() time */
+    int32_t idx;               /* its slot in the heap */
+    /* The proc whose heap holds it, NULL when not pending. Written under
+     * that heap's lock; read without it to find the lock (then checked). */
+    struct proc *_Atomic proc;
+    /* Nonzero while fn runs (set under the heap lock before it is
+     * released), so an owner can wait before freeing the timer. */
+    _Atomic int32_t running;
+};
+
+/* Starts t to fire at when (absolute ns), in the calling thread's proc's
+ * heap. t must not be pending. Caller holds a proc (a task or a scheduler
+ * stack), no timer lock. Wakes the poller if t is now the earliest. */
+void k_timer_start(struct k_timer *t, int64_t when);
+/* Takes t off its heap. True if it was pending (so it will not fire). */
+bool k_timer_stop(struct k_timer *t);
+/* Waits (yielding when called from a task, spinning otherwise) until t's
+ * function is not running. Call after k_timer_stop, before freeing t. */
+void k_timer_quiesce(struct k_timer *t);
+
+/* Runs p's timers that are due at now; the caller holds a proc (its
+ * own or any, when p is a victim). Returns p's earliest remaining time, 0
+ * if none. Entry point for the monitor too (it must hold a proc, or start
+ * a thread with k_wakep instead: see k_timers_earliest). */
+int64_t k_timers_run(struct proc *p, int64_t now);
+/* The earliest pending timer of every proc, 0 if none. Any thread. */
+int64_t k_timers_earliest(void);
+/* Pending timers in every heap (statistics). */
+uint64_t k_timers_count(void);
+/* Frees p's heap at the end of a run. */
+void k_timers_fini(struct proc *p);
+
+#endif /* WEFT_KERN_TIMER_H */
