@@ -113,7 +113,7 @@ ASM_SKIP_win32 := sysv
 KERN_SRC := $(wildcard kern/*.c)
 HAL_SRC  := $(wildcard hal/$(OS)/*.c hal/$(ARCH)/*.c)
 ASM_SRC  := $(foreach f,$(wildcard hal/$(ARCH)/*.S),$(if $(findstring $(ASM_SKIP_$(OS)),$(notdir $(f))),,$(f)))
-TEST_SRC := $(wildcard tests/*.c)
+TEST_SRC := $(wildcard tests/*.c) $(wildcard tests/*_$(ARCH).S)
 DEMO_SRC := examples/demo.c
 
 obj = $(patsubst %,$(B)/obj/%.o,$(basename $(1)))
@@ -131,6 +131,22 @@ TARGET_ENV := $(B)/target.env
 
 # ---- build ---------------------------------------------------------------
 
+# weft's own code in one range (POSIX ports): every kern and hal object's
+# text sections are renamed weft_text, so the linker gathers them between
+# __start_weft_text and __stop_weft_text, which the preemption handler uses
+# to never preempt a task inside weft (hal/posix/preempt.c). The check
+# fails the build if a text section the rename does not know appears.
+WEFT_TEXT_SECTIONS := .text .text.unlikely .text.hot .text.startup .text.exit
+ifeq ($(OS),posix)
+define weft_text
+@$(OBJCOPY) $(foreach s,$(WEFT_TEXT_SECTIONS),--rename-section $(s)=weft_text) $@
+@if $(OBJDUMP) -h $@ | awk '{print $$2}' | grep -q '^\.text'; then \
+    echo "$@: a .text section the weft_text rename missed:" >&2; $(OBJDUMP) -h $@ | grep ' \.text' >&2; rm -f $@; exit 1; fi
+endef
+else
+weft_text :=
+endif
+
 .PHONY: all lib
 all: lib $(WEFT_TEST) $(DEMO) $(TARGET_ENV)
 lib: $(LIBA) $(LIBSO)
@@ -141,16 +157,23 @@ BUILD_DEPS := Makefile mk/$(TARGET).mk
 $(B)/obj/kern/%.o: kern/%.c $(BUILD_DEPS)
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(KERN_CFLAGS) -c $< -o $@
+	$(weft_text)
 
 $(B)/obj/hal/%.o: hal/%.c $(BUILD_DEPS)
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(HAL_CFLAGS) -c $< -o $@
+	$(weft_text)
 
 $(B)/obj/hal/%.o: hal/%.S $(BUILD_DEPS)
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(HAL_CFLAGS) -c $< -o $@
+	$(weft_text)
 
 $(B)/obj/tests/%.o: tests/%.c $(BUILD_DEPS)
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(HOST_CFLAGS) -c $< -o $@
+
+$(B)/obj/tests/%.o: tests/%.S $(BUILD_DEPS)
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(HOST_CFLAGS) -c $< -o $@
 

@@ -92,6 +92,10 @@ struct task {
     struct task *schedlink;     /* next in the global run queue (sched.lock) */
     int64_t run_start_ns;       /* when it last started running (monitor) */
     bool fresh;                 /* never ran: no context yet, maybe no stack */
+    int nopreempt;              /* weft_nopreempt_begin depth */
+    bool blocking;              /* between weft_block_begin and _end */
+    int nlocked;                /* weft_lock_thread depth */
+    struct thread *locked_to;   /* runs only on this thread (nlocked > 0) */
 
     /* Immutable after spawn (until it is recycled): */
     uint64_t id;

@@ -30,5 +30,7 @@ endif
 CC := $(CROSS)gcc
 AR := $(CROSS)ar
 NM := $(CROSS)nm
+OBJCOPY := $(CROSS)objcopy
+OBJDUMP := $(CROSS)objdump
 LD := $(CROSS)ld
 DEPS_HINT := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user

@@ -84,6 +84,19 @@ CASE(chan_select64, 120000, F_SCALED)
 CASE(chan_model_seq, 30000, F_NONE)
 CASE(chan_model_multi, 120000, F_SCALED)
 
+/* ---- preemption and the monitor (t_preempt.c) ---- */
+CASE(preempt_sleeper, 30000, F_NONE)
+CASE(preempt_share, 30000, F_NONE)
+CASE(preempt_regs, 60000, F_NONE)
+CASE(preempt_regs_long, 900000, F_STRESS)
+CASE(preempt_regs_negative, 30000, F_NONE)
+CASE(preempt_libc, 60000, F_NONE)
+CASE(preempt_nopreempt, 30000, F_NONE)
+CASE(preempt_off_stress, 120000, F_SCALED)
+CASE(preempt_host_handler, 30000, F_NONE)
+CASE(preempt_host_blocked, 30000, F_NONE)
+CASE(preempt_stray_signal, 30000, F_NONE)
+
 /* ---- bench scenarios (bench_*.c) ---- */
 BENCH(spawn, "n tasks (1M) started and finished: ns per task")
 BENCH(yield, "two tasks yielding n (5M) times each: ns per switch")

@@ -5,6 +5,7 @@
  *   mem.c     address space: mmap reservations, commit, discard, guards
  *   thread.c  pthreads, the current-thread pointer, per-thread altstacks
  *   signal.c  the process-wide SIGSEGV/SIGBUS handler and its chaining
+ *   preempt.c the SIGURG preemption handler, code ranges, errno access
  *   futex.c   futex wait/wake and sleeping
  *   time.c    clocks
  *   env.c     environment, the error stream, abort
