@@ -121,6 +121,13 @@ int weft_preemptible_module(const void *addr);
 void weft_block_begin(void);
 void weft_block_end(void);
 
+/* The OS error number (errno) as the last weft_block_end found it, kept
+ * with the task: always the task's own, whereas reading errno after a weft
+ * call may, in code the compiler optimised, read the previous thread's
+ * (glibc's errno address is declared constant within a function). Outside
+ * a task: errno. */
+int weft_errno(void);
+
 /* Ties the calling task to its current OS thread until the matching
  * weft_unlock_thread (calls nest): it runs only there, and the thread runs
  * no other task meanwhile (Go's runtime.LockOSThread), for thread-local

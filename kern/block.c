@@ -18,6 +18,11 @@
  * the task needs (errno) travels with the task. errno is saved at every
  * switch-out and put back at switch-in (sched.c switch_out), so it
  * survives weft_block_end even when the task resumes on another thread.
+ * One caveat no runtime can fix from inside: glibc declares
+ * __errno_location const, so a compiler may compute &errno once in a
+ * function and reuse it after a weft call that moved the task, reading the
+ * old thread's errno. weft_errno() (the value at the last weft_block_end,
+ * kept in the task) is always right; docs/scheduler.md says more.
  *
  * Between begin and end the task must call nothing in weft but weft_now
  * (its thread holds no proc). It is never preempted there.
@@ -56,6 +61,7 @@ void weft_block_end(void)
         return;
     int err = hal_errno_get();
     struct task *t = th->cur;
+    t->os_errno = err;
     struct proc *p = th->old_proc;
     th->old_proc = NULL;
     t->blocking = false;
@@ -80,6 +86,12 @@ void weft_block_end(void)
      * k_switch carries errno across. */
     hal_errno_set(err);
     k_switch(SW_BLOCKED);
+}
+
+int weft_errno(void)
+{
+    struct task *t = k_task_self();
+    return t ? t->os_errno : hal_errno_get();
 }
 
 int weft_lock_thread(void)

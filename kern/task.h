@@ -95,6 +95,7 @@ struct task {
     int nopreempt;              /* weft_nopreempt_begin depth */
     bool blocking;              /* between weft_block_begin and _end */
     int nlocked;                /* weft_lock_thread depth */
+    int os_errno;               /* errno at the last weft_block_end (weft_errno) */
     struct thread *locked_to;   /* runs only on this thread (nlocked > 0) */
 
     /* Immutable after spawn (until it is recycled): */

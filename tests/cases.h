@@ -97,9 +97,18 @@ CASE(preempt_host_handler, 30000, F_NONE)
 CASE(preempt_host_blocked, 30000, F_NONE)
 CASE(preempt_stray_signal, 30000, F_NONE)
 
+/* ---- blocking calls and locked threads (t_block.c) ---- */
+CASE(block_handoff, 30000, F_NONE)
+CASE(block_errno, 60000, F_NONE)
+CASE(block_lock_thread, 60000, F_NONE)
+CASE(block_not_deadlock, 30000, F_NONE)
+CASE(block_locked_deadlock, 30000, F_NONE)
+
 /* ---- bench scenarios (bench_*.c) ---- */
 BENCH(spawn, "n tasks (1M) started and finished: ns per task")
 BENCH(yield, "two tasks yielding n (5M) times each: ns per switch")
 BENCH(pingpong, "unbuffered round trip, every reply checked: ns per round trip (n 1M, procs 1)")
 BENCH(buffered, "cap-128 channel, 1 producer 1 consumer: ns per item (n 10M, procs 2)")
 BENCH(select, "4 producers into one 4-way select: ns per message (n 1M, procs 2)")
+BENCH(preempt, "1 ms sleeper (nanosleep in weft_block_begin/end) next to a tight loop, procs 1: lateness p50 and max (n 50)")
+BENCH(syscall, "500 ms raw read of a pipe in weft_block_begin/end, procs 1: longest stall of a counting task")
