@@ -121,9 +121,9 @@ static void errno_task(void *arg)
          * even when the task resumes on another thread. */
         pthread_t before = self_fn();
         weft_block_begin();
-        char c;
-        ssize_t r = read(-1, &c, 1);
         nap_ns(i % 10 == 0 ? 200000 : 0); /* long enough to be retaken */
+        char c;
+        ssize_t r = read(-1, &c, 1); /* last: a SIGURG may leave EINTR from the nap */
         weft_block_end();
         CHECK_EQ(r, -1);
         CHECK_EQ(ERRNO, EBADF);
