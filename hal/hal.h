@@ -112,6 +112,19 @@ void hal_thread_leave(void);
 void *hal_thread_get(void);
 void hal_thread_set(void *kern_thread);
 
+/* The calling thread's handle, as hal_thread_preempt wants it (also for
+ * threads not started by hal_thread_start, e.g. the host's). Never
+ * blocks; async-signal-safe. */
+hal_thread_t hal_thread_self(void);
+
+/* The calling thread's OS error number (errno, GetLastError), and setting
+ * it. kern carries it with a task: saved when the task switches out and
+ * put back when it resumes, perhaps on another thread. Real calls, never
+ * inlined (the compiler must not reuse a thread-local address read before
+ * a switch). Never block; async-signal-safe. */
+int hal_errno_get(void);
+void hal_errno_set(int err);
+
 /* CPUs this process may run on (its affinity mask, later its quota), >= 1. */
 int hal_cpu_count(void);
 
@@ -316,6 +329,36 @@ void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size,
 void hal_ctx_switch(struct hal_context *from, struct hal_context *to);
 
 /* ------------------------------------------------------------------------
+ * Preemption (DESIGN.md "Preemption in C"). The port interrupts a thread
+ * and calls kern_preempt on it; kern decides whether the interrupted point
+ * is safe, and may switch the task away from inside the callback. POSIX
+ * does this with SIGURG handled on the task's own stack: when kern resumes
+ * the task (maybe on another thread) kern_preempt returns, and the signal
+ * return restores every register.
+ * ------------------------------------------------------------------------ */
+
+/* Prepares asynchronous preemption for the process (once; later calls
+ * return the first result). 0 when hal_thread_preempt will work;
+ * HAL_EFAIL when it cannot (POSIX: the host handles SIGURG itself or
+ * blocks it in the calling thread): the port has printed why, once per
+ * process, and kern runs cooperatively. Not async-signal-safe. */
+int hal_preempt_init(void);
+
+/* Asks the OS to interrupt thread t (a worker that called hal_preempt_init
+ * successfully or was started after it) and run kern_preempt on it soon.
+ * Never blocks; may be dropped if one is already pending. 0 or HAL_EFAIL. */
+int hal_thread_preempt(hal_thread_t t);
+
+/* The executable range [*lo, *hi) of the loaded module (program or shared
+ * object) that contains addr; addr NULL means the main program. 0, or
+ * HAL_EINVAL when addr is in no module. Not async-signal-safe. */
+int hal_module_text(const void *addr, uintptr_t *lo, uintptr_t *hi);
+
+/* The range [*lo, *hi) that holds all of weft's own code (kern and the
+ * port): a task interrupted there is never preempted. Never blocks. */
+void hal_runtime_text(uintptr_t *lo, uintptr_t *hi);
+
+/* ------------------------------------------------------------------------
  * Callbacks: the only kern functions a port may call.
  * ------------------------------------------------------------------------ */
 
@@ -325,5 +368,14 @@ void hal_ctx_switch(struct hal_context *from, struct hal_context *to);
  * hands the fault on to whatever handler the host had. Runs in a signal
  * handler on the alternate stack: async-signal-safe. */
 void kern_fault(void *addr);
+
+/* The calling thread was interrupted at pc by hal_thread_preempt. Runs in
+ * the signal handler on the interrupted stack (a task's own stack when a
+ * task was running). If the point is safe and a preemption was asked for,
+ * kern switches the task away and returns only when it resumes, possibly
+ * on another thread: the port must then fix up whatever of the signal
+ * frame belongs to the thread rather than the task (POSIX: uc_stack and
+ * uc_sigmask). Returns true when the task was switched away and resumed. */
+bool kern_preempt(uintptr_t pc);
 
 #endif /* WEFT_HAL_H */

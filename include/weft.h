@@ -86,6 +86,63 @@ int64_t weft_now(void);           /* monotonic nanoseconds */
  * 20-60 us late, never early); sleeping uses no CPU. 0 or WEFT_ENOTASK. */
 int weft_sleep(int64_t ns);
 
+/* ---- Preemption, blocking calls and thread affinity ----
+ *
+ * A task that runs longer than the time slice (weft_config.timeslice_ns)
+ * while others wait is preempted: the monitor thread interrupts it
+ * (POSIX: SIGURG to its thread) and it is switched out if it was
+ * interrupted in the program's own code (not in weft, not in a shared
+ * library such as libc), holds no weft-internal lock and has not opted
+ * out; otherwise it is switched out at its next weft call that may switch
+ * (a park, weft_yield, weft_go, weft_nopreempt_end, ...). Every register
+ * survives. With preempt = -1 (or WEFT_PREEMPT=0) only those calls switch.
+ * A program that handles or blocks SIGURG itself keeps it: weft prints a
+ * note once and schedules cooperatively.
+ */
+
+/* Between these, the calling task is never switched out asynchronously
+ * (for code that must not be interrupted half-way, e.g. while it holds a
+ * lock of its own that other tasks spin on). Nests. A preemption asked
+ * for meanwhile happens at the outermost end. 0, WEFT_ENOTASK, or
+ * WEFT_EINVAL (end without begin). */
+int weft_nopreempt_begin(void);
+int weft_nopreempt_end(void);
+
+/* Makes the code of the loaded module (shared object) that contains addr
+ * preemptible, as the main program's is: for hosts whose task code lives
+ * in a plugin. Any address inside the module will do (a function of it).
+ * 0, WEFT_EINVAL (addr in no module), WEFT_ENOMEM (too many modules; 16). */
+int weft_preemptible_module(const void *addr);
+
+/* Around a call that may block in the OS (a read of a pipe, a wait on
+ * something weft does not poll): the task's proc is handed to another
+ * thread if the call lasts more than about 20 µs, so the other tasks keep
+ * running; weft_block_end takes a proc back (the task waits in the run
+ * queue if none is free). errno set by the call is intact after
+ * weft_block_end, even if the task resumes on another thread. Between
+ * the two the task must call no weft function but weft_now. No-ops
+ * outside a task; a nested begin/end pair does nothing. (Go:
+ * entersyscall/exitsyscall.) */
+void weft_block_begin(void);
+void weft_block_end(void);
+
+/* The OS error number (errno) as the last weft_block_end found it, or
+ * behind the last weft I/O call that failed with WEFT_EIO, kept with the
+ * task: always the task's own, whereas reading errno after a weft
+ * call may, in code the compiler optimised, read the previous thread's
+ * (glibc's errno address is declared constant within a function). Outside
+ * a task: errno. */
+int weft_errno(void);
+
+/* Ties the calling task to its current OS thread until the matching
+ * weft_unlock_thread (calls nest): it runs only there, and the thread runs
+ * no other task meanwhile (Go's runtime.LockOSThread), for thread-local
+ * state of libraries that need it. Costs a thread hand-off each time the
+ * task switches out. A task that ends while locked releases its thread.
+ * 0, WEFT_ENOTASK, or WEFT_EINVAL (unlock without lock). */
+int weft_lock_thread(void);
+int weft_unlock_thread(void);
+
 /* ---- Synchronisation: zero-initialised values are ready to use. ----
  *
  * Go's sync package for tasks: a task that waits is parked, its thread runs
@@ -342,8 +399,8 @@ int weft_addr(weft_fd fd, char *buf, size_t n);
  * writable per events, or until deadline (absolute, 0 none): 0,
  * WEFT_ETIMEDOUT, WEFT_EBADF (not pollable), WEFT_ECLOSED. */
 int weft_wait_fd(weft_fd fd, int events, int64_t deadline);
-/* The calling task's last OS error number (0 if none). */
-int weft_errno(void);
+/* (weft_errno, declared above with the blocking calls, gives the OS error
+ * number behind a WEFT_EIO.) */
 
 /* ---- Diagnostics ---- */
 

@@ -257,7 +257,7 @@ static int format_address(const struct hal_sockaddr *a, char *buf, size_t n)
 static int os_fail(struct task *self, int hal_rc, int os_errno)
 {
     if (self)
-        self->io_errno = os_errno;
+        self->os_errno = os_errno;
     return hal_rc == HAL_ENOMEM ? WEFT_ENOMEM : WEFT_EIO;
 }
 
@@ -520,8 +520,3 @@ int weft_wait_fd(weft_fd fd, int events, int64_t deadline)
     return rc;
 }
 
-int weft_errno(void)
-{
-    struct task *self = k_task_self();
-    return self ? self->io_errno : 0;
-}

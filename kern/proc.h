@@ -28,6 +28,9 @@
 enum proc_status {
     PROC_IDLE = 0,    /* on sched.idle_procs, no thread */
     PROC_RUNNING = 1, /* held by exactly one thread */
+    PROC_SYSCALL = 2, /* its thread's task is in a blocking call (block.c);
+                         the monitor may retake it with a CAS to IDLE, the
+                         thread may take it back with a CAS to RUNNING */
 };
 
 struct proc {
@@ -37,7 +40,7 @@ struct proc {
     /* Written under sched.lock (idle list); read by its holder: */
     _Atomic int status;        /* enum proc_status; read racily by thieves */
     struct proc *idle_next;
-    struct thread *thread;     /* the holder, NULL when idle */
+    struct thread *_Atomic thread; /* the holder, NULL when idle; read by the monitor */
 
     /*
      * The run queue (Go: runqhead, runqtail, runq, runnext).
@@ -52,7 +55,9 @@ struct proc {
     struct task *_Atomic runnext;
 
     /* Owned by the holder (no lock, no atomic needed): */
-    _Alignas(K_CACHELINE) uint32_t schedtick; /* incremented per task run */
+    /* Written by the holder (relaxed), read by the monitor: */
+    _Alignas(K_CACHELINE) _Atomic uint32_t schedtick; /* incremented per task run */
+    _Atomic uint32_t syscalltick; /* incremented per blocking call begun */
     int64_t clock_ns;          /* recent hal_now_ns, refreshed every 64 ticks */
     struct k_mcache mcache;
     struct k_stack_cache stack_cache;
@@ -76,6 +81,7 @@ struct proc {
     /* Statistics: written by the holder with relaxed stores, read by anyone: */
     _Atomic uint64_t nswitch;
     _Atomic uint64_t nsteal;
+    _Atomic uint64_t npreempt;  /* tasks switched out by preemption */
 };
 
 /* Why a task switched to its thread's scheduler stack. */
@@ -84,6 +90,8 @@ enum switch_why {
     SW_YIELD,  /* runnable again: back of the local run queue */
     SW_PARK,   /* WAITING: call thread->park_fn, then forget the task */
     SW_EXIT,   /* DEAD: recycle */
+    SW_PREEMPT, /* preempted (signal or pending request): back of the queue */
+    SW_BLOCKED, /* ended a blocking call and found no proc: queue it, park */
 };
 
 struct thread {
@@ -98,6 +106,9 @@ struct thread {
     struct proc *proc;         /* the proc it holds, NULL when idle */
     bool spinning;             /* counted in sched.nspinning */
     int locks;                 /* k_locks held right now */
+    hal_thread_t os;           /* for hal_thread_preempt */
+    struct task *locked;       /* the task locked to this thread (weft_lock_thread) */
+    struct proc *old_proc;     /* the proc held before a blocking call (Go: oldp) */
     uint64_t rand;             /* k_rand_next state */
     enum switch_why why;       /* set by the task before switching out */
     k_unlock_fn park_fn;       /* with SW_PARK */
@@ -107,6 +118,13 @@ struct thread {
     struct thread *idle_next;
     struct proc *next_proc;    /* proc handed over by the waker (Go: nextp) */
     bool idle;                 /* on sched.idle_threads */
+    bool locked_idle;          /* waiting for its locked task (counted in
+                                  sched.nidle_locked, on sched.locked_threads) */
+    struct thread *locked_next;
+
+    /* Set by the monitor (relaxed) to ask the running task to switch out;
+     * cleared when the thread starts a task. Read by the thread. */
+    _Atomic int preempt_req;
 
     /* The parking word: 0 parked/about to park, 1 woken. The waker stores 1
      * (release) after setting next_proc under sched.lock, then futex-wakes. */
@@ -122,6 +140,8 @@ struct sched {
     _Atomic int32_t nidle_procs;   /* written under lock, read without */
     struct thread *idle_threads;
     int32_t nidle_threads;
+    struct thread *locked_threads; /* threads waiting for their locked task */
+    int32_t nidle_locked;
     struct thread *all_threads;
     int32_t nthreads;
     struct task *runq_head, *runq_tail; /* global queue, linked by schedlink */
@@ -144,6 +164,8 @@ struct sched {
     struct proc **procs;
     size_t stack_size;             /* default usable stack bytes */
     int preempt;                   /* 1 on, -1 off */
+    bool preempt_async;            /* the port can interrupt threads */
+    struct thread *thread0;        /* weft_run's thread (not on all_threads) */
     int64_t timeslice_ns;
 
     _Atomic bool stopping;         /* weft_run is ending: threads leave */
@@ -157,6 +179,9 @@ struct sched {
     struct task *alltasks;
     _Atomic uint64_t ntasks_live;
     _Atomic uint64_t next_id;
+
+    /* Counters for weft_stats. */
+    _Atomic uint64_t nretake;      /* procs retaken from blocking calls */
 };
 
 extern struct sched k_sched;
@@ -177,6 +202,7 @@ struct task *k_globrunq_get(struct proc *p, int max);
 /* ---- sched.c ---- */
 void k_sched_loop(struct thread *th);       /* a thread's scheduler loop */
 void k_wakep(void);
+void k_sched_inject(struct task *list);     /* tasks from a poll, any thread */
 void k_stop_the_world(int result);          /* begin shutdown (any thread) */
 int k_sched_start(struct thread *th0);
 
@@ -185,6 +211,28 @@ struct task *k_task_new(struct proc *p, size_t stack_size);
 void k_task_recycle(struct proc *p, struct task *t);
 void k_task_first_run(struct task *t);
 _Noreturn void k_task_exit(void);
+
+/* ---- sched.c, for block.c, monitor.c and preempt.c ---- */
+/* Switches the calling task to its thread's scheduler stack for why;
+ * returns when it runs again (maybe on another thread), with the task's
+ * errno back in place. */
+void k_switch(enum switch_why why);
+/* Go: handoffp. Gives p (status not IDLE-listed, held by nobody) to a
+ * thread if it has work or nobody looks for work, else to the idle list. */
+void k_handoff(struct proc *p);
+/* An idle proc, now RUNNING and unowned, or NULL. */
+struct proc *k_proc_idle_take(void);
+
+/* ---- monitor.c ---- */
+int k_monitor_start(void);
+void k_monitor_stop(void);   /* after sched.stopping is set */
+void k_monitor_wake(void);   /* work appeared (a proc left idle) */
+void k_monitor_kick(void);   /* a blocking call began: shorten its sleep */
+
+/* ---- preempt.c ---- */
+void k_preempt_setup(void);  /* at weft_run: text ranges, the port */
+/* Honours a pending preemption request if the task may switch here. */
+void k_preempt_point(void);
 
 /* ---- dump.c ---- */
 void k_dump_tasks(void);

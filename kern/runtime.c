@@ -170,7 +170,15 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
 
     hal_thread_enter();
     hal_thread_set(th0);
+    th0->os = hal_thread_self();
+    k_sched.thread0 = th0;
+    k_preempt_setup();
     err = make_procs(th0);
+    bool monitor = false;
+    if (!err) {
+        err = k_monitor_start();
+        monitor = err == 0;
+    }
     struct task *main_task = NULL;
     if (!err) {
         main_task = k_task_new(th0->proc, 0);
@@ -187,8 +195,15 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
         err = atomic_load(&k_sched.result);
     }
 
-    /* Every other thread leaves its loop once it sees stopping; wait for
-     * them. (With err set before the loop, no thread was started.) */
+    /* The monitor first: it may still be signalling workers, which must
+     * not be joined (gone) while it does. Then every other thread, which
+     * leaves its loop once it sees stopping. (With err set before the
+     * loop, no worker was started.) */
+    if (monitor) {
+        if (!atomic_load(&k_sched.stopping))
+            k_stop_the_world(err);
+        k_monitor_stop();
+    }
     k_lock(&k_sched.lock);
     struct thread *threads = k_sched.all_threads;
     k_unlock(&k_sched.lock);
@@ -212,6 +227,7 @@ int weft_go(void (*fn)(void *), void *arg)
 {
     if (!fn)
         return WEFT_EINVAL;
+    k_preempt_point();
     return k_spawn(fn, arg, 0);
 }
 
@@ -277,9 +293,11 @@ int weft_stats(struct weft_stats *s)
         struct proc *p = k_sched.procs[i];
         s->context_switches += atomic_load_explicit(&p->nswitch, memory_order_relaxed);
         s->steals += atomic_load_explicit(&p->nsteal, memory_order_relaxed);
+        s->preemptions += atomic_load_explicit(&p->npreempt, memory_order_relaxed);
     }
     s->timers = k_timers_count();
     s->poller_wakeups = k_poll_wakeups();
+    s->syscall_retakes = atomic_load_explicit(&k_sched.nretake, memory_order_relaxed);
     k_stack_counts(&s->stacks_guard_region, &s->stacks_guard_protect, &s->stacks_unguarded);
     s->mem_reserved = k_mem_reserved();
     return 0;

@@ -37,6 +37,14 @@
  * and no thread is anywhere else, e.g. in a blocking call). It reports and
  * stops the run (Go: checkdead).
  *
+ * Blocking calls and locked threads (block.c): a proc whose thread is in a
+ * blocking call is PROC_SYSCALL; the monitor retakes it and k_handoff
+ * gives it to another thread. A thread with a locked task runs nothing
+ * else: when the task switches out, the thread hands its proc off and
+ * waits (locked_wait); whoever later picks the task from a run queue hands
+ * its own proc to that thread instead of running it (hand_locked). Such
+ * waiting threads count as idle for the deadlock check (Go: nmidlelocked).
+ *
  * Switching: a task never switches straight to another task. It switches
  * to its thread's scheduler context (Go: mcall to g0), and the scheduler,
  * on its own stack, finishes what the task asked for (requeue, park, exit)
@@ -89,9 +97,11 @@ static struct proc *proc_idle_get(void)
     k_sched.idle_procs = p->idle_next;
     p->idle_next = NULL;
     atomic_store_explicit(&p->status, PROC_RUNNING, memory_order_relaxed);
-    atomic_store_explicit(&k_sched.nidle_procs,
-                          atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) - 1,
-                          memory_order_seq_cst);
+    int32_t n = atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed);
+    atomic_store_explicit(&k_sched.nidle_procs, n - 1, memory_order_seq_cst);
+    /* Every proc was idle, so the monitor may be parked: work appeared. */
+    if (n == k_sched.nprocs)
+        k_monitor_wake();
     return p;
 }
 
@@ -144,7 +154,16 @@ static void stop_locked(int result)
         th->next_proc = NULL;
         thread_unpark(th);
     }
+    while ((th = k_sched.locked_threads) != NULL) {
+        k_sched.locked_threads = th->locked_next;
+        th->locked_next = NULL;
+        th->locked_idle = false;
+        k_sched.nidle_locked--;
+        th->next_proc = NULL;
+        thread_unpark(th);
+    }
     hal_poll_wake(); /* and the thread blocked in the poller, if any */
+    k_monitor_wake();
 }
 
 void k_stop_the_world(int result)
@@ -160,10 +179,14 @@ static void thread_main(void *arg)
 {
     struct thread *th = arg;
     hal_thread_set(th);
+    th->os = hal_thread_self();
+    k_lock(&k_sched.lock);
     th->proc = th->next_proc;
     th->next_proc = NULL;
+    k_unlock(&k_sched.lock);
     if (th->proc)
-        th->proc->thread = th;
+        atomic_store_explicit(&th->proc->thread, th,
+                              memory_order_release);
     k_sched_loop(th);
     hal_thread_set(NULL);
 }
@@ -241,15 +264,15 @@ static void stopm(struct thread *th)
         return;
     }
     thread_idle_put(th);
-    if (k_sched.nidle_threads == k_sched.nthreads &&
-        (k_timers_earliest() != 0 || k_poll_waiters() != 0)) {
+    bool all_idle = k_sched.nidle_threads + k_sched.nidle_locked == k_sched.nthreads;
+    if (all_idle && (k_timers_earliest() != 0 || k_poll_waiters() != 0)) {
         /* Every thread is idle but a timer or an I/O wait can still ready
          * a task: this thread must not sleep; the caller polls instead. */
         thread_idle_get_this(th);
         k_unlock(&k_sched.lock);
         return;
     }
-    if (k_sched.nidle_threads == k_sched.nthreads) {
+    if (all_idle) {
         /* Go: checkdead. Every thread is idle: no proc is held, so every
          * run queue is empty and no task is running; nothing is in a
          * blocking call or the poller, no timer is pending and no task
@@ -266,7 +289,116 @@ static void stopm(struct thread *th)
     th->proc = th->next_proc;
     th->next_proc = NULL;
     if (th->proc)
-        th->proc->thread = th;
+        atomic_store_explicit(&th->proc->thread, th,
+                              memory_order_release);
+}
+
+/* Go: handoffp. p is held by nobody and not on the idle list (a proc the
+ * monitor retook from a blocking call, or one a locked thread gives up).
+ * Start a thread on it if it has work, or if nobody spins or idles (so that
+ * someone looks for work); otherwise it goes idle. Any thread. */
+void k_handoff(struct proc *p)
+{
+    atomic_store_explicit(&p->status, PROC_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&p->thread, NULL, memory_order_release);
+    if (!k_runq_empty(p) || atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0) {
+        startm(p, false);
+        return;
+    }
+    int32_t zero = 0;
+    if (atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_strong_explicit(&k_sched.nspinning, &zero, 1,
+                                                memory_order_seq_cst, memory_order_relaxed)) {
+        startm(p, true);
+        return;
+    }
+    k_lock(&k_sched.lock);
+    if (k_sched.runq_size > 0) {
+        k_unlock(&k_sched.lock);
+        startm(p, false);
+        return;
+    }
+    proc_idle_put(p);
+    k_unlock(&k_sched.lock);
+    /* Work readied after the check above finds the proc through k_wakep:
+     * it is on the idle list now, and nidle_procs was raised with seq_cst. */
+    if (!k_runq_empty(p))
+        k_wakep();
+}
+
+struct proc *k_proc_idle_take(void)
+{
+    if (atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) == 0)
+        return NULL;
+    k_lock(&k_sched.lock);
+    struct proc *p = proc_idle_get();
+    k_unlock(&k_sched.lock);
+    return p;
+}
+
+/* Go: stoplockedm. th's locked task is not running: hand th's proc (if
+ * any) to others and wait until someone hands the task back with a proc.
+ * Returns false when the run is stopping. */
+static bool locked_wait(struct thread *th)
+{
+    struct proc *p = th->proc;
+    if (p) {
+        th->proc = NULL;
+        k_handoff(p);
+    }
+    k_lock(&k_sched.lock);
+    if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) {
+        k_unlock(&k_sched.lock);
+        return false;
+    }
+    if (th->next_proc == NULL) {
+        th->locked_idle = true;
+        th->locked_next = k_sched.locked_threads;
+        k_sched.locked_threads = th;
+        k_sched.nidle_locked++;
+        if (k_sched.nidle_threads + k_sched.nidle_locked == k_sched.nthreads) {
+            k_print("weft: deadlock: all %llu tasks are asleep\n",
+                    (unsigned long long)atomic_load(&k_sched.ntasks_live));
+            k_dump_tasks();
+            stop_locked(WEFT_EDEADLK);
+            k_unlock(&k_sched.lock);
+            return false;
+        }
+    }
+    k_unlock(&k_sched.lock);
+    thread_park(th);
+    k_lock(&k_sched.lock);
+    th->proc = th->next_proc;
+    th->next_proc = NULL;
+    k_unlock(&k_sched.lock);
+    if (!th->proc)
+        return false;
+    atomic_store_explicit(&th->proc->thread, th, memory_order_release);
+    return true;
+}
+
+/* Go: startlockedm. t, just taken from a run queue by th, is locked to
+ * another thread: give th's proc to that thread (which runs t), and park
+ * th until it gets a proc again. */
+static void hand_locked(struct thread *th, struct task *t)
+{
+    struct thread *owner = t->locked_to;
+    struct proc *p = th->proc;
+    th->proc = NULL;
+    k_lock(&k_sched.lock);
+    if (owner->locked_idle) {
+        struct thread **pp = &k_sched.locked_threads;
+        while (*pp != owner)
+            pp = &(*pp)->locked_next;
+        *pp = owner->locked_next;
+        owner->locked_next = NULL;
+        owner->locked_idle = false;
+        k_sched.nidle_locked--;
+    }
+    owner->next_proc = p;
+    k_unlock(&k_sched.lock);
+    thread_unpark(owner);
+    stopm(th);
 }
 
 /* ---- finding work ---- */
@@ -327,8 +459,9 @@ static struct task *globrunq_take(struct proc *p, int max)
 }
 
 /* Makes the tasks of a blocking poll runnable (Go: injectglist) from a
- * thread without a proc: the global queue, and a thread is woken. */
-static void inject(struct task *list)
+ * thread without a proc (a poller's, the monitor): the global queue, and a
+ * thread is woken. */
+void k_sched_inject(struct task *list)
 {
     if (list) {
         k_lock(&k_sched.lock);
@@ -424,7 +557,7 @@ static bool poll_or_stop(struct thread *th)
                 list = k_poll(timeout, &n);
             atomic_store_explicit(&k_sched.poll_until, 0, memory_order_seq_cst);
             atomic_store_explicit(&k_sched.last_poll, hal_now_ns(), memory_order_seq_cst);
-            inject(list);
+            k_sched_inject(list);
             if (take_idle_proc(th))
                 return true;
             continue; /* every proc is busy: look again (timers may be due) */
@@ -456,7 +589,7 @@ static struct task *find_runnable(struct thread *th)
 
         /* Now and then the global queue first, so it cannot starve behind
          * two tasks that keep readying each other locally. */
-        if (p->schedtick % K_GLOBAL_TICK == 0 &&
+        if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) % K_GLOBAL_TICK == 0 &&
             atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0 &&
             (t = globrunq_take(p, 1)) != NULL)
             return t;
@@ -531,9 +664,11 @@ static struct task *find_runnable(struct thread *th)
 static void execute(struct thread *th, struct task *t)
 {
     struct proc *p = th->proc;
-    p->schedtick++;
-    if ((p->schedtick & 63) == 0)
+    uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
+    atomic_store_explicit(&p->schedtick, tick, memory_order_relaxed);
+    if ((tick & 63) == 0)
         p->clock_ns = hal_now_ns();
+    atomic_store_explicit(&th->preempt_req, 0, memory_order_relaxed);
     atomic_store_explicit(&p->nswitch,
                           atomic_load_explicit(&p->nswitch, memory_order_relaxed) + 1,
                           memory_order_relaxed);
@@ -545,12 +680,49 @@ static void execute(struct thread *th, struct task *t)
     hal_ctx_switch(&th->sched_ctx, &t->ctx);
 
     /* Back on the scheduler stack: t's context is saved. */
-    k_assert(th->proc == p && th->cur == t);
     th->cur = NULL;
+    if (th->why == SW_BLOCKED) {
+        /* Go: exitsyscall0. The blocking call ended and no proc was free;
+         * t's old proc is somebody else's now. */
+        k_assert(th->proc == NULL);
+        atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+        k_lock(&k_sched.lock);
+        struct proc *pp = proc_idle_get();
+        if (pp) {
+            k_unlock(&k_sched.lock);
+            th->proc = pp;
+            atomic_store_explicit(&pp->thread, th,
+                                  memory_order_release);
+            k_runq_put(pp, t, true);
+            return;
+        }
+        k_globrunq_put(t);
+        k_unlock(&k_sched.lock);
+        /* A locked thread waits for t in k_sched_loop; others park. */
+        if (th->locked != t)
+            stopm(th);
+        return;
+    }
+    k_assert(th->proc == p && th->cur == NULL);
     switch (th->why) {
     case SW_YIELD:
         atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
         k_runq_put(p, t, false);
+        break;
+    case SW_PREEMPT:
+        atomic_store_explicit(&p->npreempt,
+                              atomic_load_explicit(&p->npreempt, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+        /* Go: gopreempt_m. The global queue, not the local one: the local
+         * queue is served first, and a preempted spinner there could keep
+         * a task queued globally (one that ended a blocking call) waiting
+         * for 61 slices. FIFO, so every task waits at most one slice per
+         * task ahead of it. */
+        k_lock(&k_sched.lock);
+        k_globrunq_put(t);
+        k_unlock(&k_sched.lock);
+        k_wakep();
         break;
     case SW_PARK: {
         k_unlock_fn fn = th->park_fn;
@@ -569,6 +741,8 @@ static void execute(struct thread *th, struct task *t)
     }
     case SW_EXIT: {
         bool is_main = t == k_sched.main_task;
+        if (th->locked == t)
+            th->locked = NULL; /* the lock ends with the task */
         atomic_store_explicit(&t->state, TASK_DEAD, memory_order_relaxed);
         k_task_recycle(p, t);
         if (is_main)
@@ -576,6 +750,8 @@ static void execute(struct thread *th, struct task *t)
         break;
     }
     default:
+        k_print("weft: thread %d, task %llu came back with why=%d, preempt_async=%d\n", th->id,
+                (unsigned long long)t->id, (int)th->why, (int)k_sched.preempt_async);
         k_panic("task switched out without a reason");
     }
 }
@@ -583,6 +759,19 @@ static void execute(struct thread *th, struct task *t)
 void k_sched_loop(struct thread *th)
 {
     for (;;) {
+        if (th->locked) {
+            /* This thread runs its locked task and nothing else. */
+            struct task *lt = th->locked;
+            if (!locked_wait(th))
+                return;
+            execute(th, lt);
+            continue;
+        }
+        if (!th->proc) {
+            /* A blocked task was queued (SW_BLOCKED) and this thread
+             * parked; it came back without a proc: the run is stopping. */
+            return;
+        }
         struct task *t = find_runnable(th);
         if (!t)
             return;
@@ -592,6 +781,10 @@ void k_sched_loop(struct thread *th)
             th->spinning = false;
             if (atomic_fetch_sub_explicit(&k_sched.nspinning, 1, memory_order_seq_cst) == 1)
                 k_wakep();
+        }
+        if (K_UNLIKELY(t->locked_to != NULL && t->locked_to != th)) {
+            hand_locked(th, t);
+            continue;
         }
         execute(th, t);
     }
@@ -606,7 +799,16 @@ static void switch_out(enum switch_why why)
     struct thread *th = k_thread_self();
     struct task *t = th->cur;
     th->why = why;
+    /* errno belongs to the task (DESIGN.md, blocking calls): it comes back
+     * on whichever thread resumes the task. */
+    int err = hal_errno_get();
     hal_ctx_switch(&t->ctx, &th->sched_ctx);
+    hal_errno_set(err);
+}
+
+void k_switch(enum switch_why why)
+{
+    switch_out(why);
 }
 
 struct task *k_task_self(void)
@@ -660,7 +862,7 @@ void k_ready(struct task *t)
 void k_yield(void)
 {
     struct thread *th = k_thread_self();
-    if (!th || !th->cur)
+    if (!th || !th->cur || !th->proc)
         return;
     switch_out(SW_YIELD);
 }

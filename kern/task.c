@@ -82,7 +82,11 @@ struct task *k_task_new(struct proc *p, size_t stack_size)
     }
     t->schedlink = NULL;
     t->waiting = NULL;
-    t->io_errno = 0;
+    t->nopreempt = 0;
+    t->blocking = false;
+    t->nlocked = 0;
+    t->os_errno = 0;
+    t->locked_to = NULL;
     atomic_store_explicit(&t->select_done, 0, memory_order_relaxed);
     atomic_store_explicit(&t->wake_data, NULL, memory_order_relaxed);
     atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);

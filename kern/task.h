@@ -92,6 +92,12 @@ struct task {
     struct task *schedlink;     /* next in the global run queue (sched.lock) */
     int64_t run_start_ns;       /* when it last started running (monitor) */
     bool fresh;                 /* never ran: no context yet, maybe no stack */
+    int nopreempt;              /* weft_nopreempt_begin depth */
+    bool blocking;              /* between weft_block_begin and _end */
+    int nlocked;                /* weft_lock_thread depth */
+    int os_errno;               /* weft_errno: errno at the last weft_block_end, or the
+                                   OS error of the last weft I/O call that failed */
+    struct thread *locked_to;   /* runs only on this thread (nlocked > 0) */
 
     /* Immutable after spawn (until it is recycled): */
     uint64_t id;
@@ -112,9 +118,6 @@ struct task {
     struct waiter *waiting;
     /* Set while the task is in a select and some case may win (chan.c). */
     _Atomic uint32_t select_done;
-    /* The OS error number of its last failed I/O call (net.c; weft_errno).
-     * Owned by the task. */
-    int io_errno;
 };
 
 /* The task running on the calling thread, or NULL (scheduler stack, or a

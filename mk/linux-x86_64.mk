@@ -23,5 +23,7 @@ endif
 CC := $(CROSS)gcc
 AR := $(CROSS)ar
 NM := $(CROSS)nm
+OBJCOPY := $(CROSS)objcopy
+OBJDUMP := $(CROSS)objdump
 LD := $(CROSS)ld
 DEPS_HINT := gcc binutils

@@ -102,6 +102,25 @@ CASE(net_dial_timeout, 30000, F_NONE)
 CASE(net_udp_ipv6, 30000, F_NONE)
 CASE(net_wait_fd, 30000, F_NONE)
 CASE(net_bad_input, 30000, F_NONE)
+/* ---- preemption and the monitor (t_preempt.c) ---- */
+CASE(preempt_sleeper, 30000, F_NONE)
+CASE(preempt_share, 30000, F_NONE)
+CASE(preempt_regs, 60000, F_NONE)
+CASE(preempt_regs_long, 900000, F_STRESS)
+CASE(preempt_regs_negative, 30000, F_NONE)
+CASE(preempt_libc, 60000, F_NONE)
+CASE(preempt_nopreempt, 30000, F_NONE)
+CASE(preempt_off_stress, 120000, F_SCALED)
+CASE(preempt_host_handler, 30000, F_NONE)
+CASE(preempt_host_blocked, 30000, F_NONE)
+CASE(preempt_stray_signal, 30000, F_NONE)
+
+/* ---- blocking calls and locked threads (t_block.c) ---- */
+CASE(block_handoff, 30000, F_NONE)
+CASE(block_errno, 60000, F_NONE)
+CASE(block_lock_thread, 60000, F_NONE)
+CASE(block_not_deadlock, 30000, F_NONE)
+CASE(block_locked_deadlock, 30000, F_NONE)
 
 /* ---- bench scenarios (bench_*.c) ---- */
 BENCH(spawn, "n tasks (1M) started and finished: ns per task")
@@ -115,3 +134,5 @@ BENCH(workers, "8 workers draining a pre-filled channel of n (1M) ~195 ns jobs: 
 BENCH(sleep, "sleep dur_us n times: overshoot p50/p99")
 BENCH(timers, "n tasks sleeping random 0-1 s: max lateness")
 BENCH(echo, "TCP loopback echo, 64 B: round trips/s, latency p50/p99")
+BENCH(preempt, "1 ms sleeper (nanosleep in weft_block_begin/end) next to a tight loop, procs 1: lateness p50 and max (n 50)")
+BENCH(syscall, "500 ms raw read of a pipe in weft_block_begin/end, procs 1: longest stall of a counting task")

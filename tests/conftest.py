@@ -218,6 +218,28 @@ def tail(text, n=TAIL_LINES):
     return "\n".join(lines)
 
 
+def sanitizer_env(t, env):
+    """What a sanitizer variant's runs need in the environment (the build's
+    VARIANT says which): LeakSanitizer's and TSan's suppressions
+    (tests/lsan.supp, tests/tsan.supp, a reason per line) and, for TSan,
+    no SIGSEGV/SIGBUS handler of its own, so that weft's guard
+    page message and the cases that die by a signal in a fork()ed child
+    behave as without it (the ASan build says the same in t_hal.c's
+    __asan_default_options). Options already in the environment come first
+    and the ones here win."""
+    out = {}
+    if "-asan" in t.env.get("VARIANT", ""):
+        opts = [env.get("LSAN_OPTIONS", ""),
+                "suppressions=" + os.path.join(ROOT, "tests", "lsan.supp")]
+        out["LSAN_OPTIONS"] = " ".join(o for o in opts if o)
+    if "-tsan" in t.env.get("VARIANT", ""):
+        opts = [env.get("TSAN_OPTIONS", ""),
+                "suppressions=" + os.path.join(ROOT, "tests", "tsan.supp"),
+                "handle_segv=0", "handle_sigbus=0"]
+        out["TSAN_OPTIONS"] = " ".join(o for o in opts if o)
+    return out
+
+
 def run_case(case):
     """Runs one case in its own process group.
 
@@ -232,6 +254,7 @@ def run_case(case):
         env["WEFT_TEST_STRESS"] = str(mult)
     if case.procs:
         env["WEFT_PROCS"] = str(case.procs)
+    env.update(sanitizer_env(t, env))
     cmd = t.run_prefix + [t.exe, "run", case.name]
     start = time.monotonic()
     p = subprocess.Popen(

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, read_target, run_case, tail
+from conftest import ROOT, read_target, run_case, sanitizer_env, tail
 
 
 def _describe(rc):
@@ -75,8 +75,10 @@ def test_bench_smoke(bench_case):
     t, name = bench_case
     if t.error:
         pytest.fail(f"target {t.name}: {t.error}", pytrace=False)
+    env = dict(os.environ)
+    env.update(sanitizer_env(t, env))
     p = subprocess.run(t.run_prefix + [t.exe, "bench", name, "n=1000"], capture_output=True,
-                       text=True, timeout=120 * t.timeout_mult, cwd=ROOT)
+                       text=True, timeout=120 * t.timeout_mult, cwd=ROOT, env=env)
     assert p.returncode == 0, f"exit {p.returncode}\n{tail(p.stdout)}\n{tail(p.stderr)}"
     lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
     assert lines, f"no JSON line\n{tail(p.stdout)}\n{tail(p.stderr)}"

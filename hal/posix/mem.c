@@ -137,6 +137,9 @@ static _Atomic unsigned long release_gen;
 void hal_mem_release(void *addr, size_t size)
 {
     hal_posix_stacks_released(addr, size);
+#ifdef WEFT_SAN_TSAN
+    hal_posix_san_released(addr, size);
+#endif
 #ifdef __SANITIZE_ADDRESS__
     /* Tasks discarded at the end of a run leave their frames' redzones
      * poisoned; the next mapping at this address must start clean. */

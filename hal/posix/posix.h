@@ -5,6 +5,7 @@
  *   mem.c     address space: mmap reservations, commit, discard, guards
  *   thread.c  pthreads, the current-thread pointer, per-thread altstacks
  *   signal.c  the process-wide SIGSEGV/SIGBUS handler and its chaining
+ *   preempt.c the SIGURG preemption handler, code ranges, errno access
  *   futex.c   futex wait/wake and sleeping
  *   time.c    clocks
  *   env.c     environment, the error stream, abort
@@ -21,5 +22,11 @@ void hal_posix_fault_install(void);
 
 /* tools.c: a reservation is going away; forget the stacks registered in it. */
 void hal_posix_stacks_released(void *addr, size_t size);
+
+/* sanitizer.c (SAN=tsan): a reservation is going away; destroy the TSan
+ * fibers of the contexts that lie in it. */
+#ifdef WEFT_SAN_TSAN
+void hal_posix_san_released(void *addr, size_t size);
+#endif
 
 #endif /* WEFT_HAL_POSIX_H */

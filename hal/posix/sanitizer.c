@@ -30,17 +30,24 @@
  * leaves a pointer to the context it left in a thread-local, which the
  * other side reads once it runs. Their fiber is the thread's current one,
  * taken at every switch away from them (a struct may serve different
- * threads). Such a context may be uninitialised memory, so a fiber is
- * treated as the context's own only while san_owner holds a mark derived
- * from the context's address; only those fibers are ever destroyed.
+ * threads). They may be uninitialised memory, so the fibers this file made
+ * are kept in a table (fiber_renew); only those are ever destroyed: when
+ * their context is made again, or when the memory holding it is released
+ * (hal_mem_release at the end of a run calls hal_posix_san_released).
+ * The old TSan in GCC 12 dies beyond 8128 threads and fibers, so a case
+ * with more tasks alive at once cannot run under it.
  *
- * Fibers of contexts that are never made again (a run's last tasks) are
- * not destroyed: their memory goes back to the OS when the run ends.
+ * Preemption switches inside the SIGURG handler through these same
+ * wrappers; the handler never interrupts weft's own code (weft_text, which
+ * includes this file), so a switch is never announced inside another.
  */
 #if defined(WEFT_SAN_ASAN) || defined(WEFT_SAN_TSAN)
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "hal/hal.h"
 #include "posix.h"
@@ -84,10 +91,65 @@ static OPAQUE struct hal_context *left_get(void)
 #endif
 
 #ifdef WEFT_SAN_TSAN
-/* The mark in san_owner of a context whose san_fiber hal_ctx_init made. */
-static size_t owner_mark(const struct hal_context *ctx)
+/* The fibers hal_ctx_init made, one entry per context (ctx->san_slot is
+ * its index), so that a context made again destroys the fiber it had and
+ * the end of a run (hal_mem_release of the memory holding the contexts)
+ * destroys the fibers of all its tasks. A context's own san_slot may be
+ * stale memory: an entry is the context's only if it names the context. */
+struct fiber_entry {
+    struct hal_context *ctx;
+    void *fiber;
+};
+static pthread_mutex_t fibers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fiber_entry *fibers; /* protected by fibers_lock */
+static size_t nfibers, capfibers;
+
+/* Gives ctx a new fiber, destroying the one it had. */
+static void fiber_renew(struct hal_context *ctx)
 {
-    return (size_t)(uintptr_t)ctx ^ (size_t)0x5eedf1be5eedf1beull;
+    void *fiber = __tsan_create_fiber(0);
+    pthread_mutex_lock(&fibers_lock);
+    size_t i = ctx->san_slot;
+    if (i < nfibers && fibers[i].ctx == ctx) {
+        __tsan_destroy_fiber(fibers[i].fiber);
+    } else {
+        if (nfibers == capfibers) {
+            size_t cap = capfibers ? capfibers * 2 : 1024;
+            struct fiber_entry *n = realloc(fibers, cap * sizeof *n);
+            if (!n) {
+                fputs("weft: sanitizer.c: no memory for the fiber table\n", stderr);
+                abort();
+            }
+            fibers = n;
+            capfibers = cap;
+        }
+        i = nfibers++;
+        fibers[i].ctx = ctx;
+        ctx->san_slot = i;
+    }
+    fibers[i].fiber = fiber;
+    pthread_mutex_unlock(&fibers_lock);
+    ctx->san_fiber = fiber;
+}
+
+/* hal_mem_release is about to unmap [addr, addr + size): destroys the
+ * fibers of the contexts in it (none of them can be running). */
+void hal_posix_san_released(void *addr, size_t size)
+{
+    uintptr_t a = (uintptr_t)addr, b = a + size;
+    pthread_mutex_lock(&fibers_lock);
+    for (size_t i = 0; i < nfibers;) {
+        uintptr_t c = (uintptr_t)fibers[i].ctx;
+        if (c >= a && c < b) {
+            __tsan_destroy_fiber(fibers[i].fiber);
+            fibers[i] = fibers[--nfibers];
+            if (i < nfibers)
+                fibers[i].ctx->san_slot = i;
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&fibers_lock);
 }
 #endif
 
@@ -124,13 +186,9 @@ void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size, void (*e
     __asan_unpoison_memory_region(stack_lo, size);
 #endif
 #ifdef WEFT_SAN_TSAN
-    if (ctx->san_owner == owner_mark(ctx) && ctx->san_fiber)
-        __tsan_destroy_fiber(ctx->san_fiber);
-    ctx->san_fiber = __tsan_create_fiber(0);
-    ctx->san_owner = owner_mark(ctx);
+    fiber_renew(ctx);
 #else
     ctx->san_fiber = NULL;
-    ctx->san_owner = 0;
 #endif
     ctx->san_stack_lo = stack_lo;
     ctx->san_stack_size = size;
@@ -147,11 +205,9 @@ void hal_ctx_switch(struct hal_context *from, struct hal_context *to)
     __sanitizer_start_switch_fiber(&from->san_fake_stack, to->san_stack_lo, to->san_stack_size);
 #endif
 #ifdef WEFT_SAN_TSAN
-    void *cur = __tsan_get_current_fiber();
-    if (from->san_owner != owner_mark(from) || from->san_fiber != cur) {
-        from->san_fiber = cur; /* a thread's own: not ours to destroy */
-        from->san_owner = 0;
-    }
+    /* The same fiber for a context hal_ctx_init made; the thread's own
+     * (or the one it runs now) for any other. */
+    from->san_fiber = __tsan_get_current_fiber();
     __tsan_switch_to_fiber(to->san_fiber, 0);
 #endif
     hal_ctx_switch_raw(from, to);

@@ -331,3 +331,54 @@ void hal_io_cancel(struct hal_io *op)
 {
     (void)op;
 }
+
+/* ---- Thread identity, errno, preemption ---- */
+
+/* Must: the calling thread's handle, usable with hal_thread_preempt. */
+hal_thread_t hal_thread_self(void)
+{
+    return 0;
+}
+
+/* Must: the thread's OS error number (errno / GetLastError) and setting
+ * it; out of line, so a switch cannot leave a stale thread-local address.
+ * A port with no such number returns 0 and ignores the set. */
+int hal_errno_get(void)
+{
+    return 0;
+}
+
+void hal_errno_set(int err)
+{
+    (void)err;
+}
+
+/* May: set up interrupting threads (POSIX: the SIGURG handler that calls
+ * kern_preempt on the task's stack). HAL_EFAIL means cooperative only. */
+int hal_preempt_init(void)
+{
+    return HAL_EFAIL;
+}
+
+/* May: interrupt thread t so that it calls kern_preempt(pc) soon. */
+int hal_thread_preempt(hal_thread_t t)
+{
+    (void)t;
+    return HAL_EFAIL;
+}
+
+/* Must: the executable range of the module holding addr (NULL: the main
+ * program). Without modules: the whole image; or HAL_EINVAL. */
+int hal_module_text(const void *addr, uintptr_t *lo, uintptr_t *hi)
+{
+    (void)addr;
+    *lo = *hi = 0;
+    return HAL_EINVAL;
+}
+
+/* Must: the range of weft's own code (kern and the port), never preempted.
+ * POSIX gathers it in one section (see the Makefile's weft_text). */
+void hal_runtime_text(uintptr_t *lo, uintptr_t *hi)
+{
+    *lo = *hi = 0;
+}

@@ -73,7 +73,7 @@ struct hal_context {
     size_t san_stack_size;
     void *san_fake_stack;        /* ASan: its fake stack while suspended */
     void *san_fiber;             /* TSan: its fiber */
-    size_t san_owner;            /* sanitizer.c's mark: san_fiber is its own */
+    size_t san_slot;             /* TSan: its entry in sanitizer.c's fiber table */
     void (*san_entry)(void *);   /* what hal_ctx_init was asked to call */
     void *san_arg;
 #endif

@@ -1,0 +1,335 @@
+/*
+ * preempt.c (posix) — asynchronous preemption with SIGURG, the code ranges
+ * kern's safe-point check needs, and the thread's errno.
+ *
+ * The design is DESIGN.md's "Preemption in C" and PLATFORMS.md §8: the
+ * monitor sends SIGURG to one worker (hal_thread_preempt: pthread_kill);
+ * the handler runs on whatever stack the thread was on — a task's own
+ * stack when a task was running, because SIGURG has no SA_ONSTACK — and
+ * calls kern_preempt(pc). If kern finds the point safe it switches the
+ * task away right there, with the ordinary context switch, leaving the
+ * whole signal frame (every register, flags, vector state) on the task's
+ * stack. When the task is resumed, maybe by another thread, kern_preempt
+ * returns, this handler returns, and rt_sigreturn restores everything.
+ *
+ * Why SIGURG: Go uses it for the same job, so hosts and debuggers already
+ * expect it; its default action is to be ignored, so a stray one harms
+ * nothing. Flags, each one for a reason (the pitfalls of §8):
+ *   SA_SIGINFO  the ucontext gives the interrupted PC.
+ *   SA_NODEFER  switching away inside the handler leaves the thread "in"
+ *               the handler for as long as the task is away; without it
+ *               SIGURG would stay blocked on that thread and the next task
+ *               there could never be preempted. Nested deliveries in the
+ *               handler's tail interrupt weft's own code, which kern never
+ *               preempts, so they only leave a request pending.
+ *   SA_RESTART  idle futex waits and host calls do not see EINTR.
+ *   no SA_ONSTACK  the frame must live on the task's stack and travel with
+ *               it, not on the thread's altstack, which the next signal
+ *               would reuse.
+ * After a task moved to another thread, the frame still holds the old
+ * thread's altstack and signal mask, which rt_sigreturn would install on
+ * the new thread: the handler rewrites uc_stack and uc_sigmask with the
+ * current thread's before returning. errno is the interrupted code's: the
+ * handler saves it first and puts it back last, through an opaque call
+ * (glibc declares __errno_location const, so the compiler may reuse the
+ * old thread's address after the switch).
+ *
+ * Chaining: a SIGURG that hal_thread_preempt did not send (another
+ * process, or sockets' out-of-band notification) goes to the disposition
+ * the host had before (ignored by default). A host with a SIGURG handler
+ * of its own, or that blocks SIGURG, gets a message once and cooperative
+ * scheduling: weft does not take the signal from it.
+ *
+ * Code ranges: a task is preemptible only in the main program's text (or
+ * a module registered with weft_preemptible_module) and never in weft's
+ * own code. The build renames the text sections of every kern and hal
+ * object to weft_text (Makefile: the objcopy step), so the linker gathers
+ * weft into one range bounded by __start_weft_text / __stop_weft_text,
+ * in the program or in libweft.so alike.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "posix.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define OPAQUE __attribute__((noinline, noipa))
+#else
+#define OPAQUE __attribute__((noinline))
+#endif
+
+/* Bounds of weft's own code, made by the linker from the section name. */
+extern char __start_weft_text[] __attribute__((visibility("hidden")));
+extern char __stop_weft_text[] __attribute__((visibility("hidden")));
+
+static pthread_once_t install_once = PTHREAD_ONCE_INIT;
+static int install_result;         /* 0 or HAL_EFAIL; written once */
+static struct sigaction prev_urg;  /* the host's disposition before ours */
+static pid_t self_pid;
+static _Atomic int warned_blocked;
+
+static uintptr_t uc_pc(const ucontext_t *uc)
+{
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.pc;
+#else
+#error "preempt.c: the interrupted PC of this architecture"
+#endif
+}
+
+static void chain(int sig, siginfo_t *info, void *uc)
+{
+    if (prev_urg.sa_flags & SA_SIGINFO) {
+        if (prev_urg.sa_sigaction)
+            prev_urg.sa_sigaction(sig, info, uc);
+    } else if (prev_urg.sa_handler != SIG_DFL && prev_urg.sa_handler != SIG_IGN) {
+        prev_urg.sa_handler(sig);
+    }
+    /* SIG_DFL and SIG_IGN both mean "ignore" for SIGURG. */
+}
+
+/* The frame's per-thread parts, rewritten for the thread we now run on. */
+static OPAQUE void fix_frame(ucontext_t *uc)
+{
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) == 0) {
+        ss.ss_flags &= ~SS_ONSTACK;
+        uc->uc_stack = ss;
+    }
+    /* The kernel's sigset is the first 8 bytes of glibc's 128-byte one;
+     * the bytes after it in the frame are not ours to write. */
+    sigset_t cur;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0)
+        memcpy(&uc->uc_sigmask, &cur, 8);
+}
+
+static void on_preempt(int sig, siginfo_t *info, void *ucv)
+{
+    int saved_errno = errno;
+    ucontext_t *uc = ucv;
+    if (info == NULL || info->si_code != SI_TKILL || info->si_pid != self_pid) {
+        chain(sig, info, ucv);
+        hal_errno_set(saved_errno);
+        return;
+    }
+    void *before = hal_thread_get();
+    if (kern_preempt(uc_pc(uc)) && hal_thread_get() != before)
+        fix_frame(uc);
+    hal_errno_set(saved_errno);
+}
+
+static void install(void)
+{
+    self_pid = getpid();
+    sigaction(SIGURG, NULL, &prev_urg);
+    bool host_has_one = (prev_urg.sa_flags & SA_SIGINFO)
+                            ? prev_urg.sa_sigaction != NULL
+                            : (prev_urg.sa_handler != SIG_DFL && prev_urg.sa_handler != SIG_IGN);
+    if (host_has_one) {
+        static const char msg[] = "weft: the program handles SIGURG itself; weft will not take it: "
+                                  "tasks are preempted only at scheduler calls (cooperative)\n";
+        hal_write_err(msg, sizeof msg - 1);
+        install_result = HAL_EFAIL;
+        return;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_preempt;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGURG, &sa, NULL) != 0)
+        install_result = HAL_EFAIL;
+}
+
+/* aarch64 with SVE: under qemu-user 7.2 (whose default CPU has SVE) a task
+ * resumed through its SVE signal frame after switching inside the handler
+ * crashes (sched_yield, preempt_libc; fine with -cpu cortex-a72). Until
+ * that is understood, SVE machines get cooperative scheduling. */
+static bool sve_present(void)
+{
+#if defined(__aarch64__)
+#ifndef HWCAP_SVE
+#define HWCAP_SVE (1 << 22)
+#endif
+    return (getauxval(AT_HWCAP) & HWCAP_SVE) != 0;
+#else
+    return false;
+#endif
+}
+
+int hal_preempt_init(void)
+{
+    if (sve_present()) {
+        static _Atomic int warned_sve;
+        if (atomic_exchange(&warned_sve, 1) == 0) {
+            static const char msg[] = "weft: note: SVE present; asynchronous preemption is off "
+                                      "(cooperative) until SVE signal frames are proven\n";
+            hal_write_err(msg, sizeof msg - 1);
+        }
+        return HAL_EFAIL;
+    }
+    pthread_once(&install_once, install);
+    if (install_result != 0)
+        return install_result;
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    if (sigismember(&cur, SIGURG) == 1) {
+        if (atomic_exchange(&warned_blocked, 1) == 0) {
+            static const char msg[] = "weft: SIGURG is blocked in the thread that called weft_run; "
+                                      "tasks are preempted only at scheduler calls (cooperative)\n";
+            hal_write_err(msg, sizeof msg - 1);
+        }
+        return HAL_EFAIL;
+    }
+    return 0;
+}
+
+int hal_thread_preempt(hal_thread_t t)
+{
+    return pthread_kill((pthread_t)t, SIGURG) == 0 ? 0 : HAL_EFAIL;
+}
+
+hal_thread_t hal_thread_self(void)
+{
+    return (hal_thread_t)pthread_self();
+}
+
+OPAQUE int hal_errno_get(void)
+{
+    return errno;
+}
+
+OPAQUE void hal_errno_set(int err)
+{
+    errno = err;
+}
+
+/* ---- code ranges ----
+ *
+ * A module's preemptible code is its .text section, not its whole
+ * executable segment: that segment also holds the PLT stubs (.plt,
+ * .plt.sec, .plt.got) and .init/.fini. weft's own code calls libc through
+ * the program's PLT (errno, memcpy, clock_gettime, futex), so a task
+ * interrupted in a stub is inside weft, with weft frames below it that
+ * hold the thread they started on; preempting it there would resume those
+ * frames on another thread. The .text bounds come from the module file's
+ * section headers (/proc/self/exe for the program itself). weft's own
+ * code is in its own section (weft_text) and so is never in .text. */
+
+struct find {
+    uintptr_t addr; /* 0: the main program (the first object listed) */
+    uintptr_t bias; /* the module's load address */
+    char path[512];
+    bool found;
+};
+
+static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct find *f = arg;
+    bool exec = false, contains = false;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        exec = true;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (f->addr >= a && f->addr < a + ph->p_memsz)
+            contains = true;
+    }
+    if (!exec || !(f->addr == 0 || contains))
+        return 0;
+    const char *name = info->dlpi_name;
+    if (f->addr == 0 || name == NULL || name[0] == '\0')
+        name = "/proc/self/exe";
+    size_t n = strlen(name);
+    if (n >= sizeof f->path)
+        return 1; /* not found: a path that long is not worth the trouble */
+    memcpy(f->path, name, n + 1);
+    f->bias = info->dlpi_addr;
+    f->found = true;
+    return 1; /* stop */
+}
+
+/* Reads exactly n bytes at off. */
+static bool read_at(int fd, void *buf, size_t n, off_t off)
+{
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, off);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR)
+                continue;
+            return false;
+        }
+        p += r;
+        n -= (size_t)r;
+        off += r;
+    }
+    return true;
+}
+
+/* The bounds of the .text section of the ELF file at path, loaded at bias. */
+static bool text_section(const char *path, uintptr_t bias, uintptr_t *lo, uintptr_t *hi)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = false;
+    ElfW(Shdr) *sh = NULL;
+    char *names = NULL;
+    ElfW(Ehdr) eh;
+    if (!read_at(fd, &eh, sizeof eh, 0) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh.e_shentsize != sizeof(ElfW(Shdr)) || eh.e_shnum == 0 || eh.e_shstrndx >= eh.e_shnum)
+        goto out;
+    sh = malloc(sizeof *sh * eh.e_shnum);
+    if (!sh || !read_at(fd, sh, sizeof *sh * eh.e_shnum, (off_t)eh.e_shoff))
+        goto out;
+    const ElfW(Shdr) *strs = &sh[eh.e_shstrndx];
+    names = malloc(strs->sh_size + 1);
+    if (!names || !read_at(fd, names, strs->sh_size, (off_t)strs->sh_offset))
+        goto out;
+    names[strs->sh_size] = '\0';
+    for (unsigned i = 0; i < eh.e_shnum; i++) {
+        if (sh[i].sh_name < strs->sh_size && strcmp(names + sh[i].sh_name, ".text") == 0 &&
+            (sh[i].sh_flags & SHF_EXECINSTR)) {
+            *lo = bias + sh[i].sh_addr;
+            *hi = *lo + sh[i].sh_size;
+            ok = true;
+            break;
+        }
+    }
+out:
+    free(names);
+    free(sh);
+    close(fd);
+    return ok;
+}
+
+int hal_module_text(const void *addr, uintptr_t *lo, uintptr_t *hi)
+{
+    struct find f = {.addr = (uintptr_t)addr};
+    dl_iterate_phdr(find_cb, &f);
+    if (!f.found || !text_section(f.path, f.bias, lo, hi))
+        return HAL_EINVAL;
+    return 0;
+}
+
+void hal_runtime_text(uintptr_t *lo, uintptr_t *hi)
+{
+    *lo = (uintptr_t)__start_weft_text;
+    *hi = (uintptr_t)__stop_weft_text;
+}

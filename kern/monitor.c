@@ -1,0 +1,264 @@
+/*
+ * monitor.c — the monitor thread (Go: sysmon, retake, preemptone in
+ * proc.go): preempts tasks that overrun their time slice and retakes procs
+ * from threads stuck in blocking calls.
+ *
+ * One OS thread per run, started by weft_run and joined at its end. It
+ * holds no proc and runs no task, so it keeps working while every worker
+ * is busy or blocked. Each round it looks at every proc:
+ *
+ *  - RUNNING: the proc's schedtick (bumped per task run) is compared with
+ *    the one seen last round (Go: sysmontick). While it has not moved for
+ *    a time slice (k_sched.timeslice_ns), the same task has run all that
+ *    time: the monitor asks its thread to switch it out (thread->
+ *    preempt_req) and interrupts the thread (hal_thread_preempt), at most
+ *    once per PREEMPT_RESEND_NS while it keeps overrunning: a signal costs
+ *    the worker microseconds, and a request that found an unsafe point
+ *    (libc, a kern lock) stays pending until the next scheduler call.
+ *  - SYSCALL: its thread is in a blocking call (block.c). If the call has
+ *    not ended since the last round (syscalltick unchanged) and has lasted
+ *    RETAKE_NS, the monitor takes the proc (CAS to IDLE: the thread's own
+ *    CAS back to RUNNING then fails) and hands it to another thread
+ *    (k_handoff). When the proc has nothing queued and other threads spin
+ *    or procs idle, nobody misses it: it waits LONG_RETAKE_NS (Go's rule:
+ *    retaking costs a thread wake-up and the caller a slow exit).
+ *
+ * Sleeping (Go's): 20 µs between rounds; after 50 rounds that did nothing,
+ * the sleep doubles each round up to 10 ms. Departures: while some proc
+ * runs a task the sleep is capped at an eighth of the time slice, so an
+ * overrun is acted on within about 1.25 slices (Go's sysmon can take 10 ms more,
+ * which is where its 20 ms preemption latency comes from); a blocking call
+ * that begins while the monitor sleeps long kicks it back to 20 µs
+ * (k_monitor_kick), so a hand-off never waits for a 10 ms nap. When every
+ * proc is idle the monitor parks on a futex word until a proc leaves the
+ * idle list (k_monitor_wake from sched.c) or the run stops: an idle
+ * process uses no CPU.
+ *
+ * It also keeps timers and the poller from being stranded:
+ * run_stranded_timers and poll_network.
+ */
+#include "kern/poller.h"
+#include "kern/proc.h"
+#include "kern/timer.h"
+
+#define MIN_SLEEP_NS 20000           /* Go: 20 µs */
+#define MAX_SLEEP_NS 10000000        /* Go: 10 ms */
+#define IDLE_ROUNDS 50               /* rounds before the sleep doubles */
+#define RETAKE_NS 20000              /* a blocking call older than this loses its proc */
+#define LONG_RETAKE_NS 10000000      /* ... unless nobody needs the proc (Go: 10 ms) */
+#define PREEMPT_RESEND_NS 1000000    /* interrupt an overrunning thread at most this often */
+#define KICK_ABOVE_NS 1000000        /* k_monitor_kick wakes a monitor sleeping longer */
+
+/* What the monitor saw of one proc last round (Go: sysmontick). Owned by
+ * the monitor thread. */
+struct montick {
+    uint32_t schedtick;
+    int64_t sched_when;
+    uint32_t syscalltick;
+    int64_t syscall_when;
+    int64_t signalled;   /* when it last interrupted this proc's thread */
+};
+
+static struct {
+    hal_thread_t handle;
+    struct montick *ticks;       /* one per proc */
+    /* The futex word the monitor sleeps on: anyone who wants it awake
+     * stores 1 and wakes it (k_monitor_wake, kick, stop). */
+    _Atomic uint32_t wake;
+    _Atomic int parked;          /* 1 while parked with no timeout */
+    _Atomic int64_t sleep_ns;    /* its current sleep, for k_monitor_kick */
+} mon;
+
+/* Timers that are due while no thread looks at them (their procs are
+ * idle, or busy with a task that has not reached the scheduler): wake a
+ * thread, which runs due timers of every proc as it searches for work
+ * (Go: sysmon's startm when the next timer is due). Threads blocked in
+ * the poller wake by themselves at the earliest timer. Returns 1 if it
+ * woke one. */
+static int run_stranded_timers(int64_t now)
+{
+    int64_t when = k_timers_earliest();
+    if (when == 0 || when > now ||
+        atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) == 0)
+        return 0;
+    k_wakep();
+    return 1;
+}
+
+/* When nobody has polled the network for 10 ms, poll it without blocking
+ * and queue the tasks it readied (Go: sysmon's netpoll and injectglist).
+ * The CAS on last_poll makes this one poll of the 10 ms window, and keeps
+ * the monitor off the poller while a thread blocks in it (last_poll 0).
+ * Returns how many tasks it readied. */
+static int poll_network(int64_t now)
+{
+    int64_t last = atomic_load_explicit(&k_sched.last_poll, memory_order_relaxed);
+    if (last == 0 || now - last < MAX_SLEEP_NS || k_poll_waiters() == 0)
+        return 0;
+    if (!atomic_compare_exchange_strong_explicit(&k_sched.last_poll, &last, now,
+                                                 memory_order_seq_cst, memory_order_relaxed))
+        return 0;
+    int n = 0;
+    struct task *list = k_poll(0, &n);
+    if (list)
+        k_sched_inject(list);
+    return n;
+}
+
+/* Asks the thread running on p to switch out its task (Go: preemptone). */
+static void preempt_one(struct proc *p)
+{
+    /* Acquire: pairs with the release stores of p->thread, so the thread's
+     * fields written before it took p (its OS handle) are visible. */
+    struct thread *th = atomic_load_explicit(&p->thread, memory_order_acquire);
+    if (!th)
+        return;
+    atomic_store_explicit(&th->preempt_req, 1, memory_order_relaxed);
+    if (k_sched.preempt_async)
+        hal_thread_preempt(th->os);
+}
+
+/* One pass over the procs (Go: retake). Returns how many it acted on. */
+static int retake(int64_t now, bool *running)
+{
+    int acted = 0;
+    *running = false;
+    for (int i = 0; i < k_sched.nprocs; i++) {
+        struct proc *p = k_sched.procs[i];
+        struct montick *m = &mon.ticks[i];
+        int s = atomic_load_explicit(&p->status, memory_order_acquire);
+        if (s == PROC_RUNNING) {
+            *running = true;
+            uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
+            if (tick != m->schedtick) {
+                m->schedtick = tick;
+                m->sched_when = now;
+                m->signalled = 0;
+            } else if (k_sched.preempt > 0 && now - m->sched_when >= k_sched.timeslice_ns &&
+                       now - m->signalled >= K_MIN(PREEMPT_RESEND_NS, k_sched.timeslice_ns)) {
+                m->signalled = now;
+                preempt_one(p);
+                acted++;
+            }
+        } else if (s == PROC_SYSCALL) {
+            uint32_t tick = atomic_load_explicit(&p->syscalltick, memory_order_relaxed);
+            if (tick != m->syscalltick) {
+                m->syscalltick = tick;
+                m->syscall_when = now;
+                continue;
+            }
+            int64_t held = now - m->syscall_when;
+            if (held < RETAKE_NS)
+                continue;
+            if (k_runq_empty(p) &&
+                atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed) +
+                        atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) > 0 &&
+                held < LONG_RETAKE_NS)
+                continue;
+            int expect = PROC_SYSCALL;
+            if (atomic_compare_exchange_strong_explicit(&p->status, &expect, PROC_IDLE,
+                                                        memory_order_acq_rel,
+                                                        memory_order_relaxed)) {
+                atomic_fetch_add_explicit(&k_sched.nretake, 1, memory_order_relaxed);
+                /* The tick changes so that a later call on the same proc
+                 * starts its own clock. */
+                m->syscalltick = tick - 1;
+                k_handoff(p);
+                acted++;
+            }
+        }
+    }
+    return acted;
+}
+
+static bool all_idle(void)
+{
+    return atomic_load_explicit(&k_sched.nidle_procs, memory_order_seq_cst) == k_sched.nprocs;
+}
+
+static void monitor_main(void *arg)
+{
+    (void)arg;
+    int idle = 0;
+    int64_t sleep_ns = MIN_SLEEP_NS;
+    bool busy = true;
+    while (!atomic_load_explicit(&k_sched.stopping, memory_order_acquire)) {
+        if (idle == 0)
+            sleep_ns = MIN_SLEEP_NS;
+        else if (idle > IDLE_ROUNDS)
+            sleep_ns = K_MIN(sleep_ns * 2, MAX_SLEEP_NS);
+        /* A task is running: look again within an eighth of a slice. */
+        int64_t nap = sleep_ns;
+        if (busy && k_sched.preempt > 0 && nap > k_sched.timeslice_ns / 8)
+            nap = K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS);
+        atomic_store_explicit(&mon.sleep_ns, nap, memory_order_relaxed);
+        hal_futex_wait((uint32_t *)&mon.wake, 0, nap);
+        if (atomic_exchange_explicit(&mon.wake, 0, memory_order_acquire))
+            idle = 0; /* kicked or woken: something changed */
+
+        if (all_idle()) {
+            /* Park until a proc leaves the idle list. Announce first, then
+             * look again (pairs with the seq_cst store of nidle_procs in
+             * proc_idle_get, which then sees parked and wakes us). */
+            atomic_store_explicit(&mon.parked, 1, memory_order_seq_cst);
+            while (all_idle() &&
+                   !atomic_load_explicit(&k_sched.stopping, memory_order_acquire) &&
+                   !atomic_load_explicit(&mon.wake, memory_order_acquire))
+                hal_futex_wait((uint32_t *)&mon.wake, 0, -1);
+            atomic_store_explicit(&mon.parked, 0, memory_order_relaxed);
+            atomic_store_explicit(&mon.wake, 0, memory_order_relaxed);
+            idle = 0;
+            continue;
+        }
+
+        int64_t now = hal_now_ns();
+        bool running;
+        int acted = retake(now, &running);
+        acted += run_stranded_timers(now);
+        acted += poll_network(now);
+        if (acted)
+            idle = 0;
+        else
+            idle++;
+        busy = running;
+    }
+}
+
+int k_monitor_start(void)
+{
+    mon.ticks = k_zalloc(sizeof(struct montick) * (size_t)k_sched.nprocs);
+    if (!mon.ticks)
+        return WEFT_ENOMEM;
+    atomic_store(&mon.wake, 0);
+    atomic_store(&mon.parked, 0);
+    atomic_store(&mon.sleep_ns, MIN_SLEEP_NS);
+    if (hal_thread_start(monitor_main, NULL, &mon.handle) != 0) {
+        k_free(mon.ticks, sizeof(struct montick) * (size_t)k_sched.nprocs);
+        mon.ticks = NULL;
+        return WEFT_ENOMEM;
+    }
+    return 0;
+}
+
+void k_monitor_stop(void)
+{
+    k_monitor_wake();
+    hal_thread_join(mon.handle);
+    k_free(mon.ticks, sizeof(struct montick) * (size_t)k_sched.nprocs);
+    mon.ticks = NULL;
+}
+
+void k_monitor_wake(void)
+{
+    atomic_store_explicit(&mon.wake, 1, memory_order_seq_cst);
+    hal_futex_wake((uint32_t *)&mon.wake, 1);
+}
+
+void k_monitor_kick(void)
+{
+    if (atomic_load_explicit(&mon.sleep_ns, memory_order_relaxed) > KICK_ABOVE_NS &&
+        !atomic_load_explicit(&mon.wake, memory_order_relaxed)) {
+        atomic_store_explicit(&mon.sleep_ns, MIN_SLEEP_NS, memory_order_relaxed);
+        k_monitor_wake();
+    }
+}

@@ -1,0 +1,154 @@
+/*
+ * preempt.c — when a task may be preempted, and the public calls that
+ * shape it (DESIGN.md "Preemption in C"; Go: preempt.go's
+ * isAsyncSafePoint and wantAsyncPreempt, in C's terms).
+ *
+ * Go can stop a goroutine almost anywhere because its compiler records
+ * where that is safe. C has no such record, so weft switches a task out
+ * from its signal handler (kern_preempt) only when all of these hold:
+ *
+ *   - a preemption was asked for (thread->preempt_req, by the monitor);
+ *   - a task is running on the thread and the thread holds a proc (not the
+ *     scheduler, the monitor, or a task inside a blocking call, whose proc
+ *     the monitor may have given away);
+ *   - the thread holds no kern lock (thread->locks == 0);
+ *   - the task has not opted out (weft_nopreempt_begin/end);
+ *   - the interrupted PC is in the program's own code: inside the main
+ *     program's text or a module registered with weft_preemptible_module,
+ *     and outside weft's own text (kern and the port: hal_runtime_text).
+ *     Shared libraries, libc first, may hold their own locks or
+ *     thread-local state mid-update; kern code may be half-way through a
+ *     run-queue push that no lock guards.
+ *
+ * Otherwise the request stays set and the task honours it at its next
+ * scheduler call: a park or yield switches anyway, and weft_go,
+ * weft_nopreempt_end, weft_unlock_thread and weft_block_end call
+ * k_preempt_point. The monitor also interrupts again (monitor.c) while the
+ * task keeps overrunning, so a loop that spends half its time in libc is
+ * still preempted within a few tries.
+ *
+ * The switch itself (execute's SW_PREEMPT) puts the task at the back of
+ * its proc's queue only after its context is saved, on the scheduler
+ * stack, as every switch does (sched.c).
+ */
+#include "kern/proc.h"
+
+#define MAX_RANGES 16
+
+/* Code where tasks may be preempted. Kept across runs (a module may be
+ * registered before weft_run); appended under ranges_lock, read without a
+ * lock by the signal handler: an entry is complete before the release
+ * store of nranges that publishes it. */
+static struct {
+    uintptr_t lo, hi;
+} ranges[MAX_RANGES];
+static _Atomic int nranges;
+static struct k_lock ranges_lock;
+static uintptr_t weft_lo, weft_hi; /* written once, before any handler runs */
+static _Atomic int main_added;
+
+static int add_range(uintptr_t lo, uintptr_t hi)
+{
+    int rc = 0;
+    k_lock(&ranges_lock);
+    int n = atomic_load_explicit(&nranges, memory_order_relaxed);
+    for (int i = 0; i < n; i++)
+        if (ranges[i].lo == lo && ranges[i].hi == hi)
+            goto out;
+    if (n == MAX_RANGES) {
+        rc = WEFT_ENOMEM;
+        goto out;
+    }
+    ranges[n].lo = lo;
+    ranges[n].hi = hi;
+    atomic_store_explicit(&nranges, n + 1, memory_order_release);
+out:
+    k_unlock(&ranges_lock);
+    return rc;
+}
+
+static bool pc_preemptible(uintptr_t pc)
+{
+    if (pc >= weft_lo && pc < weft_hi)
+        return false;
+    int n = atomic_load_explicit(&nranges, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (pc >= ranges[i].lo && pc < ranges[i].hi)
+            return true;
+    return false;
+}
+
+void k_preempt_setup(void)
+{
+    hal_runtime_text(&weft_lo, &weft_hi);
+    if (!atomic_exchange(&main_added, 1)) {
+        uintptr_t lo, hi;
+        if (hal_module_text(NULL, &lo, &hi) == 0)
+            add_range(lo, hi);
+    }
+    k_sched.preempt_async = k_sched.preempt > 0 && hal_preempt_init() == 0;
+}
+
+/* Whether the task running on th may switch out here, apart from the PC. */
+static bool task_may_switch(struct thread *th)
+{
+    struct task *t = th->cur;
+    return t && th->proc && th->locks == 0 && t->nopreempt == 0 && !t->blocking;
+}
+
+bool kern_preempt(uintptr_t pc)
+{
+    struct thread *th = k_thread_self();
+    if (!th || !atomic_load_explicit(&th->preempt_req, memory_order_relaxed))
+        return false;
+    if (!task_may_switch(th) || !pc_preemptible(pc))
+        return false;
+    atomic_store_explicit(&th->preempt_req, 0, memory_order_relaxed);
+    k_switch(SW_PREEMPT);
+    return true;
+}
+
+void k_preempt_point(void)
+{
+    struct thread *th = k_thread_self();
+    if (th && K_UNLIKELY(atomic_load_explicit(&th->preempt_req, memory_order_relaxed)) &&
+        task_may_switch(th)) {
+        atomic_store_explicit(&th->preempt_req, 0, memory_order_relaxed);
+        k_switch(SW_PREEMPT);
+    }
+}
+
+/* ---- public ---- */
+
+int weft_nopreempt_begin(void)
+{
+    struct task *t = k_task_self();
+    if (!t)
+        return WEFT_ENOTASK;
+    t->nopreempt++;
+    return 0;
+}
+
+int weft_nopreempt_end(void)
+{
+    struct task *t = k_task_self();
+    if (!t)
+        return WEFT_ENOTASK;
+    if (t->nopreempt <= 0)
+        return WEFT_EINVAL;
+    if (--t->nopreempt == 0)
+        k_preempt_point();
+    return 0;
+}
+
+int weft_preemptible_module(const void *addr)
+{
+    if (!addr)
+        return WEFT_EINVAL;
+    uintptr_t lo, hi;
+    if (hal_module_text(addr, &lo, &hi) != 0)
+        return WEFT_EINVAL;
+    /* A module that holds weft itself (libweft.so) is harmless to add:
+     * weft's own text is excluded before the ranges are looked at. */
+    return add_range(lo, hi);
+}

@@ -1,0 +1,176 @@
+/*
+ * bench_sys.c — weft's side of the preemption and blocking-call benches
+ * (bench/go/timer.go benchPreempt, bench/go/sys.go benchSyscall).
+ *
+ * preempt: weft has no weft_sleep in this branch (timers come with issue
+ * 6), so the 1 ms sleep is a nanosleep inside weft_block_begin/end: the
+ * monitor retakes the sleeper's proc for the tight loop, and when the
+ * sleep ends the sleeper waits in the run queue until the loop is
+ * preempted, which is the path Go's timer wake-up takes too (the timer
+ * readies the goroutine; the spinner must be preempted for it to run).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+
+extern char **environ;
+
+static void nap(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- preempt ---- */
+
+static atomic_uint spin_stop;
+static uint64_t spin_iters, spin_sink;
+
+/* The tight loop: no calls (an atomic relaxed load is a plain load). */
+static __attribute__((noinline)) void spin(void *arg)
+{
+    (void)arg;
+    uint64_t x = 1, i = 0;
+    while (atomic_load_explicit(&spin_stop, memory_order_relaxed) == 0) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        i++;
+    }
+    spin_iters = i;
+    spin_sink = x;
+}
+
+struct preempt_ctx {
+    int64_t n, dur_ns;
+    int64_t *late;
+    int64_t done;
+    int procs;
+};
+
+static void preempt_main(void *arg)
+{
+    struct preempt_ctx *c = arg;
+    c->procs = weft_procs();
+    CHECK_OK(weft_go(spin, NULL));
+    for (int64_t i = 0; i < c->n; i++) {
+        int64_t t0 = weft_now();
+        weft_block_begin();
+        nap(c->dur_ns);
+        weft_block_end();
+        c->late[i] = weft_now() - t0 - c->dur_ns;
+        c->done++;
+    }
+    atomic_store(&spin_stop, 1);
+    while (spin_iters == 0)
+        weft_yield();
+}
+
+void b_preempt(void)
+{
+    static struct preempt_ctx c;
+    c.n = t_param("n", 50);
+    c.dur_ns = t_param("dur_us", 1000) * 1000;
+    CHECK_GT(c.n, 0);
+    c.late = calloc((size_t)c.n, sizeof *c.late);
+    CHECK(c.late != NULL);
+    t_run(preempt_main, &c, (int)t_param("procs", 1));
+    qsort(c.late, (size_t)c.n, sizeof *c.late, cmp64);
+    int ok = c.done == c.n && spin_iters > 0;
+    t_bench_emit("preempt", c.procs, c.n, "lateness_p50", c.late[c.n / 2] / 1e6, "ms", "lower",
+                 c.done, ok);
+    t_bench_emit("preempt", c.procs, c.n, "lateness_max", c.late[c.n - 1] / 1e6, "ms", "lower",
+                 c.done, ok);
+    free(c.late);
+}
+
+/* ---- syscall ---- */
+
+struct sys_ctx {
+    int fd;
+    int64_t warm_ms, delay_ms;
+    atomic_uint done;
+    int64_t max_gap, iters;
+    weft_waitgroup wg;
+    ssize_t got;
+    char buf[8];
+    int64_t read_ns;
+    int procs;
+};
+
+static void sys_counter(void *arg)
+{
+    struct sys_ctx *c = arg;
+    uint64_t x = 1;
+    int64_t prev = weft_now();
+    while (!atomic_load(&c->done)) {
+        for (int k = 0; k < 50; k++)
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+        weft_yield();
+        int64_t now = weft_now();
+        if (now - prev > c->max_gap)
+            c->max_gap = now - prev;
+        prev = now;
+        c->iters++;
+    }
+    spin_sink = x;
+    CHECK_OK(weft_wg_done(&c->wg));
+}
+
+static void sys_main(void *arg)
+{
+    struct sys_ctx *c = arg;
+    c->procs = weft_procs();
+    CHECK_OK(weft_wg_add(&c->wg, 1));
+    CHECK_OK(weft_go(sys_counter, c));
+    weft_block_begin();
+    nap(c->warm_ms * 1000000); /* the counter runs alone meanwhile */
+    weft_block_end();
+    int64_t t0 = weft_now();
+    weft_block_begin();
+    c->got = read(c->fd, c->buf, sizeof c->buf);
+    weft_block_end();
+    c->read_ns = weft_now() - t0;
+    atomic_store(&c->done, 1);
+    CHECK_OK(weft_wg_wait(&c->wg));
+}
+
+void b_syscall(void)
+{
+    static struct sys_ctx c;
+    c.delay_ms = t_param("delay_ms", 500);
+    c.warm_ms = t_param("warm_ms", 100);
+    int fds[2];
+    CHECK_OK(pipe2(fds, O_CLOEXEC));
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "sleep %.3f; printf x", (double)(c.warm_ms + c.delay_ms) / 1e3);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    pid_t pid;
+    CHECK_OK(posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ));
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    c.fd = fds[0];
+    t_run(sys_main, &c, (int)t_param("procs", 1));
+    int status;
+    waitpid(pid, &status, 0);
+    close(fds[0]);
+    int ok = c.got == 1 && c.buf[0] == 'x' && c.iters > 0 &&
+             c.read_ns > c.delay_ms * 1000000 / 2;
+    t_bench_emit("syscall", c.procs, 1, "max_stall", c.max_gap / 1e6, "ms", "lower", c.got, ok);
+}

@@ -1,0 +1,285 @@
+/*
+ * t_block.c — blocking calls (kern/block.c): a proc is handed off while its
+ * task blocks in the OS, errno follows the task across threads, a locked
+ * task stays on its thread, and a blocking call is not a deadlock.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/check.h"
+
+static pthread_t (*volatile self_fn)(void) = pthread_self; /* not const-folded */
+
+/* errno through a call the compiler cannot see into: glibc's errno address
+ * is "const", so a plain errno read after a switch may use the address of
+ * the thread the task ran on before (see weft_errno in weft.h). */
+static int *(*volatile errno_loc)(void) = __errno_location;
+#define ERRNO (*errno_loc())
+
+static void nap_ns(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* ---- block_handoff: procs 1, a 500 ms raw read does not stall others ---- */
+
+struct handoff {
+    int fds[2];
+    atomic_int done;
+    int64_t max_gap;
+    long iters;
+    weft_waitgroup wg;
+};
+
+static void *late_writer(void *arg)
+{
+    struct handoff *h = arg;
+    nap_ns(550000000); /* 50 ms warm-up + 500 ms */
+    CHECK_EQ(write(h->fds[1], "x", 1), 1);
+    return NULL;
+}
+
+static void counter_task(void *arg)
+{
+    struct handoff *h = arg;
+    uint64_t x = 1;
+    int64_t prev = weft_now();
+    while (!atomic_load(&h->done)) {
+        for (int k = 0; k < 50; k++)
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+        weft_yield();
+        int64_t now = weft_now();
+        if (now - prev > h->max_gap)
+            h->max_gap = now - prev;
+        prev = now;
+        h->iters++;
+    }
+    h->iters += (long)(x & 1);
+    CHECK_OK(weft_wg_done(&h->wg));
+}
+
+static void handoff_main(void *arg)
+{
+    struct handoff *h = arg;
+    CHECK_OK(weft_wg_add(&h->wg, 1));
+    CHECK_OK(weft_go(counter_task, h));
+    weft_block_begin();
+    nap_ns(50000000); /* warm-up: the counter runs alone */
+    weft_block_end();
+    h->max_gap = 0;
+    char c = 0;
+    int64_t t0 = weft_now();
+    weft_block_begin();
+    ssize_t n = read(h->fds[0], &c, 1);
+    weft_block_end();
+    int64_t took = weft_now() - t0;
+    atomic_store(&h->done, 1);
+    CHECK_OK(weft_wg_wait(&h->wg));
+    struct weft_stats st;
+    CHECK_OK(weft_stats(&st));
+    fprintf(stderr, "read blocked %.1f ms; counting task: %ld iterations, longest gap %.3f ms; "
+                    "%llu retakes\n",
+            took / 1e6, h->iters, h->max_gap / 1e6, (unsigned long long)st.syscall_retakes);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(c, 'x');
+    CHECK_GE(st.syscall_retakes, 1);
+    /* Starvation would be ~500 ms; the bench measures the real figure. */
+    CHECK_LT(h->max_gap, 100000000);
+}
+
+void t_block_handoff(void)
+{
+    static struct handoff h;
+    memset(&h, 0, sizeof h);
+    CHECK_OK(pipe(h.fds));
+    pthread_t w;
+    CHECK_OK(pthread_create(&w, NULL, late_writer, &h));
+    weft_config cfg = {.procs = 1};
+    CHECK_OK(weft_run(handoff_main, &h, &cfg));
+    CHECK_OK(pthread_join(w, NULL));
+    close(h.fds[0]);
+    close(h.fds[1]);
+}
+
+/* ---- block_errno: errno belongs to the task ---- */
+
+static atomic_long errno_moves;
+static weft_waitgroup errno_wg;
+
+static void errno_task(void *arg)
+{
+    int mine = 1000 + (int)(intptr_t)arg;
+    for (int i = 0; i < 200; i++) {
+        /* A blocking call that fails: its errno must survive block_end,
+         * even when the task resumes on another thread. */
+        pthread_t before = self_fn();
+        weft_block_begin();
+        nap_ns(i % 10 == 0 ? 200000 : 0); /* long enough to be retaken */
+        char c;
+        ssize_t r = read(-1, &c, 1); /* last: a SIGURG may leave EINTR from the nap */
+        weft_block_end();
+        CHECK_EQ(r, -1);
+        CHECK_EQ(ERRNO, EBADF);
+        CHECK_EQ(weft_errno(), EBADF);
+        /* Any value survives yields across threads. */
+        ERRNO = mine;
+        weft_yield();
+        CHECK_EQ(ERRNO, mine);
+        if (!pthread_equal(before, self_fn()))
+            atomic_fetch_add(&errno_moves, 1);
+    }
+    CHECK_OK(weft_wg_done(&errno_wg));
+}
+
+static void errno_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_wg_add(&errno_wg, 8));
+    for (intptr_t i = 0; i < 8; i++)
+        CHECK_OK(weft_go(errno_task, (void *)i));
+    CHECK_OK(weft_wg_wait(&errno_wg));
+}
+
+void t_block_errno(void)
+{
+    for (int p = 1; p <= 4; p *= 2) {
+        memset(&errno_wg, 0, sizeof errno_wg);
+        weft_config cfg = {.procs = p};
+        CHECK_OK(weft_run(errno_main, NULL, &cfg));
+    }
+    fprintf(stderr, "tasks resumed on another thread: %ld times\n", atomic_load(&errno_moves));
+    CHECK_GT(atomic_load(&errno_moves), 0);
+}
+
+/* ---- block_lock_thread: a locked task stays on its thread ---- */
+
+struct locked {
+    pthread_t thread;
+    atomic_int locked;
+    atomic_long trespass; /* other tasks seen on the locked thread */
+    atomic_int stop;
+    weft_chan *ch;
+    weft_waitgroup wg;
+};
+
+static void lt_other(void *arg)
+{
+    struct locked *l = arg;
+    while (!atomic_load(&l->stop)) {
+        if (atomic_load(&l->locked) && pthread_equal(self_fn(), l->thread))
+            atomic_fetch_add(&l->trespass, 1);
+        weft_yield();
+    }
+    CHECK_OK(weft_wg_done(&l->wg));
+}
+
+static void lt_producer(void *arg)
+{
+    struct locked *l = arg;
+    for (int i = 0; i < 300; i++)
+        CHECK_OK(weft_chan_send(l->ch, &i));
+    CHECK_OK(weft_chan_close(l->ch));
+}
+
+static void lt_main(void *arg)
+{
+    struct locked *l = arg;
+    CHECK_EQ(weft_unlock_thread(), WEFT_EINVAL);
+    l->ch = weft_chan_make(sizeof(int), 0);
+    CHECK(l->ch != NULL);
+    CHECK_OK(weft_wg_add(&l->wg, 4));
+    for (int i = 0; i < 4; i++)
+        CHECK_OK(weft_go(lt_other, l));
+    CHECK_OK(weft_lock_thread());
+    CHECK_OK(weft_lock_thread()); /* nests */
+    l->thread = self_fn();
+    atomic_store(&l->locked, 1);
+    CHECK_OK(weft_go(lt_producer, l));
+    int v, want = 0;
+    while (weft_chan_recv(l->ch, &v) == 1) { /* parks and resumes many times */
+        CHECK_EQ(v, want++);
+        CHECK(pthread_equal(self_fn(), l->thread));
+        weft_yield();
+        CHECK(pthread_equal(self_fn(), l->thread));
+        if (v % 50 == 0) {
+            weft_block_begin();
+            nap_ns(300000);
+            weft_block_end();
+            CHECK(pthread_equal(self_fn(), l->thread));
+        }
+    }
+    CHECK_EQ(want, 300);
+    atomic_store(&l->locked, 0);
+    CHECK_OK(weft_unlock_thread());
+    CHECK_OK(weft_unlock_thread());
+    atomic_store(&l->stop, 1);
+    CHECK_OK(weft_wg_wait(&l->wg));
+    weft_chan_free(l->ch);
+    CHECK_EQ(atomic_load(&l->trespass), 0);
+}
+
+void t_block_lock_thread(void)
+{
+    CHECK_EQ(weft_lock_thread(), WEFT_ENOTASK);
+    for (int p = 1; p <= 4; p *= 2) {
+        static struct locked l;
+        memset(&l, 0, sizeof l);
+        weft_config cfg = {.procs = p};
+        CHECK_OK(weft_run(lt_main, &l, &cfg));
+    }
+}
+
+/* ---- block_not_deadlock: a task in a blocking call is not asleep forever ---- */
+
+static void nd_child(void *arg)
+{
+    weft_chan *c = arg;
+    weft_block_begin();
+    nap_ns(200000000);
+    weft_block_end();
+    int v = 7;
+    CHECK_OK(weft_chan_send(c, &v));
+}
+
+static void nd_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c = weft_chan_make(sizeof(int), 0);
+    CHECK(c != NULL);
+    CHECK_OK(weft_go(nd_child, c));
+    int v = 0;
+    CHECK_EQ(weft_chan_recv(c, &v), 1); /* every other thread idles meanwhile */
+    CHECK_EQ(v, 7);
+    weft_chan_free(c);
+}
+
+void t_block_not_deadlock(void)
+{
+    for (int p = 1; p <= 2; p++) {
+        weft_config cfg = {.procs = p};
+        CHECK_OK(weft_run(nd_main, NULL, &cfg));
+    }
+}
+
+/* A locked task that waits forever is still a deadlock, reported. */
+static void ld_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_lock_thread());
+    weft_chan *c = weft_chan_make(sizeof(int), 0);
+    int v;
+    weft_chan_recv(c, &v); /* nobody sends */
+}
+
+void t_block_locked_deadlock(void)
+{
+    weft_config cfg = {.procs = 2};
+    CHECK_EQ(weft_run(ld_main, NULL, &cfg), WEFT_EDEADLK);
+}

@@ -1,0 +1,640 @@
+/*
+ * t_preempt.c — asynchronous preemption (kern/preempt.c, kern/monitor.c,
+ * hal/posix/preempt.c): fairness with one proc, register integrity under a
+ * storm of preemptions (and a negative control proving the checker sees a
+ * corrupted register), libc safety, weft_nopreempt_begin/end, preemption
+ * off, and hosts that keep SIGURG for themselves.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "tests/check.h"
+#include "tests/regs.h"
+
+_Static_assert(offsetof(struct regs, flags) == 256, "regs.S layout");
+_Static_assert(offsetof(struct regs, ctrl) == 264, "regs.S layout");
+_Static_assert(offsetof(struct regs, rz) == 272, "regs.S layout");
+_Static_assert(offsetof(struct regs, vec) == 400, "regs.S layout");
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* A tight loop with no calls: only asynchronous preemption takes the proc
+ * from it. */
+static atomic_int spin_stop;
+static void spinner(void *arg)
+{
+    volatile uint64_t *iters = arg;
+    uint64_t x = 1, n = 0;
+    while (!atomic_load_explicit(&spin_stop, memory_order_relaxed)) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        n++;
+    }
+    *iters = n + (x & 1);
+}
+
+/* ---- preempt_sleeper: procs 1, a 1 ms sleeper beside a tight loop ---- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void sleeper_main(void *arg)
+{
+    (void)arg;
+    static volatile uint64_t iters;
+    atomic_store(&spin_stop, 0);
+    CHECK_OK(weft_go(spinner, (void *)&iters));
+    int64_t max_late = 0, sum = 0;
+    enum { n = 20 };
+    int64_t lates[n];
+    for (int i = 0; i < n; i++) {
+        int64_t t0 = weft_now();
+        weft_block_begin();
+        sleep_ns(1000000);
+        weft_block_end();
+        int64_t late = weft_now() - t0 - 1000000;
+        sum += late;
+        lates[i] = late;
+        if (late > max_late)
+            max_late = late;
+    }
+    atomic_store(&spin_stop, 1);
+    struct weft_stats st;
+    CHECK_OK(weft_stats(&st));
+    fprintf(stderr, "1 ms sleeper beside a tight loop: lateness mean %.2f ms, max %.2f ms; "
+                    "%llu preemptions, %llu retakes\n",
+            sum / 1e6 / n, max_late / 1e6, (unsigned long long)st.preemptions,
+            (unsigned long long)st.syscall_retakes);
+    /* Within two time slices (10 ms each) at the median; the worst case
+     * also includes the OS's delay in waking a thread on a loaded machine
+     * (shared CI VMs under load, qemu: tens of ms), so it only has to show
+     * no starvation. */
+    qsort(lates, (size_t)n, sizeof lates[0], cmp_i64);
+    fprintf(stderr, "lateness p50 %.2f ms\n", lates[n / 2] / 1e6);
+    CHECK_LE(lates[n / 2], 2 * 10000000);
+    CHECK_LE(max_late, 20 * 10000000);
+    CHECK_GT(st.preemptions, 0);
+}
+
+void t_preempt_sleeper(void)
+{
+    weft_config cfg = {.procs = 1};
+    CHECK_OK(weft_run(sleeper_main, NULL, &cfg));
+}
+
+/* ---- preempt_share: procs 1, three tight loops share the proc ---- */
+
+static void share_main(void *arg)
+{
+    (void)arg;
+    static volatile uint64_t iters[3];
+    atomic_store(&spin_stop, 0);
+    for (int i = 0; i < 3; i++) {
+        iters[i] = 0;
+        CHECK_OK(weft_go(spinner, (void *)&iters[i]));
+    }
+    weft_block_begin();
+    sleep_ns(600000000);
+    weft_block_end();
+    atomic_store(&spin_stop, 1);
+    for (int i = 0; i < 3; i++)
+        while (iters[i] == 0)
+            weft_yield();
+    uint64_t lo = iters[0], hi = iters[0];
+    for (int i = 1; i < 3; i++) {
+        lo = iters[i] < lo ? iters[i] : lo;
+        hi = iters[i] > hi ? iters[i] : hi;
+    }
+    fprintf(stderr, "three loops on one proc: %llu %llu %llu iterations\n",
+            (unsigned long long)iters[0], (unsigned long long)iters[1],
+            (unsigned long long)iters[2]);
+    CHECK_GE(lo * 2, hi); /* roughly even: none got less than half another's share */
+}
+
+void t_preempt_share(void)
+{
+    weft_config cfg = {.procs = 1};
+    CHECK_OK(weft_run(share_main, NULL, &cfg));
+}
+
+/* ---- register integrity ---- */
+
+#if defined(__x86_64__)
+#define FLAGS_SET 0x8D5ull      /* CF PF AF ZF SF OF */
+#define FLAGS_MASK 0x8D5ull
+#define CTRL_SET 0x7F80ull      /* MXCSR: round toward zero, all masked */
+#define CTRL_MASK 0xFFFFull
+#define VEC_N 16
+#define VEC_BYTES (regs_avx ? 32 : 16)
+static bool gpr_used(int i) { return i != 4 && i < 16; } /* not rsp */
+#define GPR_COUNTER 1                                      /* rcx */
+#else
+#define FLAGS_SET 0xA0000000ull /* N and C */
+#define FLAGS_MASK 0xF0000000ull
+#define CTRL_SET 0x03C00000ull  /* FPCR: DN, FZ, round toward zero */
+#define CTRL_MASK 0x07C00000ull
+#define VEC_N 32
+#define VEC_BYTES 16
+static bool gpr_used(int i) { return i != 18 && i <= 30; }
+#define GPR_COUNTER 17
+#endif
+
+static bool regs_avx;
+
+static void regs_fill(struct regs *in, uint64_t seed)
+{
+    memset(in, 0, sizeof *in);
+    uint64_t x = seed | 1;
+    for (int i = 0; i < REGS_GPR; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        in->gpr[i] = x ^ (uint64_t)i;
+    }
+    in->gpr[GPR_COUNTER] = 0;
+    in->flags = FLAGS_SET | 0x2;
+    in->ctrl = CTRL_SET;
+    for (int i = 0; i < REGS_RZ; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        in->rz[i] = x;
+    }
+    for (int v = 0; v < REGS_VEC; v++)
+        for (int b = 0; b < 32; b++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            in->vec[v][b] = (uint8_t)(x >> 33);
+        }
+}
+
+/* Mismatching registers between what went in and what came out; prints
+ * the first few. */
+static int regs_compare(const struct regs *in, const struct regs *out, int *printed)
+{
+    int bad = 0;
+    char what[64];
+    for (int i = 0; i < REGS_GPR; i++) {
+        if (!gpr_used(i))
+            continue;
+        uint64_t want = i == GPR_COUNTER ? 0 : in->gpr[i];
+        if (out->gpr[i] != want) {
+            snprintf(what, sizeof what, "gpr %d: %016llx want %016llx", i,
+                     (unsigned long long)out->gpr[i], (unsigned long long)want);
+            goto report;
+        }
+        continue;
+    report:
+        bad++;
+        if ((*printed)++ < 8)
+            fprintf(stderr, "register mismatch: %s\n", what);
+    }
+    if ((out->flags & FLAGS_MASK) != (in->flags & FLAGS_MASK)) {
+        bad++;
+        if ((*printed)++ < 8)
+            fprintf(stderr, "register mismatch: flags %llx want %llx\n",
+                    (unsigned long long)out->flags, (unsigned long long)in->flags);
+    }
+    if ((out->ctrl & CTRL_MASK) != (in->ctrl & CTRL_MASK)) {
+        bad++;
+        if ((*printed)++ < 8)
+            fprintf(stderr, "register mismatch: control word %llx want %llx\n",
+                    (unsigned long long)out->ctrl, (unsigned long long)in->ctrl);
+    }
+#if defined(__x86_64__)
+    for (int i = 0; i < REGS_RZ; i++)
+        if (out->rz[i] != in->rz[i]) {
+            bad++;
+            if ((*printed)++ < 8)
+                fprintf(stderr, "red zone canary %d changed\n", i);
+        }
+#endif
+    for (int v = 0; v < VEC_N; v++)
+        if (memcmp(out->vec[v], in->vec[v], (size_t)VEC_BYTES) != 0) {
+            bad++;
+            if ((*printed)++ < 8)
+                fprintf(stderr, "register mismatch: vector %d\n", v);
+        }
+    return bad;
+}
+
+static void regs_detect(void)
+{
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    regs_avx = __builtin_cpu_supports("avx");
+#endif
+}
+
+static void regs_once(uint64_t seed, uint64_t spins, int *bad, int *printed)
+{
+    struct regs in, out;
+    regs_fill(&in, seed);
+    memset(&out, 0, sizeof out);
+    if (regs_avx)
+        regs_run_avx(&in, &out, spins);
+    else
+        regs_run(&in, &out, spins);
+    *bad += regs_compare(&in, &out, printed);
+}
+
+/* pthread_self is declared const: the compiler may reuse one call's result
+ * across a preemption. This one is opaque. */
+static pthread_t (*volatile self_fn)(void) = pthread_self;
+
+struct storm {
+    int64_t deadline;
+    atomic_long calls, mismatches, migrations;
+    atomic_int printed;
+    weft_waitgroup wg;
+};
+
+static void storm_task(void *arg)
+{
+    struct storm *s = arg;
+    uint64_t seed = weft_id() * 0x9e3779b97f4a7c15ull;
+    int bad = 0, printed = 0;
+    long calls = 0, moves = 0;
+    while (weft_now() < s->deadline) {
+        pthread_t before = self_fn();
+        regs_once(seed + (uint64_t)calls, 20000, &bad, &printed);
+        if (!pthread_equal(before, self_fn()))
+            moves++;
+        calls++;
+    }
+    atomic_fetch_add(&s->calls, calls);
+    atomic_fetch_add(&s->mismatches, bad);
+    atomic_fetch_add(&s->migrations, moves);
+    CHECK_OK(weft_wg_done(&s->wg));
+}
+
+static void storm_main(void *arg)
+{
+    struct storm *s = arg;
+    CHECK_OK(weft_wg_add(&s->wg, 8));
+    for (int i = 0; i < 8; i++)
+        CHECK_OK(weft_go(storm_task, s));
+    CHECK_OK(weft_wg_wait(&s->wg));
+    struct weft_stats st;
+    CHECK_OK(weft_stats(&st));
+    fprintf(stderr, "  procs %d: %ld probe runs, %llu preemptions, %ld resumed on another "
+                    "thread, %ld mismatches\n",
+            weft_procs(), atomic_load(&s->calls), (unsigned long long)st.preemptions,
+            atomic_load(&s->migrations), atomic_load(&s->mismatches));
+    CHECK_GT(st.preemptions, 10);
+    CHECK_EQ(atomic_load(&s->mismatches), 0);
+}
+
+static void storm(int64_t ms_per_procs)
+{
+    regs_detect();
+    fprintf(stderr, "register probe: %s\n",
+#if defined(__x86_64__)
+            regs_avx ? "x86_64 gprs, flags, mxcsr, red zone, ymm0-15"
+                     : "x86_64 gprs, flags, mxcsr, red zone, xmm0-15"
+#else
+            "aarch64 x0-x30 (not x18), nzcv, fpcr, v0-v31"
+#endif
+    );
+    static const int procs[] = {1, 2, 4};
+    const char *env = getenv("WEFT_PROCS");
+    for (int k = 0; k < 3; k++) {
+        static struct storm s;
+        memset(&s, 0, sizeof s);
+        int p = env && *env ? atoi(env) : procs[k];
+        weft_config cfg = {.procs = p, .timeslice_ns = 50000};
+        s.deadline = weft_now() + ms_per_procs * 1000000;
+        CHECK_OK(weft_run(storm_main, &s, &cfg));
+        if (env && *env)
+            break;
+    }
+}
+
+void t_preempt_regs(void)
+{
+    storm(700);
+}
+
+void t_preempt_regs_long(void)
+{
+    storm(t_count(20000)); /* 20 s per procs value, times WEFT_TEST_STRESS */
+}
+
+/* Negative control: a signal handler that flips one bit of one register in
+ * the saved context, as a broken preemption would; the probe must see it. */
+static void flip_handler(int sig, siginfo_t *info, void *ucv)
+{
+    (void)sig;
+    (void)info;
+    ucontext_t *uc = ucv;
+#if defined(__x86_64__)
+    uc->uc_mcontext.gregs[REG_RBX] ^= 0x100;
+#else
+    uc->uc_mcontext.regs[5] ^= 0x100;
+#endif
+}
+
+static void *flip_sender(void *arg)
+{
+    sleep_ns(20000000);
+    pthread_kill(*(pthread_t *)arg, SIGUSR1);
+    return NULL;
+}
+
+void t_preempt_regs_negative(void)
+{
+    regs_detect();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = flip_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    CHECK_OK(sigaction(SIGUSR1, &sa, NULL));
+    pthread_t self = pthread_self(), sender;
+    CHECK_OK(pthread_create(&sender, NULL, flip_sender, &self));
+    struct regs in, out;
+    regs_fill(&in, 42);
+    /* Long enough that the signal lands inside the spin (~1 s natively). */
+    int64_t t0 = weft_now();
+    if (regs_avx)
+        regs_run_avx(&in, &out, 1000000000ull);
+    else
+        regs_run(&in, &out, 1000000000ull);
+    CHECK_OK(pthread_join(sender, NULL));
+    int printed = 0;
+    int bad = regs_compare(&in, &out, &printed);
+    fprintf(stderr, "negative control: %d mismatch(es) after %.0f ms (expected exactly 1)\n", bad,
+            (weft_now() - t0) / 1e6);
+    CHECK_EQ(bad, 1);
+#if defined(__x86_64__)
+    CHECK_EQ(out.gpr[3], in.gpr[3] ^ 0x100);
+#else
+    CHECK_EQ(out.gpr[5], in.gpr[5] ^ 0x100);
+#endif
+}
+
+/* ---- preempt_libc: malloc/free/snprintf under a storm ---- */
+
+struct libc_ctx {
+    int64_t deadline;
+    atomic_long ops;
+    weft_waitgroup wg;
+};
+
+static void libc_task(void *arg)
+{
+    struct libc_ctx *c = arg;
+    uint64_t x = weft_id();
+    long ops = 0;
+    char buf[128];
+    while (weft_now() < c->deadline) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        size_t n = 1 + (size_t)((x >> 33) % 4096);
+        unsigned char *p = malloc(n);
+        CHECK(p != NULL);
+        memset(p, (int)(x & 0xff), n);
+        int len = snprintf(buf, sizeof buf, "%llu-%zu-%s", (unsigned long long)x, n, "weft");
+        CHECK(len > 0 && (size_t)len == strlen(buf));
+        CHECK_EQ(p[n - 1], (unsigned char)(x & 0xff));
+        CHECK_EQ(p[0], (unsigned char)(x & 0xff));
+        free(p);
+        ops++;
+    }
+    atomic_fetch_add(&c->ops, ops);
+    CHECK_OK(weft_wg_done(&c->wg));
+}
+
+static void libc_main(void *arg)
+{
+    struct libc_ctx *c = arg;
+    CHECK_OK(weft_wg_add(&c->wg, 8));
+    for (int i = 0; i < 8; i++)
+        CHECK_OK(weft_go(libc_task, c));
+    CHECK_OK(weft_wg_wait(&c->wg));
+    struct weft_stats st;
+    CHECK_OK(weft_stats(&st));
+    fprintf(stderr, "  procs %d: %ld malloc/snprintf/free rounds, %llu preemptions\n",
+            weft_procs(), atomic_load(&c->ops), (unsigned long long)st.preemptions);
+#ifndef WEFT_SAN_ASAN
+    /* Under ASan most of the loop runs in libasan's interceptors (malloc,
+     * memset, snprintf), a module that is never preemptible, so a 400 ms
+     * run may see no preemption at all. */
+    CHECK_GT(st.preemptions, 0);
+#endif
+}
+
+void t_preempt_libc(void)
+{
+    for (int p = 1; p <= 4; p++) {
+        static struct libc_ctx c;
+        memset(&c, 0, sizeof c);
+        c.deadline = weft_now() + 400000000;
+        weft_config cfg = {.procs = p, .timeslice_ns = 50000};
+        CHECK_OK(weft_run(libc_main, &c, &cfg));
+    }
+}
+
+/* ---- preempt_nopreempt: an opted-out task keeps its proc ---- */
+
+static atomic_int np_other_ran;
+
+static void np_other(void *arg)
+{
+    (void)arg;
+    atomic_store(&np_other_ran, 1);
+}
+
+static void np_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_nopreempt_begin());
+    CHECK_OK(weft_go(np_other, NULL));
+    int64_t end = weft_now() + 60000000; /* 6 slices of 10 ms */
+    while (weft_now() < end)
+        CHECK_EQ(atomic_load(&np_other_ran), 0);
+    CHECK_OK(weft_nopreempt_end()); /* the pending request switches us out here */
+    CHECK_EQ(atomic_load(&np_other_ran), 1);
+    CHECK_EQ(weft_nopreempt_end(), WEFT_EINVAL);
+    struct weft_stats st;
+    CHECK_OK(weft_stats(&st));
+    CHECK_GE(st.preemptions, 1);
+}
+
+void t_preempt_nopreempt(void)
+{
+    CHECK_EQ(weft_nopreempt_begin(), WEFT_ENOTASK);
+    weft_config cfg = {.procs = 1};
+    CHECK_OK(weft_run(np_main, NULL, &cfg));
+}
+
+/* ---- preempt_off_stress: the scheduler with preemption off ---- */
+
+struct off_ctx {
+    weft_chan *ping, *pong;
+    weft_mutex mu;
+    long counter;
+    weft_waitgroup wg;
+};
+
+static void off_echo(void *arg)
+{
+    struct off_ctx *c = arg;
+    int v;
+    while (weft_chan_recv(c->ping, &v) == 1) {
+        v++;
+        CHECK_OK(weft_chan_send(c->pong, &v));
+    }
+}
+
+static void off_worker(void *arg)
+{
+    struct off_ctx *c = arg;
+    for (int i = 0; i < 200; i++) {
+        CHECK_OK(weft_mutex_lock(&c->mu));
+        c->counter++;
+        CHECK_OK(weft_mutex_unlock(&c->mu));
+        if (i % 16 == 0)
+            weft_yield();
+    }
+    CHECK_OK(weft_wg_done(&c->wg));
+}
+
+static void off_main(void *arg)
+{
+    struct off_ctx *c = arg;
+    c->ping = weft_chan_make(sizeof(int), 0);
+    c->pong = weft_chan_make(sizeof(int), 0);
+    CHECK(c->ping && c->pong);
+    CHECK_OK(weft_go(off_echo, c));
+    CHECK_OK(weft_wg_add(&c->wg, 16));
+    for (int i = 0; i < 16; i++)
+        CHECK_OK(weft_go(off_worker, c));
+    for (int i = 0; i < 300; i++) {
+        int v = i, r;
+        CHECK_OK(weft_chan_send(c->ping, &v));
+        CHECK_EQ(weft_chan_recv(c->pong, &r), 1);
+        CHECK_EQ(r, i + 1);
+    }
+    CHECK_OK(weft_wg_wait(&c->wg));
+    CHECK_EQ(c->counter, 16 * 200);
+    CHECK_OK(weft_chan_close(c->ping));
+}
+
+void t_preempt_off_stress(void)
+{
+    int64_t runs = t_count(40);
+    for (int64_t r = 0; r < runs; r++) {
+        static struct off_ctx c;
+        memset(&c, 0, sizeof c);
+        weft_config cfg = {.procs = 1 + (int)(r % 8), .preempt = -1};
+        CHECK_OK(weft_run(off_main, &c, &cfg));
+        weft_chan_free(c.ping);
+        weft_chan_free(c.pong);
+    }
+}
+
+/* ---- hosts that keep SIGURG ---- */
+
+static atomic_int host_urg;
+static void host_urg_handler(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&host_urg, 1);
+}
+
+static void yielders_main(void *arg)
+{
+    (void)arg;
+    static atomic_int done;
+    atomic_store(&done, 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_OK(weft_go(np_other, NULL));
+    for (int i = 0; i < 1000; i++)
+        weft_yield();
+}
+
+/* Runs fn with stderr captured; returns what was written. */
+static char *capture_stderr(void (*fn)(void))
+{
+    char path[] = "/tmp/weft-test-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    fn();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    static char buf[4096];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    fprintf(stderr, "%s", buf);
+    return buf;
+}
+
+static void two_runs(void)
+{
+    weft_config cfg = {.procs = 2};
+    CHECK_OK(weft_run(yielders_main, NULL, &cfg));
+    CHECK_OK(weft_run(yielders_main, NULL, &cfg));
+}
+
+void t_preempt_host_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = host_urg_handler;
+    sigemptyset(&sa.sa_mask);
+    CHECK_OK(sigaction(SIGURG, &sa, NULL));
+    char *out = capture_stderr(two_runs);
+    CHECK(strstr(out, "handles SIGURG itself") != NULL);
+    CHECK(strstr(strstr(out, "handles SIGURG") + 1, "handles SIGURG") == NULL);
+    struct sigaction now;
+    CHECK_OK(sigaction(SIGURG, NULL, &now));
+    CHECK(now.sa_handler == host_urg_handler); /* still the host's */
+    raise(SIGURG);
+    CHECK_EQ(atomic_load(&host_urg), 1);
+}
+
+void t_preempt_host_blocked(void)
+{
+    sigset_t urg;
+    sigemptyset(&urg);
+    sigaddset(&urg, SIGURG);
+    CHECK_OK(pthread_sigmask(SIG_BLOCK, &urg, NULL));
+    char *out = capture_stderr(two_runs);
+    CHECK(strstr(out, "SIGURG is blocked") != NULL);
+    CHECK(strstr(strstr(out, "SIGURG is blocked") + 1, "SIGURG is blocked") == NULL);
+}
+
+/* A SIGURG from outside (kill, not weft's pthread_kill) goes to the host's
+ * earlier disposition: ignored by default, and the run goes on. */
+static void stray_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 50; i++) {
+        kill(getpid(), SIGURG);
+        weft_yield();
+    }
+}
+
+void t_preempt_stray_signal(void)
+{
+    weft_config cfg = {.procs = 2};
+    CHECK_OK(weft_run(stray_main, NULL, &cfg));
+}
