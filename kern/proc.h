@@ -168,6 +168,10 @@ static inline struct thread *k_thread_self(void) { return (struct thread *)hal_t
 void k_runq_put(struct proc *p, struct task *t, bool next);
 struct task *k_runq_get(struct proc *p);
 bool k_runq_empty(struct proc *p);
+/* Whether k_runq_put(p, t, true) keeps every task on p: runnext is free or
+ * the ring has a slot (else half the ring overflows to the global queue).
+ * Only p's holder calls this. */
+bool k_runq_has_room(struct proc *p);
 /* Steals about half of victim's queue into p's; returns one task to run. */
 struct task *k_runq_steal(struct proc *p, struct proc *victim, bool steal_next);
 /* Global queue; sched.lock held. */

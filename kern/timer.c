@@ -12,8 +12,10 @@
  * Who runs a heap's due timers: the proc's holder at each scheduling
  * decision (find_runnable), any spinning thread for a victim while it
  * steals, and so the thread that blocks in the poller when nothing is left
- * to do, which sleeps until k_timers_earliest() and then looks again. A
- * timer's function is called with no lock held, so it may ready tasks and
+ * to do, which sleeps until k_timers_earliest() and then looks again.
+ * Unlike Go's checkTimers, a thread holding a proc stops when its run
+ * queue is out of room (see k_timers_run): woken tasks must not overflow
+ * to the back of the global queue. A timer's function is called with no lock held, so it may ready tasks and
  * send on channels (not park). Rejected: Go's lock-free timer status
  * machine (timerModifying, timerMoving, ...): a lock per heap, held for a
  * few hundred ns, is what Go itself went back to in 1.23.
@@ -181,8 +183,19 @@ int64_t k_timers_run(struct proc *p, int64_t now)
     int64_t t0 = atomic_load_explicit(&p->timer0, memory_order_acquire);
     if (t0 == 0 || t0 > now)
         return t0;
+    /* What a timer readies goes to the caller's proc (runnext, pushing the
+     * task there to the ring). Stop when that would overflow: half the
+     * ring, readied tasks included, would go to the tail of the global
+     * queue, behind everything there (100k unstarted spawns: half a second
+     * late), while a due timer left in the heap fires at the next
+     * scheduling decision that has room, or by a thief. Room returns when
+     * the holder runs runnext or a ring task: a due timer waits no longer
+     * than the tasks already on this proc. */
+    struct thread *th = k_thread_self();
+    struct proc *dst = th ? th->proc : NULL;
     k_lock(&p->timers_lock);
-    while (p->ntimers && p->timers[0]->when <= now) {
+    while (p->ntimers && p->timers[0]->when <= now &&
+           (dst == NULL || k_runq_has_room(dst))) {
         struct k_timer *t = p->timers[0];
         uint64_t seq = t->seq;
         if (t->period_ns > 0) {
