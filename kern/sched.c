@@ -384,10 +384,11 @@ static bool take_idle_proc(struct thread *th)
 }
 
 /* The end of the search, th holding no proc (Go: the tail of
- * findRunnable). Runs timers that are due anywhere; then, when timers are
- * pending or tasks wait on I/O, becomes the one thread that blocks in the
- * poller until the earliest timer (if another thread already does, makes
- * sure it wakes by our earliest and parks instead). Returns true with
+ * findRunnable). Searches again with an idle proc if timers are due (they
+ * run holding it); else, when timers are pending or tasks wait on I/O,
+ * becomes the one thread that blocks in the poller until the earliest
+ * timer (if another thread already does, makes sure it wakes by our
+ * earliest and parks instead). Returns true with
  * th->proc set to search again, false when the run is stopping. */
 static bool poll_or_stop(struct thread *th)
 {
@@ -396,16 +397,22 @@ static bool poll_or_stop(struct thread *th)
             return false;
         int64_t now = hal_now_ns();
         int64_t until = k_timers_earliest();
-        if (until != 0 && until <= now) {
-            /* Due timers (of idle procs, or ones we could not steal):
-             * run them here; what they ready goes to the global queue. */
-            for (int i = 0; i < k_sched.nprocs; i++)
-                k_timers_run(k_sched.procs[i], now);
-            if (any_work() && take_idle_proc(th))
+        bool due = until != 0 && until <= now;
+        if (due) {
+            /* Due timers (of idle procs, or ones we could not steal): take
+             * an idle proc and search again, which runs them holding it
+             * (its own at the top of find_runnable, others' while
+             * stealing), so that what they ready goes to its runnext. Run
+             * here, without a proc, they would go to the tail of the
+             * global queue, behind everything there (Go, too, runs timers
+             * only holding a P). No idle proc: every due timer is on a
+             * held proc, whose holder runs it at its next scheduling
+             * decision (one stuck in a long task: the monitor's
+             * preemption); park, and do not poll with a zero timeout. */
+            if (take_idle_proc(th))
                 return true;
-            until = k_timers_earliest();
         }
-        if ((until != 0 || k_poll_waiters() > 0) &&
+        if (!due && (until != 0 || k_poll_waiters() > 0) &&
             atomic_exchange_explicit(&k_sched.last_poll, 0, memory_order_seq_cst) != 0) {
             /* We are the poller. Read the timers again after the swap: a
              * timer added before it is seen here, one added after sees
@@ -429,7 +436,7 @@ static bool poll_or_stop(struct thread *th)
                 return true;
             continue; /* every proc is busy: look again (timers may be due) */
         }
-        if (until != 0)
+        if (until != 0 && !due)
             k_poll_wake_for(until); /* the poller must wake by our earliest */
         stopm(th);
         if (th->proc)
