@@ -69,7 +69,7 @@ struct proc {
      * anyone without it (seq_cst: pairs with sched.last_poll, see
      * k_poll_wake_for). */
     struct k_lock timers_lock;
-    struct k_timer **timers;
+    struct k_timer_slot *timers; /* when copied from the timer, for sifting */
     uint32_t ntimers, timers_cap;
     _Atomic int64_t timer0;
 

@@ -40,6 +40,12 @@ struct k_timer {
     _Atomic int32_t running;
 };
 
+/* A heap slot (timer.c): the timer and a copy of its when. */
+struct k_timer_slot {
+    int64_t when;
+    struct k_timer *t;
+};
+
 /* Starts t to fire at when (absolute ns), in the calling thread's proc's
  * heap. t must not be pending. Caller holds a proc (a task or a scheduler
  * stack), no timer lock. Wakes the poller if t is now the earliest. */
