@@ -434,7 +434,11 @@ static bool poll_or_stop(struct thread *th)
             inject(list);
             if (take_idle_proc(th))
                 return true;
-            continue; /* every proc is busy: look again (timers may be due) */
+            /* Every proc is busy: park (Go: stopm after injectglist), and
+             * let their holders poll without blocking in find_runnable.
+             * Polling again at once made this thread a dedicated poller:
+             * a third thread on two cores, a wake-up per event batch
+             * (echo: 1.4 blocking polls per round trip, Go 0.05). */
         }
         if (until != 0 && !due)
             k_poll_wake_for(until); /* the poller must wake by our earliest */
