@@ -471,6 +471,20 @@ static struct task *find_runnable(struct thread *th)
             atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0 &&
             (t = globrunq_take(p, 1)) != NULL)
             return t;
+        /* Nobody has polled for 10 ms while this proc had work of its own
+         * (so it never reached the poll below): poll now, or I/O waiters
+         * starve behind busy procs. Go's sysmon does this; the scheduler
+         * does it until weft's monitor exists (issue 7). p->clock_ns is
+         * at most 64 ticks old: no clock read here. */
+        if (p->schedtick % K_GLOBAL_TICK == 0 && k_poll_waiters() > 0) {
+            int64_t last = atomic_load_explicit(&k_sched.last_poll, memory_order_relaxed);
+            if (last != 0 && p->clock_ns - last > 10000000 &&
+                atomic_compare_exchange_strong_explicit(&k_sched.last_poll, &last, p->clock_ns,
+                                                        memory_order_seq_cst,
+                                                        memory_order_relaxed) &&
+                (t = poll_take(p, 0)) != NULL)
+                return t;
+        }
         if ((t = k_runq_get(p)) != NULL)
             return t;
         if (atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0 &&
