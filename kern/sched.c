@@ -471,11 +471,23 @@ static struct task *find_runnable(struct thread *th)
             atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0 &&
             (t = globrunq_take(p, 1)) != NULL)
             return t;
-        /* Nobody has polled for 10 ms while this proc had work of its own
+        /* Work the monitor will do (issue 7; Go's sysmon), done every 61
+         * ticks by busy procs until it exists, with p->clock_ns (at most
+         * 64 ticks old: no clock read here). Timers 10 ms overdue on
+         * another proc, whose holder is stuck in a long task (idle procs'
+         * timers are run by the threads that take them): run them here.
+         * Nobody has polled for 10 ms while this proc had work of its own
          * (so it never reached the poll below): poll now, or I/O waiters
-         * starve behind busy procs. Go's sysmon does this; the scheduler
-         * does it until weft's monitor exists (issue 7). p->clock_ns is
-         * at most 64 ticks old: no clock read here. */
+         * starve behind busy procs. */
+        if (p->schedtick % K_GLOBAL_TICK == 0) {
+            int64_t late = p->clock_ns - 10000000;
+            for (int i = 0; i < k_sched.nprocs; i++) {
+                struct proc *v = k_sched.procs[i];
+                int64_t t0 = atomic_load_explicit(&v->timer0, memory_order_relaxed);
+                if (v != p && t0 != 0 && t0 < late)
+                    k_timers_run(v, p->clock_ns);
+            }
+        }
         if (p->schedtick % K_GLOBAL_TICK == 0 && k_poll_waiters() > 0) {
             int64_t last = atomic_load_explicit(&k_sched.last_poll, memory_order_relaxed);
             if (last != 0 && p->clock_ns - last > 10000000 &&
