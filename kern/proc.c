@@ -87,6 +87,17 @@ struct task *k_runq_get(struct proc *p)
     }
 }
 
+bool k_runq_has_room(struct proc *p)
+{
+    /* Only the holder adds; thieves only take (runnext, or the ring's head
+     * forward): room the holder sees stays until it puts. */
+    if (atomic_load_explicit(&p->runnext, memory_order_relaxed) == NULL)
+        return true;
+    uint32_t head = atomic_load_explicit(&p->runq_head, memory_order_acquire);
+    uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
+    return tail - head < K_RUNQ_SIZE;
+}
+
 bool k_runq_empty(struct proc *p)
 {
     /* Go: runqempty. Reads head, tail, runnext, then tail again: a task

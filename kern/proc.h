@@ -74,7 +74,7 @@ struct proc {
      * anyone without it (seq_cst: pairs with sched.last_poll, see
      * k_poll_wake_for). */
     struct k_lock timers_lock;
-    struct k_timer **timers;
+    struct k_timer_slot *timers; /* when copied from the timer, for sifting */
     uint32_t ntimers, timers_cap;
     _Atomic int64_t timer0;
 
@@ -193,6 +193,10 @@ static inline struct thread *k_thread_self(void) { return (struct thread *)hal_t
 void k_runq_put(struct proc *p, struct task *t, bool next);
 struct task *k_runq_get(struct proc *p);
 bool k_runq_empty(struct proc *p);
+/* Whether k_runq_put(p, t, true) keeps every task on p: runnext is free or
+ * the ring has a slot (else half the ring overflows to the global queue).
+ * Only p's holder calls this. */
+bool k_runq_has_room(struct proc *p);
 /* Steals about half of victim's queue into p's; returns one task to run. */
 struct task *k_runq_steal(struct proc *p, struct proc *victim, bool steal_next);
 /* Global queue; sched.lock held. */

@@ -40,6 +40,12 @@ struct k_timer {
     _Atomic int32_t running;
 };
 
+/* A heap slot (timer.c): the timer and a copy of its when. */
+struct k_timer_slot {
+    int64_t when;
+    struct k_timer *t;
+};
+
 /* Starts t to fire at when (absolute ns), in the calling thread's proc's
  * heap. t must not be pending. Caller holds a proc (a task or a scheduler
  * stack), no timer lock. Wakes the poller if t is now the earliest. */
@@ -51,8 +57,10 @@ bool k_timer_stop(struct k_timer *t);
 void k_timer_quiesce(struct k_timer *t);
 
 /* Runs p's timers that are due at now; the caller holds a proc (its
- * own or any, when p is a victim). Returns p's earliest remaining time, 0
- * if none. Entry point for the monitor too (it must hold a proc, or start
+ * own or any, when p is a victim). A caller with a proc stops early when
+ * its run queue has no room left (what the timers ready would overflow to
+ * the global queue); the rest stay due. Returns p's earliest remaining
+ * time (<= now when some were left), 0 if none. Entry point for the monitor too (it must hold a proc, or start
  * a thread with k_wakep instead: see k_timers_earliest). */
 int64_t k_timers_run(struct proc *p, int64_t now);
 /* The earliest pending timer of every proc, 0 if none. Any thread. */
