@@ -145,6 +145,11 @@ static int retake(int64_t now, bool *running)
             if (tick != m->syscalltick) {
                 m->syscalltick = tick;
                 m->syscall_when = now;
+                /* A new blocking call on a proc that has work queued: it
+                 * is retaken in RETAKE_NS, so look again that soon (as if
+                 * acted: the next nap is the shortest). */
+                if (!k_runq_empty(p))
+                    acted++;
                 continue;
             }
             int64_t held = now - m->syscall_when;
@@ -193,8 +198,14 @@ static void monitor_main(void *arg)
             nap = K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS);
         atomic_store_explicit(&mon.sleep_ns, nap, memory_order_relaxed);
         hal_futex_wait((uint32_t *)&mon.wake, 0, nap);
-        if (atomic_exchange_explicit(&mon.wake, 0, memory_order_acquire))
-            idle = 0; /* kicked or woken: something changed */
+        if (atomic_exchange_explicit(&mon.wake, 0, memory_order_acquire)) {
+            /* Kicked or woken: something changed. Back to short naps at
+             * once (resetting idle alone would keep this nap length until
+             * the next round, e.g. 10 ms before a blocking call that was
+             * just seen can be retaken). */
+            idle = 0;
+            sleep_ns = MIN_SLEEP_NS;
+        }
 
         if (all_idle()) {
             /* Park until a proc leaves the idle list. Announce first, then
