@@ -61,6 +61,11 @@ _Noreturn void t_skip(const char *why);
  * WEFT_TEST_STRESS (>= 1) in `make stress`. */
 int64_t t_count(int64_t n);
 
+/* How much slower than native the target runs (WEFT_TEST_TIMEOUT_MULT: 1
+ * natively, 8 under qemu): a timing bound that checks against starvation
+ * is multiplied by it, so that emulation does not make it flaky. */
+int64_t t_slack(void);
+
 /* Runs fn under weft_run with the given procs (0 = default/env) and
  * CHECKs that it returned 0. */
 void t_run(void (*fn)(void *), void *arg, int procs);

@@ -111,6 +111,11 @@ int64_t t_count(int64_t n)
     return n * stress;
 }
 
+int64_t t_slack(void)
+{
+    return env_int("WEFT_TEST_TIMEOUT_MULT", 1, 1, 100);
+}
+
 void t_run(void (*fn)(void *), void *arg, int procs)
 {
     weft_config cfg;
