@@ -78,7 +78,9 @@ static void thread_unpark(struct thread *th)
 static void proc_idle_put(struct proc *p)
 {
     k_lock_assert_held(&k_sched.lock);
-    k_assert(k_runq_empty(p));
+    /* An idle proc has nothing queued; a stopping run may leave tasks
+     * anywhere (they are discarded). */
+    k_assert(k_runq_empty(p) || atomic_load_explicit(&k_sched.stopping, memory_order_relaxed));
     atomic_store_explicit(&p->status, PROC_IDLE, memory_order_relaxed);
     p->thread = NULL;
     p->idle_next = k_sched.idle_procs;
@@ -138,6 +140,18 @@ static struct thread *thread_idle_get(void)
     th->idle = false;
     k_sched.nidle_threads--;
     return th;
+}
+
+/* Whether nothing can make progress on its own (sched.lock held): every
+ * thread is idle (or waits for its locked task) and every proc is on the
+ * idle list. The procs matter too: the monitor hands a retaken proc to a
+ * thread without being a thread itself, and while it does the proc is
+ * neither idle nor held, and tasks on its queue are about to run. */
+static bool everyone_idle(void)
+{
+    k_lock_assert_held(&k_sched.lock);
+    return k_sched.nidle_threads + k_sched.nidle_locked == k_sched.nthreads &&
+           atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) == k_sched.nprocs;
 }
 
 /* Stops the run with result (sched.lock held): wakes every idle thread so
@@ -264,7 +278,7 @@ static void stopm(struct thread *th)
         return;
     }
     thread_idle_put(th);
-    bool all_idle = k_sched.nidle_threads + k_sched.nidle_locked == k_sched.nthreads;
+    bool all_idle = everyone_idle();
     if (all_idle && (k_timers_earliest() != 0 || k_poll_waiters() != 0)) {
         /* Every thread is idle but a timer or an I/O wait can still ready
          * a task: this thread must not sleep; the caller polls instead. */
@@ -356,7 +370,7 @@ static bool locked_wait(struct thread *th)
         th->locked_next = k_sched.locked_threads;
         k_sched.locked_threads = th;
         k_sched.nidle_locked++;
-        if (k_sched.nidle_threads + k_sched.nidle_locked == k_sched.nthreads) {
+        if (everyone_idle()) {
             k_print("weft: deadlock: all %llu tasks are asleep\n",
                     (unsigned long long)atomic_load(&k_sched.ntasks_live));
             k_dump_tasks();
@@ -740,7 +754,13 @@ static void execute(struct thread *th, struct task *t)
             stopm(th);
         return;
     }
-    k_assert(th->proc == p && th->cur == NULL);
+    /* The proc this thread holds now: not always the one it ran t on. A
+     * blocking call gives its proc up, and weft_block_end may come back
+     * with another (k_proc_idle_take); whatever t asked for next (a yield,
+     * a park) is done on the proc the thread holds, never the old one,
+     * which may be idle or another thread's by now. */
+    p = th->proc;
+    k_assert(p != NULL && th->cur == NULL);
     switch (th->why) {
     case SW_YIELD:
         atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
