@@ -31,7 +31,7 @@
  * that begins while the monitor sleeps long kicks it back to 20 µs
  * (k_monitor_kick), so a hand-off never waits for a 10 ms nap. When every
  * proc is idle the monitor parks on a futex word until a proc leaves the
- * idle list (k_monitor_wake from sched.c) or the run stops: an idle
+ * idle list (k_monitor_unidle from sched.c) or the run stops: an idle
  * process uses no CPU.
  *
  * It also keeps timers and the poller from being stranded:
@@ -49,6 +49,13 @@
 #define PREEMPT_RESEND_NS 1000000    /* interrupt an overrunning thread at most this often */
 #define KICK_ABOVE_NS 1000000        /* k_monitor_kick wakes a monitor sleeping longer */
 
+/* Why the monitor was woken (mon.wake). A kick restarts the short naps; a
+ * proc leaving the idle list or the run stopping only ends a park or a nap:
+ * the naps keep their length, because every proc going idle and one coming
+ * back is the ordinary rhythm of a server waiting on its network (echo: tens
+ * of thousands of times a second), not news that needs 20 µs naps. */
+enum { WAKE_NONE = 0, WAKE_LOOK = 1, WAKE_KICK = 2 };
+
 /* What the monitor saw of one proc last round (Go: sysmontick). Owned by
  * the monitor thread. */
 struct montick {
@@ -63,7 +70,8 @@ static struct {
     hal_thread_t handle;
     struct montick *ticks;       /* one per proc */
     /* The futex word the monitor sleeps on: anyone who wants it awake
-     * stores 1 and wakes it (k_monitor_wake, kick, stop). */
+     * stores a WAKE_* reason and wakes it (k_monitor_wake, k_monitor_unidle,
+     * k_monitor_kick). The monitor exchanges it with 0 after each nap. */
     _Atomic uint32_t wake;
     _Atomic int parked;          /* 1 while parked with no timeout */
     _Atomic int64_t sleep_ns;    /* its current sleep, for k_monitor_kick */
@@ -198,11 +206,11 @@ static void monitor_main(void *arg)
             nap = K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS);
         atomic_store_explicit(&mon.sleep_ns, nap, memory_order_relaxed);
         hal_futex_wait((uint32_t *)&mon.wake, 0, nap);
-        if (atomic_exchange_explicit(&mon.wake, 0, memory_order_acquire)) {
-            /* Kicked or woken: something changed. Back to short naps at
-             * once (resetting idle alone would keep this nap length until
-             * the next round, e.g. 10 ms before a blocking call that was
-             * just seen can be retaken). */
+        if (atomic_exchange_explicit(&mon.wake, WAKE_NONE, memory_order_acquire) == WAKE_KICK) {
+            /* A blocking call began while the naps were long: back to
+             * short naps at once (resetting idle alone would keep this nap
+             * length until the next round, e.g. 10 ms before the call
+             * can be retaken). */
             idle = 0;
             sleep_ns = MIN_SLEEP_NS;
         }
@@ -210,15 +218,22 @@ static void monitor_main(void *arg)
         if (all_idle()) {
             /* Park until a proc leaves the idle list. Announce first, then
              * look again (pairs with the seq_cst store of nidle_procs in
-             * proc_idle_get, which then sees parked and wakes us). */
+             * proc_idle_get, whose k_monitor_unidle then sees parked and
+             * wakes us). */
             atomic_store_explicit(&mon.parked, 1, memory_order_seq_cst);
             while (all_idle() &&
                    !atomic_load_explicit(&k_sched.stopping, memory_order_acquire) &&
                    !atomic_load_explicit(&mon.wake, memory_order_acquire))
                 hal_futex_wait((uint32_t *)&mon.wake, 0, -1);
             atomic_store_explicit(&mon.parked, 0, memory_order_relaxed);
-            atomic_store_explicit(&mon.wake, 0, memory_order_relaxed);
-            idle = 0;
+            if (atomic_exchange_explicit(&mon.wake, WAKE_NONE, memory_order_acquire) ==
+                WAKE_KICK) {
+                idle = 0;
+                sleep_ns = MIN_SLEEP_NS;
+            }
+            /* Whatever woke us may be a task that never calls the
+             * scheduler: nap as if one runs (an eighth of a slice at most). */
+            busy = true;
             continue;
         }
 
@@ -261,8 +276,18 @@ void k_monitor_stop(void)
 
 void k_monitor_wake(void)
 {
-    atomic_store_explicit(&mon.wake, 1, memory_order_seq_cst);
+    atomic_store_explicit(&mon.wake, WAKE_LOOK, memory_order_seq_cst);
     hal_futex_wake((uint32_t *)&mon.wake, 1);
+}
+
+void k_monitor_unidle(void)
+{
+    /* Only a parked monitor needs the system call: a napping one sees the
+     * busy proc at its next round. parked is stored seq_cst before the
+     * monitor's last all_idle() check, and nidle_procs seq_cst before this
+     * load: one of the two sides sees the other. */
+    if (atomic_load_explicit(&mon.parked, memory_order_seq_cst))
+        k_monitor_wake();
 }
 
 void k_monitor_kick(void)
@@ -270,6 +295,7 @@ void k_monitor_kick(void)
     if (atomic_load_explicit(&mon.sleep_ns, memory_order_relaxed) > KICK_ABOVE_NS &&
         !atomic_load_explicit(&mon.wake, memory_order_relaxed)) {
         atomic_store_explicit(&mon.sleep_ns, MIN_SLEEP_NS, memory_order_relaxed);
-        k_monitor_wake();
+        atomic_store_explicit(&mon.wake, WAKE_KICK, memory_order_seq_cst);
+        hal_futex_wake((uint32_t *)&mon.wake, 1);
     }
 }

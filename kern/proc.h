@@ -230,7 +230,8 @@ struct proc *k_proc_idle_take(void);
 /* ---- monitor.c ---- */
 int k_monitor_start(void);
 void k_monitor_stop(void);   /* after sched.stopping is set */
-void k_monitor_wake(void);   /* work appeared (a proc left idle) */
+void k_monitor_wake(void);   /* look now (the run is stopping) */
+void k_monitor_unidle(void); /* a proc left the idle list when all were idle */
 void k_monitor_kick(void);   /* a blocking call began: shorten its sleep */
 
 /* ---- preempt.c ---- */
