@@ -15,7 +15,7 @@
 BENCH_OUT   := build/bench
 GO_OUT      := build/go
 GO_BENCH    := $(GO_OUT)/weft-bench-go
-FLOOR_BENCH := $(BENCH_OUT)/floor_timerfd
+FLOOR_BENCH := $(BENCH_OUT)/floor_timerfd $(BENCH_OUT)/floor_echo
 GO_SRC      := bench/go/go.mod $(wildcard bench/go/*.go)
 GO_ENV      := GOPATH=$(abspath $(GO_OUT))/path GOCACHE=$(abspath $(GO_OUT))/cache \
                GOMODCACHE=$(abspath $(GO_OUT))/modcache GOFLAGS=-mod=mod GOPROXY=off \
@@ -26,7 +26,7 @@ PROCS      ?=
 PAIRS      ?=
 BENCH_ARGS ?=
 BENCH_RUN = /usr/bin/python3 scripts/bench.py --weft $(WEFT_TEST) --go $(GO_BENCH) \
-            --floor $(FLOOR_BENCH) --out $(BENCH_OUT) $(if $(SCENARIOS),--scenarios $(SCENARIOS)) \
+            $(addprefix --floor ,$(FLOOR_BENCH)) --out $(BENCH_OUT) $(if $(SCENARIOS),--scenarios $(SCENARIOS)) \
             $(if $(PROCS),--procs $(PROCS)) $(if $(PAIRS),--pairs $(PAIRS)) $(BENCH_ARGS)
 
 .PHONY: bench bench-quick bench-build bench-check
@@ -52,6 +52,6 @@ $(GO_BENCH): $(GO_SRC) mk/bench.mk
 	@mkdir -p $(@D)
 	$(call say,GO,$@)cd bench/go && $(GO_ENV) go build -trimpath -o $(abspath $@) .
 
-$(FLOOR_BENCH): bench/floor_timerfd.c mk/bench.mk
+$(BENCH_OUT)/floor_%: bench/floor_%.c mk/bench.mk
 	@mkdir -p $(@D)
-	$(call say,CC,$<)$(CC) -std=c11 -O2 $(WARN) -o $@ $<
+	$(call say,CC,$<)$(CC) -std=c11 -O2 $(WARN) -pthread -o $@ $<

@@ -10,7 +10,7 @@ that crashes or times out fails its scenario, and the exit status is 1.
 Scenarios only Go has are listed as pending. See docs/benchmarks.md.
 
     /usr/bin/python3 scripts/bench.py --weft build/linux-x86_64/weft-test \
-        --go build/go/weft-bench-go [--floor build/bench/floor_timerfd] \
+        --go build/go/weft-bench-go [--floor build/bench/floor_timerfd ...] \
         [--scenarios spawn,yield] [--procs 1] [--pairs 5] [--quick]
 """
 import argparse
@@ -52,7 +52,6 @@ ENTRIES = [
      {"roundtrips_per_s": ">=1.2x"}),
     ("workers", {"n": 1000000, "workers": 8}, {"n": 200000}, {"jobs_per_s": ">=1.0x"}),
 ]
-FLOOR_SCENARIOS = {"sleep"}  # get a third column: the bare OS wait
 SIDES = ("weft", "go", "os-floor")
 
 
@@ -240,7 +239,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--weft", required=True, help="weft-test binary")
     ap.add_argument("--go", required=True, help="weft-bench-go binary")
-    ap.add_argument("--floor", help="floor_timerfd binary (sleep's OS floor)")
+    ap.add_argument("--floor", action="append", default=[],
+                    help="an OS-floor binary (bench/floor_*.c): the scenarios its `list` "
+                         "names get a third column, the same work with no runtime; repeatable")
     ap.add_argument("--scenarios", default="", help="comma-separated names (default: all)")
     ap.add_argument("--procs", type=int, help="procs= for every scenario")
     ap.add_argument("--pairs", type=int, help="A B pairs after the warm-up (5; quick 3)")
@@ -254,6 +255,7 @@ def main():
 
     weft_names = listed([a.weft, "bench-list"])
     go_names = listed([a.go, "list"])
+    floors = {name: f for f in a.floor for name in listed([f, "list"])}
     known = {name for name, *_ in ENTRIES}
     table = list(ENTRIES) + [(n, {}, {}, {}) for n in dict.fromkeys(weft_names + go_names)
                              if n not in known]  # new scenarios: their own defaults
@@ -287,8 +289,8 @@ def main():
             print(f"[{i}/{len(entries)}] {label(e)}: {e['status']}", file=sys.stderr)
             continue
         cmds = {"weft": [a.weft, "bench", name] + args, "go": [a.go, name] + args}
-        if name in FLOOR_SCENARIOS and a.floor:
-            cmds["os-floor"] = [a.floor, name] + args
+        if name in floors:
+            cmds["os-floor"] = [floors[name], name] + args
         t0 = time.monotonic()
         try:
             measure(e, cmds, pairs, timeout)
