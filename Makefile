@@ -273,12 +273,33 @@ ifeq ($(SAN)$(filter $(NATIVE),$(TEST_TARGETS)),$(NATIVE))
 	done
 endif
 
-STRESS_REPEAT ?= 20
-STRESS_PROCS  ?= 1,2,4,8
+# `make stress`: the long runs the issues ask for, outside `make test`
+# (docs/HACKING.md "Stress"). Each step runs on every target in TEST_TARGETS,
+# each case in its own process with its timeout:
+#  1. preemption off (WEFT_PREEMPT=0 semantics via .preempt = -1):
+#     preempt_off_stress, 40 x STRESS_OFF_MULT weft_runs at procs 1..8;
+#  2. the register storm (preempt_regs_long) for 3 x STRESS_MINUTES minutes
+#     per target (1 minute per procs value 1, 2, 4, 50 us slices);
+#  3. the scheduler, channel, sync, timer and preemption cases, repeated
+#     STRESS_REPEAT times at each of STRESS_PROCS, preemption on;
+#  4. the scheduler, channel and sync cases again with WEFT_PREEMPT=0.
+STRESS_REPEAT   ?= 20
+STRESS_PROCS    ?= 1,2,4,8
+STRESS_OFF_MULT ?= 25
+STRESS_MINUTES  ?= 1
+STRESS_CASES    ?= sched_ or chan_ or sync_ or timer_ or preempt_ or block_
+STRESS_OFF_CASES ?= sched_ or chan_ or sync_
 stress:
 	@scripts/deps.sh
 	@$(build_test_targets)
-	@$(PYTEST) tests --stress --repeat $(STRESS_REPEAT) --procs-list $(STRESS_PROCS) $(PYTEST_ARGS)
+	@echo "== stress 1/4: preemption off, $$((40 * $(STRESS_OFF_MULT))) runs at procs 1..8"
+	@export WEFT_STRESS=$(STRESS_OFF_MULT); $(PYTEST) tests/test_cases.py -k preempt_off_stress $(PYTEST_ARGS)
+	@echo "== stress 2/4: register storm, $$((3 * $(STRESS_MINUTES))) min per target"
+	@export WEFT_STRESS=$$((3 * $(STRESS_MINUTES))); $(PYTEST) tests/test_cases.py --stress -k preempt_regs_long $(PYTEST_ARGS)
+	@echo "== stress 3/4: x$(STRESS_REPEAT) at procs $(STRESS_PROCS)"
+	@$(PYTEST) tests/test_cases.py -k "$(STRESS_CASES)" --repeat $(STRESS_REPEAT) --procs-list $(STRESS_PROCS) $(PYTEST_ARGS)
+	@echo "== stress 4/4: preemption off (WEFT_PREEMPT=0), x$(STRESS_REPEAT) at procs $(STRESS_PROCS)"
+	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(STRESS_OFF_CASES)" --repeat $(STRESS_REPEAT) --procs-list $(STRESS_PROCS) $(PYTEST_ARGS)
 
 demo:
 	@scripts/deps.sh
