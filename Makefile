@@ -280,9 +280,12 @@ endif
 #     preempt_off_stress, 40 x STRESS_OFF_MULT weft_runs at procs 1..8;
 #  2. the register storm (preempt_regs_long) for 3 x STRESS_MINUTES minutes
 #     per target (1 minute per procs value 1, 2, 4, 50 us slices);
-#  3. the scheduler, channel, sync, timer and preemption cases, repeated
-#     STRESS_REPEAT times at each of STRESS_PROCS, preemption on;
-#  4. the scheduler, channel and sync cases again with WEFT_PREEMPT=0.
+#  3. the scheduler, channel, sync, timer, preemption and blocking-call
+#     cases STRESS_REPEAT times (each case picks its own procs counts,
+#     most of them 1, 2, 4 and 8), preemption on;
+#  4. the scheduler, channel and sync cases STRESS_REPEAT times at each of
+#     STRESS_PROCS (WEFT_PROCS: the cases that take the default) with
+#     WEFT_PREEMPT=0.
 STRESS_REPEAT   ?= 20
 STRESS_PROCS    ?= 1,2,4,8
 STRESS_OFF_MULT ?= 25
@@ -296,8 +299,8 @@ stress:
 	@export WEFT_STRESS=$(STRESS_OFF_MULT); $(PYTEST) tests/test_cases.py -k preempt_off_stress $(PYTEST_ARGS)
 	@echo "== stress 2/4: register storm, $$((3 * $(STRESS_MINUTES))) min per target"
 	@export WEFT_STRESS=$$((3 * $(STRESS_MINUTES))); $(PYTEST) tests/test_cases.py --stress -k preempt_regs_long $(PYTEST_ARGS)
-	@echo "== stress 3/4: x$(STRESS_REPEAT) at procs $(STRESS_PROCS)"
-	@$(PYTEST) tests/test_cases.py -k "$(STRESS_CASES)" --repeat $(STRESS_REPEAT) --procs-list $(STRESS_PROCS) $(PYTEST_ARGS)
+	@echo "== stress 3/4: x$(STRESS_REPEAT), preemption on"
+	@$(PYTEST) tests/test_cases.py -k "$(STRESS_CASES)" --repeat $(STRESS_REPEAT) $(PYTEST_ARGS)
 	@echo "== stress 4/4: preemption off (WEFT_PREEMPT=0), x$(STRESS_REPEAT) at procs $(STRESS_PROCS)"
 	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(STRESS_OFF_CASES)" --repeat $(STRESS_REPEAT) --procs-list $(STRESS_PROCS) $(PYTEST_ARGS)
 
