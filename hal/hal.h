@@ -185,6 +185,9 @@ _Noreturn void hal_abort(void);
 #define HAL_POLL_READ  1u /* readable, or a read-side operation completed */
 #define HAL_POLL_WRITE 2u /* writable, or a write-side operation completed */
 #define HAL_POLL_ERR   4u /* error or hang-up: both sides should retry */
+#define HAL_POLL_NODRAIN 8u /* readiness ports: the object reported more than
+                               data (peer hang-up, error, urgent data): see
+                               hal_poll_short_read_drains */
 
 struct hal_io;
 
@@ -216,6 +219,18 @@ int hal_poll_unregister(intptr_t h);
  * port must make sure: a high-resolution timer, not a millisecond
  * timeout). Blocks the thread. */
 int hal_poll_wait(struct hal_poll_event *ev, int max, int64_t timeout_ns);
+
+/* 1 if on this port a stream socket's read (HAL_IO_READ) that returns
+ * fewer bytes than asked, but more than 0, proves that nothing more was
+ * there to read at that moment, so that another read would only say it
+ * would block until the poller reports the socket readable again. This
+ * holds for TCP on an edge-triggered readiness port, except after the peer
+ * hangs up, an error, or urgent data (a read stops at the urgent mark): the
+ * port reports those with HAL_POLL_NODRAIN, and kern stops relying on short
+ * reads for that object from then on. kern then parks a task before a read
+ * that would only fail (Go makes it and gets EAGAIN: one system call per
+ * message saved). Completion ports: 0. Any thread, constant for a run. */
+int hal_poll_short_read_drains(void);
 
 /* Makes a current or the next blocking hal_poll_wait return soon. Repeated
  * calls before that wait returns may be coalesced into one. Any thread,

@@ -267,10 +267,22 @@ static int64_t run_op(struct task *self, struct k_pollfd *pd, int mode, struct h
     int rc = k_pollfd_prepare(pd, mode);
     if (rc)
         return rc;
+    /* A stream read right after one that came back short would only find
+     * nothing (poller.c, "Short reads"): wait for data first. */
+    bool stream_read = op->kind == HAL_IO_READ && pd->kind == PD_STREAM;
+    if (stream_read && k_pollfd_read_empty(pd)) {
+        rc = k_pollfd_wait(pd, mode);
+        if (rc)
+            return rc;
+    }
     for (;;) {
+        uint64_t seq = stream_read ? k_pollfd_read_seq(pd) : 0;
         int r = hal_io_submit(op);
-        if (r == 0)
+        if (r == 0) {
+            if (stream_read && op->result > 0 && (uint64_t)op->result < op->len)
+                k_pollfd_read_short(pd, seq);
             return op->result;
+        }
         if (r != HAL_EPENDING)
             return os_fail(self, r, op->os_error);
         rc = k_pollfd_wait(pd, mode);

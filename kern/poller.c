@@ -42,6 +42,7 @@ static struct {
     _Atomic int32_t nwaiters;
     _Atomic uint64_t wakeups;
     bool inited;
+    bool short_read_drains;      /* hal_poll_short_read_drains(), per run */
 } poller;
 
 int k_poller_init(void)
@@ -50,6 +51,7 @@ int k_poller_init(void)
     if (hal_poll_init() != 0)
         return WEFT_EIO;
     poller.inited = true;
+    poller.short_read_drains = hal_poll_short_read_drains() != 0;
     return 0;
 }
 
@@ -131,6 +133,8 @@ struct k_pollfd *k_pollfd_open(intptr_t fd, int kind, bool owned, int *err)
         pd->timer[m].idx = -1;
     }
     pd->free_next = NULL;
+    atomic_store_explicit(&pd->drained, 0, memory_order_relaxed);
+    atomic_store_explicit(&pd->nodrain, false, memory_order_relaxed);
     k_unlock(&pd->lock);
     int r = hal_poll_register(fd, pd);
     if (r != 0) {
@@ -255,6 +259,32 @@ int k_pollfd_wait(struct k_pollfd *pd, int mode)
     return code;
 }
 
+/* Short reads. Why parking on "empty" cannot lose a wake-up: a short read
+ * at rseq == seq means the socket was empty after the read; data that
+ * arrives later is reported by the port, and that report bumps rseq (so
+ * k_pollfd_read_empty turns false) and, through k_pollfd_wait's usual
+ * ready flag or waiter, wakes whoever parks. A report that raced with the
+ * read itself bumps rseq past seq: then nothing is assumed. What the port
+ * cannot promise (a FIN, urgent data, an error end a read early) arrives
+ * as HAL_POLL_NODRAIN and switches the shortcut off for the descriptor. */
+uint64_t k_pollfd_read_seq(struct k_pollfd *pd)
+{
+    return atomic_load_explicit(&pd->rseq, memory_order_acquire);
+}
+
+void k_pollfd_read_short(struct k_pollfd *pd, uint64_t seq)
+{
+    if (poller.short_read_drains && !atomic_load_explicit(&pd->nodrain, memory_order_acquire))
+        atomic_store_explicit(&pd->drained, seq + 1, memory_order_relaxed);
+}
+
+bool k_pollfd_read_empty(struct k_pollfd *pd)
+{
+    uint64_t d = atomic_load_explicit(&pd->drained, memory_order_relaxed);
+    return d != 0 && !atomic_load_explicit(&pd->nodrain, memory_order_acquire) &&
+           d == atomic_load_explicit(&pd->rseq, memory_order_acquire) + 1;
+}
+
 /* A deadline's timer: the side's deadline passed (unless it was changed
  * since: the sequence number tells). */
 static void deadline_fire(struct k_timer *t, uint64_t seq, int64_t now)
@@ -333,6 +363,11 @@ struct task *k_poll(int64_t timeout_ns, int *n)
         struct k_pollfd *pd = ev[i].key;
         struct task *ts[2] = {NULL, NULL};
         k_lock(&pd->lock);
+        /* nodrain before rseq: a reader that sees the new rseq sees it. */
+        if (ev[i].events & HAL_POLL_NODRAIN)
+            atomic_store_explicit(&pd->nodrain, true, memory_order_release);
+        if (ev[i].events & HAL_POLL_READ)
+            atomic_fetch_add_explicit(&pd->rseq, 1, memory_order_acq_rel);
         for (int m = 0; m < 2; m++) {
             if (!(ev[i].events & (m == K_POLL_R ? HAL_POLL_READ : HAL_POLL_WRITE)))
                 continue;

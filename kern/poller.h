@@ -31,6 +31,15 @@ struct k_pollfd {
     int wake_code[2];           /* what the waker says: 0 retry, or a WEFT_E* */
     int64_t deadline[2];        /* 0 none, -1 expired, else absolute ns */
     struct k_timer timer[2];    /* the deadlines' timers */
+    /* Short reads (hal_poll_short_read_drains), stream sockets only.
+     * Lock-free: rseq counts read-side reports (k_poll, under lock, after
+     * nodrain); drained is rseq + 1 as a reader loaded it just before a
+     * read that came back short (0: nothing known), so drained == rseq + 1
+     * means "empty, and no report since". nodrain is set for good once the
+     * port reported more than data (HAL_POLL_NODRAIN). */
+    _Atomic uint64_t rseq;
+    _Atomic uint64_t drained;
+    _Atomic bool nodrain;
     struct k_pollfd *free_next; /* on the free list (poller lock) */
 };
 
@@ -51,6 +60,14 @@ int k_pollfd_prepare(struct k_pollfd *pd, int mode);
 /* Parks the calling task until side mode may be ready. 0 (retry the
  * operation), WEFT_ECLOSED or WEFT_ETIMEDOUT. */
 int k_pollfd_wait(struct k_pollfd *pd, int mode);
+/* Short reads of a stream socket (net.c). k_pollfd_read_seq is loaded
+ * just before a read; k_pollfd_read_short(pd, seq) records that the read
+ * came back short; k_pollfd_read_empty says a read now would only find
+ * nothing (wait first). All false/no-ops where the port does not promise
+ * hal_poll_short_read_drains. */
+uint64_t k_pollfd_read_seq(struct k_pollfd *pd);
+void k_pollfd_read_short(struct k_pollfd *pd, uint64_t seq);
+bool k_pollfd_read_empty(struct k_pollfd *pd);
 /* Sets both deadlines (absolute ns, 0 none); wakes waiters whose deadline
  * has passed. */
 void k_pollfd_set_deadline(struct k_pollfd *pd, int64_t rd, int64_t wd);

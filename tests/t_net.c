@@ -1,7 +1,8 @@
 /*
  * t_net.c — the poller and the socket API: echo at 1000 connections,
  * deadlines (set before and while blocked), close waking blocked tasks,
- * dial timeout, UDP, IPv6, wait_fd on a pipe, addresses and bad input.
+ * dial timeout, UDP, IPv6, wait_fd on a pipe, addresses and bad input,
+ * and reads after a short read (the poller's shortcut).
  * Loopback only.
  */
 #include <errno.h>
@@ -250,6 +251,135 @@ void t_net_close_wakes(void)
     for (int i = 0; i < 3; i++) {
         memset(&cw_wg, 0, sizeof cw_wg);
         t_run(close_main, NULL, procs3[i]);
+    }
+}
+
+/* ---- net_short_read: reads after a short read (kern/poller.c "Short
+ * reads": weft may park before such a read instead of making it). Nothing
+ * may be missed: data that comes later, data and a FIN together, urgent
+ * data (a read stops at its mark), deadlines and close. ---- */
+
+#define SR_CONNS 64
+
+static struct {
+    weft_waitgroup wg;
+    _Atomic int64_t sent, echoed, served, eofs;
+} sr;
+
+/* Echoes whatever comes, in reads bigger than any message, until EOF;
+ * not the last message (bytes 0xff), which the client does not read: an
+ * echo to a closed socket would make its kernel reset the connection. */
+static void sr_server(void *arg)
+{
+    weft_fd c = (weft_fd)arg;
+    char buf[4096];
+    int64_t r;
+    while ((r = weft_read(c, buf, sizeof buf)) > 0) {
+        atomic_fetch_add(&sr.served, r);
+        if (memchr(buf, 0xff, (size_t)r) == NULL)
+            CHECK_EQ(weft_write(c, buf, (size_t)r), r);
+    }
+    CHECK_EQ(r, 0);
+    atomic_fetch_add(&sr.eofs, 1);
+    CHECK_OK(weft_close(c));
+    CHECK_OK(weft_wg_done(&sr.wg));
+}
+
+static int sr_read_full(weft_fd c, char *buf, int64_t n)
+{
+    for (int64_t got = 0; got < n;) {
+        int64_t r = weft_read(c, buf + got, (size_t)(n - got));
+        if (r <= 0)
+            return -1;
+        got += r;
+    }
+    return 0;
+}
+
+/* Rounds of a message of random length echoed back (each server read is
+ * short), some after a pause (the server parks first, data comes later),
+ * then a last message written together with the close (data and FIN in
+ * one report, or a FIN after a short read). */
+static void sr_client(void *arg)
+{
+    weft_fd c = (weft_fd)arg;
+    uint64_t seed = (uint64_t)c * 0x9e3779b97f4a7c15ull + 1;
+    char out[300], in[300];
+    for (int round = 0; round < 20; round++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        int64_t n = 1 + (int64_t)((seed >> 33) % 256);
+        for (int64_t i = 0; i < n; i++)
+            out[i] = (char)('a' + (seed >> (i % 56)) % 26);
+        if ((seed >> 20) % 4 == 0)
+            CHECK_OK(weft_sleep(200000));
+        CHECK_EQ(weft_write(c, out, (size_t)n), n);
+        atomic_fetch_add(&sr.sent, n);
+        CHECK_OK(sr_read_full(c, in, n));
+        CHECK_EQ(memcmp(in, out, (size_t)n), 0);
+        atomic_fetch_add(&sr.echoed, n);
+    }
+    CHECK_EQ(weft_write(c, "\xff\xff\xff\xff", 4), 4);
+    atomic_fetch_add(&sr.sent, 4);
+    CHECK_OK(weft_close(c));
+    CHECK_OK(weft_wg_done(&sr.wg));
+}
+
+static void sr_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_wg_add(&sr.wg, 2 * SR_CONNS));
+    for (int i = 0; i < SR_CONNS; i++) {
+        weft_fd a, b;
+        pair(&a, &b);
+        CHECK_OK(weft_go(sr_server, (void *)b));
+        CHECK_OK(weft_go(sr_client, (void *)a));
+    }
+    CHECK_OK(weft_wg_wait(&sr.wg));
+    CHECK_EQ(atomic_load(&sr.served), atomic_load(&sr.sent));
+    CHECK_EQ(atomic_load(&sr.eofs), SR_CONNS);
+
+    /* Urgent data: the read before the mark comes back short although
+     * more is queued; the next read must still get it (no new report
+     * comes: everything arrived at once). */
+    weft_fd a, b;
+    pair(&a, &b);
+    char buf[64];
+    CHECK_EQ(weft_write(a, "ab", 2), 2);
+    CHECK_EQ(weft_read(b, buf, sizeof buf), 2); /* short: b is "empty" now */
+    CHECK_EQ(send((int)a, "cd", 2, 0), 2);
+    CHECK_EQ(send((int)a, "U", 1, MSG_OOB), 1);
+    CHECK_EQ(send((int)a, "ef", 2, 0), 2);
+    CHECK_OK(weft_sleep(20000000)); /* all of it arrives before b reads */
+    int64_t got = 0;
+    while (got < 4) {
+        int64_t r = weft_read(b, buf + got, sizeof buf - (size_t)got);
+        CHECK_GT(r, 0);
+        got += r;
+    }
+    CHECK_EQ(memcmp(buf, "cdef", 4), 0);
+
+    /* A deadline and a close still end a read that parks first. */
+    CHECK_EQ(weft_write(a, "x", 1), 1);
+    CHECK_EQ(weft_read(b, buf, sizeof buf), 1);
+    int64_t t0 = weft_now();
+    CHECK_OK(weft_set_deadline(b, t0 + 20000000, 0));
+    CHECK_EQ(weft_read(b, buf, sizeof buf), WEFT_ETIMEDOUT);
+    CHECK_GE(weft_now() - t0, 20000000);
+    CHECK_OK(weft_set_deadline(b, 0, 0));
+    CHECK_EQ(weft_write(a, "yz", 2), 2);
+    CHECK_EQ(sr_read_full(b, buf, 2), 0);
+    CHECK_EQ(memcmp(buf, "yz", 2), 0);
+    CHECK_OK(weft_close(a));
+    CHECK_EQ(weft_read(b, buf, sizeof buf), 0);
+    CHECK_OK(weft_close(b));
+}
+
+void t_net_short_read(void)
+{
+    need_fds(2 * SR_CONNS + 64);
+    for (int i = 0; i < 3; i++) {
+        memset(&sr, 0, sizeof sr);
+        t_run(sr_main, NULL, procs3[i]);
     }
 }
 

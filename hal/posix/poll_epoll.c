@@ -86,7 +86,8 @@ void hal_poll_fini(void)
 
 int hal_poll_register(intptr_t h, void *key)
 {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = key};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
+                             .data.ptr = key};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, (int)h, &ev) == 0)
         return 0;
     return errno == EPERM ? HAL_EINVAL : HAL_EFAIL; /* EPERM: not pollable */
@@ -178,18 +179,32 @@ int hal_poll_wait(struct hal_poll_event *ev, int max, int64_t timeout_ns)
             continue;
         }
         uint32_t e = evs[i].events, k = 0;
-        if (e & (EPOLLIN | EPOLLRDHUP))
+        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLPRI))
             k |= HAL_POLL_READ;
         if (e & EPOLLOUT)
             k |= HAL_POLL_WRITE;
         if (e & (EPOLLERR | EPOLLHUP))
             k |= HAL_POLL_ERR | HAL_POLL_READ | HAL_POLL_WRITE;
+        /* A hang-up ends the stream at a FIN a read stops at; urgent data
+         * stops a read at its mark; after either a short read proves
+         * nothing (hal_poll_short_read_drains). */
+        if (e & (EPOLLRDHUP | EPOLLPRI | EPOLLERR | EPOLLHUP))
+            k |= HAL_POLL_NODRAIN;
         ev[out].key = key;
         ev[out].events = k;
         ev[out].op = NULL;
         out++;
     }
     return out;
+}
+
+/* TCP's receive path copies until its queue is empty, stopping early only
+ * at a FIN, at urgent data or on an error, and a socket registered with
+ * EPOLLET is reported again for any data that arrives after a read emptied
+ * it: so a short read means empty, unless HAL_POLL_NODRAIN was reported. */
+int hal_poll_short_read_drains(void)
+{
+    return 1;
 }
 
 /* Which timeout mechanism the poller uses now: 1 pwait2, 2 timerfd (tests). */

@@ -273,6 +273,13 @@ void hal_poll_wake(void)
 {
 }
 
+/* Must: 0 unless a short stream read really proves the socket empty until
+ * its next readiness report (hal.h); 0 is always safe. */
+int hal_poll_short_read_drains(void)
+{
+    return 0;
+}
+
 int hal_os_error(void)
 {
     return 0;
