@@ -280,7 +280,7 @@ endif
 #     preempt_off_stress, 40 x STRESS_OFF_MULT weft_runs at procs 1..8;
 #  2. the register storm (preempt_regs_long) for 3 x STRESS_MINUTES minutes
 #     per target (1 minute per procs value 1, 2, 4, 50 us slices);
-#  3. the scheduler, channel, sync, timer, preemption and blocking-call
+#  3. the scheduler, channel, sync, timer, preemption, blocking-call and net
 #     cases STRESS_REPEAT times (each case picks its own procs counts,
 #     most of them 1, 2, 4 and 8), preemption on;
 #  4. the scheduler, channel and sync cases STRESS_REPEAT times at each of
@@ -290,7 +290,7 @@ STRESS_REPEAT   ?= 20
 STRESS_PROCS    ?= 1,2,4,8
 STRESS_OFF_MULT ?= 25
 STRESS_MINUTES  ?= 1
-STRESS_CASES    ?= sched_ or chan_ or sync_ or timer_ or preempt_ or block_
+STRESS_CASES    ?= sched_ or chan_ or sync_ or timer_ or preempt_ or block_ or net_
 STRESS_OFF_CASES ?= sched_ or chan_ or sync_
 stress:
 	@scripts/deps.sh
