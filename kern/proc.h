@@ -105,6 +105,7 @@ struct thread {
     struct task *cur;          /* the task it runs, NULL on its scheduler stack */
     struct proc *proc;         /* the proc it holds, NULL when idle */
     bool spinning;             /* counted in sched.nspinning */
+    bool preempted;            /* its last task was preempted (find_runnable) */
     int locks;                 /* k_locks held right now */
     hal_thread_t os;           /* for hal_thread_preempt */
     struct task *locked;       /* the task locked to this thread (weft_lock_thread) */

@@ -625,14 +625,23 @@ static struct task *find_runnable(struct thread *th)
          * timers are run by the threads that take them): run them here.
          * Nobody has polled for 10 ms while this proc had work of its own
          * (so it never reached the poll below): poll now, or I/O waiters
-         * starve behind busy procs. */
-        if (p->schedtick % K_GLOBAL_TICK == 0) {
-            int64_t late = p->clock_ns - 10000000;
+         * starve behind busy procs.
+         * Right after a preemption, with a fresh clock, any due timer of
+         * another proc: every proc is likely busy with long tasks, and a
+         * proc whose thread the OS does not run (a loaded machine) can
+         * honour no preemption, so nobody else would run its timers until
+         * the 61st tick of some proc, 61 time slices, against a clock that
+         * old (timer_busy saw 0.4-0.7 s). One clock read per time slice. */
+        bool preempted = th->preempted;
+        th->preempted = false;
+        if (preempted || p->schedtick % K_GLOBAL_TICK == 0) {
+            int64_t now = preempted ? hal_now_ns() : p->clock_ns;
+            int64_t late = preempted ? now : now - 10000000;
             for (int i = 0; i < k_sched.nprocs; i++) {
                 struct proc *v = k_sched.procs[i];
                 int64_t t0 = atomic_load_explicit(&v->timer0, memory_order_relaxed);
-                if (v != p && t0 != 0 && t0 < late)
-                    k_timers_run(v, p->clock_ns);
+                if (v != p && t0 != 0 && t0 <= late)
+                    k_timers_run(v, now);
             }
         }
         if (p->schedtick % K_GLOBAL_TICK == 0 && k_poll_waiters() > 0) {
@@ -767,6 +776,7 @@ static void execute(struct thread *th, struct task *t)
         k_runq_put(p, t, false);
         break;
     case SW_PREEMPT:
+        th->preempted = true;
         atomic_store_explicit(&p->npreempt,
                               atomic_load_explicit(&p->npreempt, memory_order_relaxed) + 1,
                               memory_order_relaxed);
