@@ -231,7 +231,10 @@ struct proc *k_proc_idle_take(void);
 /* ---- monitor.c ---- */
 int k_monitor_start(void);
 void k_monitor_stop(void);   /* after sched.stopping is set */
-void k_monitor_wake(void);   /* work appeared (a proc left idle) */
+void k_monitor_wake(void);   /* wake it now (stopping) */
+/* A proc left the idle list while every proc was idle: wake the monitor
+ * unless it looks again by itself within a grace (monitor.c). */
+void k_monitor_work(void);
 void k_monitor_kick(void);   /* a blocking call began: shorten its sleep */
 
 /* ---- preempt.c ---- */

@@ -103,7 +103,7 @@ static struct proc *proc_idle_get(void)
     atomic_store_explicit(&k_sched.nidle_procs, n - 1, memory_order_seq_cst);
     /* Every proc was idle, so the monitor may be parked: work appeared. */
     if (n == k_sched.nprocs)
-        k_monitor_wake();
+        k_monitor_work();
     return p;
 }
 
