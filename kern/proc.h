@@ -106,6 +106,8 @@ struct thread {
     struct proc *proc;         /* the proc it holds, NULL when idle */
     bool spinning;             /* counted in sched.nspinning */
     bool preempted;            /* its last task was preempted (find_runnable) */
+    bool hold_wakep;           /* k_ready counts in held_wakes, no k_wakep */
+    int held_wakes;
     int locks;                 /* k_locks held right now */
     hal_thread_t os;           /* for hal_thread_preempt */
     struct task *locked;       /* the task locked to this thread (weft_lock_thread) */
