@@ -446,10 +446,15 @@ void t_timer_busy(void)
     for (int i = 0; i < 3; i++) {
         memset(&busy, 0, sizeof busy);
         /* Natively a due timer waits about a time slice (10 ms) for a busy
-         * proc, two at worst (measured: 15-30 ms; tens of ms more when the
-         * OS does not run a thread on a loaded machine). A quarter of a
-         * second, times the target's slowness, means starved. */
-        busy.bound_ns = 250000000 * t_slack();
+         * proc, two at worst (measured: 15-40 ms). On a loaded machine the
+         * OS adds its own delays: worker threads descheduled for tens of
+         * ms, and once the monitor thread (the one that preempts) not run
+         * for 7 s (perf: another session's hogs on the other CPU; autogroup
+         * leaves this process little weight there), which no bound here
+         * can absorb. Half a second, times the target's slowness, is still
+         * below the old fallback (other procs' timers every 61 slices,
+         * 0.6 s) and far below a timer that never fires. */
+        busy.bound_ns = 500000000 * t_slack();
         int64_t dog_ns = 10000000000 * t_slack();
         dog_done = 0;
         pthread_t dog;
