@@ -31,8 +31,20 @@
  * that begins while the monitor sleeps long kicks it back to 20 µs
  * (k_monitor_kick), so a hand-off never waits for a 10 ms nap. When every
  * proc is idle the monitor parks on a futex word until a proc leaves the
- * idle list (k_monitor_unidle from sched.c) or the run stops: an idle
- * process uses no CPU.
+ * idle list (k_monitor_work from sched.c) or the run stops; with a timer
+ * pending, only until a grace (an eighth of the slice, the busy nap) after
+ * the earliest one. An idle process with no timer uses no CPU.
+ *
+ * Waking the monitor is a futex wake (about 8 µs on these VMs, with the
+ * woken thread competing for the waker's CPU), and the thread that leaves
+ * every proc idle is often on its way from a timer to the task it readied
+ * (a 1 ms sleep was 15-20 µs late for it). So the monitor publishes when it
+ * will look again by itself (mon.until, before every nap and park), and
+ * k_monitor_work wakes it only if that is more than the grace away: a
+ * task that starts then waits at most a grace longer for the monitor's
+ * first look, as it does anyway while the monitor naps for busy procs. Go's
+ * sysmon, too, sleeps until the next timer when every P is idle, and is
+ * woken early by syscall exits only.
  *
  * It also keeps timers and the poller from being stranded:
  * run_stranded_timers and poll_network.
@@ -70,12 +82,23 @@ static struct {
     hal_thread_t handle;
     struct montick *ticks;       /* one per proc */
     /* The futex word the monitor sleeps on: anyone who wants it awake
-     * stores a WAKE_* reason and wakes it (k_monitor_wake, k_monitor_unidle,
+     * stores a WAKE_* reason and wakes it (k_monitor_wake, k_monitor_work,
      * k_monitor_kick). The monitor exchanges it with 0 after each nap. */
     _Atomic uint32_t wake;
-    _Atomic int parked;          /* 1 while parked with no timeout */
+    _Atomic int parked;          /* 1 while parked (every proc idle) */
     _Atomic int64_t sleep_ns;    /* its current sleep, for k_monitor_kick */
+    /* When it looks again by itself (hal_now_ns), 0 when unknown (awake,
+     * or parked with no timer). Stored before every nap and park, seq_cst:
+     * pairs with the nidle_procs store in proc_idle_get (k_monitor_work). */
+    _Atomic int64_t until;
 } mon;
+
+/* How much later than at once the monitor may first look at a proc that
+ * leaves the idle list: its nap while a task runs. */
+static int64_t grace_ns(void)
+{
+    return K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS);
+}
 
 /* Timers that are due while no thread looks at them (their procs are
  * idle, or busy with a task that has not reached the scheduler): wake a
@@ -205,7 +228,9 @@ static void monitor_main(void *arg)
         if (busy && k_sched.preempt > 0 && nap > k_sched.timeslice_ns / 8)
             nap = K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS);
         atomic_store_explicit(&mon.sleep_ns, nap, memory_order_relaxed);
+        atomic_store_explicit(&mon.until, hal_now_ns() + nap, memory_order_seq_cst);
         hal_futex_wait((uint32_t *)&mon.wake, 0, nap);
+        atomic_store_explicit(&mon.until, 0, memory_order_seq_cst);
         if (atomic_exchange_explicit(&mon.wake, WAKE_NONE, memory_order_acquire) == WAKE_KICK) {
             /* A blocking call began while the naps were long: back to
              * short naps at once (resetting idle alone would keep this nap
@@ -216,25 +241,36 @@ static void monitor_main(void *arg)
         }
 
         if (all_idle()) {
-            /* Park until a proc leaves the idle list. Announce first, then
-             * look again (pairs with the seq_cst store of nidle_procs in
-             * proc_idle_get, whose k_monitor_unidle then sees parked and
-             * wakes us). */
+            /* Park until a proc leaves the idle list, or a grace after the
+             * earliest timer (whose thread may leave us asleep). Publish
+             * until first, then look again (pairs with the seq_cst store
+             * of nidle_procs in proc_idle_get: either we see the proc
+             * taken, or its taker sees until and wakes us if it is far). */
             atomic_store_explicit(&mon.parked, 1, memory_order_seq_cst);
-            while (all_idle() &&
-                   !atomic_load_explicit(&k_sched.stopping, memory_order_acquire) &&
-                   !atomic_load_explicit(&mon.wake, memory_order_acquire))
-                hal_futex_wait((uint32_t *)&mon.wake, 0, -1);
+            for (;;) {
+                int64_t now = hal_now_ns();
+                int64_t next = k_timers_earliest();
+                int64_t until = next ? K_MAX(next, now) + grace_ns() : 0;
+                atomic_store_explicit(&mon.sleep_ns, until ? until - now : INT64_MAX,
+                                      memory_order_relaxed);
+                atomic_store_explicit(&mon.until, until, memory_order_seq_cst);
+                if (!all_idle() || atomic_load_explicit(&k_sched.stopping, memory_order_acquire) ||
+                    atomic_load_explicit(&mon.wake, memory_order_acquire))
+                    break;
+                hal_futex_wait((uint32_t *)&mon.wake, 0, until ? until - now : -1);
+                if (until && hal_now_ns() >= until)
+                    break; /* its time: a round, then maybe park again */
+            }
+            atomic_store_explicit(&mon.until, 0, memory_order_seq_cst);
             atomic_store_explicit(&mon.parked, 0, memory_order_relaxed);
             if (atomic_exchange_explicit(&mon.wake, WAKE_NONE, memory_order_acquire) ==
                 WAKE_KICK) {
                 idle = 0;
                 sleep_ns = MIN_SLEEP_NS;
             }
-            /* Whatever woke us may be a task that never calls the
-             * scheduler: nap as if one runs (an eighth of a slice at most). */
-            busy = true;
-            continue;
+            /* Straight to a round: a timer's grace ran out, or a proc left
+             * the idle list (the round sees it running, so the next nap is
+             * the busy one). The naps keep their length otherwise. */
         }
 
         int64_t now = hal_now_ns();
@@ -258,6 +294,7 @@ int k_monitor_start(void)
     atomic_store(&mon.wake, 0);
     atomic_store(&mon.parked, 0);
     atomic_store(&mon.sleep_ns, MIN_SLEEP_NS);
+    atomic_store(&mon.until, 0);
     if (hal_thread_start(monitor_main, NULL, &mon.handle) != 0) {
         k_free(mon.ticks, sizeof(struct montick) * (size_t)k_sched.nprocs);
         mon.ticks = NULL;
@@ -280,14 +317,19 @@ void k_monitor_wake(void)
     hal_futex_wake((uint32_t *)&mon.wake, 1);
 }
 
-void k_monitor_unidle(void)
+void k_monitor_work(void)
 {
-    /* Only a parked monitor needs the system call: a napping one sees the
-     * busy proc at its next round. parked is stored seq_cst before the
-     * monitor's last all_idle() check, and nidle_procs seq_cst before this
-     * load: one of the two sides sees the other. */
-    if (atomic_load_explicit(&mon.parked, memory_order_seq_cst))
-        k_monitor_wake();
+    int64_t until = atomic_load_explicit(&mon.until, memory_order_seq_cst);
+    /* In the past: it is waking now, and its next round sees the proc. */
+    if (until != 0 && until - hal_now_ns() <= grace_ns())
+        return;
+    /* until 0: awake between naps (its next round sees the proc), or
+     * parked with no timer. parked is stored seq_cst before the monitor's
+     * last all_idle() check, nidle_procs seq_cst before these loads: one
+     * of the two sides sees the other. */
+    if (until == 0 && !atomic_load_explicit(&mon.parked, memory_order_seq_cst))
+        return;
+    k_monitor_wake();
 }
 
 void k_monitor_kick(void)

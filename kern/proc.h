@@ -105,6 +105,9 @@ struct thread {
     struct task *cur;          /* the task it runs, NULL on its scheduler stack */
     struct proc *proc;         /* the proc it holds, NULL when idle */
     bool spinning;             /* counted in sched.nspinning */
+    bool preempted;            /* its last task was preempted (find_runnable) */
+    bool hold_wakep;           /* k_ready counts in held_wakes, no k_wakep */
+    int held_wakes;
     int locks;                 /* k_locks held right now */
     hal_thread_t os;           /* for hal_thread_preempt */
     struct task *locked;       /* the task locked to this thread (weft_lock_thread) */
@@ -230,8 +233,10 @@ struct proc *k_proc_idle_take(void);
 /* ---- monitor.c ---- */
 int k_monitor_start(void);
 void k_monitor_stop(void);   /* after sched.stopping is set */
-void k_monitor_wake(void);   /* look now (the run is stopping) */
-void k_monitor_unidle(void); /* a proc left the idle list when all were idle */
+void k_monitor_wake(void);   /* wake it now (stopping) */
+/* A proc left the idle list while every proc was idle: wake the monitor
+ * unless it looks again by itself within a grace (monitor.c). */
+void k_monitor_work(void);
 void k_monitor_kick(void);   /* a blocking call began: shorten its sleep */
 
 /* ---- preempt.c ---- */

@@ -103,7 +103,7 @@ static struct proc *proc_idle_get(void)
     atomic_store_explicit(&k_sched.nidle_procs, n - 1, memory_order_seq_cst);
     /* Every proc was idle, so the monitor may be parked: work appeared. */
     if (n == k_sched.nprocs)
-        k_monitor_unidle();
+        k_monitor_work();
     return p;
 }
 
@@ -515,18 +515,69 @@ static struct task *poll_take(struct proc *p, int64_t timeout_ns)
     return first;
 }
 
-/* Takes an idle proc for th (and counts it spinning); false if none. */
-static bool take_idle_proc(struct thread *th)
+/* Runs v's due timers on th's scheduler stack, th holding a proc: what
+ * they ready goes to th's proc, the last one to runnext, which th runs
+ * next. So the wake-up of a thread that each k_ready would do is held
+ * back, and one is done here only when more than that task became
+ * runnable (or the global queue, which may be served first, has work). A
+ * thread woken for the task this one is about to run only costs the task
+ * a futex wake (about 8 µs on these VMs) on its way from the timer. */
+static void run_timers(struct thread *th, struct proc *v, int64_t now)
+{
+    th->held_wakes = 0;
+    th->hold_wakep = true;
+    k_timers_run(v, now);
+    th->hold_wakep = false;
+    if (th->held_wakes > 1 ||
+        (th->held_wakes == 1 && atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0))
+        k_wakep();
+}
+
+/* Takes an idle proc for th to search with again; false if none.
+ *
+ * For timers (due, or a blocking poll that timed out): the idle proc with
+ * the earliest timer, and th does not spin. It runs that proc's due
+ * timers at the top of find_runnable and then the task they readied, and
+ * no other thread is woken on the way: as a spinner it would wake one
+ * when it found the task (the last spinner to find work does, Go's
+ * resetspinning), and a timer on another idle proc would need a steal.
+ * Go, too, spins after its blocking poll only if it spun before; its
+ * timer's goroutine then wakes a thread through ready's wakep (a 1 ms
+ * sleep: 15-20 µs later with the two wake-ups than without).
+ *
+ * Otherwise (tasks from a poll went to the global queue): any idle proc,
+ * and th spins. */
+static bool take_idle_proc(struct thread *th, bool for_timers)
 {
     k_lock(&k_sched.lock);
+    if (for_timers) {
+        /* Put the idle proc with the earliest timer first. */
+        struct proc **best = NULL;
+        int64_t best_when = 0;
+        for (struct proc **pp = &k_sched.idle_procs; *pp; pp = &(*pp)->idle_next) {
+            int64_t w = atomic_load_explicit(&(*pp)->timer0, memory_order_relaxed);
+            if (w != 0 && (best == NULL || w < best_when)) {
+                best = pp;
+                best_when = w;
+            }
+        }
+        if (best && best != &k_sched.idle_procs) {
+            struct proc *bp = *best;
+            *best = bp->idle_next;
+            bp->idle_next = k_sched.idle_procs;
+            k_sched.idle_procs = bp;
+        }
+    }
     struct proc *pp = proc_idle_get();
     k_unlock(&k_sched.lock);
     if (!pp)
         return false;
     th->proc = pp;
     pp->thread = th;
-    th->spinning = true;
-    atomic_fetch_add_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
+    if (!for_timers) {
+        th->spinning = true;
+        atomic_fetch_add_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
+    }
     return true;
 }
 
@@ -556,7 +607,7 @@ static bool poll_or_stop(struct thread *th)
              * held proc, whose holder runs it at its next scheduling
              * decision (one stuck in a long task: the monitor's
              * preemption); park, and do not poll with a zero timeout. */
-            if (take_idle_proc(th))
+            if (take_idle_proc(th, true))
                 return true;
         }
         if (!due && (until != 0 || k_poll_waiters() > 0) &&
@@ -579,7 +630,7 @@ static bool poll_or_stop(struct thread *th)
             atomic_store_explicit(&k_sched.poll_until, 0, memory_order_seq_cst);
             atomic_store_explicit(&k_sched.last_poll, hal_now_ns(), memory_order_seq_cst);
             k_sched_inject(list);
-            if (take_idle_proc(th))
+            if (take_idle_proc(th, list == NULL))
                 return true;
             /* Every proc is busy: park (Go: stopm after injectglist), and
              * let their holders poll without blocking in find_runnable.
@@ -610,7 +661,7 @@ static struct task *find_runnable(struct thread *th)
         /* Our proc's due timers (Go: checkTimers); what they ready goes
          * to runnext. */
         if (atomic_load_explicit(&p->timer0, memory_order_relaxed) != 0)
-            k_timers_run(p, hal_now_ns());
+            run_timers(th, p, hal_now_ns());
 
         /* Now and then the global queue first, so it cannot starve behind
          * two tasks that keep readying each other locally. */
@@ -625,14 +676,23 @@ static struct task *find_runnable(struct thread *th)
          * timers are run by the threads that take them): run them here.
          * Nobody has polled for 10 ms while this proc had work of its own
          * (so it never reached the poll below): poll now, or I/O waiters
-         * starve behind busy procs. */
-        if (p->schedtick % K_GLOBAL_TICK == 0) {
-            int64_t late = p->clock_ns - 10000000;
+         * starve behind busy procs.
+         * Right after a preemption, with a fresh clock, any due timer of
+         * another proc: every proc is likely busy with long tasks, and a
+         * proc whose thread the OS does not run (a loaded machine) can
+         * honour no preemption, so nobody else would run its timers until
+         * the 61st tick of some proc, 61 time slices, against a clock that
+         * old (timer_busy saw 0.4-0.7 s). One clock read per time slice. */
+        bool preempted = th->preempted;
+        th->preempted = false;
+        if (preempted || p->schedtick % K_GLOBAL_TICK == 0) {
+            int64_t now = preempted ? hal_now_ns() : p->clock_ns;
+            int64_t late = preempted ? now : now - 10000000;
             for (int i = 0; i < k_sched.nprocs; i++) {
                 struct proc *v = k_sched.procs[i];
                 int64_t t0 = atomic_load_explicit(&v->timer0, memory_order_relaxed);
-                if (v != p && t0 != 0 && t0 < late)
-                    k_timers_run(v, p->clock_ns);
+                if (v != p && t0 != 0 && t0 <= late)
+                    run_timers(th, v, now);
             }
         }
         if (p->schedtick % K_GLOBAL_TICK == 0 && k_poll_waiters() > 0) {
@@ -767,6 +827,7 @@ static void execute(struct thread *th, struct task *t)
         k_runq_put(p, t, false);
         break;
     case SW_PREEMPT:
+        th->preempted = true;
         atomic_store_explicit(&p->npreempt,
                               atomic_load_explicit(&p->npreempt, memory_order_relaxed) + 1,
                               memory_order_relaxed);
@@ -912,6 +973,10 @@ void k_ready(struct task *t)
         k_unlock(&k_sched.lock);
     } else {
         k_runq_put(th->proc, t, true);
+        if (th->hold_wakep) {
+            th->held_wakes++; /* run_timers decides */
+            return;
+        }
     }
     k_wakep();
 }

@@ -91,6 +91,7 @@ CASE(timer_mode_pwait2, 60000, F_NONE)
 CASE(timer_many, 120000, F_SCALED)
 CASE(timer_api, 30000, F_NONE)
 CASE(timer_races, 60000, F_SCALED)
+CASE(timer_busy, 60000, F_NONE)
 CASE(timer_idle_cpu, 30000, F_NONE)
 CASE(timer_deadlock, 30000, F_NONE)
 
