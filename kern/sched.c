@@ -629,9 +629,31 @@ static bool poll_or_stop(struct thread *th)
                 list = k_poll(timeout, &n);
             atomic_store_explicit(&k_sched.poll_until, 0, memory_order_seq_cst);
             atomic_store_explicit(&k_sched.last_poll, hal_now_ns(), memory_order_seq_cst);
-            k_sched_inject(list);
-            if (take_idle_proc(th, list == NULL))
+            /* Go: the tail of findRunnable. With a proc, this thread runs
+             * the first task the poll readied itself (runnext, not
+             * spinning) and queues the rest locally for spinners to steal:
+             * no thread is woken on the way from the event to its task. */
+            if (take_idle_proc(th, true)) {
+                if (list) {
+                    struct proc *p = th->proc;
+                    struct task *first = list;
+                    list = list->schedlink;
+                    atomic_store_explicit(&first->state, TASK_RUNNABLE, memory_order_relaxed);
+                    k_runq_put(p, first, true);
+                    if (list) {
+                        while (list) {
+                            struct task *next = list->schedlink;
+                            atomic_store_explicit(&list->state, TASK_RUNNABLE,
+                                                  memory_order_relaxed);
+                            k_runq_put(p, list, false);
+                            list = next;
+                        }
+                        k_wakep();
+                    }
+                }
                 return true;
+            }
+            k_sched_inject(list);
             /* Every proc is busy: park (Go: stopm after injectglist), and
              * let their holders poll without blocking in find_runnable.
              * Polling again at once made this thread a dedicated poller:
