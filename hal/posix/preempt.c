@@ -253,33 +253,8 @@ size_t hal_preempt_headroom(void)
     return 2 * hal_posix_signal_frame() + HANDLER_BYTES;
 }
 
-/* aarch64 with SVE: under qemu-user 7.2 (whose default CPU has SVE) a task
- * resumed through its SVE signal frame after switching inside the handler
- * crashes (sched_yield, preempt_libc; fine with -cpu cortex-a72). Until
- * that is understood, SVE machines get cooperative scheduling. */
-static bool sve_present(void)
-{
-#if defined(__aarch64__)
-#ifndef HWCAP_SVE
-#define HWCAP_SVE (1 << 22)
-#endif
-    return (getauxval(AT_HWCAP) & HWCAP_SVE) != 0;
-#else
-    return false;
-#endif
-}
-
 int hal_preempt_init(void)
 {
-    if (sve_present()) {
-        static _Atomic int warned_sve;
-        if (atomic_exchange(&warned_sve, 1) == 0) {
-            static const char msg[] = "weft: note: SVE present; asynchronous preemption is off "
-                                      "(cooperative) until SVE signal frames are proven\n";
-            hal_write_err(msg, sizeof msg - 1);
-        }
-        return HAL_EFAIL;
-    }
     pthread_once(&install_once, install);
     if (install_result != 0)
         return install_result;
