@@ -107,7 +107,7 @@ static struct {
     size_t page;
     size_t guard;   /* bytes of guard below each stack */
     size_t headroom; /* added to every size asked for: preemption's frames */
-    size_t usable;  /* the default usable size (headroom included) */
+    size_t usable;   /* the default usable size (headroom included) */
     size_t stride;  /* guard + usable: the distance between stacks in an arena */
     size_t hot_cap; /* undiscarded stacks the pool may hold */
 

@@ -5,17 +5,17 @@
  * corrupted register), libc safety, weft_nopreempt_begin/end, preemption
  * off, and hosts that keep SIGURG for themselves.
  */
-#include <stdbool.h>
-#include <stddef.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/auxv.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -191,8 +191,8 @@ static void small_main(void *arg)
     CHECK_OK(weft_wg_wait(&wg));
     CHECK_OK(weft_stats(&st));
     fprintf(stderr, "%d tasks on %d KiB stacks, %d KiB in use: %llu preemptions, %d canaries hit\n",
-            SMALL_TASKS, SMALL_STACK / 1024, SMALL_USE / 1024,
-            (unsigned long long)st.preemptions, atomic_load(&small_bad));
+            SMALL_TASKS, SMALL_STACK / 1024, SMALL_USE / 1024, (unsigned long long)st.preemptions,
+            atomic_load(&small_bad));
     CHECK_EQ(atomic_load(&small_done), SMALL_TASKS);
     CHECK_EQ(atomic_load(&small_bad), 0);
     CHECK_GE(st.preemptions, 4 * SMALL_TASKS);
@@ -330,7 +330,9 @@ static void regs_once_sve(uint64_t seed, uint64_t spins, int *bad, int *printed)
     uint8_t *ffr = in + 32 * vl + 16 * pl;
     size_t ones = (size_t)(x >> 40) % (vl + 1); /* FFR: one bit per byte element */
     for (size_t b = 0; b < pl; b++)
-        ffr[b] = b * 8 + 8 <= ones ? 0xff : b * 8 < ones ? (uint8_t)((1u << (ones - b * 8)) - 1) : 0;
+        ffr[b] = b * 8 + 8 <= ones ? 0xff
+                 : b * 8 < ones    ? (uint8_t)((1u << (ones - b * 8)) - 1)
+                                   : 0;
     memset(out, 0, n);
     regs_run_sve(in, out, spins);
     for (int r = 0; r < 32 + 17; r++) {
@@ -547,8 +549,10 @@ void t_preempt_regs_negative(void)
         printed = 0;
         regs_once_sve(42, 1000000000ull, &bad, &printed);
         CHECK_OK(pthread_join(sender, NULL));
-        fprintf(stderr, "negative control, SVE at %zu-bit vectors: %d mismatch(es) (expected "
-                        "exactly 1, z3)\n", regs_sve * 8, bad);
+        fprintf(stderr,
+                "negative control, SVE at %zu-bit vectors: %d mismatch(es) (expected "
+                "exactly 1, z3)\n",
+                regs_sve * 8, bad);
         CHECK_EQ(bad, 1);
     }
 #endif

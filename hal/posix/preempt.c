@@ -48,7 +48,6 @@
  * in the program or in libweft.so alike.
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
@@ -56,6 +55,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/prctl.h>

@@ -86,8 +86,8 @@ static void altstack_on(struct altstack *a)
 
     a->map = NULL;
     size_t size = altstack_size();
-    char *m = mmap(NULL, ps + size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    char *m = mmap(NULL, ps + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                   -1, 0);
     if (m == MAP_FAILED)
         return;
     mprotect(m, ps, PROT_NONE);
