@@ -6,6 +6,7 @@
 #   make DEBUG=1              -O0, k_assert live       -> build/<target>-debug/
 #   make SAN=asan|tsan|ubsan  sanitizer build          -> build/<target>-<san>/
 #   make test                 deps, both Linux targets, check-freestanding, pytest,
+#                             preemption cases under qemu's SVE CPUs (test-sve),
 #                             then the native target under ASan+UBSan (test-san)
 #   make demo                 build and run examples/demo.c
 #   make stress               the suite with --stress, 20 repetitions, procs 1,2,4,8
@@ -234,7 +235,7 @@ PYTEST = $(find_python); PYTHONDONTWRITEBYTECODE=1 WEFT_TARGETS='$(TEST_TARGETS)
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 SUBMAKE := $(MAKE) --no-print-directory -j$(NPROC)
 
-.PHONY: deps test test-san stress demo check-freestanding freestanding-env check-template lint format clean help
+.PHONY: deps test test-sve test-san stress demo check-freestanding freestanding-env check-template lint format clean help
 
 deps:
 	@scripts/deps.sh
@@ -251,7 +252,28 @@ test:
 	@$(MAKE) --no-print-directory check-template
 	@echo "== pytest ($(TEST_TARGETS))"
 	@$(PYTEST) tests $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-sve
 	@$(MAKE) --no-print-directory test-san
+
+# The SVE passes of `make test`: the aarch64 suite runs under qemu-user's
+# cortex-a72 (no SVE, mk/linux-aarch64.mk), and preemption switches tasks
+# inside a signal handler whose frame holds the SVE registers, sized by the
+# vector length. So the preemption and scheduler cases run again under each
+# of SVE_QEMU_CPUS (tests/conftest.py: WEFT_QEMU_CPU): qemu's max at its
+# default 512-bit vectors, and at 2048-bit vectors, where the registers
+# spill into an extra_context record and a frame is 13.6 KiB. Only when
+# linux-aarch64 is tested under qemu (an arm64 host runs its own CPU).
+SVE_QEMU_CPUS ?= max max,sve-default-vector-length=256
+SVE_CASES ?= preempt or sched
+test-sve:
+ifneq ($(and $(filter linux-aarch64,$(TEST_TARGETS)),$(filter-out aarch64,$(HOST_ARCH))),)
+	@$(find_python); for c in $(SVE_QEMU_CPUS); do \
+	    echo "== pytest linux-aarch64$(VARIANT) -cpu $$c: $(SVE_CASES)"; \
+	    PYTHONDONTWRITEBYTECODE=1 WEFT_TARGETS=linux-aarch64 WEFT_VARIANT='$(VARIANT)' \
+	        WEFT_QEMU_CPU=$$c "$$py" -m pytest -p no:cacheprovider tests/test_cases.py \
+	        -k '$(SVE_CASES)' $(PYTEST_ARGS) || exit 1; \
+	done
+endif
 
 # The sanitizer passes of `make test` (DESIGN.md "Testing"): every case of
 # tests/test_cases.py on the native target built with each of TEST_SANS,
@@ -360,7 +382,7 @@ help:
 # Goals that compile for $(TARGET) need $(CC); say how to get it. Last in the
 # file, so that mk/bench.mk can add its own goals to NO_CC_GOALS.
 
-NO_CC_GOALS += clean help lint format deps test test-san stress demo check-freestanding \
+NO_CC_GOALS += clean help lint format deps test test-sve test-san stress demo check-freestanding \
                freestanding-env print-%
 ifneq ($(filter-out $(NO_CC_GOALS),$(or $(MAKECMDGOALS),all)),)
 ifeq ($(shell command -v $(CC) 2>/dev/null),)

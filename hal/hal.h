@@ -330,8 +330,9 @@ void hal_io_cancel(struct hal_io *op);
  * the stack [stack_lo, stack_lo + size), aligned to HAL_STACK_ALIGN as the
  * ABI wants. It writes the port's initial frame (HAL_FRAME_SIZE bytes) at
  * the top of the stack, which must be committed. entry must never return.
- * Never blocks. hal_arch.h also defines HAL_SIGNAL_HEADROOM, the stack a
- * signal frame may need below a task's SP. */
+ * Never blocks. hal_arch.h also defines HAL_SIGNAL_HEADROOM, the least
+ * stack one signal frame needs below a task's SP on the architecture (the
+ * floor of hal_preempt_headroom, which measures the machine). */
 void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size,
                   void (*entry)(void *), void *arg);
 
@@ -358,6 +359,20 @@ void hal_ctx_switch(struct hal_context *from, struct hal_context *to);
  * blocks it in the calling thread): the port has printed why, once per
  * process, and kern runs cooperatively. Not async-signal-safe. */
 int hal_preempt_init(void);
+
+/* Bytes of a task's stack that one asynchronous preemption may use below
+ * the task's SP: the signal frame the OS pushes, a second one (POSIX: the
+ * handler is SA_NODEFER, so one more delivery may nest in its tail), and
+ * the handler's own frames. The frame's size depends on the machine, not
+ * only the architecture (aarch64: the SVE and SME vector lengths, up to
+ * ~9 KiB of registers for SVE at 2048 bits, more with SME's ZA; x86_64:
+ * AVX-512, AMX), so the port measures it at run time (Linux: the kernel's
+ * AT_MINSIGSTKSZ; an estimate from the vector lengths where that is
+ * missing, as under qemu-user), never below HAL_SIGNAL_HEADROOM. kern
+ * adds it to every task stack (kern/stack.c), so a task keeps the size
+ * it asked for. Constant for the process; may be called before
+ * hal_preempt_init. Never blocks. */
+size_t hal_preempt_headroom(void);
 
 /* Asks the OS to interrupt thread t (a worker that called hal_preempt_init
  * successfully or was started after it) and run kern_preempt on it soon.

@@ -81,13 +81,16 @@ struct k_stack_cache {
     uint32_t n;
 };
 
-/* Sets the default stack size (rounded up to pages here; 0 = 256 KiB) for
- * this run and resets the stack pool and counts. Call after k_mem_init. */
-void k_stack_init(size_t default_size);
+/* Sets the default stack size (0 = 256 KiB) and the headroom added to
+ * every stack (hal_preempt_headroom when tasks may be preempted, else 0;
+ * sizes are rounded up to pages here) for this run, and resets the stack
+ * pool and counts. Call after k_mem_init. */
+void k_stack_init(size_t default_size, size_t headroom);
 /* Releases every stack reservation, in use or not. k_mem_fini calls it;
  * calling it again is harmless. */
 void k_stack_fini(void);
-/* Gets a stack of size usable bytes (0 = the default). 0 or HAL_ENOMEM. */
+/* Gets a stack with size bytes for the task (0 = the default) plus the
+ * headroom. 0 or HAL_ENOMEM. */
 int k_stack_alloc(size_t size, struct k_stack *out);
 /* Returns a stack for reuse; its pages may be discarded. */
 void k_stack_free(struct k_stack *s);

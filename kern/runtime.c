@@ -151,7 +151,9 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
         atomic_store(&running, 0);
         return WEFT_ENOMEM;
     }
-    k_stack_init(stack_size);
+    /* Preemption's signal frames get room of their own on every stack
+     * (kern/stack.c); with preemption off nothing is pushed there. */
+    k_stack_init(stack_size, k_sched.preempt > 0 ? hal_preempt_headroom() : 0);
     k_sema_init();
     if (k_poller_init() != 0) {
         k_mem_fini();

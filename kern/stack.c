@@ -7,6 +7,16 @@
  * cannot be moved, so a weft stack has its full size from the start and an
  * overflow hits a guard page instead, which kern_fault reports by task.)
  *
+ * Preemption headroom. An asynchronous preemption leaves its signal frame
+ * on the task's stack for as long as the task is switched out (DESIGN.md
+ * "Preemption in C"), so that frame is weft's use of the stack, not the
+ * task's: every stack gets hal_preempt_headroom() bytes on top of the
+ * size asked for (the default included), and a task keeps the room it
+ * asked for whatever the machine. The headroom is the machine's, measured
+ * by the port: a fixed allowance did not fit arm64 with SVE, whose frame
+ * grows with the vector length (13.6 KiB at 2048 bits, more than a 16 KiB
+ * stack could spare).
+ *
  * Layout. Every reservation starts with one header page (struct region),
  * then its stacks, laid out upward, each [guard][usable]:
  *
@@ -58,8 +68,8 @@
 #include "kern/lock.h"
 
 #define STACK_DEFAULT ((size_t)256 << 10)
-/* Smallest usable size handed out: a signal frame (preemption runs a
- * handler on the task's stack) takes several KiB with AVX-512 or SVE. */
+/* Smallest size a task gets for its own code; the preemption headroom
+ * comes on top (see the top). */
 #define STACK_MIN ((size_t)16 << 10)
 #define STACK_MAX ((size_t)1 << 40)
 
@@ -96,7 +106,8 @@ static struct {
     /* Set by k_stack_init, read-only during the run: */
     size_t page;
     size_t guard;   /* bytes of guard below each stack */
-    size_t usable;  /* the default usable size */
+    size_t headroom; /* added to every size asked for: preemption's frames */
+    size_t usable;   /* the default usable size (headroom included) */
     size_t stride;  /* guard + usable: the distance between stacks in an arena */
     size_t hot_cap; /* undiscarded stacks the pool may hold */
 
@@ -384,7 +395,7 @@ int k_stack_alloc(size_t size, struct k_stack *out)
         return default_alloc(out);
     if (size > STACK_MAX)
         return HAL_ENOMEM;
-    size_t usable = K_ROUND_UP(K_MAX(size, STACK_MIN), pool.page);
+    size_t usable = K_ROUND_UP(K_MAX(size, STACK_MIN) + pool.headroom, pool.page);
     if (usable == pool.usable)
         return default_alloc(out);
     return own_alloc(usable, out);
@@ -409,7 +420,7 @@ void k_stack_counts(uint64_t *region, uint64_t *protect, uint64_t *none)
     *none = atomic_load_explicit(&counts[HAL_GUARD_NONE], memory_order_relaxed);
 }
 
-void k_stack_init(size_t default_size)
+void k_stack_init(size_t default_size, size_t headroom)
 {
     k_stack_fini(); /* nothing left from an earlier run, normally */
     pool.page = hal_page_size();
@@ -418,7 +429,8 @@ void k_stack_init(size_t default_size)
         default_size = STACK_DEFAULT;
     if (default_size > STACK_MAX)
         default_size = STACK_MAX;
-    pool.usable = K_ROUND_UP(K_MAX(default_size, STACK_MIN), pool.page);
+    pool.headroom = headroom;
+    pool.usable = K_ROUND_UP(K_MAX(default_size, STACK_MIN) + headroom, pool.page);
     pool.stride = pool.guard + pool.usable;
     pool.hot_cap = K_MAX(HOT_BYTES / pool.stride, (size_t)HOT_MIN);
     pool.next_arena = ARENA_FIRST;

@@ -22,8 +22,9 @@ TEST_TIMEOUT_MULT := 1
 TEST_SCALE := 1
 else
 CROSS := aarch64-linux-gnu-
-# -cpu cortex-a72: no SVE (hal/posix/preempt.c turns async preemption off
-# on SVE, where resuming through an SVE signal frame is not yet proven).
+# -cpu cortex-a72: the suite on a CPU without SVE; `make test` runs the
+# preemption and scheduler cases again on qemu's SVE CPUs (test-sve), and
+# WEFT_QEMU_CPU=max (tests/conftest.py) runs any of them there.
 RUN   := qemu-aarch64 -cpu cortex-a72 -L /usr/aarch64-linux-gnu
 TEST_TIMEOUT_MULT := 8
 TEST_SCALE := 10

@@ -107,6 +107,7 @@ CASE(net_bad_input, 30000, F_NONE)
 /* ---- preemption and the monitor (t_preempt.c) ---- */
 CASE(preempt_sleeper, 30000, F_NONE)
 CASE(preempt_share, 30000, F_NONE)
+CASE(preempt_small_stack, 30000, F_NONE)
 CASE(preempt_regs, 60000, F_NONE)
 CASE(preempt_regs_long, 3600000, F_STRESS)
 CASE(preempt_regs_negative, 30000, F_NONE)

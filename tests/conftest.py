@@ -10,6 +10,9 @@ Exit 0 passes, 77 skips (reason from stderr), anything else fails with the
 tail of the output. A target whose weft-test is missing fails: CI requires
 every target.
 
+Environment WEFT_QEMU_CPU=NAME runs qemu-user targets with `-cpu NAME`
+instead of the one in their RUN (mk/<target>.mk), e.g. `max` for SVE.
+
 Options:
   --stress           also run F_STRESS cases (env WEFT_STRESS=N does too and
                      multiplies counts by N through WEFT_TEST_STRESS)
@@ -40,7 +43,7 @@ class Target:
 
     @property
     def run_prefix(self):
-        return shlex.split(self.env.get("RUN", ""))
+        return qemu_cpu(shlex.split(self.env.get("RUN", "")), os.environ.get("WEFT_QEMU_CPU", ""))
 
     @property
     def exe(self):
@@ -53,6 +56,25 @@ class Target:
     @property
     def scale(self):
         return self.env.get("TEST_SCALE", "1")
+
+
+def qemu_cpu(prefix, cpu):
+    """prefix with its qemu-user `-cpu` replaced by (or given) cpu, when cpu
+    is not empty and prefix runs qemu-user; otherwise prefix unchanged. This
+    is how WEFT_QEMU_CPU picks the emulated CPU (e.g. `max`, which has SVE,
+    or `max,sve-default-vector-length=256`) without rebuilding."""
+    if not cpu or not prefix or not os.path.basename(prefix[0]).startswith("qemu-"):
+        return prefix
+    out = [prefix[0], "-cpu", cpu]
+    rest = prefix[1:]
+    i = 0
+    while i < len(rest):
+        if rest[i] == "-cpu" and i + 1 < len(rest):
+            i += 2
+            continue
+        out.append(rest[i])
+        i += 1
+    return out
 
 
 @dataclass

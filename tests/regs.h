@@ -10,7 +10,8 @@
  * canaries in the red zone below rsp. With AVX the upper halves of ymm0-15
  * too (regs_run_avx).
  * aarch64: x0-x30 except x18 (the platform register) and x17 (the spin
- * counter, back as 0), v0-v31 (all 128 bits), NZCV and FPCR.
+ * counter, back as 0), v0-v31 (all 128 bits), NZCV and FPCR; with SVE,
+ * a second probe (regs_run_sve) does z0-z31 at full length, p0-p15, FFR.
  */
 #ifndef WEFT_TEST_REGS_H
 #define WEFT_TEST_REGS_H
@@ -33,5 +34,15 @@ struct regs {
 void regs_run(const struct regs *in, struct regs *out, uint64_t spins);
 /* x86_64 with AVX: the same with ymm upper halves. */
 void regs_run_avx(const struct regs *in, struct regs *out, uint64_t spins);
+
+#if defined(__aarch64__)
+/* SVE (regs_aarch64.S): the vector length in bytes, and the probe of every
+ * z and p register and FFR at that length. Buffers hold z0-z31 (VL bytes
+ * each), p0-p15 and FFR (VL/8 bytes each); FFR must be a run of ones from
+ * bit 0. Call only where SVE is present. */
+#define REGS_SVE_BYTES(vl) (32 * (vl) + 17 * ((vl) / 8))
+uint64_t regs_sve_vl(void);
+void regs_run_sve(const uint8_t *in, uint8_t *out, uint64_t spins);
+#endif
 
 #endif

@@ -176,6 +176,149 @@ regs_run:
         ret
         .size   regs_run, .-regs_run
 
+/*
+ * SVE: the whole scalable state, at the machine's vector length VL bytes.
+ * Buffer layout (in and out): z0-z31 (VL bytes each), p0-p15 (VL/8 bytes
+ * each), then FFR (VL/8 bytes; it must hold a run of ones from bit 0, the
+ * only values WRFFR is defined for). Only d8-d15 survive a call in the
+ * base AAPCS64, so they are saved and restored around the probe.
+ */
+        .arch_extension sve
+
+/* uint64_t regs_sve_vl(void); the SVE vector length in bytes (SVE only). */
+        .globl  regs_sve_vl
+        .type   regs_sve_vl, %function
+        .p2align 4
+regs_sve_vl:
+        rdvl    x0, #1
+        ret
+        .size   regs_sve_vl, .-regs_sve_vl
+
+/* void regs_run_sve(const uint8_t *in, uint8_t *out, uint64_t spins);
+ * Loads every z and p register and FFR from in, spins `spins` times with
+ * no call, stores them all into out. */
+        .globl  regs_run_sve
+        .type   regs_run_sve, %function
+        .p2align 4
+regs_run_sve:
+        stp     d8, d9, [sp, #-64]!
+        stp     d10, d11, [sp, #16]
+        stp     d12, d13, [sp, #32]
+        stp     d14, d15, [sp, #48]
+        addvl   x9, x0, #16
+        addvl   x9, x9, #16
+        ldr     p0, [x9, #16, mul vl]
+        wrffr   p0.b
+        ldr     p0, [x9, #0, mul vl]
+        ldr     p1, [x9, #1, mul vl]
+        ldr     p2, [x9, #2, mul vl]
+        ldr     p3, [x9, #3, mul vl]
+        ldr     p4, [x9, #4, mul vl]
+        ldr     p5, [x9, #5, mul vl]
+        ldr     p6, [x9, #6, mul vl]
+        ldr     p7, [x9, #7, mul vl]
+        ldr     p8, [x9, #8, mul vl]
+        ldr     p9, [x9, #9, mul vl]
+        ldr     p10, [x9, #10, mul vl]
+        ldr     p11, [x9, #11, mul vl]
+        ldr     p12, [x9, #12, mul vl]
+        ldr     p13, [x9, #13, mul vl]
+        ldr     p14, [x9, #14, mul vl]
+        ldr     p15, [x9, #15, mul vl]
+        ldr     z0, [x0, #0, mul vl]
+        ldr     z1, [x0, #1, mul vl]
+        ldr     z2, [x0, #2, mul vl]
+        ldr     z3, [x0, #3, mul vl]
+        ldr     z4, [x0, #4, mul vl]
+        ldr     z5, [x0, #5, mul vl]
+        ldr     z6, [x0, #6, mul vl]
+        ldr     z7, [x0, #7, mul vl]
+        ldr     z8, [x0, #8, mul vl]
+        ldr     z9, [x0, #9, mul vl]
+        ldr     z10, [x0, #10, mul vl]
+        ldr     z11, [x0, #11, mul vl]
+        ldr     z12, [x0, #12, mul vl]
+        ldr     z13, [x0, #13, mul vl]
+        ldr     z14, [x0, #14, mul vl]
+        ldr     z15, [x0, #15, mul vl]
+        ldr     z16, [x0, #16, mul vl]
+        ldr     z17, [x0, #17, mul vl]
+        ldr     z18, [x0, #18, mul vl]
+        ldr     z19, [x0, #19, mul vl]
+        ldr     z20, [x0, #20, mul vl]
+        ldr     z21, [x0, #21, mul vl]
+        ldr     z22, [x0, #22, mul vl]
+        ldr     z23, [x0, #23, mul vl]
+        ldr     z24, [x0, #24, mul vl]
+        ldr     z25, [x0, #25, mul vl]
+        ldr     z26, [x0, #26, mul vl]
+        ldr     z27, [x0, #27, mul vl]
+        ldr     z28, [x0, #28, mul vl]
+        ldr     z29, [x0, #29, mul vl]
+        ldr     z30, [x0, #30, mul vl]
+        ldr     z31, [x0, #31, mul vl]
+        mov     x17, x2
+1:      sub     x17, x17, #1
+        cbnz    x17, 1b
+        str     z0, [x1, #0, mul vl]
+        str     z1, [x1, #1, mul vl]
+        str     z2, [x1, #2, mul vl]
+        str     z3, [x1, #3, mul vl]
+        str     z4, [x1, #4, mul vl]
+        str     z5, [x1, #5, mul vl]
+        str     z6, [x1, #6, mul vl]
+        str     z7, [x1, #7, mul vl]
+        str     z8, [x1, #8, mul vl]
+        str     z9, [x1, #9, mul vl]
+        str     z10, [x1, #10, mul vl]
+        str     z11, [x1, #11, mul vl]
+        str     z12, [x1, #12, mul vl]
+        str     z13, [x1, #13, mul vl]
+        str     z14, [x1, #14, mul vl]
+        str     z15, [x1, #15, mul vl]
+        str     z16, [x1, #16, mul vl]
+        str     z17, [x1, #17, mul vl]
+        str     z18, [x1, #18, mul vl]
+        str     z19, [x1, #19, mul vl]
+        str     z20, [x1, #20, mul vl]
+        str     z21, [x1, #21, mul vl]
+        str     z22, [x1, #22, mul vl]
+        str     z23, [x1, #23, mul vl]
+        str     z24, [x1, #24, mul vl]
+        str     z25, [x1, #25, mul vl]
+        str     z26, [x1, #26, mul vl]
+        str     z27, [x1, #27, mul vl]
+        str     z28, [x1, #28, mul vl]
+        str     z29, [x1, #29, mul vl]
+        str     z30, [x1, #30, mul vl]
+        str     z31, [x1, #31, mul vl]
+        addvl   x9, x1, #16
+        addvl   x9, x9, #16
+        str     p0, [x9, #0, mul vl]
+        str     p1, [x9, #1, mul vl]
+        str     p2, [x9, #2, mul vl]
+        str     p3, [x9, #3, mul vl]
+        str     p4, [x9, #4, mul vl]
+        str     p5, [x9, #5, mul vl]
+        str     p6, [x9, #6, mul vl]
+        str     p7, [x9, #7, mul vl]
+        str     p8, [x9, #8, mul vl]
+        str     p9, [x9, #9, mul vl]
+        str     p10, [x9, #10, mul vl]
+        str     p11, [x9, #11, mul vl]
+        str     p12, [x9, #12, mul vl]
+        str     p13, [x9, #13, mul vl]
+        str     p14, [x9, #14, mul vl]
+        str     p15, [x9, #15, mul vl]
+        rdffr   p0.b
+        str     p0, [x9, #16, mul vl]
+        ldp     d10, d11, [sp, #16]
+        ldp     d12, d13, [sp, #32]
+        ldp     d14, d15, [sp, #48]
+        ldp     d8, d9, [sp], #64
+        ret
+        .size   regs_run_sve, .-regs_run_sve
+
 /* No AVX on aarch64: the same probe. */
         .globl  regs_run_avx
         .type   regs_run_avx, %function

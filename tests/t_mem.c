@@ -325,7 +325,7 @@ void t_mem_fini_releases(void)
     CHECK_EQ(k_mem_reserved(), 0);
     for (int run = 0; run < 100; run++) {
         CHECK_OK(k_mem_init());
-        k_stack_init(run % 2 ? 64 * 1024 : 0);
+        k_stack_init(run % 2 ? 64 * 1024 : 0, 0);
         void *small[200];
         for (int i = 0; i < 200; i++) {
             small[i] = k_alloc((size_t)(i * 97 % 5000) + 1);
@@ -382,7 +382,7 @@ static void stack_double_free_child(void *arg)
 {
     (void)arg;
     k_mem_init();
-    k_stack_init(0);
+    k_stack_init(0, 0);
     struct k_stack s;
     k_stack_alloc(0, &s);
     struct k_stack copy = s;
@@ -423,7 +423,7 @@ void t_mem_debug(void)
 void t_stack_basic(void)
 {
     mem_begin();
-    k_stack_init(0);
+    k_stack_init(0, 0);
     size_t page = hal_page_size();
     struct k_stack s;
     CHECK_OK(k_stack_alloc(0, &s));
@@ -468,10 +468,24 @@ void t_stack_basic(void)
 
     /* A non-default default. */
     mem_begin();
-    k_stack_init(100000);
+    k_stack_init(100000, 0);
     CHECK_OK(k_stack_alloc(0, &s));
     CHECK_GE((size_t)(s.hi - s.lo) - s.guard, 100000);
     CHECK_EQ(((size_t)(s.hi - s.lo) - s.guard) % page, 0);
+    mem_end();
+
+    /* Preemption headroom comes on top of every size asked for, the
+     * default and the minimum included. */
+    size_t head = 3 * page + 100;
+    mem_begin();
+    k_stack_init(64 * 1024, head);
+    CHECK_OK(k_stack_alloc(0, &s));
+    CHECK_GE((size_t)(s.hi - s.lo) - s.guard, 64 * 1024 + head);
+    CHECK_OK(k_stack_alloc(1, &d));
+    CHECK_GE((size_t)(d.hi - d.lo) - d.guard, 16 * 1024 + head);
+    CHECK_EQ(((size_t)(d.hi - d.lo) - d.guard) % page, 0);
+    k_stack_free(&s);
+    k_stack_free(&d);
     mem_end();
 }
 
@@ -490,7 +504,7 @@ static void guard_child(void *arg)
     if (g->force)
         setenv("WEFT_GUARD", g->force, 1);
     k_mem_init();
-    k_stack_init(0);
+    k_stack_init(0, 0);
     struct k_stack s[4];
     for (int i = 0; i <= g->index; i++)
         if (k_stack_alloc(g->size, &s[i]) != 0)
@@ -536,7 +550,7 @@ static void unguarded_child(void *arg)
     (void)arg;
     setenv("WEFT_GUARD", "none", 1);
     k_mem_init();
-    k_stack_init(0);
+    k_stack_init(0, 0);
     struct k_stack s[3];
     for (int i = 0; i < 3; i++) {
         if (k_stack_alloc(i == 2 ? 50000 : 0, &s[i]) != 0)
@@ -551,7 +565,7 @@ static void unguarded_child(void *arg)
     /* A new run warns again. */
     k_mem_fini();
     k_mem_init();
-    k_stack_init(0);
+    k_stack_init(0, 0);
     if (k_stack_alloc(0, &s[0]) != 0)
         _exit(6);
     k_mem_fini();
@@ -582,7 +596,7 @@ void t_stack_unguarded(void)
 void t_stack_many(void)
 {
     mem_begin();
-    k_stack_init(0);
+    k_stack_init(0, 0);
     int64_t n = t_count(200000);
     if (n > 1000000)
         n = 1000000; /* a page each once freed: keep `make stress` within RAM */
@@ -653,7 +667,7 @@ void t_stack_discard(void)
     t_skip("measures RSS through /proc");
 #else
     mem_begin();
-    k_stack_init(0);
+    k_stack_init(0, 0);
     enum { N = 600, DEEP = 64 * 1024 };
     static struct k_stack s[N];
     for (int i = 0; i < N; i++) {

@@ -5,15 +5,16 @@
  * corrupted register), libc safety, weft_nopreempt_begin/end, preemption
  * off, and hosts that keep SIGURG for themselves.
  */
-#include <stdbool.h>
-#include <stddef.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -134,6 +135,75 @@ void t_preempt_share(void)
     CHECK_OK(weft_run(share_main, NULL, &cfg));
 }
 
+/* ---- preempt_small_stack: preempted deep in the smallest stack ----
+ *
+ * A preemption's signal frame lies below the task's SP for as long as the
+ * task is switched out, and its size is the machine's: arm64 with SVE at
+ * 2048 bits pushes 13.6 KiB (qemu -cpu max,sve-default-vector-length=256).
+ * kern adds the port's measured headroom to every stack (kern/stack.c), so
+ * a task that asked for 16 KiB and uses 12 KiB of it is still preempted
+ * safely; without it the frame runs into the guard page (a crash) or past
+ * it into the stack below. Canaries in the task's own frame catch a frame
+ * written over it. */
+enum { SMALL_STACK = 16 * 1024, SMALL_USE = 12 * 1024, SMALL_TASKS = 4 };
+static atomic_int small_stop;
+static atomic_int small_bad, small_done;
+
+static __attribute__((noinline)) uint64_t small_spin(void)
+{
+    uint64_t x = 1;
+    while (!atomic_load_explicit(&small_stop, memory_order_relaxed))
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+    return x;
+}
+
+static void small_task(void *arg)
+{
+    weft_waitgroup *wg = arg;
+    volatile uint8_t pad[SMALL_USE];
+    for (size_t i = 0; i < sizeof pad; i += 16)
+        pad[i] = (uint8_t)(i >> 4 ^ 0x5a);
+    uint64_t x = small_spin();
+    for (size_t i = 0; i < sizeof pad; i += 16)
+        if (pad[i] != (uint8_t)(i >> 4 ^ 0x5a))
+            atomic_fetch_add(&small_bad, 1);
+    atomic_fetch_add(&small_done, 1 + (int)(x & 0));
+    CHECK_OK(weft_wg_done(wg));
+}
+
+static void small_main(void *arg)
+{
+    (void)arg;
+    weft_waitgroup wg = {0};
+    atomic_store(&small_stop, 0);
+    CHECK_OK(weft_wg_add(&wg, SMALL_TASKS));
+    for (int i = 0; i < SMALL_TASKS; i++)
+        CHECK_OK(weft_go_stack(small_task, &wg, SMALL_STACK));
+    /* Until the tasks were preempted a few times each (the monitor's pace
+     * varies with the machine's load), or 20 s. */
+    struct weft_stats st;
+    int64_t deadline = weft_now() + 20000000000ll;
+    do {
+        CHECK_OK(weft_sleep(20000000));
+        CHECK_OK(weft_stats(&st));
+    } while (st.preemptions < 4 * SMALL_TASKS && weft_now() < deadline);
+    atomic_store(&small_stop, 1);
+    CHECK_OK(weft_wg_wait(&wg));
+    CHECK_OK(weft_stats(&st));
+    fprintf(stderr, "%d tasks on %d KiB stacks, %d KiB in use: %llu preemptions, %d canaries hit\n",
+            SMALL_TASKS, SMALL_STACK / 1024, SMALL_USE / 1024, (unsigned long long)st.preemptions,
+            atomic_load(&small_bad));
+    CHECK_EQ(atomic_load(&small_done), SMALL_TASKS);
+    CHECK_EQ(atomic_load(&small_bad), 0);
+    CHECK_GE(st.preemptions, 4 * SMALL_TASKS);
+}
+
+void t_preempt_small_stack(void)
+{
+    weft_config cfg = {.procs = 2, .timeslice_ns = 200000};
+    CHECK_OK(weft_run(small_main, NULL, &cfg));
+}
+
 /* ---- register integrity ---- */
 
 #if defined(__x86_64__)
@@ -157,6 +227,7 @@ static bool gpr_used(int i) { return i != 18 && i <= 30; }
 #endif
 
 static bool regs_avx;
+static size_t regs_sve; /* aarch64: the SVE vector length in bytes, 0 without SVE */
 
 static void regs_fill(struct regs *in, uint64_t seed)
 {
@@ -235,8 +306,49 @@ static void regs_detect(void)
 #if defined(__x86_64__)
     __builtin_cpu_init();
     regs_avx = __builtin_cpu_supports("avx");
+#elif defined(__aarch64__)
+#ifndef HWCAP_SVE
+#define HWCAP_SVE (1 << 22)
+#endif
+    regs_sve = (getauxval(AT_HWCAP) & HWCAP_SVE) ? (size_t)regs_sve_vl() : 0;
 #endif
 }
+
+#if defined(__aarch64__)
+/* One run of the SVE probe: random z and p registers, FFR a run of ones of
+ * random length; every byte must come back. */
+static void regs_once_sve(uint64_t seed, uint64_t spins, int *bad, int *printed)
+{
+    size_t vl = regs_sve, pl = vl / 8, n = REGS_SVE_BYTES(vl);
+    uint8_t *in = malloc(n), *out = malloc(n);
+    CHECK(in != NULL && out != NULL);
+    uint64_t x = seed | 1;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        in[i] = (uint8_t)(x >> 33);
+    }
+    uint8_t *ffr = in + 32 * vl + 16 * pl;
+    size_t ones = (size_t)(x >> 40) % (vl + 1); /* FFR: one bit per byte element */
+    for (size_t b = 0; b < pl; b++)
+        ffr[b] = b * 8 + 8 <= ones ? 0xff
+                 : b * 8 < ones    ? (uint8_t)((1u << (ones - b * 8)) - 1)
+                                   : 0;
+    memset(out, 0, n);
+    regs_run_sve(in, out, spins);
+    for (int r = 0; r < 32 + 17; r++) {
+        size_t off = r < 32 ? (size_t)r * vl : 32 * vl + (size_t)(r - 32) * pl;
+        size_t len = r < 32 ? vl : pl;
+        if (memcmp(in + off, out + off, len) != 0) {
+            ++*bad;
+            if ((*printed)++ < 8)
+                fprintf(stderr, "register mismatch: %c%d%s\n", r < 32 ? 'z' : 'p',
+                        r < 32 ? r : r - 32, r == 48 ? " (ffr)" : "");
+        }
+    }
+    free(in);
+    free(out);
+}
+#endif
 
 static void regs_once(uint64_t seed, uint64_t spins, int *bad, int *printed)
 {
@@ -270,6 +382,10 @@ static void storm_task(void *arg)
     while (weft_now() < s->deadline) {
         pthread_t before = self_fn();
         regs_once(seed + (uint64_t)calls, 20000, &bad, &printed);
+#if defined(__aarch64__)
+        if (regs_sve)
+            regs_once_sve(seed + (uint64_t)calls, 20000, &bad, &printed);
+#endif
         if (!pthread_equal(before, self_fn()))
             moves++;
         calls++;
@@ -308,6 +424,9 @@ static void storm(int64_t ms_per_procs)
             "aarch64 x0-x30 (not x18), nzcv, fpcr, v0-v31"
 #endif
     );
+    if (regs_sve)
+        fprintf(stderr, "register probe: SVE z0-z31, p0-p15, ffr at %zu-bit vectors\n",
+                regs_sve * 8);
     static const int procs[] = {1, 2, 4};
     const char *env = getenv("WEFT_PROCS");
     for (int k = 0; k < 3; k++) {
@@ -346,6 +465,45 @@ static void flip_handler(int sig, siginfo_t *info, void *ucv)
 #endif
 }
 
+#if defined(__aarch64__)
+/* The same for SVE: flips the top byte of z3 (beyond the 128 bits of v3)
+ * in the frame's SVE record, following an extra_context record when the
+ * registers did not fit the 4 KiB record area (long vectors). */
+#define SVE_RECORD_MAGIC 0x53564501u
+#define EXTRA_RECORD_MAGIC 0x45585401u
+static void flip_sve_handler(int sig, siginfo_t *info, void *ucv)
+{
+    (void)sig;
+    (void)info;
+    ucontext_t *uc = ucv;
+    uint8_t *p = (uint8_t *)uc->uc_mcontext.__reserved;
+    uint8_t *end = p + sizeof uc->uc_mcontext.__reserved;
+    while (p + 8 <= end) {
+        uint32_t magic, size;
+        memcpy(&magic, p, 4);
+        memcpy(&size, p + 4, 4);
+        if (magic == 0 || size == 0)
+            break;
+        if (magic == EXTRA_RECORD_MAGIC) {
+            uint64_t datap;
+            uint32_t n;
+            memcpy(&datap, p + 8, 8);
+            memcpy(&n, p + 16, 4);
+            p = (uint8_t *)(uintptr_t)datap;
+            end = p + n;
+            continue;
+        }
+        if (magic == SVE_RECORD_MAGIC && size > 16) {
+            uint16_t vl;
+            memcpy(&vl, p + 8, 2);
+            p[16 + 3 * (size_t)vl + vl - 1] ^= 0x10; /* z3's last byte */
+            return;
+        }
+        p += size;
+    }
+}
+#endif
+
 static void *flip_sender(void *arg)
 {
     sleep_ns(20000000);
@@ -382,6 +540,21 @@ void t_preempt_regs_negative(void)
     CHECK_EQ(out.gpr[3], in.gpr[3] ^ 0x100);
 #else
     CHECK_EQ(out.gpr[5], in.gpr[5] ^ 0x100);
+    if (regs_sve) {
+        /* The SVE probe sees a flip above v3's 128 bits. */
+        sa.sa_sigaction = flip_sve_handler;
+        CHECK_OK(sigaction(SIGUSR1, &sa, NULL));
+        CHECK_OK(pthread_create(&sender, NULL, flip_sender, &self));
+        bad = 0;
+        printed = 0;
+        regs_once_sve(42, 1000000000ull, &bad, &printed);
+        CHECK_OK(pthread_join(sender, NULL));
+        fprintf(stderr,
+                "negative control, SVE at %zu-bit vectors: %d mismatch(es) (expected "
+                "exactly 1, z3)\n",
+                regs_sve * 8, bad);
+        CHECK_EQ(bad, 1);
+    }
 #endif
 }
 

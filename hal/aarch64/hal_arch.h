@@ -21,9 +21,13 @@
 /* The ABI's stack alignment, in bytes (sp is always 16-aligned). */
 #define HAL_STACK_ALIGN 16
 
-/* Bytes of stack a signal frame may need below a task's SP: 4,928 bytes
- * measured under qemu (PLATFORMS.md §8 item 9), more with SVE. */
-#define HAL_SIGNAL_HEADROOM 8192
+/* Bytes of stack a Linux signal frame needs below a task's SP without SVE
+ * or SME: the rt_sigframe with its 4 KiB of records is 4,704 bytes
+ * (4,928 measured with the handler, PLATFORMS.md §8 item 9), rounded up.
+ * SVE and SME registers can make it much larger (up to ~9 KiB for SVE at
+ * 2048 bits, past the 4 KiB area in an extra_context record): the real
+ * size is measured at run time (hal_preempt_headroom), this is its floor. */
+#define HAL_SIGNAL_HEADROOM 5120
 
 /*
  * The switch frame, at a suspended context's sp (offsets in bytes). Pairs

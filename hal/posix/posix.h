@@ -20,6 +20,12 @@
  * chaining. Thread-safe. Defined in signal.c. */
 void hal_posix_fault_install(void);
 
+/* preempt.c: the largest signal frame the kernel may push on this machine,
+ * in bytes (AT_MINSIGSTKSZ, or an estimate from the vector lengths where
+ * the kernel does not say), at least HAL_SIGNAL_HEADROOM. Constant;
+ * thread-safe; not async-signal-safe on the first call. */
+size_t hal_posix_signal_frame(void);
+
 /* tools.c: a reservation is going away; forget the stacks registered in it. */
 void hal_posix_stacks_released(void *addr, size_t size);
 

@@ -48,7 +48,6 @@
  * in the program or in libweft.so alike.
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
@@ -56,8 +55,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/prctl.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -154,33 +155,106 @@ static void install(void)
         install_result = HAL_EFAIL;
 }
 
-/* aarch64 with SVE: under qemu-user 7.2 (whose default CPU has SVE) a task
- * resumed through its SVE signal frame after switching inside the handler
- * crashes (sched_yield, preempt_libc; fine with -cpu cortex-a72). Until
- * that is understood, SVE machines get cooperative scheduling. */
-static bool sve_present(void)
+/* ---- how much stack a preemption takes ----
+ *
+ * A preemption leaves its signal frame on the task's stack for as long as
+ * the task is switched out, so every task stack needs room for it on top
+ * of what the task itself uses (kern/stack.c adds hal_preempt_headroom).
+ * The frame's size is the machine's, not the architecture's: on arm64 it
+ * holds the SVE registers at the thread's vector length (32 Z registers
+ * of VL bytes, 17 predicates of VL/8) and SME's ZA (SVL x SVL bytes); at
+ * VL 256 (2048-bit SVE, qemu's sve-default-vector-length=256) that no
+ * longer fits the frame's 4 KiB record area and goes into an
+ * extra_context record after it: 13.6 KiB in all, against ~4.7 KiB
+ * without SVE. The kernel publishes the largest frame it can push as
+ * AT_MINSIGSTKSZ (arm64 since Linux 4.18, x86_64 since 5.14). qemu-user
+ * 7.2 does not, so the vector lengths give an estimate of qemu's layout
+ * (linux-user/aarch64/signal.c) with every record counted whole. */
+
+#ifndef AT_MINSIGSTKSZ
+#define AT_MINSIGSTKSZ 51
+#endif
+
+/* The handler's own frames on the task stack (on_preempt, kern_preempt,
+ * the switch, fix_frame's sigset and stack_t; and those of a nested
+ * delivery that returns at once), rounded up generously. */
+#define HANDLER_BYTES 4096
+
+static size_t round16(size_t n)
 {
+    return (n + 15) & ~(size_t)15;
+}
+
 #if defined(__aarch64__)
-#ifndef HWCAP_SVE
-#define HWCAP_SVE (1 << 22)
+#ifndef PR_SVE_GET_VL
+#define PR_SVE_GET_VL 51
 #endif
-    return (getauxval(AT_HWCAP) & HWCAP_SVE) != 0;
+#ifndef PR_SME_GET_VL
+#define PR_SME_GET_VL 64
+#endif
+#define VL_LEN_MASK 0xffff
+
+/* The vector length in bytes that prctl(op) reports, 0 without the
+ * extension. */
+static size_t vector_length(int op)
+{
+    int r = prctl(op, 0, 0, 0, 0);
+    return r < 0 ? 0 : (size_t)(r & VL_LEN_MASK);
+}
+
+static size_t frame_estimate(void)
+{
+    size_t sve = vector_length(PR_SVE_GET_VL);
+    size_t sme = vector_length(PR_SME_GET_VL);
+    size_t frame = HAL_SIGNAL_HEADROOM;
+    size_t vl = sve > sme ? sve : sme; /* streaming mode saves Z at the SME length */
+    if (vl) {
+        /* The SVE record: header, z0-z31, p0-p15 and FFR; then an
+         * extra_context record and two end records in case it spills. */
+        frame += round16(16 + 32 * vl + 17 * (vl / 8)) + 64;
+    }
+    if (sme) /* ZA, ZT0 and TPIDR2 records */
+        frame += round16(16 + sme * sme) + 16 + 64 + 32;
+    return frame;
+}
 #else
-    return false;
+static size_t frame_estimate(void)
+{
+    return HAL_SIGNAL_HEADROOM;
+}
 #endif
+
+static _Atomic size_t frame_bytes; /* 0 until first measured */
+
+size_t hal_posix_signal_frame(void)
+{
+    size_t f = atomic_load_explicit(&frame_bytes, memory_order_relaxed);
+    if (f == 0) {
+        /* Idempotent: racing first calls store the same value. */
+        size_t kernel = (size_t)getauxval(AT_MINSIGSTKSZ);
+        f = frame_estimate();
+        if (kernel > f)
+            f = kernel;
+        if (f < HAL_SIGNAL_HEADROOM)
+            f = HAL_SIGNAL_HEADROOM;
+        f = round16(f);
+        atomic_store_explicit(&frame_bytes, f, memory_order_relaxed);
+    }
+    return f;
+}
+
+size_t hal_preempt_headroom(void)
+{
+    /* Two frames: SA_NODEFER lets one more SIGURG land in the handler's
+     * tail (before the switch or after the resume); it finds weft's own
+     * code there and returns at once, so a third cannot pile up behind it
+     * unless two arrive inside that window, and the monitor sends at most
+     * one per thread per tick. */
+    return 2 * hal_posix_signal_frame() + HANDLER_BYTES;
 }
 
 int hal_preempt_init(void)
 {
-    if (sve_present()) {
-        static _Atomic int warned_sve;
-        if (atomic_exchange(&warned_sve, 1) == 0) {
-            static const char msg[] = "weft: note: SVE present; asynchronous preemption is off "
-                                      "(cooperative) until SVE signal frames are proven\n";
-            hal_write_err(msg, sizeof msg - 1);
-        }
-        return HAL_EFAIL;
-    }
     pthread_once(&install_once, install);
     if (install_result != 0)
         return install_result;

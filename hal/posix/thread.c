@@ -8,8 +8,9 @@
  * run a handler on, so the SIGSEGV handler (signal.c) must run elsewhere.
  * Threads from hal_thread_start get one for their whole life; a host
  * thread gets one between hal_thread_enter and hal_thread_leave, and its
- * own altstack (if it had one) back afterwards. Each is 64 KiB, room for
- * the largest signal frame (AVX-512, SVE) plus kern_fault's printing,
+ * own altstack (if it had one) back afterwards. Each is 64 KiB, or more
+ * where the machine's signal frame is large (altstack_size: SVE and SME
+ * at long vector lengths), room for the frame plus kern_fault's printing,
  * with a PROT_NONE page below so a runaway handler faults instead of
  * writing over whatever lies under it.
  *
@@ -32,7 +33,7 @@
 _Static_assert(sizeof(pthread_t) <= sizeof(hal_thread_t), "a pthread_t fits in a hal_thread_t");
 
 #define THREAD_STACK_SIZE (1u << 20) /* for kern's own code: scheduler, monitor */
-#define ALTSTACK_SIZE (64u << 10)
+#define ALTSTACK_MIN (64u << 10)
 
 /* Opaque to the optimizer: never inlined, and (GCC) no interprocedural
  * assumptions such as "pure" that would let a caller reuse a result. */
@@ -47,11 +48,24 @@ static __thread void *kern_thread __attribute__((tls_model("initial-exec")));
 /* This thread's altstack, when weft installed one. Thread-private. */
 struct altstack {
     void *map;                      /* guard page + stack, or NULL */
+    size_t size;                    /* bytes of stack above the guard page */
     stack_t prev;                   /* the altstack the thread had before */
     bool segv_blocked, bus_blocked; /* in the mask before; restored */
     int depth;                      /* nesting of hal_thread_enter */
 };
 static __thread struct altstack altstack;
+
+/* Bytes of altstack: two of the machine's signal frames (a fault inside
+ * the handler nests, SA_NODEFER) and 32 KiB for the handler, at least
+ * ALTSTACK_MIN; whole pages. */
+static size_t altstack_size(void)
+{
+    size_t ps = hal_page_size();
+    size_t n = 2 * hal_posix_signal_frame() + (32u << 10);
+    if (n < ALTSTACK_MIN)
+        n = ALTSTACK_MIN;
+    return (n + ps - 1) / ps * ps;
+}
 
 /* Maps a guarded altstack and installs it, remembering the previous one,
  * and makes sure the fault signals are not blocked (a synchronous fault
@@ -71,17 +85,19 @@ static void altstack_on(struct altstack *a)
     a->bus_blocked = sigismember(&old, SIGBUS) == 1;
 
     a->map = NULL;
-    char *m = mmap(NULL, ps + ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    size_t size = altstack_size();
+    char *m = mmap(NULL, ps + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                   -1, 0);
     if (m == MAP_FAILED)
         return;
     mprotect(m, ps, PROT_NONE);
-    stack_t ss = {.ss_sp = m + ps, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
+    stack_t ss = {.ss_sp = m + ps, .ss_size = size, .ss_flags = 0};
     if (sigaltstack(&ss, &a->prev) != 0) {
-        munmap(m, ps + ALTSTACK_SIZE);
+        munmap(m, ps + size);
         return;
     }
     a->map = m;
+    a->size = size;
 }
 
 /* Puts the previous altstack back, re-blocks the fault signals that were
@@ -97,7 +113,7 @@ static void altstack_off(struct altstack *a)
             stack_t off = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
             sigaltstack(&off, NULL);
         }
-        munmap(a->map, hal_page_size() + ALTSTACK_SIZE);
+        munmap(a->map, hal_page_size() + a->size);
         a->map = NULL;
     }
     sigset_t faults;

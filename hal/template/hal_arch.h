@@ -17,9 +17,10 @@
  * x86_64, aarch64 and riscv64; 8 on 32-bit ARM EABI). */
 #define HAL_STACK_ALIGN 16
 
-/* TODO(port): bytes a signal or exception frame may need below a task's
- * SP (the largest frame your OS pushes with every vector extension in
- * use, rounded up). kern keeps this much free on every task stack. */
+/* TODO(port): bytes a signal or exception frame needs below a task's SP
+ * at least (the frame your OS pushes without optional vector
+ * extensions, rounded up): the floor of hal_preempt_headroom, which
+ * measures the machine at run time. */
 #define HAL_SIGNAL_HEADROOM 8192
 
 /* TODO(port): the layout of the switch frame, HAL_FRAME_* offsets shared

@@ -367,6 +367,14 @@ int hal_preempt_init(void)
     return HAL_EFAIL;
 }
 
+/* Must: the task stack one preemption may use below SP (frames, nesting,
+ * handler), measured on the machine where it varies; a port that never
+ * preempts returns HAL_SIGNAL_HEADROOM (or 0). */
+size_t hal_preempt_headroom(void)
+{
+    return HAL_SIGNAL_HEADROOM;
+}
+
 /* May: interrupt thread t so that it calls kern_preempt(pc) soon. */
 int hal_thread_preempt(hal_thread_t t)
 {
