@@ -308,8 +308,8 @@ endif
 #  4. the scheduler, channel and sync cases STRESS_OFF_REPEAT times at each
 #     of STRESS_PROCS (WEFT_PROCS: the cases that take the default) with
 #     WEFT_PREEMPT=0.
-# Measured on the 2-core VM: 1. 5 s, 2. 6 min, 3. 18 min, 4. about 2.5 min
-# per repeat (5120 runs at x20 would be about 50 min).
+# Measured on the 2-core VM: 1. 5 s, 2. 6 min, 3. 18 min, 4. about 6 min
+# per repeat (256 runs over both targets; x20 would take about 2 hours).
 STRESS_REPEAT   ?= 20
 STRESS_PROCS    ?= 1,2,4,8
 STRESS_OFF_MULT ?= 25
