@@ -14,9 +14,10 @@
  *
  * runnext holds the task readied last by the running task: when the task
  * that readied it blocks, it runs next, on the same proc, with its cache
- * still warm (a channel hand-off). It inherits the rest of the current
- * time slice, so two tasks passing a token cannot starve the queue: the
- * monitor preempts them together.
+ * still warm (a channel hand-off). Two tasks passing a token back and
+ * forth would then keep the ring waiting forever; every K_GLOBAL_TICK-th
+ * run of a proc takes the ring's head first instead (sched.c), so a task
+ * queued behind such a pair waits some 61 hand-offs, not forever.
  */
 #include "kern/proc.h"
 
@@ -73,6 +74,11 @@ struct task *k_runq_get(struct proc *p)
                                                         memory_order_acquire,
                                                         memory_order_relaxed))
         return next;
+    return k_runq_get_ring(p);
+}
+
+struct task *k_runq_get_ring(struct proc *p)
+{
     for (;;) {
         uint32_t head = atomic_load_explicit(&p->runq_head, memory_order_acquire);
         uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);

@@ -116,6 +116,8 @@ struct thread {
     enum switch_why why;       /* set by the task before switching out */
     k_unlock_fn park_fn;       /* with SW_PARK */
     void *park_arg;
+    struct task *prev;         /* a direct switch's old task, whose SW_PARK the
+                                  task switched to finishes (sched.c) */
 
     /* Protected by sched.lock: */
     struct thread *idle_next;
@@ -195,6 +197,8 @@ static inline struct thread *k_thread_self(void) { return (struct thread *)hal_t
 /* ---- proc.c: run queues ---- */
 void k_runq_put(struct proc *p, struct task *t, bool next);
 struct task *k_runq_get(struct proc *p);
+/* The ring's head, leaving runnext alone (the fairness turn in sched.c). */
+struct task *k_runq_get_ring(struct proc *p);
 bool k_runq_empty(struct proc *p);
 /* Whether k_runq_put(p, t, true) keeps every task on p: runnext is free or
  * the ring has a slot (else half the ring overflows to the global queue).
@@ -224,6 +228,9 @@ _Noreturn void k_task_exit(void);
  * returns when it runs again (maybe on another thread), with the task's
  * errno back in place. */
 void k_switch(enum switch_why why);
+/* First thing wherever a task resumes: finishes the park of the task that
+ * switched straight to this one, if any (sched.c, "Direct switches"). */
+void k_switched_in(void);
 /* Go: handoffp. Gives p (status not IDLE-listed, held by nobody) to a
  * thread if it has work or nobody looks for work, else to the idle list. */
 void k_handoff(struct proc *p);

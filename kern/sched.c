@@ -45,11 +45,12 @@
  * its own proc to that thread instead of running it (hand_locked). Such
  * waiting threads count as idle for the deadlock check (Go: nmidlelocked).
  *
- * Switching: a task never switches straight to another task. It switches
- * to its thread's scheduler context (Go: mcall to g0), and the scheduler,
- * on its own stack, finishes what the task asked for (requeue, park, exit)
- * only after the task's context is saved: the "enqueue, then switch" race
- * cannot happen by construction.
+ * Switching: a task switches to its thread's scheduler context (Go: mcall
+ * to g0), and the scheduler, on its own stack, finishes what the task asked
+ * for (requeue, park, exit) only after the task's context is saved: the
+ * "enqueue, then switch" race cannot happen by construction. The one
+ * exception, a park that switches straight to the next task of its proc,
+ * keeps the same order (see "Direct switches" below).
  */
 #include "kern/poller.h"
 #include "kern/proc.h"
@@ -726,6 +727,15 @@ static struct task *find_runnable(struct thread *th)
                 (t = poll_take(p, 0)) != NULL)
                 return t;
         }
+        /* On the same ticks, the ring before runnext: two tasks handing a
+         * token back and forth through runnext would otherwise keep the
+         * rest of this proc's queue waiting for ever (chan_handoff_fair).
+         * Go has the monitor preempt such a pair (runnext inherits the
+         * time slice); here the pair parks at every hand-off, so a turn
+         * for the ring every 61 runs costs nothing and needs no signal. */
+        if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) % K_GLOBAL_TICK == 0 &&
+            (t = k_runq_get_ring(p)) != NULL)
+            return t;
         if ((t = k_runq_get(p)) != NULL)
             return t;
         if (atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0 &&
@@ -794,10 +804,12 @@ static struct task *find_runnable(struct thread *th)
 
 /* Go: execute + the tail of mcall. Runs t on th until it switches back,
  * then finishes what it asked for. Scheduler stack. */
-static void execute(struct thread *th, struct task *t)
+/* The bookkeeping of every task run, by execute or a direct switch: a
+ * new tick (the monitor's measure of a time slice; every 64th refreshes
+ * the proc's clock), a switch counted, a pending preemption request
+ * dropped (it was for the task before). Then t runs on th. */
+static void begin_run(struct thread *th, struct proc *p, struct task *t, uint32_t tick)
 {
-    struct proc *p = th->proc;
-    uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
     atomic_store_explicit(&p->schedtick, tick, memory_order_relaxed);
     if ((tick & 63) == 0)
         p->clock_ns = hal_now_ns();
@@ -810,9 +822,36 @@ static void execute(struct thread *th, struct task *t)
     th->cur = t;
     th->why = SW_NONE;
     atomic_store_explicit(&t->state, TASK_RUNNING, memory_order_relaxed);
+}
+
+/* The SW_PARK tail for t, whose context is saved: t is WAITING from here
+ * on, unless its unlock function declines (then it runs next). */
+static void park_tail(struct thread *th, struct task *t)
+{
+    k_unlock_fn fn = th->park_fn;
+    void *arg = th->park_arg;
+    th->park_fn = NULL;
+    th->park_arg = NULL;
+    /* Release: a waker that acquires the wait structure's lock (which fn
+     * releases) sees WAITING and the saved context. */
+    atomic_store_explicit(&t->state, TASK_WAITING, memory_order_release);
+    if (fn && !fn(t, arg)) {
+        atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+        k_runq_put(th->proc, t, true);
+    }
+    /* From here on t may be running elsewhere: do not touch it. */
+}
+
+static void execute(struct thread *th, struct task *t)
+{
+    struct proc *p = th->proc;
+    begin_run(th, p, t, atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1);
     hal_ctx_switch(&th->sched_ctx, &t->ctx);
 
-    /* Back on the scheduler stack: t's context is saved. */
+    /* Back on the scheduler stack. The task that switched here is th->cur,
+     * not always t: t may have switched straight to another task (a direct
+     * switch, see k_park), and that one to another. Its context is saved. */
+    t = th->cur;
     th->cur = NULL;
     if (th->why == SW_BLOCKED) {
         /* Go: exitsyscall0. The blocking call ended and no proc was free;
@@ -864,21 +903,9 @@ static void execute(struct thread *th, struct task *t)
         k_unlock(&k_sched.lock);
         k_wakep();
         break;
-    case SW_PARK: {
-        k_unlock_fn fn = th->park_fn;
-        void *arg = th->park_arg;
-        th->park_fn = NULL;
-        th->park_arg = NULL;
-        /* Release: a waker that acquires the wait structure's lock (which
-         * fn releases) sees WAITING and the saved context. */
-        atomic_store_explicit(&t->state, TASK_WAITING, memory_order_release);
-        if (fn && !fn(t, arg)) {
-            atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
-            k_runq_put(p, t, true);
-        }
-        /* From here on t may be running elsewhere: do not touch it. */
+    case SW_PARK:
+        park_tail(th, t);
         break;
-    }
     case SW_EXIT: {
         bool is_main = t == k_sched.main_task;
         if (th->locked == t)
@@ -944,6 +971,79 @@ static void switch_out(enum switch_why why)
     int err = hal_errno_get();
     hal_ctx_switch(&t->ctx, &th->sched_ctx);
     hal_errno_set(err);
+    k_switched_in();
+}
+
+/*
+ * Direct switches. A task that parks while its proc has another task ready
+ * switches straight to it, without the trip through the scheduler stack
+ * (Go always makes that trip: mcall to g0). A channel hand-off between two
+ * tasks on one proc then costs one context switch instead of two, and no
+ * pass through find_runnable.
+ *
+ * The rule that no task is made WAITING (or queued) before its context is
+ * saved still holds: the parking task leaves itself in thread->prev, and
+ * the task it switched to finishes the park (park_tail) first thing when
+ * it resumes, on its own stack, which is after the switch saved the old
+ * context. Every place where a task resumes therefore calls
+ * k_switched_in: the end of switch_out, the end of park_direct, and
+ * task_entry (a task's first run). Meanwhile the parking task's wait
+ * structure stays locked (its unlock function is what park_tail calls),
+ * so a waker cannot see the waiter yet; the thread holds a kern lock the
+ * whole time, so the switch cannot be preempted half-way.
+ *
+ * What find_runnable would do first is kept: the direct path is not taken
+ * after every 61st run of the proc (global queue, ring before
+ * runnext, other procs' timers, the overdue poll), when one of this
+ * proc's timers is due, when a preemption is pending, when the thread is
+ * locked to a task or the next task is locked to a thread, or when the run
+ * is stopping. Then the park goes through the scheduler as before.
+ */
+void k_switched_in(void)
+{
+    struct thread *th = k_thread_self();
+    struct task *prev = th->prev;
+    if (K_LIKELY(prev == NULL))
+        return;
+    th->prev = NULL;
+    park_tail(th, prev);
+}
+
+/* The task to switch to from a park on th, claimed and marked RUNNING, or
+ * NULL when the park must go through the scheduler (see above). */
+static struct task *direct_next(struct thread *th, struct proc *p)
+{
+    if (th->locked != NULL || atomic_load_explicit(&th->preempt_req, memory_order_relaxed) ||
+        atomic_load_explicit(&k_sched.stopping, memory_order_relaxed))
+        return NULL;
+    /* find_runnable's turns come when the run that ends now had a tick
+     * that is a multiple of 61. */
+    uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
+    if (tick % K_GLOBAL_TICK == 0)
+        return NULL;
+    int64_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
+    if (t0 != 0 && t0 <= hal_now_ns())
+        return NULL;
+    struct task *next = k_runq_get(p);
+    if (next == NULL)
+        return NULL;
+    if (K_UNLIKELY(next->locked_to != NULL)) {
+        /* The scheduler hands it to its thread, first thing. */
+        k_runq_put(p, next, true);
+        return NULL;
+    }
+    begin_run(th, p, next, tick + 1);
+    return next;
+}
+
+/* Parks t (th->cur, with th->park_fn set) by switching to next. */
+static void park_direct(struct thread *th, struct task *t, struct task *next)
+{
+    th->prev = t;
+    int err = hal_errno_get();
+    hal_ctx_switch(&t->ctx, &next->ctx);
+    hal_errno_set(err);
+    k_switched_in();
 }
 
 void k_switch(enum switch_why why)
@@ -967,7 +1067,11 @@ void k_park(k_unlock_fn unlock, void *arg, enum wait_reason reason, void *obj)
     atomic_store_explicit(&t->wait_since_ns, th->proc->clock_ns, memory_order_relaxed);
     th->park_fn = unlock;
     th->park_arg = arg;
-    switch_out(SW_PARK);
+    struct task *next = direct_next(th, th->proc);
+    if (next != NULL)
+        park_direct(th, t, next);
+    else
+        switch_out(SW_PARK);
     atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
 }
 

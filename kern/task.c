@@ -27,6 +27,7 @@ const char *k_wait_reason_str(enum wait_reason r)
 static void task_entry(void *arg)
 {
     struct task *t = arg;
+    k_switched_in();
     t->fn(t->arg);
     k_task_exit();
 }

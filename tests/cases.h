@@ -83,6 +83,7 @@ CASE(chan_sieve, 60000, F_NONE)
 CASE(chan_select64, 120000, F_SCALED)
 CASE(chan_model_seq, 30000, F_NONE)
 CASE(chan_model_multi, 120000, F_SCALED)
+CASE(chan_handoff_fair, 30000, F_NONE)
 
 /* ---- timers and sleep (t_timer.c) ---- */
 CASE(timer_sleep, 60000, F_NONE)

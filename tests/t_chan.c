@@ -1644,3 +1644,81 @@ void t_chan_model_multi(void)
     }
     free((void *)m.seen);
 }
+
+/* ---- chan_handoff_fair: a hand-off pair does not starve its proc's queue ----
+ *
+ * Two tasks pass a token back and forth. Each hand-off readies the partner
+ * into runnext, so without a rule against it the pair would run forever
+ * and a task queued behind them on the same proc would never run. The
+ * third task yields 1000 times, each time going to the back of the ring
+ * while the pair keeps going (the pair stops when the third is done, or
+ * after a bound that fails the test). Every 61st switch serves the ring
+ * before runnext (sched.c), so the wait is some 61,000 hand-offs; the
+ * bound is generous so that only starvation trips it. */
+
+struct hf {
+    weft_chan *ping, *pong, *done;
+    _Atomic int third_ran;
+    int64_t rounds, deadline;
+    int third_in_time; /* it had run when the pair stopped */
+};
+
+static void hf_third(void *arg)
+{
+    struct hf *h = arg;
+    /* Each yield puts it at the back of the ring, behind the pair. */
+    for (int i = 0; i < 1000; i++)
+        weft_yield();
+    atomic_store(&h->third_ran, 1);
+    done_signal(h->done);
+}
+
+static void hf_echo(void *arg)
+{
+    struct hf *h = arg;
+    int64_t v;
+    while (weft_chan_recv(h->ping, &v) == 1)
+        send64(h->pong, v);
+    done_signal(h->done);
+}
+
+static void hf_driver(void *arg)
+{
+    struct hf *h = arg;
+    send64(h->ping, 0); /* the pair is running */
+    CHECK_EQ(recv64(h->pong), 0);
+    go(hf_third, h);
+    int64_t i = 1;
+    while (!atomic_load(&h->third_ran) && weft_now() < h->deadline) {
+        send64(h->ping, i);
+        CHECK_EQ(recv64(h->pong), i);
+        i++;
+    }
+    h->rounds = i;
+    h->third_in_time = atomic_load(&h->third_ran);
+    CHECK_OK(weft_chan_close(h->ping));
+    done_signal(h->done);
+}
+
+static void handoff_fair_main(void *arg)
+{
+    struct hf *h = arg;
+    h->ping = mk(8, 0);
+    h->pong = mk(8, 0);
+    h->done = mk(0, 0);
+    atomic_store(&h->third_ran, 0);
+    h->deadline = weft_now() + 2000000000LL * t_slack();
+    go(hf_echo, h);
+    go(hf_driver, h);
+    done_wait(h->done, 3);
+    fprintf(stderr, "procs %d: %lld hand-offs; the queued task %s\n", weft_procs(),
+            (long long)h->rounds, h->third_in_time ? "ran meanwhile" : "starved");
+    CHECK(h->third_in_time);
+}
+
+void t_chan_handoff_fair(void)
+{
+    static struct hf h;
+    t_run(handoff_fair_main, &h, 1);
+    t_run(handoff_fair_main, &h, 2);
+}
