@@ -21,6 +21,7 @@
 
 #define K_RUNQ_SIZE 256        /* slots in a proc's ring run queue */
 #define K_GLOBAL_TICK 61       /* check the global queue every this many ticks */
+#define K_RUNNEXT_STEAL_WAIT_NS 3000 /* a thief's sleep before taking runnext (proc.c) */
 #define K_MAX_PROCS 1024
 #define K_TASK_CACHE 64        /* dead tasks (with stacks) kept per proc */
 #define K_WAITER_CACHE 64      /* free waiters kept per proc */
