@@ -117,8 +117,9 @@ struct thread {
     enum switch_why why;       /* set by the task before switching out */
     k_unlock_fn park_fn;       /* with SW_PARK */
     void *park_arg;
-    struct task *prev;         /* a direct switch's old task, whose SW_PARK the
-                                  task switched to finishes (sched.c) */
+    struct task *prev;         /* a direct switch's old task, whose park or
+                                  yield the task switched to finishes (sched.c) */
+    enum switch_why prev_why;  /* SW_PARK or SW_YIELD, with prev */
 
     /* Protected by sched.lock: */
     struct thread *idle_next;

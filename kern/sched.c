@@ -979,14 +979,16 @@ static void switch_out(enum switch_why why)
  * switches straight to it, without the trip through the scheduler stack
  * (Go always makes that trip: mcall to g0). A channel hand-off between two
  * tasks on one proc then costs one context switch instead of two, and no
- * pass through find_runnable.
+ * pass through find_runnable. A yield does the same when its proc has
+ * another task.
  *
  * The rule that no task is made WAITING (or queued) before its context is
- * saved still holds: the parking task leaves itself in thread->prev, and
- * the task it switched to finishes the park (park_tail) first thing when
- * it resumes, on its own stack, which is after the switch saved the old
- * context. Every place where a task resumes therefore calls
- * k_switched_in: the end of switch_out, the end of park_direct, and
+ * saved still holds: the parking (or yielding) task leaves itself in
+ * thread->prev, and the task it switched to finishes the park (park_tail)
+ * or queues it first thing when it resumes, on its own stack, which is
+ * after the switch saved the old context. Every place where a task resumes
+ * therefore calls k_switched_in: the end of switch_out, the end of
+ * switch_direct, and
  * task_entry (a task's first run). Meanwhile the parking task's wait
  * structure stays locked (its unlock function is what park_tail calls),
  * so a waker cannot see the waiter yet; the thread holds a kern lock the
@@ -1006,11 +1008,18 @@ void k_switched_in(void)
     if (K_LIKELY(prev == NULL))
         return;
     th->prev = NULL;
-    park_tail(th, prev);
+    if (th->prev_why == SW_PARK) {
+        park_tail(th, prev);
+    } else {
+        k_assert(th->prev_why == SW_YIELD);
+        atomic_store_explicit(&prev->state, TASK_RUNNABLE, memory_order_relaxed);
+        k_runq_put(th->proc, prev, false);
+    }
 }
 
-/* The task to switch to from a park on th, claimed and marked RUNNING, or
- * NULL when the park must go through the scheduler (see above). */
+/* The task to switch to from a park or yield on th, claimed, marked
+ * RUNNING and made th->cur; or NULL when the switch must go through the
+ * scheduler (see above). */
 static struct task *direct_next(struct thread *th, struct proc *p)
 {
     if (th->locked != NULL || atomic_load_explicit(&th->preempt_req, memory_order_relaxed) ||
@@ -1036,10 +1045,13 @@ static struct task *direct_next(struct thread *th, struct proc *p)
     return next;
 }
 
-/* Parks t (th->cur, with th->park_fn set) by switching to next. */
-static void park_direct(struct thread *th, struct task *t, struct task *next)
+/* Switches from t (th->cur) straight to next for why: SW_PARK (with
+ * th->park_fn set) or SW_YIELD. */
+static void switch_direct(struct thread *th, struct task *t, struct task *next,
+                          enum switch_why why)
 {
     th->prev = t;
+    th->prev_why = why;
     int err = hal_errno_get();
     hal_ctx_switch(&t->ctx, &next->ctx);
     hal_errno_set(err);
@@ -1069,7 +1081,7 @@ void k_park(k_unlock_fn unlock, void *arg, enum wait_reason reason, void *obj)
     th->park_arg = arg;
     struct task *next = direct_next(th, th->proc);
     if (next != NULL)
-        park_direct(th, t, next);
+        switch_direct(th, t, next, SW_PARK);
     else
         switch_out(SW_PARK);
     atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
@@ -1112,7 +1124,12 @@ void k_yield(void)
     struct thread *th = k_thread_self();
     if (!th || !th->cur || !th->proc)
         return;
-    switch_out(SW_YIELD);
+    struct task *t = th->cur; /* direct_next makes next th->cur */
+    struct task *next = direct_next(th, th->proc);
+    if (next != NULL)
+        switch_direct(th, t, next, SW_YIELD);
+    else
+        switch_out(SW_YIELD);
 }
 
 _Noreturn void k_task_exit(void)
