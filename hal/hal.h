@@ -275,6 +275,8 @@ int hal_sock_name(intptr_t h, struct hal_sockaddr *a);
 #define HAL_SO_V6ONLY    3 /* value 0/1 */
 #define HAL_SO_RCVBUF    4 /* bytes */
 #define HAL_SO_SNDBUF    5 /* bytes */
+#define HAL_SO_READ_LEFT 6 /* value 0/1: stream reads report op->drained (below);
+                              HAL_EINVAL where the port cannot tell */
 int hal_sock_setopt(intptr_t h, int opt, int value);
 
 /* ------------------------------------------------------------------------
@@ -311,6 +313,13 @@ struct hal_io {
     struct hal_sockaddr addr;
     int64_t result;          /* DONE: bytes or the accepted handle */
     int os_error;            /* on failure */
+    /* READ of a connected stream socket (kern sets stream = 1): drained = 1
+     * when the port knows that nothing was left to read right after this
+     * DONE read, 0 when something was or it cannot tell (kern zeroes it).
+     * Needs HAL_SO_READ_LEFT on the socket. kern then waits for the
+     * poller's next report before reading again (poller.c, "Short reads"). */
+    int stream;
+    int drained;
     int started;             /* kern zeroes it before the first submit */
     uint64_t port[8];        /* opaque, the port's */
 };

@@ -279,7 +279,8 @@ static int64_t run_op(struct task *self, struct k_pollfd *pd, int mode, struct h
         uint64_t seq = stream_read ? k_pollfd_read_seq(pd) : 0;
         int r = hal_io_submit(op);
         if (r == 0) {
-            if (stream_read && op->result > 0 && (uint64_t)op->result < op->len)
+            if (stream_read && op->result > 0 &&
+                ((uint64_t)op->result < op->len || op->drained))
                 k_pollfd_read_short(pd, seq);
             return op->result;
         }
@@ -317,8 +318,10 @@ static weft_fd open_socket(struct task *self, const struct netspec *ns,
     intptr_t h = hal_sock_open(a->family, ns->type);
     if (h < 0)
         return os_fail(self, (int)h, hal_os_error());
-    if (ns->type == HAL_SOCK_STREAM && kind == PD_STREAM)
+    if (ns->type == HAL_SOCK_STREAM && kind == PD_STREAM) {
         hal_sock_setopt(h, HAL_SO_NODELAY, 1);
+        hal_sock_setopt(h, HAL_SO_READ_LEFT, 1); /* best effort: see hal.h */
+    }
     int err = 0;
     *pd = k_pollfd_open(h, kind, true, &err);
     if (!*pd) {
@@ -409,6 +412,7 @@ weft_fd weft_accept(weft_fd listener)
         return r;
     intptr_t h = (intptr_t)r;
     hal_sock_setopt(h, HAL_SO_NODELAY, 1);
+    hal_sock_setopt(h, HAL_SO_READ_LEFT, 1); /* best effort: see hal.h */
     int err = 0;
     if (!k_pollfd_open(h, PD_STREAM, true, &err)) {
         hal_sock_close(h);
@@ -432,6 +436,8 @@ int64_t weft_read(weft_fd fd, void *buf, size_t n)
     op.buf = buf;
     op.len = n;
     op.started = 0;
+    op.stream = pd->kind == PD_STREAM;
+    op.drained = 0;
     return run_op(self, pd, K_POLL_R, &op);
 }
 

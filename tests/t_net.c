@@ -324,6 +324,15 @@ static void sr_client(void *arg)
     CHECK_OK(weft_wg_done(&sr.wg));
 }
 
+static weft_fd sr_late_fd;
+
+static void sr_write_late(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_sleep(10000000));
+    CHECK_EQ(weft_write(sr_late_fd, "z", 1), 1);
+}
+
 static void sr_main(void *arg)
 {
     (void)arg;
@@ -372,6 +381,26 @@ static void sr_main(void *arg)
     CHECK_OK(weft_close(a));
     CHECK_EQ(weft_read(b, buf, sizeof buf), 0);
     CHECK_OK(weft_close(b));
+
+    /* Full reads (hal.h: drained, TCP_INQ on Linux), on a fresh pair (the
+     * urgent data above switched the shortcut off for b). One that leaves
+     * bytes queued behind it must not wait for a report that never comes
+     * (all of it arrived at once); one that empties the socket exactly
+     * waits first, and must still wake for data that comes later. */
+    weft_fd fa, fb;
+    pair(&fa, &fb);
+    CHECK_EQ(weft_write(fa, "123456789abc", 12), 12);
+    CHECK_OK(weft_sleep(20000000)); /* all 12 bytes are queued at fb */
+    for (int i = 0; i < 3; i++) /* 3: the first wait uses up the report */
+        CHECK_EQ(weft_read(fb, buf + 4 * i, 4), 4);
+    CHECK_EQ(memcmp(buf, "123456789abc", 12), 0);
+    sr_late_fd = fa;
+    CHECK_OK(weft_go(sr_write_late, NULL));
+    CHECK_EQ(weft_read(fb, buf, 1), 1);
+    CHECK_EQ(buf[0], 'z');
+    CHECK_OK(weft_close(fa));
+    CHECK_EQ(weft_read(fb, buf, sizeof buf), 0);
+    CHECK_OK(weft_close(fb));
 }
 
 void t_net_short_read(void)
