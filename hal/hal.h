@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hal_arch.h" /* struct hal_context, hal_cpu_relax, HAL_CTX_* */
+#include "hal_arch.h" /* struct hal_context, hal_cpu_relax, hal_ctx_prefetch, HAL_CTX_* */
 #include "hal_os.h"   /* hal_thread_t and the OS's inline hot calls */
 
 /* Errors a HAL function may return (negative). */

@@ -380,6 +380,7 @@ struct task *k_poll(int64_t timeout_ns, int *n)
             if (!ts[m])
                 continue;
             ts[m]->schedlink = NULL;
+            hal_ctx_prefetch(&ts[m]->ctx); /* it runs soon, likely here */
             *tail = ts[m];
             tail = &ts[m]->schedlink;
             (*n)++;

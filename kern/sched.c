@@ -1104,6 +1104,7 @@ void k_ready(struct task *t)
         k_panic("readying a task that is not waiting");
     }
     atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+    hal_ctx_prefetch(&t->ctx);
     if (K_UNLIKELY(!th || !th->proc)) {
         /* No proc (the poller's thread, the monitor): global queue. */
         k_lock(&k_sched.lock);

@@ -43,6 +43,13 @@ static inline void hal_cpu_relax(void)
 {
     __asm__ __volatile__("" ::: "memory");
 }
+/* TODO(port): a hint that ctx will be switched to soon: prefetch its saved
+ * frame (the HAL_FRAME_SIZE bytes at ctx->sp), or nothing. Must not fault
+ * on any sp (a fresh context's may be NULL). */
+static inline void hal_ctx_prefetch(const struct hal_context *ctx)
+{
+    (void)ctx;
+}
 #endif /* !__ASSEMBLER__ */
 
 #endif /* WEFT_HAL_ARCH_H */

@@ -88,6 +88,18 @@ static inline void hal_cpu_relax(void)
 {
     __asm__ __volatile__("pause" ::: "memory");
 }
+/* A hint that ctx will be switched to soon (kern calls it when it readies
+ * a task): start loading the saved frame hal_ctx_switch pops first. With
+ * thousands of tasks those lines are cold, and the switch's first load
+ * stalled on them (echo, 1000 connections: 4% of all CPU time on that one
+ * load). A prefetch never faults, whatever sp holds. */
+static inline void hal_ctx_prefetch(const struct hal_context *ctx)
+{
+    uintptr_t sp = (uintptr_t)ctx->sp;
+    for (int off = 0; off < HAL_FRAME_SIZE; off += 64)
+        __builtin_prefetch((const void *)(sp + (uintptr_t)off));
+    __builtin_prefetch((const void *)(sp + HAL_FRAME_SIZE - 1));
+}
 #endif /* !__ASSEMBLER__ */
 
 #endif /* WEFT_HAL_ARCH_H */
