@@ -277,7 +277,12 @@ static void monitor_main(void *arg)
         bool running;
         int acted = retake(now, &running);
         acted += run_stranded_timers(now);
-        acted += poll_network(now);
+        /* A poll that found something is not a reason for 20 µs naps (Go's
+         * sysmon does not count it either): a server whose threads are
+         * busy would otherwise get 50 short naps, each taking a CPU from
+         * them, after every poll the monitor makes for them (echo: 1683
+         * of 2671 rounds in 1.35 s were such naps). */
+        poll_network(now);
         if (acted)
             idle = 0;
         else

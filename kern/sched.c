@@ -743,11 +743,21 @@ static struct task *find_runnable(struct thread *th)
             return t;
 
         /* A non-blocking poll, when tasks wait on I/O and no thread blocks
-         * in the poller (it would get the events itself). */
-        if (k_poll_waiters() > 0 &&
-            atomic_load_explicit(&k_sched.last_poll, memory_order_relaxed) != 0 &&
-            (t = poll_take(p, 0)) != NULL)
-            return t;
+         * in the poller (it would get the events itself). It counts as a
+         * poll for the monitor, which polls when nobody has for 10 ms
+         * (monitor.c poll_network); recorded at most once a millisecond,
+         * so that busy threads do not fight over the line. The CAS from a
+         * non-zero value never overwrites a blocking poller's 0. */
+        int64_t last = atomic_load_explicit(&k_sched.last_poll, memory_order_relaxed);
+        if (k_poll_waiters() > 0 && last != 0) {
+            int64_t now = hal_now_ns();
+            if (now - last > 1000000)
+                atomic_compare_exchange_strong_explicit(&k_sched.last_poll, &last, now,
+                                                        memory_order_seq_cst,
+                                                        memory_order_relaxed);
+            if ((t = poll_take(p, 0)) != NULL)
+                return t;
+        }
 
         /* Steal, unless enough threads already spin: at most half of the
          * busy procs' worth (Go's limit), so that many idle threads do
