@@ -49,8 +49,8 @@
  * to g0), and the scheduler, on its own stack, finishes what the task asked
  * for (requeue, park, exit) only after the task's context is saved: the
  * "enqueue, then switch" race cannot happen by construction. The one
- * exception, a park that switches straight to the next task of its proc,
- * keeps the same order (see "Direct switches" below).
+ * exception, a park or yield that switches straight to the next task of
+ * its proc, keeps the same order (see "Direct switches" below).
  */
 #include "kern/poller.h"
 #include "kern/proc.h"
@@ -812,8 +812,6 @@ static struct task *find_runnable(struct thread *th)
     }
 }
 
-/* Go: execute + the tail of mcall. Runs t on th until it switches back,
- * then finishes what it asked for. Scheduler stack. */
 /* The bookkeeping of every task run, by execute or a direct switch: a
  * new tick (the monitor's measure of a time slice; every 64th refreshes
  * the proc's clock), a switch counted, a pending preemption request
@@ -852,6 +850,8 @@ static void park_tail(struct thread *th, struct task *t)
     /* From here on t may be running elsewhere: do not touch it. */
 }
 
+/* Go: execute + the tail of mcall. Runs t on th until a task switches
+ * back, then finishes what that task asked for. Scheduler stack. */
 static void execute(struct thread *th, struct task *t)
 {
     struct proc *p = th->proc;
@@ -998,11 +998,12 @@ static void switch_out(enum switch_why why)
  * or queues it first thing when it resumes, on its own stack, which is
  * after the switch saved the old context. Every place where a task resumes
  * therefore calls k_switched_in: the end of switch_out, the end of
- * switch_direct, and
- * task_entry (a task's first run). Meanwhile the parking task's wait
- * structure stays locked (its unlock function is what park_tail calls),
- * so a waker cannot see the waiter yet; the thread holds a kern lock the
- * whole time, so the switch cannot be preempted half-way.
+ * switch_direct, and task_entry (a task's first run). Meanwhile the
+ * parking task's wait structure stays locked (its unlock function is what
+ * park_tail calls), so a waker cannot see the waiter yet. Nothing can
+ * preempt the switch half-way: it runs in weft's own code, where the
+ * signal handler never switches (kern/preempt.c), whether or not a lock
+ * is held (a yield, or a park on a NULL channel, holds none).
  *
  * What find_runnable would do first is kept: the direct path is not taken
  * after every 61st run of the proc (global queue, ring before
