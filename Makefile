@@ -308,8 +308,8 @@ endif
 #  4. the scheduler, channel and sync cases STRESS_OFF_REPEAT times at each
 #     of STRESS_PROCS (WEFT_PROCS: the cases that take the default) with
 #     WEFT_PREEMPT=0.
-# Measured on the 2-core VM (2026-11-23): 1. 5 s, 2. 6 min, 3. 18 min,
-# 4. 23 min (5120 runs over both targets): 48 min in all.
+# Measured on the 2-core VM (2026-11-23/24): 1. 5 s, 2. 6 min, 3. 22 min
+# (2640 runs), 4. 29 min (5280 runs over both targets): 58 min in all.
 STRESS_REPEAT   ?= 20
 STRESS_PROCS    ?= 1,2,4,8
 STRESS_OFF_MULT ?= 25
