@@ -91,7 +91,13 @@ KERN_CFLAGS    = $(KERN_FS_CFLAGS) $(OPT) $(SANFLAGS) $(DEPFLAGS)
 # hal/, tests/: hosted C11 with the OS headers.
 HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -I. -Iinclude -Ihal -Ihal/$(OS) -Ihal/$(ARCH) \
                $(WARN) $(OPT) $(SANFLAGS) $(DEPFLAGS)
-HAL_CFLAGS  := $(HOST_CFLAGS) $(PIC)
+# ARCH_CFLAGS for the port too: on aarch64 it keeps GCC from calling libgcc's
+# outline atomics (__aarch64_cas8_relax, ...), which the linker puts in the
+# program's .text, where the preemption handler would take a task inside
+# them for the program's own code and switch it out half-way through a weft
+# call (the timer_many crash). tests/test_weft_calls.py proves that weft's
+# code calls nothing in the program's text.
+HAL_CFLAGS  := $(HOST_CFLAGS) $(ARCH_CFLAGS) $(PIC)
 # examples/: the public API only.
 EXAMPLE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Iinclude $(WARN) $(OPT) $(SANFLAGS) $(DEPFLAGS)
 

@@ -370,9 +370,9 @@ void hal_ctx_switch(struct hal_context *from, struct hal_context *to);
 int hal_preempt_init(void);
 
 /* Bytes of a task's stack that one asynchronous preemption may use below
- * the task's SP: the signal frame the OS pushes, a second one (POSIX: the
- * handler is SA_NODEFER, so one more delivery may nest in its tail), and
- * the handler's own frames. The frame's size depends on the machine, not
+ * the task's SP: the signal frame the OS pushes, a second one (POSIX: one
+ * more delivery may nest in the handler once hal_preempt_switching has let
+ * it in, and that one cannot nest again), and the handler's own frames. The frame's size depends on the machine, not
  * only the architecture (aarch64: the SVE and SME vector lengths, up to
  * ~9 KiB of registers for SVE at 2048 bits, more with SME's ZA; x86_64:
  * AVX-512, AMX), so the port measures it at run time (Linux: the kernel's
@@ -382,6 +382,15 @@ int hal_preempt_init(void);
  * it asked for. Constant for the process; may be called before
  * hal_preempt_init. Never blocks. */
 size_t hal_preempt_headroom(void);
+
+/* Called by kern_preempt on the interrupted thread, inside the interrupt,
+ * right before it switches the task out: the thread will run other code
+ * (the scheduler, other tasks) before this interrupt returns, so the port
+ * lets the next interrupt in now. POSIX: the kernel blocked SIGURG for the
+ * handler; this unblocks it. The port must keep interrupts from nesting
+ * anywhere else: every nested delivery leaves one more frame on the task's
+ * stack, and the headroom above holds only two. Async-signal-safe. */
+void hal_preempt_switching(void);
 
 /* Asks the OS to interrupt thread t (a worker that called hal_preempt_init
  * successfully or was started after it) and run kern_preempt on it soon.
@@ -410,10 +419,11 @@ void kern_fault(void *addr);
 
 /* The calling thread was interrupted at pc by hal_thread_preempt. Runs in
  * the signal handler on the interrupted stack (a task's own stack when a
- * task was running). If the point is safe and a preemption was asked for,
- * kern switches the task away and returns only when it resumes, possibly
- * on another thread: the port must then fix up whatever of the signal
- * frame belongs to the thread rather than the task (POSIX: uc_stack and
+ * task was running), with further interrupts held off. If the point is
+ * safe and a preemption was asked for, kern calls hal_preempt_switching,
+ * switches the task away and returns only when it resumes, possibly on
+ * another thread: the port must then fix up whatever of the signal frame
+ * belongs to the thread rather than the task (POSIX: uc_stack and
  * uc_sigmask). Returns true when the task was switched away and resumed. */
 bool kern_preempt(uintptr_t pc);
 

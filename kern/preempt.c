@@ -104,6 +104,9 @@ bool kern_preempt(uintptr_t pc)
     if (!task_may_switch(th) || !pc_preemptible(pc))
         return false;
     atomic_store_explicit(&th->preempt_req, 0, memory_order_relaxed);
+    /* The thread runs the scheduler and other tasks before this interrupt
+     * returns: they must be interruptible (hal.h). */
+    hal_preempt_switching();
     k_switch(SW_PREEMPT);
     return true;
 }

@@ -11,8 +11,11 @@ EXE  :=
 LIBS := -pthread -lm
 SHARED := 1
 PIC  := -fPIC
-# GCC would call libgcc's __aarch64_* helpers for atomics (LSE detection);
-# kern must stay freestanding, so inline them (LL/SC or LSE by -march).
+# GCC would call libgcc's __aarch64_* helpers for atomics (LSE detection).
+# kern must stay freestanding, and no weft code (kern or the port: the
+# Makefile passes ARCH_CFLAGS to both) may call into the program's .text,
+# where those helpers land and where preemption is allowed; so inline them
+# (LL/SC or LSE by -march).
 ARCH_CFLAGS := -mno-outline-atomics
 
 ifeq ($(HOST_ARCH),aarch64)

@@ -14,22 +14,32 @@
  *
  * Why SIGURG: Go uses it for the same job, so hosts and debuggers already
  * expect it; its default action is to be ignored, so a stray one harms
- * nothing. Flags, each one for a reason (the pitfalls of §8):
+ * nothing. Flags, each one for a reason:
  *   SA_SIGINFO  the ucontext gives the interrupted PC.
- *   SA_NODEFER  switching away inside the handler leaves the thread "in"
- *               the handler for as long as the task is away; without it
- *               SIGURG would stay blocked on that thread and the next task
- *               there could never be preempted. Nested deliveries in the
- *               handler's tail interrupt weft's own code, which kern never
- *               preempts, so they only leave a request pending.
  *   SA_RESTART  idle futex waits and host calls do not see EINTR.
+ *   no SA_NODEFER  the kernel blocks SIGURG while the handler runs, so no
+ *               delivery nests inside it: each nested delivery pushes one
+ *               more frame on the task's stack, and with SA_NODEFER a
+ *               thread that ran the handler slowly (qemu-user on a loaded
+ *               machine, where a resend came every 50 us) piled seven
+ *               frames onto a 16 KiB task stack and overflowed it. Only
+ *               when kern is about to switch the task away does the
+ *               handler unblock SIGURG (hal_preempt_switching): the thread
+ *               goes on to run the scheduler and other tasks "inside" this
+ *               handler, and they must stay preemptible. From there to the
+ *               switch, and in the handler's tail after the task resumes,
+ *               one more delivery may land; it finds weft's own code, which
+ *               kern never preempts, returns at once, and cannot nest again
+ *               (SIGURG is blocked inside it). So a task's stack holds at
+ *               most two frames (hal_preempt_headroom).
  *   no SA_ONSTACK  the frame must live on the task's stack and travel with
  *               it, not on the thread's altstack, which the next signal
  *               would reuse.
  * After a task moved to another thread, the frame still holds the old
  * thread's altstack and signal mask, which rt_sigreturn would install on
  * the new thread: the handler rewrites uc_stack and uc_sigmask with the
- * current thread's before returning. errno is the interrupted code's: the
+ * current thread's before returning (its mask, SIGURG unblocked: the
+ * frame's would also do on the same thread). errno is the interrupted code's: the
  * handler saves it first and puts it back last, through an opaque call
  * (glibc declares __errno_location const, so the compiler may reuse the
  * old thread's address after the switch).
@@ -149,7 +159,7 @@ static void install(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_preempt;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART; /* no SA_NODEFER: see the top */
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGURG, &sa, NULL) != 0)
         install_result = HAL_EFAIL;
@@ -245,11 +255,10 @@ size_t hal_posix_signal_frame(void)
 
 size_t hal_preempt_headroom(void)
 {
-    /* Two frames: SA_NODEFER lets one more SIGURG land in the handler's
-     * tail (before the switch or after the resume); it finds weft's own
-     * code there and returns at once, so a third cannot pile up behind it
-     * unless two arrive inside that window, and the monitor sends at most
-     * one per thread per tick. */
+    /* Two frames: the handler's, and one more delivery that may land once
+     * hal_preempt_switching has unblocked SIGURG (before the switch, or in
+     * the tail after the resume). That one finds weft's own code, returns
+     * at once, and runs with SIGURG blocked, so nothing nests in it. */
     return 2 * hal_posix_signal_frame() + HANDLER_BYTES;
 }
 
@@ -269,6 +278,17 @@ int hal_preempt_init(void)
         return HAL_EFAIL;
     }
     return 0;
+}
+
+void hal_preempt_switching(void)
+{
+    /* The kernel blocked SIGURG for this handler; the thread now leaves it
+     * to run other code (see the top). pthread_sigmask is
+     * async-signal-safe (it is sigprocmask). */
+    sigset_t urg;
+    sigemptyset(&urg);
+    sigaddset(&urg, SIGURG);
+    pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
 }
 
 int hal_thread_preempt(hal_thread_t t)

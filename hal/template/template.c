@@ -375,6 +375,13 @@ size_t hal_preempt_headroom(void)
     return HAL_SIGNAL_HEADROOM;
 }
 
+/* Must (if hal_preempt_init can succeed): let the next interrupt in on
+ * the calling thread, which kern_preempt is about to switch away from
+ * inside the current one. */
+void hal_preempt_switching(void)
+{
+}
+
 /* May: interrupt thread t so that it calls kern_preempt(pc) soon. */
 int hal_thread_preempt(hal_thread_t t)
 {

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""check-weft-calls.py OBJDUMP FILE... — weft's code never calls into the
+program's own text.
+
+Why: the preemption handler (hal/posix/preempt.c, kern/preempt.c) switches a
+task out only when the interrupted PC lies in the program's .text and outside
+weft's own code (the weft_text section). A function that weft calls and that
+the linker places in the program's .text (libgcc's outline atomics on aarch64,
+__aarch64_cas8_relax and friends; any other compiler runtime helper; a
+statically linked libc) looks like the program's code to that check: a task
+interrupted inside it is switched out in the middle of a weft call, and resumes,
+maybe on another thread, with weft frames below it that still hold the old
+thread and its proc. That was the linux-aarch64 crash in timer_many: the
+protect-guard budget's compare-and-swap in hal_mem_guard, called from
+weft_go_stack, went through __aarch64_cas8_relax in the program's .text.
+
+For each FILE (an executable or shared object linked with weft) this
+disassembles the weft_text section and lists every direct call or branch whose
+target lies in a text section other than weft_text and the PLT (a call through
+the PLT goes to a shared library, which is never preemptible). Exit 0 and one
+"PASS" line per file when there is none; exit 1 naming each caller and callee
+otherwise.
+"""
+
+import re
+import subprocess
+import sys
+
+# A direct branch in objdump's output: "  4a3c:\t94000123 \tbl\t4b00 <name>".
+# x86_64: call/jmp/jcc; aarch64: bl/b/b.cond/cbz/cbnz/tbz/tbnz.
+BRANCH = re.compile(
+    r"^\s*([0-9a-f]+):\s+(call[qw]?|jmp[qw]?|j[a-z]{1,3}|bl|b|b\.[a-z]{2}|cbn?z|tbn?z)\s+"
+    r"(?:[^,\s]+,\s*)*(?:#?0x)?([0-9a-f]+)\s+<([^>]+)>")
+FUNC = re.compile(r"^([0-9a-f]+) <([^>]+)>:$")
+
+
+def sections(objdump, path):
+    """{name: (start, end)} of the file's allocated code sections."""
+    out = subprocess.run([objdump, "-h", path], capture_output=True, text=True, check=True).stdout
+    found = {}
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        parts = line.split()
+        if len(parts) >= 7 and parts[0].isdigit():
+            flags = lines[i + 1] if i + 1 < len(lines) else ""
+            if "CODE" in flags:
+                start, size = int(parts[3], 16), int(parts[2], 16)
+                found[parts[1]] = (start, start + size)
+    return found
+
+
+def check(objdump, path):
+    secs = sections(objdump, path)
+    if "weft_text" not in secs:
+        return [f"{path}: no weft_text section (is weft linked in, and renamed?)"]
+    foreign = {n: r for n, r in secs.items() if n != "weft_text" and not n.startswith(".plt")}
+    dis = subprocess.run([objdump, "-d", "--no-show-raw-insn", "-j", "weft_text", path],
+                         capture_output=True, text=True, check=True).stdout
+    bad = []
+    func = "?"
+    for line in dis.splitlines():
+        m = FUNC.match(line)
+        if m:
+            func = m.group(2)
+            continue
+        m = BRANCH.match(line)
+        if not m:
+            continue
+        target = int(m.group(3), 16)
+        for name, (lo, hi) in foreign.items():
+            if lo <= target < hi:
+                bad.append(f"{path}: {func} calls {m.group(4)} at 0x{target:x}, in {name}")
+                break
+    return bad
+
+
+def main(argv):
+    if len(argv) < 3:
+        print(__doc__.strip().splitlines()[0], file=sys.stderr)
+        return 2
+    objdump, files = argv[1], argv[2:]
+    failed = False
+    for path in files:
+        bad = check(objdump, path)
+        if bad:
+            failed = True
+            seen = set()
+            for b in bad:
+                if b not in seen:
+                    print(b)
+                    seen.add(b)
+            print(f"check-weft-calls {path}: FAIL (weft calls code a preemption "
+                  "would take for the program's)")
+        else:
+            print(f"check-weft-calls {path}: PASS")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
