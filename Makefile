@@ -313,7 +313,13 @@ endif
 #     most of them 1, 2, 4 and 8), preemption on;
 #  4. the scheduler, channel and sync cases STRESS_OFF_REPEAT times at each
 #     of STRESS_PROCS (WEFT_PROCS: the cases that take the default) with
-#     WEFT_PREEMPT=0.
+#     WEFT_PREEMPT=0;
+#  5. the targeted storms (STORM_CASES) STORM_REPEAT times each, with
+#     preemption on and with WEFT_PREEMPT=0. Twenty runs of a case that
+#     fails one run in 8 all pass 7% of the time (0.875^20): that is how
+#     timer_many's crash (issue 20) got through step 3. A storm aims at one
+#     race and fails most runs when it is there; 200 runs let a 1-in-10
+#     failure through with odds of 0.9^200, about 1e-9.
 # Measured on the 2-core VM (2026-11-23/24): 1. 5 s, 2. 6 min, 3. 22 min
 # (2640 runs), 4. 29 min (5280 runs over both targets): 58 min in all.
 STRESS_REPEAT   ?= 20
@@ -323,17 +329,22 @@ STRESS_OFF_REPEAT ?= 20
 STRESS_MINUTES  ?= 1
 STRESS_CASES    ?= sched_ or chan_ or sync_ or timer_ or preempt_ or block_ or net_
 STRESS_OFF_CASES ?= sched_ or chan_ or sync_
+STORM_REPEAT    ?= 200
+STORM_CASES     ?= preempt_spawn_storm
 stress:
 	@scripts/deps.sh
 	@$(build_test_targets)
-	@echo "== stress 1/4: preemption off, $$((40 * $(STRESS_OFF_MULT))) runs at procs 1..8"
+	@echo "== stress 1/5: preemption off, $$((40 * $(STRESS_OFF_MULT))) runs at procs 1..8"
 	@export WEFT_STRESS=$(STRESS_OFF_MULT); $(PYTEST) tests/test_cases.py -k preempt_off_stress $(PYTEST_ARGS)
-	@echo "== stress 2/4: register storm, $$((3 * $(STRESS_MINUTES))) min per target"
+	@echo "== stress 2/5: register storm, $$((3 * $(STRESS_MINUTES))) min per target"
 	@export WEFT_STRESS=$$((3 * $(STRESS_MINUTES))); $(PYTEST) tests/test_cases.py --stress -k preempt_regs_long $(PYTEST_ARGS)
-	@echo "== stress 3/4: x$(STRESS_REPEAT), preemption on"
+	@echo "== stress 3/5: x$(STRESS_REPEAT), preemption on"
 	@$(PYTEST) tests/test_cases.py -k "$(STRESS_CASES)" --repeat $(STRESS_REPEAT) $(PYTEST_ARGS)
-	@echo "== stress 4/4: preemption off (WEFT_PREEMPT=0), x$(STRESS_OFF_REPEAT) at procs $(STRESS_PROCS)"
+	@echo "== stress 4/5: preemption off (WEFT_PREEMPT=0), x$(STRESS_OFF_REPEAT) at procs $(STRESS_PROCS)"
 	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(STRESS_OFF_CASES)" --repeat $(STRESS_OFF_REPEAT) --procs-list $(STRESS_PROCS) $(PYTEST_ARGS)
+	@echo "== stress 5/5: targeted storms x$(STORM_REPEAT), preemption on, then off"
+	@$(PYTEST) tests/test_cases.py -k "$(subst $(eval) , or ,$(strip $(STORM_CASES)))" --repeat $(STORM_REPEAT) $(PYTEST_ARGS)
+	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(subst $(eval) , or ,$(strip $(STORM_CASES)))" --repeat $(STORM_REPEAT) $(PYTEST_ARGS)
 
 demo:
 	@scripts/deps.sh

@@ -118,7 +118,7 @@ CASE(preempt_off_stress, 120000, F_NONE)
 CASE(preempt_host_handler, 30000, F_NONE)
 CASE(preempt_host_blocked, 30000, F_NONE)
 CASE(preempt_stray_signal, 30000, F_NONE)
-CASE(preempt_spawn_storm, 60000, F_SCALED)
+CASE(preempt_spawn_storm, 60000, F_NONE)
 
 /* ---- blocking calls and locked threads (t_block.c) ---- */
 CASE(block_handoff, 30000, F_NONE)
