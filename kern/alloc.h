@@ -94,6 +94,9 @@ void k_stack_fini(void);
 int k_stack_alloc(size_t size, struct k_stack *out);
 /* Returns a stack for reuse; its pages may be discarded. */
 void k_stack_free(struct k_stack *s);
+/* Whether s is a stack of the run's default size (what a spawn with size 0
+ * gets, preemption headroom included), as opposed to one of its own size. */
+bool k_stack_is_default(const struct k_stack *s);
 /* Moves a proc's cached stacks to the central pool. */
 void k_stack_cache_flush(struct k_stack_cache *c);
 /* Counts of stacks by guard kind since the run started (weft_stats): each

@@ -366,21 +366,34 @@ static bool locked_wait(struct thread *th)
         k_unlock(&k_sched.lock);
         return false;
     }
+    bool need_poller = false;
     if (th->next_proc == NULL) {
         th->locked_idle = true;
         th->locked_next = k_sched.locked_threads;
         k_sched.locked_threads = th;
         k_sched.nidle_locked++;
         if (everyone_idle()) {
-            k_print("weft: deadlock: all %llu tasks are asleep\n",
-                    (unsigned long long)atomic_load(&k_sched.ntasks_live));
-            k_dump_tasks();
-            stop_locked(WEFT_EDEADLK);
-            k_unlock(&k_sched.lock);
-            return false;
+            if (k_timers_earliest() == 0 && k_poll_waiters() == 0) {
+                /* Go: checkdead, as in stopm. */
+                k_print("weft: deadlock: all %llu tasks are asleep\n",
+                        (unsigned long long)atomic_load(&k_sched.ntasks_live));
+                k_dump_tasks();
+                stop_locked(WEFT_EDEADLK);
+                k_unlock(&k_sched.lock);
+                return false;
+            }
+            /* A timer or an I/O wait can still ready a task (this thread's
+             * own, asleep), but every other thread is parked and none will
+             * look: start one, with an idle proc, to run the timers and
+             * block in the poller (stopm's last thread does that itself;
+             * this one must stay free for its task). Go: handoffp's
+             * wakeNetPoller for a proc that goes idle with timers. */
+            need_poller = true;
         }
     }
     k_unlock(&k_sched.lock);
+    if (need_poller)
+        startm(NULL, false);
     thread_park(th);
     k_lock(&k_sched.lock);
     th->proc = th->next_proc;
@@ -473,6 +486,25 @@ static struct task *globrunq_take(struct proc *p, int max)
     return t;
 }
 
+/* k_wakep after tasks were put on the global queue by a thread that holds
+ * no proc. Unlike a readier that holds a proc (whose thread will run the
+ * task anyway, see the top), nobody is bound to look at the global queue,
+ * so the last spinner's re-check (steps 1-3 at the top) must not miss it.
+ * That is a store-buffering pattern: here, store runq_size (under the
+ * lock), then load nspinning (k_wakep); the spinner: store nspinning, then
+ * load runq_size (any_work). The unlock is only a release, which does not
+ * keep the later load from being satisfied before the store is visible
+ * (ARMv8 can do that with a relaxed load after a store-release; x86's
+ * locked unlock and qemu-user on x86 hide it). Each side needs a StoreLoad
+ * fence: the spinner's is k_fence_seq_cst after its decrement; this one
+ * pairs with it, so at least one side sees the other's store: either we
+ * see nspinning == 0 and start a thread, or the spinner sees the task. */
+static void wakep_for_global(void)
+{
+    k_fence_seq_cst();
+    k_wakep();
+}
+
 /* Makes the tasks of a blocking poll runnable (Go: injectglist) from a
  * thread without a proc (a poller's, the monitor): the global queue, and a
  * thread is woken. */
@@ -487,7 +519,7 @@ void k_sched_inject(struct task *list)
             list = next;
         }
         k_unlock(&k_sched.lock);
-        k_wakep();
+        wakep_for_global();
     }
 }
 
@@ -945,9 +977,17 @@ void k_sched_loop(struct thread *th)
             continue;
         }
         if (!th->proc) {
-            /* A blocked task was queued (SW_BLOCKED) and this thread
-             * parked; it came back without a proc: the run is stopping. */
-            return;
+            /* This thread parked without a proc (stopm after hand_locked,
+             * or after a blocked task was queued, SW_BLOCKED) and came back
+             * without one. stopm returns so when the run stops, and also
+             * when it refused to park the last idle thread because a timer
+             * or an I/O wait is pending: that thread must poll, not leave.
+             * Neither path can meet the second case today (the thread it
+             * handed to, or the proc holder that will take the queued task,
+             * is not idle), but returning here would end the thread for
+             * good, so go through poll_or_stop, which handles both. */
+            if (!poll_or_stop(th))
+                return;
         }
         struct task *t = find_runnable(th);
         if (!t)
@@ -1121,6 +1161,8 @@ void k_ready(struct task *t)
         k_lock(&k_sched.lock);
         k_globrunq_put(t);
         k_unlock(&k_sched.lock);
+        wakep_for_global();
+        return;
     } else {
         k_runq_put(th->proc, t, true);
         if (th->hold_wakep) {

@@ -401,13 +401,18 @@ int k_stack_alloc(size_t size, struct k_stack *out)
     return own_alloc(usable, out);
 }
 
+bool k_stack_is_default(const struct k_stack *s)
+{
+    return s->lo != NULL && (size_t)(s->hi - s->lo) == pool.stride;
+}
+
 void k_stack_free(struct k_stack *s)
 {
     if (s->lo == NULL)
         return;
     k_assert(s->guard == pool.guard);
     debug_free(s);
-    if ((size_t)(s->hi - s->lo) == pool.stride)
+    if (k_stack_is_default(s))
         default_free(s);
     else
         own_free(s);

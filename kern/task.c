@@ -115,12 +115,15 @@ void k_task_first_run(struct task *t)
 
 /* Go: gfput. A DEAD task goes back to p's cache with its stack if the stack
  * has the default size and the cache has room; otherwise the stack is freed
- * and the bare struct goes to the global list. Scheduler stack, holding p. */
+ * and the bare struct goes to the global list. Scheduler stack, holding p.
+ * "Default size" is the stack pool's (k_stack_is_default), not
+ * k_sched.stack_size: a stack also holds the preemption headroom, so its
+ * usable size never equals the configured one while preemption is on (no
+ * task was ever cached then: sched_task_cache). */
 void k_task_recycle(struct proc *p, struct task *t)
 {
     atomic_fetch_sub_explicit(&k_sched.ntasks_live, 1, memory_order_relaxed);
-    size_t usable = (size_t)(t->stack.hi - (t->stack.lo + t->stack.guard));
-    if (usable == k_sched.stack_size && p->ndead < K_TASK_CACHE) {
+    if (k_stack_is_default(&t->stack) && p->ndead < K_TASK_CACHE) {
         t->schedlink = p->dead;
         p->dead = t;
         p->ndead++;

@@ -41,6 +41,8 @@ CASE(sched_many, 60000, F_SCALED)
 CASE(sched_cycles, 60000, F_NONE)
 CASE(sched_deadlock, 30000, F_NONE)
 CASE(sched_errors, 30000, F_NONE)
+CASE(sched_task_cache, 30000, F_NONE)
+CASE(sched_locked_sleep, 30000, F_NONE)
 CASE(crash_stack_overflow, 30000, F_CRASH)
 
 /* ---- memory and stacks (t_mem.c) ---- */

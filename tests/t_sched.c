@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kern/proc.h" /* white box: sched_task_cache */
 #include "tests/check.h"
 
 /* ---- sched_basic: one run, ids, procs, outside-a-task values ---- */
@@ -439,4 +440,91 @@ void t_crash_stack_overflow(void)
     weft_config cfg = {.procs = 2};
     weft_run(overflow_main, NULL, &cfg);
     CHECK(!"unreachable: the overflow must end the process");
+}
+
+/* ---- sched_task_cache: dead tasks are kept per proc with their stacks ----
+ *
+ * White box (kern/proc.h): a task that ends goes to its proc's cache of
+ * dead tasks, stack and all, so that the next spawn on that proc takes no
+ * lock and makes no system call (Go: gfput/gfget). The cache used to
+ * compare the stack's usable size, which includes the preemption headroom,
+ * with the configured size, which does not: with preemption on no task was
+ * ever cached, and every exit and spawn took sched.lock and freed or
+ * allocated a stack. Checked with preemption on and off, default and
+ * configured stack sizes. */
+
+struct cache_ctx {
+    weft_chan *done;
+    uint32_t ndead;
+    bool free_list_used;
+};
+
+static void cache_task(void *arg)
+{
+    CHECK_OK(weft_chan_send(((struct cache_ctx *)arg)->done, NULL));
+}
+
+static void cache_main(void *arg)
+{
+    struct cache_ctx *c = arg;
+    c->done = weft_chan_make(0, 0);
+    CHECK(c->done != NULL);
+    for (int i = 0; i < 200; i++) {
+        CHECK_OK(weft_go(cache_task, c));
+        CHECK_EQ(weft_chan_recv(c->done, NULL), 1);
+        weft_yield(); /* let it finish exiting */
+    }
+    weft_chan_free(c->done);
+    c->ndead = k_sched.procs[0]->ndead;
+    c->free_list_used = k_sched.free_tasks != NULL;
+}
+
+void t_sched_task_cache(void)
+{
+    const int preempt[] = {1, -1, 1};
+    const size_t stack[] = {0, 0, 64 << 10};
+    for (int i = 0; i < 3; i++) {
+        struct cache_ctx c;
+        memset(&c, 0, sizeof c);
+        weft_config cfg = {.procs = 1, .preempt = preempt[i], .stack_size = stack[i]};
+        CHECK_OK(weft_run(cache_main, &c, &cfg));
+        fprintf(stderr, "preempt %d, stack %zu: %u dead tasks cached on proc 0, free list %s\n",
+                preempt[i], stack[i], c.ndead, c.free_list_used ? "used" : "empty");
+        CHECK_GE(c.ndead, 1);
+        CHECK(!c.free_list_used);
+    }
+}
+
+/* ---- sched_locked_sleep: a task locked to its thread may sleep ----
+ *
+ * A thread whose locked task parks hands its proc off and waits for the
+ * task. When every other thread is idle too, that is a deadlock only if
+ * nothing can ready a task: a pending timer (the locked task's own sleep)
+ * or an I/O wait can. The check used to look only at the threads and
+ * procs, and reported a deadlock at procs >= 2 the first time a locked
+ * task slept; at procs 1 the sleep happened to be covered. */
+
+static void locked_sleep_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_lock_thread());
+    for (int i = 0; i < 20; i++) {
+        int64_t t0 = weft_now();
+        CHECK_OK(weft_sleep(1000000));
+        CHECK_GE(weft_now() - t0, 1000000);
+    }
+    /* A timer channel too, and a task that is not locked. */
+    weft_timer *t = weft_timer_new(2000000, 0);
+    CHECK(t != NULL);
+    int64_t v;
+    CHECK_EQ(weft_chan_recv(weft_timer_chan(t), &v), 1);
+    weft_timer_free(t);
+    CHECK_OK(weft_unlock_thread());
+    CHECK_OK(weft_sleep(1000000));
+}
+
+void t_sched_locked_sleep(void)
+{
+    for (int i = 0; i < 4; i++)
+        t_run(locked_sleep_main, NULL, t_procs_list[i]);
 }
