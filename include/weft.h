@@ -98,6 +98,16 @@ int weft_sleep(int64_t ns);
  * survives. With preempt = -1 (or WEFT_PREEMPT=0) only those calls switch.
  * A program that handles or blocks SIGURG itself keeps it: weft prints a
  * note once and schedules cooperatively.
+ *
+ * Not preempted either, because the point is not the task's own: code of a
+ * signal handler of the program (seen as a signal mask other than the
+ * thread's normal one; so a task that blocks signals itself is not
+ * preempted until it unblocks them). What weft cannot see: program code
+ * that a library calls back while the library holds a lock of its own or
+ * thread-local state mid-update (a dl_iterate_phdr callback runs under the
+ * loader's lock, which belongs to the OS thread). Wrap such calls in
+ * weft_nopreempt_begin/end, or weft_lock_thread, so that the task resumes
+ * on the thread that holds the lock.
  */
 
 /* Between these, the calling task is never switched out asynchronously

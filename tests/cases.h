@@ -121,6 +121,7 @@ CASE(preempt_host_handler, 30000, F_NONE)
 CASE(preempt_host_blocked, 30000, F_NONE)
 CASE(preempt_stray_signal, 30000, F_NONE)
 CASE(preempt_spawn_storm, 60000, F_NONE)
+CASE(preempt_user_handler, 30000, F_NONE)
 
 /* ---- blocking calls and locked threads (t_block.c) ---- */
 CASE(block_handoff, 30000, F_NONE)

@@ -886,3 +886,98 @@ void t_preempt_spawn_storm(void)
         free(spawns.seen);
     }
 }
+
+/* ---- preempt_user_handler: never inside the program's own signal handler ----
+ *
+ * A signal handler of the program runs on whatever the thread was doing,
+ * weft's own code included, and its PC is the program's .text. The
+ * preemption handler used to look only at that PC: a SIGURG landing in the
+ * program's handler switched the task out there, and the program's handler
+ * resumed on another thread, then returned into the weft code it had
+ * interrupted, which went on with the old thread's state. Now an
+ * interrupted signal mask that is not the thread's normal one (a handler
+ * is running: its signal is blocked) means "not here".
+ *
+ * A task spins in weft calls (weft_yield, weft_now); a host thread sends
+ * SIGUSR1 to the worker thread every 200 us; the SIGUSR1 handler spins for
+ * 300 us of pure computation (longer than the 50 us time slice, so the
+ * monitor's SIGURG lands inside it) and counts the times it returns on a
+ * thread other than the one it started on. */
+
+static _Atomic int uh_migrated, uh_handled, uh_stop;
+static _Atomic(pthread_t) uh_worker;
+static _Atomic int uh_have_worker;
+
+static void uh_handler(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    pthread_t before = pthread_self();
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    volatile uint64_t x = 1;
+    for (;;) {
+        for (int i = 0; i < 2000; i++)
+            x = x * 6364136223846793005ull + 1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) > 300000)
+            break;
+    }
+    if (!pthread_equal(before, pthread_self()))
+        atomic_fetch_add(&uh_migrated, 1);
+    atomic_fetch_add(&uh_handled, 1);
+    errno = saved;
+}
+
+static void *uh_sender(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&uh_stop)) {
+        if (atomic_load(&uh_have_worker))
+            pthread_kill(atomic_load(&uh_worker), SIGUSR1);
+        sleep_ns(200000);
+    }
+    return NULL;
+}
+
+static void uh_other(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&uh_stop))
+        weft_yield();
+}
+
+static void uh_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_go(uh_other, NULL));
+    int64_t end = weft_now() + 1500000000LL; /* 1.5 s */
+    while (weft_now() < end) {
+        atomic_store(&uh_worker, pthread_self());
+        atomic_store(&uh_have_worker, 1);
+        weft_yield();
+    }
+    atomic_store(&uh_have_worker, 0);
+    atomic_store(&uh_stop, 1);
+}
+
+void t_preempt_user_handler(void)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = uh_handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    CHECK_OK(sigaction(SIGUSR1, &sa, &old));
+    pthread_t sender;
+    CHECK_OK(pthread_create(&sender, NULL, uh_sender, NULL));
+    weft_config cfg = {.procs = 2, .timeslice_ns = 50000};
+    CHECK_OK(weft_run(uh_main, NULL, &cfg));
+    atomic_store(&uh_stop, 1);
+    pthread_join(sender, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    fprintf(stderr, "%d SIGUSR1 handlers ran, %d came back on another thread\n",
+            atomic_load(&uh_handled), atomic_load(&uh_migrated));
+    CHECK_GT(atomic_load(&uh_handled), 10);
+    CHECK_EQ(atomic_load(&uh_migrated), 0);
+}

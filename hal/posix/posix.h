@@ -26,6 +26,17 @@ void hal_posix_fault_install(void);
  * thread-safe; not async-signal-safe on the first call. */
 size_t hal_posix_signal_frame(void);
 
+/* thread.c: whether mask (an interrupted context's uc_sigmask) is the
+ * calling thread's normal signal mask, the one it had when it entered weft
+ * (hal_thread_start or hal_thread_enter). Only the kernel's 64-signal word
+ * is compared (the rest of glibc's sigset_t in a signal frame is not the
+ * kernel's). Another mask means that code interrupted at that point runs
+ * inside a signal handler (which blocks its own signal) or changed the
+ * mask itself: preempt.c then does not preempt. True when the thread never
+ * entered weft. Async-signal-safe. */
+#include <signal.h>
+bool hal_posix_mask_is_normal(const sigset_t *mask);
+
 /* tools.c: a reservation is going away; forget the stacks registered in it. */
 void hal_posix_stacks_released(void *addr, size_t size);
 

@@ -136,6 +136,14 @@ static void on_preempt(int sig, siginfo_t *info, void *ucv)
         hal_errno_set(saved_errno);
         return;
     }
+    /* A signal handler of the program's own (or code that changed the
+     * thread's mask) was interrupted: its PC is the program's, but what it
+     * interrupted may be weft's code, and the handler must return on the
+     * thread it started on. The request stays pending. */
+    if (!hal_posix_mask_is_normal(&uc->uc_sigmask)) {
+        hal_errno_set(saved_errno);
+        return;
+    }
     void *before = hal_thread_get();
     if (kern_preempt(uc_pc(uc)) && hal_thread_get() != before)
         fix_frame(uc);

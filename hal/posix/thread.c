@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -51,6 +52,8 @@ struct altstack {
     size_t size;                    /* bytes of stack above the guard page */
     stack_t prev;                   /* the altstack the thread had before */
     bool segv_blocked, bus_blocked; /* in the mask before; restored */
+    uint64_t normal_mask;           /* the kernel's sigset word after entering */
+    bool mask_known;
     int depth;                      /* nesting of hal_thread_enter */
 };
 static __thread struct altstack altstack;
@@ -83,6 +86,10 @@ static void altstack_on(struct altstack *a)
     pthread_sigmask(SIG_UNBLOCK, &faults, &old);
     a->segv_blocked = sigismember(&old, SIGSEGV) == 1;
     a->bus_blocked = sigismember(&old, SIGBUS) == 1;
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    memcpy(&a->normal_mask, &now, sizeof a->normal_mask);
+    a->mask_known = true;
 
     a->map = NULL;
     size_t size = altstack_size();
@@ -195,6 +202,15 @@ void hal_thread_leave(void)
 {
     if (altstack.depth > 0 && --altstack.depth == 0)
         altstack_off(&altstack);
+}
+
+bool hal_posix_mask_is_normal(const sigset_t *mask)
+{
+    if (!altstack.mask_known)
+        return true;
+    uint64_t word;
+    memcpy(&word, mask, sizeof word);
+    return word == altstack.normal_mask;
 }
 
 /* One TLS load: async-signal-safe, never blocks. */
