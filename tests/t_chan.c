@@ -1008,7 +1008,7 @@ struct scf {
     struct task *_Atomic task; /* the selector, once it runs */
     int r, ok;
     struct {
-        int32_t v;                       /* the element of a's receive case */
+        int32_t v;                      /* the element of a's receive case */
         unsigned char guard[SCF_GUARD]; /* must stay 0xA5 */
     } buf;
     int32_t vb;
