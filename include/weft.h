@@ -310,9 +310,16 @@ int weft_chan_close(weft_chan *c);
 size_t weft_chan_len(weft_chan *c);
 size_t weft_chan_cap(weft_chan *c);
 
-/* Frees c; call it when no task will use it again. NULL: no-op. If tasks
- * are still blocked on c it prints a warning and does not free it. After
- * weft_run returned it does nothing (the memory is already gone). */
+/* Frees c; call it when no task will use it again. NULL: no-op. A task
+ * blocked on c whose operation was completed (by a close, or by a partner
+ * taking or giving a value) does not use c any more, even in a select: so
+ * weft_chan_close(c) then weft_chan_free(c) is fine while tasks are blocked
+ * on c (a select still on its way out keeps c's memory until it is done
+ * with it). Not allowed: freeing c while a task may run or start an
+ * operation on it that nothing completed, such as the other channels of a
+ * select that has not returned (docs/channels.md). If tasks are still
+ * blocked on c it prints a warning and does not free it. After weft_run
+ * returned it does nothing (the memory is already gone). */
 void weft_chan_free(weft_chan *c);
 
 #define WEFT_SEND 1     /* weft_case.op: send *elem on chan */

@@ -255,6 +255,21 @@ weft_chan *weft_chan_make(size_t elem_size, size_t cap)
     return c;
 }
 
+/* ---- Lifetime (the refs field in chan.h) ---- */
+
+void k_chan_unref(struct weft_chan *c)
+{
+    /* acq_rel, pairing with the fetch_or in weft_chan_free and with the
+     * other selects' k_chan_unref: the release orders this select's use of
+     * c (its locks, its reads) before a release of the memory by another
+     * thread; the acquire, when this call releases it, orders theirs before
+     * the k_free here. */
+    uint32_t old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+    k_assert((old & ~K_CHAN_FREED) != 0);
+    if (old == (K_CHAN_FREED | 1))
+        k_free(c, c->alloc_size);
+}
+
 void weft_chan_free(weft_chan *c)
 {
     if (c == NULL || k_nprocs() == 0)
@@ -270,7 +285,16 @@ void weft_chan_free(weft_chan *c)
                 (void *)c);
         return;
     }
-    k_free(c, c->alloc_size);
+    /*
+     * No waiter left, but a select woken since may still have to lock c in
+     * its pass 3: then the last k_chan_unref releases c. Every such
+     * reference is already counted: it was taken under c's lock with a
+     * waiter that has since been dequeued under c's lock, before the lock
+     * section above. acq_rel pairs with k_chan_unref's fetch_sub (see
+     * there).
+     */
+    if (atomic_fetch_or_explicit(&c->refs, K_CHAN_FREED, memory_order_acq_rel) == 0)
+        k_free(c, c->alloc_size);
 }
 
 int weft_chan_send(weft_chan *c, const void *elem)

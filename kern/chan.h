@@ -18,6 +18,17 @@
  * task's select_done (CAS 0 -> 1). A waiter that loses is still unlinked by
  * waitq_dequeue, and the selecting task's pass 3 sees it as already removed
  * (see waitq_remove). This is Go's selectDone.
+ *
+ * Lifetime. A task blocked in a plain send or receive never touches the
+ * channel once it is woken, so the program may free the channel as soon as
+ * the operation is complete (right after a close, for instance). A woken
+ * select is different: its pass 3 must lock every channel it waited on
+ * again, to unlink the waiters that lost, and meanwhile each of those
+ * channels may have lost its last waiter (to the waker, or to a close that
+ * unlinked the loser) and been freed by the program. In Go the garbage
+ * collector keeps them alive because the select still points at them; in
+ * weft the select holds a reference on each (refs below), and
+ * weft_chan_free leaves the release to whoever drops the last one.
  */
 #ifndef WEFT_KERN_CHAN_H
 #define WEFT_KERN_CHAN_H
@@ -26,6 +37,9 @@
 #include "kern/lock.h"
 #include "kern/task.h"
 #include "kern/waiter.h"
+
+/* weft_chan.refs: weft_chan_free was called. */
+#define K_CHAN_FREED 0x80000000u
 
 /* Largest element (as in Go, which rejects elements of 64 KiB or more) and
  * largest capacity and buffer accepted by weft_chan_make. */
@@ -63,6 +77,19 @@ struct weft_chan {
      * lock (acquire) by the fast paths and weft_chan_len: */
     _Atomic uint32_t closed;
     _Atomic size_t count; /* elements in buf (Go: qcount) */
+
+    /*
+     * Not under the lock. References held by selects (the low 31 bits), and
+     * K_CHAN_FREED once weft_chan_free has been called. A select that parks
+     * takes one reference per distinct channel in pass 2 (under the lock,
+     * with its waiter) and drops it in pass 3 right after its last unlock
+     * of the channel (k_chan_unref); that drop is its last access to the
+     * channel. The memory is released by whichever read-modify-write leaves
+     * exactly K_CHAN_FREED: weft_chan_free's (no reference left) or the
+     * last k_chan_unref's. A reference count never reaches 2^31: each
+     * holds a parked or running task, and each task has a stack.
+     */
+    _Atomic uint32_t refs;
 
     /* Protected by the lock: */
     size_t sendx;       /* next slot to fill */
@@ -266,5 +293,12 @@ static inline void chan_recv_from(struct weft_chan *c, struct waiter *w, void *e
  */
 int k_chan_send(struct weft_chan *c, const void *elem, bool block, struct task *self);
 int k_chan_recv(struct weft_chan *c, void *elem, bool block, struct task *self);
+
+/*
+ * Drops a select's reference on c (see refs), releasing c if weft_chan_free
+ * was called and this was the last one. The caller no longer holds c's
+ * lock and must not touch c afterwards.
+ */
+void k_chan_unref(struct weft_chan *c);
 
 #endif /* WEFT_KERN_CHAN_H */

@@ -15,7 +15,8 @@
  *      none is ready: then WEFT_NONBLOCK returns WEFT_EAGAIN.
  *   2. Link one waiter per case (is_select, ticket = case index) onto its
  *      channel's sendq or recvq, chain them in lock order on task->waiting,
- *      and park. The unlock function releases the channel locks walking
+ *      take a reference on each distinct channel (weft_chan.refs), and
+ *      park. The unlock function releases the channel locks walking
  *      task->waiting, never the select's own stack frame (see
  *      select_park_unlock).
  *   3. Whoever completes one of our waiters first has won
@@ -23,7 +24,17 @@
  *      that waiter; wakers on the other channels lose the CAS and drop our
  *      waiters instead of completing them. Once resumed, we lock all the
  *      channels again, reset select_done (no waker can run now), unlink
- *      the waiters that did not win, and report the winning case.
+ *      the waiters that did not win, read what the winning case needs from
+ *      its channel, then unlock each channel and drop its reference, after
+ *      which we never touch it again.
+ *
+ * The references are weft's stand-in for Go's garbage collector, which
+ * keeps a channel alive while a select points at it. Once our waiter is
+ * off a channel's queues (dequeued by the waker, or unlinked as a loser by
+ * a close or another operation), the program may free that channel before
+ * we run again: a closer cannot tell a woken select from a woken plain
+ * receiver, which never looks at the channel again. Pass 3 still locks it,
+ * so weft_chan_free leaves the release to our k_chan_unref.
  *
  * A close completes a waiter like any waker (success = false), so unlike
  * old Go versions there is no retry loop after waking.
@@ -119,6 +130,21 @@ static void sel_unlock(const weft_case *cases, const uint16_t *lockorder, int m)
     }
 }
 
+/* Pass 3's unlock: as sel_unlock, and after its last unlock of each
+ * channel drops the select's reference on it (k_chan_unref), which may
+ * release the channel: it is not touched afterwards (the comparison with
+ * the previous case's channel compares addresses only). */
+static void sel_unlock_unref(const weft_case *cases, const uint16_t *lockorder, int m)
+{
+    for (int k = m - 1; k >= 0; k--) {
+        struct weft_chan *c = cases[lockorder[k]].chan;
+        if (k > 0 && cases[lockorder[k - 1]].chan == c)
+            continue; /* unlocked at its first occurrence */
+        k_unlock(&c->lock);
+        k_chan_unref(c);
+    }
+}
+
 /*
  * k_park's unlock function for a select (Go: selparkcommit). Runs on the
  * scheduler stack once the task is WAITING. As soon as the first lock is
@@ -205,9 +231,10 @@ static int select_ready(weft_case *cases, const uint16_t *pollorder, const uint1
                 return i;
             }
             if (closed) {
+                size_t size = c->elem_size; /* c is not read once unlocked */
                 sel_unlock(cases, lockorder, m);
                 if (cs->elem != NULL)
-                    memset(cs->elem, 0, c->elem_size);
+                    memset(cs->elem, 0, size);
                 cs->ok = 0;
                 return i;
             }
@@ -261,6 +288,13 @@ static int select_wait(weft_case *cases, const uint16_t *lockorder, int m, struc
         *nextp = w;
         nextp = &w->wait_link;
         waitq_enqueue(cs->op == WEFT_SEND ? &c->sendq : &c->recvq, w);
+        /* One reference per distinct channel, dropped by sel_unlock_unref.
+         * Relaxed: taken under c's lock with the waiter; weft_chan_free's
+         * fetch_or comes later in refs' order, since free first takes c's
+         * lock and finds this waiter gone, unlinked under that lock after
+         * this section (see weft_chan_free). */
+        if (k == 0 || cases[lockorder[k - 1]].chan != c)
+            atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
     }
     /* Nobody can complete a waiter before the locks are released, so the
      * winner's store of wake_data comes after this one. */
@@ -291,15 +325,21 @@ static int select_wait(weft_case *cases, const uint16_t *lockorder, int m, struc
         k_waiter_put(w);
         w = next;
     }
-    sel_unlock(cases, lockorder, m);
-
+    /* A receive woken by a close zeroes its element (chan.c: the closer
+     * writes to no task's memory); the size is read now, since after
+     * sel_unlock_unref the channel may be gone. */
     weft_case *cs = &cases[chosen];
+    size_t zero = 0;
+    if (cs->op == WEFT_RECV && !success && cs->elem != NULL)
+        zero = cs->chan->elem_size;
+    sel_unlock_unref(cases, lockorder, m);
+
     if (cs->op == WEFT_SEND) {
         cs->ok = success ? 0 : WEFT_ECLOSED;
     } else {
         cs->ok = success ? 1 : 0;
-        if (!success && cs->elem != NULL)
-            memset(cs->elem, 0, cs->chan->elem_size);
+        if (zero != 0)
+            memset(cs->elem, 0, zero);
     }
     return chosen;
 }

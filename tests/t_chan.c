@@ -8,12 +8,18 @@
  *
  * Randomized cases print their seed on stderr; WEFT_TEST_SEED=n replays one.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kern/task.h" /* white box: a task's state (chan_select_close_free) */
 #include "tests/check.h"
+
+#ifdef WEFT_SAN_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 /* ---- helpers ---- */
 
@@ -961,11 +967,213 @@ void t_chan_errors(void)
     CHECK_EQ(weft_chan_try_recv(NULL, &v), WEFT_ENOTASK);
     CHECK_EQ(weft_chan_close(NULL), WEFT_EINVAL);
     CHECK_EQ(weft_select(NULL, 0, 0), WEFT_ENOTASK);
+    /* Argument errors come first, outside a task too. */
+    CHECK_EQ(weft_select(NULL, 1, 0), WEFT_EINVAL);
+    CHECK_EQ(weft_select(NULL, -1, 0), WEFT_EINVAL);
+    CHECK_EQ(weft_select(NULL, INT_MIN, WEFT_NONBLOCK), WEFT_EINVAL);
+    CHECK_EQ(weft_select(NULL, 0, 2), WEFT_EINVAL);
     CHECK_EQ(weft_chan_len(NULL), 0);
     CHECK_EQ(weft_chan_cap(NULL), 0);
     weft_chan_free(NULL);
     t_run(errors_main, NULL, 1);
     t_run(errors_main, NULL, 2);
+}
+
+/* ---- chan_select_close_free: free a channel a woken select still had ---- */
+
+/*
+ * A select parked on a and b is woken; before it runs again, the program
+ * frees a at once (right after closing it, or after completing a select
+ * case on it) and makes channels of the same allocation size class with
+ * larger elements, which would take a's memory if it were released. The
+ * select must not touch a's memory after it was reused: it must return
+ * the right case, write nothing beyond its 4-byte element (the guard after
+ * it; under ASan the guard is poisoned), and a's memory must not come back
+ * from the allocator until the select is done with it.
+ *
+ *   SCF_CLOSE_WON   a closed: the select's receive on a wins (ok 0, zeroed)
+ *   SCF_CLOSE_LOST  b's sender wins, then a is closed (its waiter loses)
+ *   SCF_SEND_WON    a's receiver completes the select's send on a; a is
+ *                   freed without a close
+ *   SCF_SAME_CHAN   two cases on a (receive and send), a closed
+ */
+enum { SCF_CLOSE_WON, SCF_CLOSE_LOST, SCF_SEND_WON, SCF_SAME_CHAN, SCF_N };
+
+#define SCF_GUARD 60
+#define SCF_REUSE 4
+
+struct scf {
+    weft_chan *a, *b, *done;
+    int scenario;
+    struct task *_Atomic task; /* the selector, once it runs */
+    int r, ok;
+    struct {
+        int32_t v;                      /* the element of a's receive case */
+        unsigned char guard[SCF_GUARD]; /* must stay 0xA5 */
+    } buf;
+    int32_t vb;
+};
+
+static void scf_selector(void *arg)
+{
+    struct scf *s = arg;
+    atomic_store(&s->task, k_task_self());
+    int32_t out = 5;
+    weft_case cs[3];
+    int n = 2;
+    switch (s->scenario) {
+    case SCF_SEND_WON:
+        cs[0] = (weft_case){s->a, WEFT_SEND, &out, -9};
+        cs[1] = (weft_case){s->b, WEFT_RECV, &s->vb, -9};
+        break;
+    case SCF_SAME_CHAN:
+        cs[0] = (weft_case){s->a, WEFT_RECV, &s->buf.v, -9};
+        cs[1] = (weft_case){s->b, WEFT_RECV, &s->vb, -9};
+        cs[2] = (weft_case){s->a, WEFT_SEND, &out, -9};
+        n = 3;
+        break;
+    default:
+        cs[0] = (weft_case){s->a, WEFT_RECV, &s->buf.v, -9};
+        cs[1] = (weft_case){s->b, WEFT_RECV, &s->vb, -9};
+        break;
+    }
+    s->r = weft_select(cs, n, 0);
+    s->ok = s->r >= 0 ? cs[s->r].ok : -99;
+    done_signal(s->done);
+}
+
+/* Yields until the selector is parked in its select (white box). */
+static void scf_wait_parked(struct scf *s)
+{
+    struct task *t;
+    while ((t = atomic_load(&s->task)) == NULL || atomic_load(&t->state) != TASK_WAITING)
+        weft_yield();
+}
+
+static void scf_round(int scenario, bool forced)
+{
+    static struct scf s; /* one round at a time */
+    memset(&s, 0, sizeof s);
+    s.scenario = scenario;
+    s.a = mk(sizeof(int32_t), 0);
+    s.b = mk(sizeof(int32_t), 0);
+    s.done = mk(0, 1);
+    s.buf.v = 7;
+    s.vb = -1;
+    memset(s.buf.guard, 0xA5, SCF_GUARD);
+#ifdef WEFT_SAN_ASAN
+    ASAN_POISON_MEMORY_REGION(s.buf.guard, SCF_GUARD);
+#endif
+    go(scf_selector, &s);
+    scf_wait_parked(&s);
+
+    /* Forced: the selector is readied into this proc (procs 1) and runs
+     * only once this task blocks in done_wait, after a was freed and the
+     * reuse channels were made. */
+    CHECK_OK(weft_nopreempt_begin());
+    int32_t got = -1;
+    switch (scenario) {
+    case SCF_CLOSE_WON:
+    case SCF_SAME_CHAN:
+        CHECK_OK(weft_chan_close(s.a));
+        break;
+    case SCF_CLOSE_LOST: {
+        int32_t v = 42;
+        CHECK_OK(weft_chan_send(s.b, &v));
+        CHECK_OK(weft_chan_close(s.a));
+        break;
+    }
+    case SCF_SEND_WON:
+        CHECK_EQ(weft_chan_recv(s.a, &got), 1);
+        break;
+    }
+    weft_chan_free(s.a);
+    weft_chan *x[SCF_REUSE];
+    for (int i = 0; i < SCF_REUSE; i++)
+        x[i] = mk(64, 0); /* same size class as a: no buffer */
+    CHECK_OK(weft_nopreempt_end());
+    done_wait(s.done, 1);
+
+#ifdef WEFT_SAN_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(s.buf.guard, SCF_GUARD);
+#endif
+    for (int i = 0; i < SCF_GUARD; i++)
+        CHECK_EQ(s.buf.guard[i], 0xA5);
+    switch (scenario) {
+    case SCF_CLOSE_WON:
+        CHECK_EQ(s.r, 0);
+        CHECK_EQ(s.ok, 0);
+        CHECK_EQ(s.buf.v, 0);
+        CHECK_EQ(s.vb, -1);
+        break;
+    case SCF_CLOSE_LOST:
+        CHECK_EQ(s.r, 1);
+        CHECK_EQ(s.ok, 1);
+        CHECK_EQ(s.vb, 42);
+        CHECK_EQ(s.buf.v, 7);
+        break;
+    case SCF_SEND_WON:
+        CHECK_EQ(got, 5);
+        CHECK_EQ(s.r, 0);
+        CHECK_EQ(s.ok, 0);
+        CHECK_EQ(s.vb, -1);
+        break;
+    case SCF_SAME_CHAN:
+        if (s.r == 0) {
+            CHECK_EQ(s.ok, 0);
+            CHECK_EQ(s.buf.v, 0);
+        } else {
+            CHECK_EQ(s.r, 2);
+            CHECK_EQ(s.ok, WEFT_ECLOSED);
+            CHECK_EQ(s.buf.v, 7);
+        }
+        CHECK_EQ(s.vb, -1);
+        break;
+    }
+    if (forced) {
+        /* a's memory was not handed out while the select could still
+         * touch it... */
+        for (int i = 0; i < SCF_REUSE; i++)
+            CHECK(x[i] != s.a);
+        /* ...and it was given back once the select was done with it (the
+         * select ran on this proc, whose cache hands out the object freed
+         * last first; the bound only allows for batches moving). */
+        static weft_chan *y[1024];
+        int ny = 0;
+        bool back = false;
+        while (ny < 1024 && !back) {
+            y[ny] = mk(sizeof(int32_t), 0);
+            back = y[ny++] == s.a;
+        }
+        CHECK(back);
+        for (int i = 0; i < ny; i++)
+            weft_chan_free(y[i]);
+    }
+    for (int i = 0; i < SCF_REUSE; i++) {
+        /* The reuse channels work. */
+        CHECK_EQ(weft_chan_len(x[i]), 0);
+        CHECK_EQ(weft_chan_try_recv(x[i], NULL), WEFT_EAGAIN);
+        weft_chan_free(x[i]);
+    }
+    weft_chan_free(s.b);
+    weft_chan_free(s.done);
+}
+
+static void select_close_free_main(void *arg)
+{
+    int rounds = *(int *)arg;
+    bool forced = weft_procs() == 1;
+    for (int round = 0; round < rounds; round++)
+        scf_round(round % SCF_N, forced);
+}
+
+void t_chan_select_close_free(void)
+{
+    int rounds = 40;
+    t_run(select_close_free_main, &rounds, 1);
+    rounds = 400;
+    t_run(select_close_free_main, &rounds, 2);
+    t_run(select_close_free_main, &rounds, 4);
 }
 
 /* ---- chan_stress_mpmc: producers and consumers, exactly once, FIFO ---- */
