@@ -153,7 +153,11 @@ struct sched {
     int32_t nthreads;
     struct task *runq_head, *runq_tail; /* global queue, linked by schedlink */
     _Atomic int32_t runq_size;     /* written under lock, read without */
-    struct task *free_tasks;       /* dead task structs without stacks */
+    /* Dead task structs without stacks, linked by schedlink. Changed under
+     * lock; k_task_new peeks at it without the lock (relaxed: a stale peek
+     * costs at most a fresh allocation, the list is read again under the
+     * lock). */
+    struct task *_Atomic free_tasks;
 
     /* The poller (sched.c, poller.c). last_poll: when a thread last
      * returned from a blocking poll; 0 while one blocks in it (Go:

@@ -52,11 +52,12 @@ struct task *k_task_new(struct proc *p, size_t stack_size)
         p->dead = t->schedlink;
         p->ndead--;
     } else {
-        if (k_sched.free_tasks) {
+        /* Relaxed peek (proc.h: free_tasks). */
+        if (atomic_load_explicit(&k_sched.free_tasks, memory_order_relaxed)) {
             k_lock(&k_sched.lock);
-            t = k_sched.free_tasks;
+            t = atomic_load_explicit(&k_sched.free_tasks, memory_order_relaxed);
             if (t)
-                k_sched.free_tasks = t->schedlink;
+                atomic_store_explicit(&k_sched.free_tasks, t->schedlink, memory_order_relaxed);
             k_unlock(&k_sched.lock);
         }
         if (!t) {
@@ -75,8 +76,8 @@ struct task *k_task_new(struct proc *p, size_t stack_size)
             t->stack.lo = NULL;
             atomic_store(&t->state, TASK_DEAD);
             k_lock(&k_sched.lock);
-            t->schedlink = k_sched.free_tasks;
-            k_sched.free_tasks = t;
+            t->schedlink = atomic_load_explicit(&k_sched.free_tasks, memory_order_relaxed);
+            atomic_store_explicit(&k_sched.free_tasks, t, memory_order_relaxed);
             k_unlock(&k_sched.lock);
             return NULL;
         }
@@ -132,8 +133,8 @@ void k_task_recycle(struct proc *p, struct task *t)
     k_stack_free(&t->stack);
     t->stack.lo = t->stack.hi = NULL;
     k_lock(&k_sched.lock);
-    t->schedlink = k_sched.free_tasks;
-    k_sched.free_tasks = t;
+    t->schedlink = atomic_load_explicit(&k_sched.free_tasks, memory_order_relaxed);
+    atomic_store_explicit(&k_sched.free_tasks, t, memory_order_relaxed);
     k_unlock(&k_sched.lock);
 }
 

@@ -476,7 +476,7 @@ static void cache_main(void *arg)
     }
     weft_chan_free(c->done);
     c->ndead = k_sched.procs[0]->ndead;
-    c->free_list_used = k_sched.free_tasks != NULL;
+    c->free_list_used = atomic_load(&k_sched.free_tasks) != NULL;
 }
 
 void t_sched_task_cache(void)
