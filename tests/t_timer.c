@@ -733,6 +733,17 @@ static void huge_main(void *arg)
     CHECK_OK(weft_go(huge_sleeper, (void *)(intptr_t)INT64_MAX));
     CHECK_OK(weft_go(huge_sleeper, (void *)(intptr_t)(INT64_MAX - 1)));
     CHECK_OK(weft_go(huge_sleeper, (void *)(intptr_t)0));
+    /* Until the three have started their sleeps (their threads may be
+     * late on a loaded machine): they are the pending timers at INT64_MAX
+     * while every task idles below, and the only ones at the end. */
+    struct weft_stats st;
+    for (;;) {
+        CHECK_OK(weft_stats(&st));
+        if (st.timers >= 3)
+            break;
+        CHECK_OK(weft_sleep(1000000));
+    }
+    CHECK_EQ(st.timers, 3);
 
     /* Tickers whose second tick is past the end of time: one tick each. */
     int64_t t0 = weft_now();
@@ -773,7 +784,6 @@ static void huge_main(void *arg)
         weft_timer_free(end[i]);
     }
     CHECK_EQ(atomic_load(&huge_woke), 0);
-    struct weft_stats st;
     CHECK_OK(weft_stats(&st));
     CHECK_EQ(st.timers, 3); /* the three sleepers */
 }
