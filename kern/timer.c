@@ -307,9 +307,15 @@ int64_t k_timers_earliest(void)
 
 uint64_t k_timers_count(void)
 {
+    /* Each heap's count under its lock (a plain racy read was a data
+     * race with every push and pop); weft_stats is not a hot path. */
     uint64_t n = 0;
-    for (int i = 0; i < k_sched.nprocs; i++)
-        n += *(volatile uint32_t *)&k_sched.procs[i]->ntimers; /* racy read: statistics */
+    for (int i = 0; i < k_sched.nprocs; i++) {
+        struct proc *p = k_sched.procs[i];
+        k_lock(&p->timers_lock);
+        n += p->ntimers;
+        k_unlock(&p->timers_lock);
+    }
     return n;
 }
 

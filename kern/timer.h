@@ -100,7 +100,8 @@ void k_timer_quiesce(struct k_timer *t);
 int64_t k_timers_run(struct proc *p, int64_t now);
 /* The earliest pending timer of every proc, 0 if none. Any thread. */
 int64_t k_timers_earliest(void);
-/* Pending timers in every heap (statistics). */
+/* Pending timers in every heap (statistics; takes each heap's lock: the
+ * caller holds no timer lock). */
 uint64_t k_timers_count(void);
 /* Frees p's heap at the end of a run. */
 void k_timers_fini(struct proc *p);
