@@ -92,11 +92,12 @@ void k_timer_quiesce(struct k_timer *t);
  * own or any, when p is a victim). A due timer whose function another
  * thread is running is not run again at once: a periodic one skips to its
  * next tick after now (the tick is dropped, as one the reader has not
- * taken), a one-shot one waits K_TIMER_BUSY_RETRY_NS more. A caller with a proc stops early when
- * its run queue has no room left (what the timers ready would overflow to
- * the global queue); the rest stay due. Returns p's earliest remaining
- * time (<= now when some were left), 0 if none. Entry point for the monitor too (it must hold a proc, or start
- * a thread with k_wakep instead: see k_timers_earliest). */
+ * taken), a one-shot one waits K_TIMER_BUSY_RETRY_NS more. A caller with
+ * a proc stops early when its run queue has no room left (what the timers
+ * ready would overflow to the global queue); the rest stay due. Returns
+ * p's earliest remaining time (<= now when some were left), 0 if none.
+ * Entry point for the monitor too (it must hold a proc, or start a thread
+ * with k_wakep instead: see k_timers_earliest). */
 int64_t k_timers_run(struct proc *p, int64_t now);
 /* The earliest pending timer of every proc, 0 if none. Any thread. */
 int64_t k_timers_earliest(void);

@@ -552,13 +552,13 @@ void t_timer_deadlock(void)
 
 static struct {
     struct k_timer kt;
-    atomic_int inside;     /* threads in one_fire right now */
-    atomic_int overlaps;   /* entries that found another thread inside */
+    atomic_int inside;   /* threads in one_fire right now */
+    atomic_int overlaps; /* entries that found another thread inside */
     atomic_int fires;
-    atomic_int quiesced;   /* set once k_timer_quiesce returned */
-    atomic_int after;      /* one_fire seen inside after that */
-    atomic_int restart;    /* one_fire starts the timer again, once */
-    atomic_int poke;       /* the pokers run while set */
+    atomic_int quiesced; /* set once k_timer_quiesce returned */
+    atomic_int after;    /* one_fire seen inside after that */
+    atomic_int restart;  /* one_fire starts the timer again, once */
+    atomic_int poke;     /* the pokers run while set */
     weft_waitgroup wg;
 } one;
 
@@ -634,7 +634,8 @@ static void one_main(void *arg)
     /* Long enough for a second thread still inside to be seen leaving. */
     CHECK_OK(weft_sleep(2 * ONE_SPIN_NS));
     int after = atomic_load(&one.after), overlaps = atomic_load(&one.overlaps);
-    fprintf(stderr, "procs %d: periodic: %d fires, %d overlapping, inside after quiesce %d (%d seen)\n",
+    fprintf(stderr,
+            "procs %d: periodic: %d fires, %d overlapping, inside after quiesce %d (%d seen)\n",
             procs, atomic_load(&one.fires), overlaps, inside, after);
     CHECK_EQ(inside, 0);
     CHECK_EQ(after, 0);
@@ -657,8 +658,8 @@ static void one_main(void *arg)
         CHECK_OK(weft_sleep(2 * ONE_SPIN_NS));
         after = atomic_load(&one.after);
         if (inside != 0 || after != 0)
-            fprintf(stderr, "round %d: %d inside after k_timer_quiesce (%d seen)\n", round,
-                    inside, after);
+            fprintf(stderr, "round %d: %d inside after k_timer_quiesce (%d seen)\n", round, inside,
+                    after);
         CHECK_EQ(inside, 0);
         CHECK_EQ(after, 0);
         CHECK_EQ(atomic_load(&one.fires), before + 2);
