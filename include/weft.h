@@ -83,7 +83,9 @@ int64_t weft_now(void);           /* monotonic nanoseconds */
 
 /* Parks the calling task for at least ns nanoseconds (<= 0: yields). The
  * wake-up has the poller's nanosecond resolution (on Linux typically
- * 20-60 us late, never early); sleeping uses no CPU. 0 or WEFT_ENOTASK. */
+ * 20-60 us late, never early); sleeping uses no CPU. A wake-up time past
+ * INT64_MAX (weft_now()'s scale) is INT64_MAX: the task sleeps for the
+ * rest of the run, which is not a deadlock. 0 or WEFT_ENOTASK. */
 int weft_sleep(int64_t ns);
 
 /* ---- Preemption, blocking calls and thread affinity ----
@@ -351,7 +353,10 @@ int weft_select(weft_case *cases, int n, int flags);
  * A timer sends the time it fired (int64_t, weft_now() nanoseconds) into
  * its channel of capacity 1, delay_ns from now, then every period_ns if
  * period_ns > 0 (a tick the reader has not taken yet makes the next one be
- * dropped, as with Go's Ticker). */
+ * dropped, as with Go's Ticker; so is a tick due while the previous one is
+ * still being sent, when the period is shorter than a send). A fire time
+ * past INT64_MAX (weft_now()'s scale) is INT64_MAX: that fire never comes,
+ * and the timer stays pending (weft_timer_stop returns 1). */
 typedef struct weft_timer weft_timer;
 
 /* A started timer; NULL outside a task, for a negative period, or without

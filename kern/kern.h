@@ -60,6 +60,20 @@ static inline void k_fence_seq_cst(void)
 static inline void k_fence_seq_cst(void) { atomic_thread_fence(memory_order_seq_cst); }
 #endif
 
+/* Time arithmetic: a time (hal_now_ns()'s scale) plus a duration,
+ * saturated at INT64_MAX (and INT64_MIN). A deadline past the end of time
+ * stays "never" instead of wrapping round to the past, where a timer
+ * would be due for ever. Every sum of a time and a duration in kern goes
+ * through it. */
+static inline int64_t k_add_sat(int64_t t, int64_t d)
+{
+    if (d > 0 && t > INT64_MAX - d)
+        return INT64_MAX;
+    if (d < 0 && t < INT64_MIN - d)
+        return INT64_MIN;
+    return t + d;
+}
+
 /* Printing to the error stream, async-signal-safe, no allocation.
  * Formats: %s %c %d %i %u %x %p %% with optional l/ll/z length, and an
  * optional width with zero padding (%08x). Output is built in a stack

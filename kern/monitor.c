@@ -228,7 +228,7 @@ static void monitor_main(void *arg)
         if (busy && k_sched.preempt > 0 && nap > k_sched.timeslice_ns / 8)
             nap = K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS);
         atomic_store_explicit(&mon.sleep_ns, nap, memory_order_relaxed);
-        atomic_store_explicit(&mon.until, hal_now_ns() + nap, memory_order_seq_cst);
+        atomic_store_explicit(&mon.until, k_add_sat(hal_now_ns(), nap), memory_order_seq_cst);
         hal_futex_wait((uint32_t *)&mon.wake, 0, nap);
         atomic_store_explicit(&mon.until, 0, memory_order_seq_cst);
         if (atomic_exchange_explicit(&mon.wake, WAKE_NONE, memory_order_acquire) == WAKE_KICK) {
@@ -250,7 +250,9 @@ static void monitor_main(void *arg)
             for (;;) {
                 int64_t now = hal_now_ns();
                 int64_t next = k_timers_earliest();
-                int64_t until = next ? K_MAX(next, now) + grace_ns() : 0;
+                /* Saturated: a timer at INT64_MAX (a sleep of for ever)
+                 * must not wrap until round to the past. */
+                int64_t until = next ? k_add_sat(K_MAX(next, now), grace_ns()) : 0;
                 atomic_store_explicit(&mon.sleep_ns, until ? until - now : INT64_MAX,
                                       memory_order_relaxed);
                 atomic_store_explicit(&mon.until, until, memory_order_seq_cst);

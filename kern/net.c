@@ -378,8 +378,9 @@ weft_fd weft_dial(const char *network, const char *address, int64_t timeout_ns)
     if (h < 0)
         return h;
     if (timeout_ns > 0) {
-        int64_t now = hal_now_ns();
-        k_pollfd_set_deadline(pd, 0, timeout_ns > INT64_MAX - now ? 0 : now + timeout_ns);
+        /* Past the end of time: no deadline (it could never pass). */
+        int64_t d = k_add_sat(hal_now_ns(), timeout_ns);
+        k_pollfd_set_deadline(pd, 0, d == INT64_MAX ? 0 : d);
     }
     struct hal_io op;
     memset(&op, 0, sizeof op);

@@ -72,8 +72,14 @@ struct proc {
      * (the holder, a thief, the poller's thread). Rank: after a poll
      * descriptor's lock and a weft_timer's, before alloc's. timer0 is the
      * heap's earliest when (0: empty), stored under the lock, read by
-     * anyone without it (seq_cst: pairs with sched.last_poll, see
-     * k_poll_wake_for). */
+     * anyone without it. When it becomes earlier (k_timer_start) it is
+     * stored seq_cst, and k_timers_earliest loads it seq_cst: with
+     * sched.last_poll's seq_cst exchange in poll_or_stop and load in
+     * k_poll_wake_for, either the starter sees the poller blocked and
+     * wakes it, or the poller sees the new time (timer.c, k_timer_start).
+     * When it becomes later (a fire, a stop) nobody needs waking: a
+     * release store, read with acquire by thieves (steal_work) and
+     * relaxed by hints that lock the heap before acting. */
     struct k_lock timers_lock;
     struct k_timer_slot *timers; /* when copied from the timer, for sifting */
     uint32_t ntimers, timers_cap;

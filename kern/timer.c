@@ -15,10 +15,18 @@
  * to do, which sleeps until k_timers_earliest() and then looks again.
  * Unlike Go's checkTimers, a thread holding a proc stops when its run
  * queue is out of room (see k_timers_run): woken tasks must not overflow
- * to the back of the global queue. A timer's function is called with no lock held, so it may ready tasks and
- * send on channels (not park). Rejected: Go's lock-free timer status
- * machine (timerModifying, timerMoving, ...): a lock per heap, held for a
- * few hundred ns, is what Go itself went back to in 1.23.
+ * to the back of the global queue. A timer's function is called with no
+ * lock held, so it may ready tasks and send on channels (not park).
+ * Rejected: Go's lock-free timer status machine (timerModifying,
+ * timerMoving, ...): a lock per heap, held for a few hundred ns, is what
+ * Go itself went back to in 1.23.
+ *
+ * Several threads run one heap's timers, so a timer can be due on one
+ * while another is still in its function (a periodic timer slower than
+ * its period, a one-shot one restarted during its fire). One state word,
+ * running (timer.h), claimed under the heap lock, keeps the function on
+ * one thread at a time; it is also what k_timer_quiesce waits on before
+ * an owner frees the timer.
  *
  * weft_sleep parks the task first and starts its timer from the park's
  * unlock callback (on the scheduler stack, after the task is WAITING), so
@@ -78,6 +86,11 @@ static void sift_down(struct proc *p, uint32_t i)
     heap_set(p, i, s);
 }
 
+/* Publishes p's earliest time after it became later (or the heap empty):
+ * a timer fired, moved later or stopped. Nobody needs waking for that, so
+ * a release store suffices (it pairs with the acquire loads of thieves,
+ * which lock the heap anyway before touching it). A time that became
+ * earlier is published by k_timer_start, seq_cst (see there). */
 static void publish_timer0(struct proc *p)
 {
     atomic_store_explicit(&p->timer0, p->ntimers ? p->timers[0].when : 0, memory_order_release);
@@ -114,7 +127,8 @@ static void heap_remove(struct proc *p, struct k_timer *t)
     uint32_t i = (uint32_t)t->idx;
     k_assert(i < p->ntimers && p->timers[i].t == t);
     uint32_t last = --p->ntimers;
-    atomic_store_explicit(&t->proc, NULL, memory_order_relaxed);
+    /* Release: pairs with k_timer_stop's acquire load (timer.h). */
+    atomic_store_explicit(&t->proc, NULL, memory_order_release);
     t->idx = -1;
     if (i == last)
         return;
@@ -123,6 +137,19 @@ static void heap_remove(struct proc *p, struct k_timer *t)
         sift_up(p, i);
     else
         sift_down(p, i);
+}
+
+/* A due periodic timer's next time on its grid after now (missed ticks
+ * are skipped), INT64_MAX when that is past the end of time: a period
+ * that would carry when past INT64_MAX must not wrap it round to the
+ * past, where the timer would be due for ever and its thread would fire
+ * it for ever. t->when <= now, so every term is >= 0:
+ * when + period * (1 + (now - when) / period), with the product written
+ * as period + the whole periods in (now - when), which cannot overflow. */
+static int64_t next_tick(const struct k_timer *t, int64_t now)
+{
+    int64_t late = now - t->when;
+    return k_add_sat(t->when, k_add_sat(t->period_ns, late - late % t->period_ns));
 }
 
 /* ---- kern's interface ---- */
@@ -146,8 +173,20 @@ void k_timer_start(struct k_timer *t, int64_t when)
     t->when = when;
     heap_push(p, t);
     bool earliest = p->timers[0].t == t;
+    /* The heap's earliest time became earlier: a thread blocked in the
+     * poller may sleep past it. Store-buffering with the poller: we store
+     * timer0 and then load sched.last_poll (k_poll_wake_for); the poller
+     * stores last_poll = 0 and then loads every timer0
+     * (k_timers_earliest, in poll_or_stop). All four accesses are
+     * seq_cst, so at least one side sees the other's store: we see 0 and
+     * wake the poller, or it sees our time and wakes by it. C11 promises
+     * that only when all four are seq_cst: a release store or an acquire
+     * load is outside the single total order. (Hardware would mostly
+     * order them anyway through the lock release in between, x86's xchg
+     * or ARMv8's stlr before ldar, but not an acquire load compiled to
+     * ARMv8.3's ldapr after the poller's swap.) */
     if (earliest)
-        publish_timer0(p);
+        atomic_store_explicit(&p->timer0, when, memory_order_seq_cst);
     k_unlock(&p->timers_lock);
     if (earliest)
         k_poll_wake_for(when);
@@ -156,6 +195,8 @@ void k_timer_start(struct k_timer *t, int64_t when)
 bool k_timer_stop(struct k_timer *t)
 {
     for (;;) {
+        /* Acquire: pairs with heap_remove's release store of NULL, after
+         * which a fire's running = 1 is visible to k_timer_quiesce. */
         struct proc *p = atomic_load_explicit(&t->proc, memory_order_acquire);
         if (!p)
             return false;
@@ -175,6 +216,8 @@ bool k_timer_stop(struct k_timer *t)
 
 void k_timer_quiesce(struct k_timer *t)
 {
+    /* Acquire: pairs with the release store of 0 after fn returned in
+     * k_timers_run; what fn did is visible from here on. */
     while (atomic_load_explicit(&t->running, memory_order_acquire)) {
         if (k_task_self())
             k_yield();
@@ -202,19 +245,43 @@ int64_t k_timers_run(struct proc *p, int64_t now)
     while (p->ntimers && p->timers[0].when <= now &&
            (dst == NULL || k_runq_has_room(dst))) {
         struct k_timer *t = p->timers[0].t;
+        /* Acquire: pairs with the release store of 0 below, on the thread
+         * that ran the previous fire; its effects are visible to ours. */
+        if (atomic_load_explicit(&t->running, memory_order_acquire)) {
+            /* Due while another thread is still in its function (timer.h:
+             * running). Calling it here too would run fn on two threads,
+             * and the first to return would clear running while the
+             * second is inside, so an owner's k_timer_quiesce would let
+             * it free t under the second. Move it later instead, without
+             * firing: a periodic timer to its next tick (this one is
+             * dropped), a one-shot one by a retry delay. It fires when
+             * due again with the other fire over. */
+            t->when = t->period_ns > 0 ? next_tick(t, now) : k_add_sat(now, K_TIMER_BUSY_RETRY_NS);
+            p->timers[0].when = t->when;
+            sift_down(p, 0);
+            continue;
+        }
         uint64_t seq = t->seq;
+        /* Ours to fire: claim it before it leaves the heap or moves, so
+         * that nobody else fires it meanwhile, and an owner that sees it
+         * off the heap (proc NULL) sees it running (timer.h). Relaxed:
+         * under the heap lock, which whoever finds t in this heap takes;
+         * proc's release store orders it for the others. */
+        atomic_store_explicit(&t->running, 1, memory_order_relaxed);
         if (t->period_ns > 0) {
             /* Periodic: next time on the grid, skipping missed ticks. */
-            t->when += t->period_ns * (1 + (now - t->when) / t->period_ns);
+            t->when = next_tick(t, now);
             p->timers[0].when = t->when;
             sift_down(p, 0);
         } else {
             heap_remove(p, t);
         }
-        atomic_store_explicit(&t->running, 1, memory_order_relaxed);
         publish_timer0(p);
         k_unlock(&p->timers_lock);
         t->fn(t, seq, now);
+        /* Release: pairs with the acquire loads of running (above,
+         * k_timer_quiesce, weft_timer_reset). From here on t may be
+         * freed or reused: do not touch it. */
         atomic_store_explicit(&t->running, 0, memory_order_release);
         k_lock(&p->timers_lock);
     }
@@ -228,7 +295,10 @@ int64_t k_timers_earliest(void)
 {
     int64_t best = 0;
     for (int i = 0; i < k_sched.nprocs; i++) {
-        int64_t w = atomic_load_explicit(&k_sched.procs[i]->timer0, memory_order_acquire);
+        /* seq_cst: pairs with k_timer_start's seq_cst store, for the
+         * poller's side of the store-buffering protocol described there
+         * (poll_or_stop swaps last_poll to 0 and then calls this). */
+        int64_t w = atomic_load_explicit(&k_sched.procs[i]->timer0, memory_order_seq_cst);
         if (w && (best == 0 || w < best))
             best = w;
     }
@@ -237,9 +307,15 @@ int64_t k_timers_earliest(void)
 
 uint64_t k_timers_count(void)
 {
+    /* Each heap's count under its lock (a plain racy read was a data
+     * race with every push and pop); weft_stats is not a hot path. */
     uint64_t n = 0;
-    for (int i = 0; i < k_sched.nprocs; i++)
-        n += *(volatile uint32_t *)&k_sched.procs[i]->ntimers; /* racy read: statistics */
+    for (int i = 0; i < k_sched.nprocs; i++) {
+        struct proc *p = k_sched.procs[i];
+        k_lock(&p->timers_lock);
+        n += p->ntimers;
+        k_unlock(&p->timers_lock);
+    }
     return n;
 }
 
@@ -282,8 +358,7 @@ int weft_sleep(int64_t ns)
     memset(&t, 0, sizeof t);
     t.fn = sleep_fire;
     t.arg = self;
-    int64_t now = hal_now_ns();
-    t.when = ns > INT64_MAX - now ? INT64_MAX : now + ns;
+    t.when = k_add_sat(hal_now_ns(), ns);
     k_park(sleep_arm, &t, WAIT_SLEEP, NULL);
     /* The timer fired (it is the only waker): off every heap. Its function
      * may still be returning on another thread: wait for that before the
@@ -311,10 +386,7 @@ static void timer_fire(struct k_timer *kt, uint64_t seq, int64_t now)
 
 static int64_t deadline_after(int64_t delay_ns)
 {
-    int64_t now = hal_now_ns();
-    if (delay_ns < 0)
-        delay_ns = 0;
-    return delay_ns > INT64_MAX - now ? INT64_MAX : now + delay_ns;
+    return k_add_sat(hal_now_ns(), K_MAX(delay_ns, 0));
 }
 
 weft_timer *weft_timer_new(int64_t delay_ns, int64_t period_ns)
@@ -359,8 +431,10 @@ int weft_timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns)
         return WEFT_ENOTASK;
     k_lock(&t->mu);
     bool was = k_timer_stop(&t->kt);
-    /* A fire in progress must finish before the period changes under it;
-     * it cannot run long (a non-blocking send). */
+    /* A fire in progress must finish before the period and seq change
+     * under it (k_timer_quiesce, spinning: we hold mu); it cannot run
+     * long (a non-blocking send). Acquire: pairs with the release store
+     * of 0 after the fire (k_timers_run). */
     while (atomic_load_explicit(&t->kt.running, memory_order_acquire))
         hal_cpu_relax();
     t->kt.period_ns = period_ns;

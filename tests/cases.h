@@ -98,6 +98,8 @@ CASE(timer_races, 60000, F_SCALED)
 CASE(timer_busy, 60000, F_NONE)
 CASE(timer_idle_cpu, 30000, F_NONE)
 CASE(timer_deadlock, 30000, F_NONE)
+CASE(timer_one_firer, 30000, F_NONE)
+CASE(timer_huge, 60000, F_NONE)
 
 /* ---- the poller and sockets (t_net.c) ---- */
 CASE(net_echo, 120000, F_SCALED)

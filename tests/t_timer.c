@@ -2,7 +2,8 @@
  * t_timer.c — sleep, timers and the poller's timeouts: precision sanity,
  * many timers, stop/reset races, timers firing while every proc runs a
  * tight loop, an idle runtime using no CPU, both poller timer paths,
- * deadlock detection with timers.
+ * deadlock detection with timers, one thread at a time in a timer's
+ * function, and timers and sleeps at the end of time.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -12,6 +13,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "kern/timer.h" /* white box: timer_one_firer drives a k_timer directly */
 #include "tests/check.h"
 
 int hal_poll_timer_mode(void); /* hal/posix/poll_epoll.c: 1 pwait2, 2 timerfd */
@@ -520,4 +522,287 @@ void t_timer_deadlock(void)
         weft_config cfg = {.procs = procs3[i]};
         CHECK_EQ(weft_run(dl_main, NULL, &cfg), WEFT_EDEADLK);
     }
+}
+
+/* ---- timer_one_firer: a timer's function runs on one thread at a time ----
+ *
+ * A periodic k_timer whose function outlasts its period (it spins for
+ * ONE_SPIN_NS, the period is ONE_PERIOD_NS): while one thread is inside
+ * it, the timer is due again, and every other thread that runs that
+ * proc's timers (a thief in steal_work, the holder of another proc after a
+ * preemption, a thread taking an idle proc for due timers) finds it due.
+ * Poker tasks on the other procs sleep in a loop so that their threads
+ * keep looking at the other procs' timers. The function counts how many
+ * threads are inside; more than one is the bug (and the first to return
+ * used to mark the timer idle while the second was still inside, so that
+ * k_timer_quiesce returned and its owner could free it under the second).
+ * After k_timer_stop and k_timer_quiesce, nobody may be inside, and nobody
+ * may enter later.
+ *
+ * Then the same for a one-shot timer started again while its function
+ * runs (a poll descriptor's deadline timer is restarted so, under the
+ * descriptor's lock, without waiting): the function restarts it itself,
+ * due at once, so that the new fire is due during the old one every
+ * round. The new fire must wait for the old one, and must still come. */
+
+#define ONE_PERIOD_NS 100000
+#define ONE_SPIN_NS 2000000
+#define ONE_RUN_NS 40000000
+#define ONE_ROUNDS 5
+
+static struct {
+    struct k_timer kt;
+    atomic_int inside;   /* threads in one_fire right now */
+    atomic_int overlaps; /* entries that found another thread inside */
+    atomic_int fires;
+    atomic_int quiesced; /* set once k_timer_quiesce returned */
+    atomic_int after;    /* one_fire seen inside after that */
+    atomic_int restart;  /* one_fire starts the timer again, once */
+    atomic_int poke;     /* the pokers run while set */
+    weft_waitgroup wg;
+} one;
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void one_fire(struct k_timer *t, uint64_t seq, int64_t now)
+{
+    (void)seq;
+    (void)now;
+    if (atomic_fetch_add(&one.inside, 1) != 0)
+        atomic_fetch_add(&one.overlaps, 1);
+    if (atomic_load(&one.quiesced))
+        atomic_fetch_add(&one.after, 1);
+    atomic_fetch_add(&one.fires, 1);
+    /* A timer's function runs holding a proc, with no timer lock: it may
+     * start a timer that is not pending, as this one is not (a one-shot
+     * timer leaves its heap before its function is called). */
+    if (atomic_exchange(&one.restart, 0))
+        k_timer_start(t, weft_now());
+    int64_t end = mono_ns() + ONE_SPIN_NS;
+    while (mono_ns() < end) {
+    }
+    if (atomic_load(&one.quiesced))
+        atomic_fetch_add(&one.after, 1);
+    atomic_fetch_sub(&one.inside, 1);
+}
+
+static void one_poker(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&one.poke))
+        CHECK_OK(weft_sleep(20000));
+    weft_wg_done(&one.wg);
+}
+
+/* Sleeps until one.fires reaches n (a loaded machine may keep the thread
+ * in the function off its CPU for a while: no bound but a hang's). */
+static void one_wait_fires(int n, int64_t limit)
+{
+    while (atomic_load(&one.fires) < n) {
+        CHECK_LT(weft_now(), limit);
+        CHECK_OK(weft_sleep(ONE_PERIOD_NS));
+    }
+}
+
+static void one_main(void *arg)
+{
+    (void)arg;
+    int procs = weft_procs();
+    int64_t limit = weft_now() + 60000000000LL * t_slack();
+    atomic_store(&one.poke, 1);
+    CHECK_OK(weft_wg_add(&one.wg, procs - 1));
+    for (int i = 0; i < procs - 1; i++)
+        CHECK_OK(weft_go(one_poker, NULL));
+
+    /* Periodic. */
+    memset(&one.kt, 0, sizeof one.kt);
+    one.kt.fn = one_fire;
+    one.kt.period_ns = ONE_PERIOD_NS;
+    one.kt.idx = -1;
+    k_timer_start(&one.kt, weft_now() + ONE_PERIOD_NS);
+    CHECK_OK(weft_sleep(ONE_RUN_NS));
+    one_wait_fires(3, limit);
+    CHECK(k_timer_stop(&one.kt)); /* a periodic timer stays pending */
+    k_timer_quiesce(&one.kt);
+    atomic_store(&one.quiesced, 1);
+    int inside = atomic_load(&one.inside);
+    /* Long enough for a second thread still inside to be seen leaving. */
+    CHECK_OK(weft_sleep(2 * ONE_SPIN_NS));
+    int after = atomic_load(&one.after), overlaps = atomic_load(&one.overlaps);
+    fprintf(stderr,
+            "procs %d: periodic: %d fires, %d overlapping, inside after quiesce %d (%d seen)\n",
+            procs, atomic_load(&one.fires), overlaps, inside, after);
+    CHECK_EQ(inside, 0);
+    CHECK_EQ(after, 0);
+    CHECK_EQ(overlaps, 0);
+
+    /* One-shot, restarted by its own function. */
+    for (int round = 0; round < ONE_ROUNDS; round++) {
+        atomic_store(&one.quiesced, 0);
+        memset(&one.kt, 0, sizeof one.kt);
+        one.kt.fn = one_fire;
+        one.kt.idx = -1;
+        int before = atomic_load(&one.fires);
+        atomic_store(&one.restart, 1);
+        k_timer_start(&one.kt, weft_now());
+        one_wait_fires(before + 2, limit);
+        CHECK(!k_timer_stop(&one.kt)); /* fired twice: nothing pending */
+        k_timer_quiesce(&one.kt);
+        atomic_store(&one.quiesced, 1);
+        inside = atomic_load(&one.inside);
+        CHECK_OK(weft_sleep(2 * ONE_SPIN_NS));
+        after = atomic_load(&one.after);
+        if (inside != 0 || after != 0)
+            fprintf(stderr, "round %d: %d inside after k_timer_quiesce (%d seen)\n", round, inside,
+                    after);
+        CHECK_EQ(inside, 0);
+        CHECK_EQ(after, 0);
+        CHECK_EQ(atomic_load(&one.fires), before + 2);
+    }
+    overlaps = atomic_load(&one.overlaps);
+    fprintf(stderr, "procs %d: restarted one-shot: %d overlapping in %d rounds\n", procs, overlaps,
+            ONE_ROUNDS);
+    CHECK_EQ(overlaps, 0);
+    atomic_store(&one.poke, 0);
+    CHECK_OK(weft_wg_wait(&one.wg));
+}
+
+void t_timer_one_firer(void)
+{
+    static const int procs[] = {2, 4};
+    for (size_t i = 0; i < sizeof procs / sizeof procs[0]; i++) {
+        memset(&one, 0, sizeof one);
+        t_run(one_main, NULL, procs[i]);
+    }
+}
+
+/* ---- timer_huge: timers and sleeps at the end of time ----
+ *
+ * Durations that reach past INT64_MAX saturate there: a sleep of
+ * INT64_MAX never returns (and is not a deadlock while it waits), a
+ * ticker whose next tick would be past the end of time ticks once, timers
+ * at INT64_MAX stay pending. None may fire early, wrap round to the past
+ * (a ticker whose `when` overflowed was due for ever and kept its thread
+ * firing it), or disturb the rest: with every proc idle (the monitor then
+ * parks until a grace after the earliest timer, which is at INT64_MAX),
+ * short sleeps and timers still come back. A watchdog turns a hang into a
+ * failure with a message. */
+
+static atomic_int huge_woke;
+static pthread_mutex_t huge_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t huge_cv = PTHREAD_COND_INITIALIZER;
+static int huge_done;
+
+static void *huge_watchdog(void *arg)
+{
+    int64_t ns = *(int64_t *)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ns / 1000000000;
+    pthread_mutex_lock(&huge_mu);
+    int r = 0;
+    while (!huge_done && r != ETIMEDOUT)
+        r = pthread_cond_timedwait(&huge_cv, &huge_mu, &ts);
+    if (!huge_done) {
+        fprintf(stderr, "watchdog: timer_huge still running after %lld s: a thread hangs\n",
+                (long long)(ns / 1000000000));
+        fflush(NULL);
+        _Exit(1);
+    }
+    pthread_mutex_unlock(&huge_mu);
+    return NULL;
+}
+
+static void huge_sleeper(void *arg)
+{
+    int64_t ns = (int64_t)(intptr_t)arg;
+    if (ns == 0)
+        ns = INT64_MAX - weft_now(); /* until exactly the end of time */
+    CHECK_OK(weft_sleep(ns));
+    atomic_fetch_add(&huge_woke, 1); /* never, during the run */
+}
+
+static void huge_main(void *arg)
+{
+    (void)arg;
+    int64_t v = 0;
+    CHECK_OK(weft_go(huge_sleeper, (void *)(intptr_t)INT64_MAX));
+    CHECK_OK(weft_go(huge_sleeper, (void *)(intptr_t)(INT64_MAX - 1)));
+    CHECK_OK(weft_go(huge_sleeper, (void *)(intptr_t)0));
+    /* Until the three have started their sleeps (their threads may be
+     * late on a loaded machine): they are the pending timers at INT64_MAX
+     * while every task idles below, and the only ones at the end. */
+    struct weft_stats st;
+    for (;;) {
+        CHECK_OK(weft_stats(&st));
+        if (st.timers >= 3)
+            break;
+        CHECK_OK(weft_sleep(1000000));
+    }
+    CHECK_EQ(st.timers, 3);
+
+    /* Tickers whose second tick is past the end of time: one tick each. */
+    int64_t t0 = weft_now();
+    weft_timer *tk[3];
+    CHECK((tk[0] = weft_timer_new(1000000, INT64_MAX)) != NULL);
+    CHECK((tk[1] = weft_timer_new(0, INT64_MAX - 1)) != NULL);
+    CHECK((tk[2] = weft_timer_new(2000000, INT64_MAX - t0)) != NULL);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(weft_chan_recv(weft_timer_chan(tk[i]), &v), 1);
+        CHECK_GE(v, t0);
+    }
+    /* Timers at the end of time, and resets to it. */
+    weft_timer *end[3];
+    CHECK((end[0] = weft_timer_new(INT64_MAX, INT64_MAX)) != NULL);
+    CHECK((end[1] = weft_timer_new(INT64_MAX - 1, 0)) != NULL);
+    CHECK((end[2] = weft_timer_new(1000, 1000)) != NULL);
+    CHECK_EQ(weft_timer_reset(end[1], INT64_MAX, INT64_MAX), 1);
+    CHECK_GE(weft_timer_reset(end[2], INT64_MAX, INT64_MAX - 1), 0);
+    weft_chan_try_recv(weft_timer_chan(end[2]), NULL); /* a tick before the reset */
+
+    /* Every task idle for a while: the threads must not be stuck firing. */
+    CHECK_OK(weft_sleep(30000000));
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(weft_chan_try_recv(weft_timer_chan(tk[i]), &v), WEFT_EAGAIN);
+        CHECK_EQ(weft_chan_try_recv(weft_timer_chan(end[i]), &v), WEFT_EAGAIN);
+    }
+    CHECK_EQ(atomic_load(&huge_woke), 0);
+    /* Short timers and sleeps still work beside them. */
+    weft_timer *t = weft_timer_new(1000000, 0);
+    CHECK(t != NULL);
+    CHECK_EQ(weft_chan_recv(weft_timer_chan(t), &v), 1);
+    weft_timer_free(t);
+    CHECK_OK(weft_sleep(1000000));
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(weft_timer_stop(tk[i]), 1); /* still pending, at INT64_MAX */
+        CHECK_EQ(weft_timer_stop(end[i]), 1);
+        weft_timer_free(tk[i]);
+        weft_timer_free(end[i]);
+    }
+    CHECK_EQ(atomic_load(&huge_woke), 0);
+    CHECK_OK(weft_stats(&st));
+    CHECK_EQ(st.timers, 3); /* the three sleepers */
+}
+
+void t_timer_huge(void)
+{
+    int64_t dog_ns = 20000000000LL * t_slack();
+    pthread_t dog;
+    huge_done = 0;
+    CHECK_OK(pthread_create(&dog, NULL, huge_watchdog, &dog_ns));
+    for (int i = 0; i < 3; i++) {
+        atomic_store(&huge_woke, 0);
+        t_run(huge_main, NULL, procs3[i]);
+        fprintf(stderr, "procs %d: ok\n", procs3[i]);
+    }
+    pthread_mutex_lock(&huge_mu);
+    huge_done = 1;
+    pthread_cond_signal(&huge_cv);
+    pthread_mutex_unlock(&huge_mu);
+    CHECK_OK(pthread_join(dog, NULL));
 }
