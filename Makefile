@@ -251,6 +251,19 @@ build_test_targets = for t in $(TEST_TARGETS); do \
 	    $(SUBMAKE) TARGET=$$t all || exit 1; \
 	done
 
+# The regression tests of races and crashes that were fixed: each one failed
+# before its fix (most of them in most runs: they force the interleaving)
+# and must keep passing many times in a row. `make test` runs each
+# REGRESSION_REPEAT more times after the main pass, `make stress`
+# STRESS_REGRESSION_REPEAT times with preemption on and off (step 5).
+REGRESSION_CASES ?= preempt_spawn_storm preempt_user_handler sched_task_cache \
+                    sched_locked_sleep chan_select_close_free timer_one_firer timer_huge \
+                    net_close_reuse net_close_race net_wait_fd_shared net_wait_fd_deadline \
+                    net_deadline_args block_aba block_abandon block_abandon_host
+REGRESSION_REPEAT ?= 20
+# pytest -k for a list of case names: "a or b or c".
+k_expr = $(subst $(eval) , or ,$(strip $(1)))
+
 test:
 	@scripts/deps.sh
 	@$(build_test_targets)
@@ -258,6 +271,8 @@ test:
 	@$(MAKE) --no-print-directory check-template
 	@echo "== pytest ($(TEST_TARGETS))"
 	@$(PYTEST) tests $(PYTEST_ARGS)
+	@echo "== regressions ($(TEST_TARGETS)): x$(REGRESSION_REPEAT) each"
+	@$(PYTEST) tests/test_cases.py -k "$(call k_expr,$(REGRESSION_CASES))" --repeat $(REGRESSION_REPEAT) $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-sve
 	@$(MAKE) --no-print-directory test-san
 
@@ -314,12 +329,13 @@ endif
 #  4. the scheduler, channel and sync cases STRESS_OFF_REPEAT times at each
 #     of STRESS_PROCS (WEFT_PROCS: the cases that take the default) with
 #     WEFT_PREEMPT=0;
-#  5. the targeted storms (STORM_CASES) STORM_REPEAT times each, with
-#     preemption on and with WEFT_PREEMPT=0. Twenty runs of a case that
-#     fails one run in 8 all pass 7% of the time (0.875^20): that is how
-#     timer_many's crash (issue 20) got through step 3. A storm aims at one
-#     race and fails most runs when it is there; 200 runs let a 1-in-10
-#     failure through with odds of 0.9^200, about 1e-9.
+#  5. the targeted storms (STORM_CASES) STORM_REPEAT times each and the
+#     other regression tests (REGRESSION_CASES) STRESS_REGRESSION_REPEAT
+#     times each, with preemption on and with WEFT_PREEMPT=0. Twenty runs of
+#     a case that fails one run in 8 all pass 7% of the time (0.875^20):
+#     that is how timer_many's crash (issue 20) got through step 3. A storm
+#     aims at one race and fails most runs when it is there; 200 runs let a
+#     1-in-10 failure through with odds of 0.9^200, about 1e-9.
 # Measured on the 2-core VM (2026-11-23/24): 1. 5 s, 2. 6 min, 3. 22 min
 # (2640 runs), 4. 29 min (5280 runs over both targets): 58 min in all.
 STRESS_REPEAT   ?= 20
@@ -331,6 +347,7 @@ STRESS_CASES    ?= sched_ or chan_ or sync_ or timer_ or preempt_ or block_ or n
 STRESS_OFF_CASES ?= sched_ or chan_ or sync_
 STORM_REPEAT    ?= 200
 STORM_CASES     ?= preempt_spawn_storm
+STRESS_REGRESSION_REPEAT ?= 100
 stress:
 	@scripts/deps.sh
 	@$(build_test_targets)
@@ -342,9 +359,11 @@ stress:
 	@$(PYTEST) tests/test_cases.py -k "$(STRESS_CASES)" --repeat $(STRESS_REPEAT) $(PYTEST_ARGS)
 	@echo "== stress 4/5: preemption off (WEFT_PREEMPT=0), x$(STRESS_OFF_REPEAT) at procs $(STRESS_PROCS)"
 	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(STRESS_OFF_CASES)" --repeat $(STRESS_OFF_REPEAT) --procs-list $(STRESS_PROCS) $(PYTEST_ARGS)
-	@echo "== stress 5/5: targeted storms x$(STORM_REPEAT), preemption on, then off"
-	@$(PYTEST) tests/test_cases.py -k "$(subst $(eval) , or ,$(strip $(STORM_CASES)))" --repeat $(STORM_REPEAT) $(PYTEST_ARGS)
-	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(subst $(eval) , or ,$(strip $(STORM_CASES)))" --repeat $(STORM_REPEAT) $(PYTEST_ARGS)
+	@echo "== stress 5/5: storms x$(STORM_REPEAT) and regressions x$(STRESS_REGRESSION_REPEAT), preemption on, then off"
+	@$(PYTEST) tests/test_cases.py -k "$(call k_expr,$(STORM_CASES))" --repeat $(STORM_REPEAT) $(PYTEST_ARGS)
+	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(call k_expr,$(STORM_CASES))" --repeat $(STORM_REPEAT) $(PYTEST_ARGS)
+	@$(PYTEST) tests/test_cases.py -k "$(call k_expr,$(filter-out $(STORM_CASES),$(REGRESSION_CASES)))" --repeat $(STRESS_REGRESSION_REPEAT) $(PYTEST_ARGS)
+	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(call k_expr,$(filter-out $(STORM_CASES),$(REGRESSION_CASES)))" --repeat $(STRESS_REGRESSION_REPEAT) $(PYTEST_ARGS)
 
 demo:
 	@scripts/deps.sh
