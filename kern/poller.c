@@ -41,6 +41,7 @@ static struct {
     pd_slot *_Atomic chunks[NCHUNKS];
     _Atomic int32_t nwaiters;
     _Atomic uint64_t wakeups;
+    _Atomic uint64_t readied;    /* k_poll_readied (tests); relaxed: a count */
     bool inited;
     bool short_read_drains;      /* hal_poll_short_read_drains(), per run */
 } poller;
@@ -342,6 +343,11 @@ uint64_t k_poll_wakeups(void)
     return atomic_load_explicit(&poller.wakeups, memory_order_relaxed);
 }
 
+uint64_t k_poll_readied(void)
+{
+    return atomic_load_explicit(&poller.readied, memory_order_relaxed);
+}
+
 void k_poll_wake_for(int64_t when)
 {
     if (atomic_load_explicit(&k_sched.last_poll, memory_order_seq_cst) != 0)
@@ -386,5 +392,7 @@ struct task *k_poll(int64_t timeout_ns, int *n)
             (*n)++;
         }
     }
+    if (*n)
+        atomic_fetch_add_explicit(&poller.readied, (uint64_t)*n, memory_order_relaxed);
     return head;
 }

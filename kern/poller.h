@@ -87,5 +87,8 @@ void k_poll_wake_for(int64_t when);
 
 /* Poller wake-ups for weft_stats. */
 uint64_t k_poll_wakeups(void);
+/* White box for tests: tasks k_poll has made runnable since the run began
+ * (t_net.c waits for it to move to know a parked task was readied). */
+uint64_t k_poll_readied(void);
 
 #endif /* WEFT_KERN_POLLER_H */
