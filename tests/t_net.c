@@ -2,7 +2,9 @@
  * t_net.c — the poller and the socket API: echo at 1000 connections,
  * deadlines (set before and while blocked), close waking blocked tasks,
  * dial timeout, UDP, IPv6, wait_fd on a pipe, addresses and bad input,
- * and reads after a short read (the poller's shortcut).
+ * reads after a short read (the poller's shortcut), close racing with
+ * operations the poller has readied (the number reused at once), waits
+ * sharing a foreign descriptor, and deadline arguments.
  * Loopback only.
  */
 #include <errno.h>
