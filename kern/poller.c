@@ -189,7 +189,7 @@ static struct k_pollfd *pd_setup(pd_slot *slot, intptr_t fd, int kind, uint32_t 
         pd->ready[m] = false;
         pd->waiter[m] = NULL;
         pd->wake_code[m] = 0;
-        pd->deadline[m] = 0;
+        atomic_store_explicit(&pd->deadline[m], 0, memory_order_relaxed);
         pd->timer[m].fn = deadline_fire;
         pd->timer[m].arg = pd;
         pd->timer[m].idx = -1;
@@ -418,19 +418,28 @@ int k_pollfd_close(struct k_pollfd *pd)
 /* Whether side m's deadline has passed (pd->lock held). */
 static bool expired(struct k_pollfd *pd, int m)
 {
-    int64_t d = pd->deadline[m];
+    int64_t d = atomic_load_explicit(&pd->deadline[m], memory_order_relaxed);
     if (d == 0)
         return false;
     if (d < 0)
         return true;
     if (d > hal_now_ns())
         return false;
-    pd->deadline[m] = -1;
+    atomic_store_explicit(&pd->deadline[m], -1, memory_order_relaxed);
     return true;
 }
 
 int k_pollfd_prepare(struct k_pollfd *pd, int mode)
 {
+    /* Without the lock when no close has begun and the side has no
+     * deadline (the usual case: every operation passes here). Relaxed
+     * loads: a close or a deadline set by another task meanwhile may be
+     * missed, which is the same as the operation coming before it; the
+     * handle stays open while we hold our reference, and the wait
+     * re-reads both under the lock before parking. */
+    if (!(atomic_load_explicit(&pd->ref, memory_order_relaxed) & PD_CLOSED) &&
+        atomic_load_explicit(&pd->deadline[mode], memory_order_relaxed) == 0)
+        return 0;
     k_lock(&pd->lock);
     int rc = closing(pd) ? WEFT_ECLOSED : expired(pd, mode) ? WEFT_ETIMEDOUT : 0;
     k_unlock(&pd->lock);
@@ -565,7 +574,7 @@ static void deadline_fire(struct k_timer *t, uint64_t seq, int64_t now)
         k_unlock(&pd->lock);
         return;
     }
-    pd->deadline[m] = -1;
+    atomic_store_explicit(&pd->deadline[m], -1, memory_order_relaxed);
     struct task *w = take_waiter(pd, m, WEFT_ETIMEDOUT);
     k_unlock(&pd->lock);
     if (w)
@@ -588,12 +597,12 @@ void k_pollfd_set_deadline(struct k_pollfd *pd, int64_t rd, int64_t wd)
         pd->timer[m].seq++;
         k_timer_stop(&pd->timer[m]);
         if (d[m] <= 0) {
-            pd->deadline[m] = 0;
+            atomic_store_explicit(&pd->deadline[m], 0, memory_order_relaxed);
         } else if (d[m] <= now) {
-            pd->deadline[m] = -1;
+            atomic_store_explicit(&pd->deadline[m], -1, memory_order_relaxed);
             wake[m] = take_waiter(pd, m, WEFT_ETIMEDOUT);
         } else {
-            pd->deadline[m] = d[m];
+            atomic_store_explicit(&pd->deadline[m], d[m], memory_order_relaxed);
             /* A fire of the old setting still running is stale by seq. */
             k_timer_start(&pd->timer[m], d[m]);
         }

@@ -52,7 +52,9 @@ struct k_pollfd {
     bool ready[2];              /* readiness seen since the last wait */
     struct task *waiter[2];     /* the task parked on each side */
     int wake_code[2];           /* what the waker says: 0 retry, or a WEFT_E* */
-    int64_t deadline[2];        /* 0 none, -1 expired, else absolute ns */
+    /* 0 none, -1 expired, else absolute ns. Written under lock; also read
+     * without it by k_pollfd_prepare (relaxed: see there). */
+    _Atomic int64_t deadline[2];
     struct k_timer timer[2];    /* the deadlines' timers */
     struct task *closer;        /* CLOSING: the closer, parked until the count is 0 */
     bool last_out;              /* CLOSING: the count reached 0 before the closer parked */
