@@ -4,8 +4,8 @@
  * hal/posix/poll_epoll.c, later hal/win32/poll_iocp.c).
  *
  * A task that would block on an I/O object parks on its descriptor's read
- * or write side (one waiter per side, as in Go: two readers of one socket
- * are a program error, and the second gets WEFT_EINVAL). It is woken with a
+ * or write side (one waiter per side: a second gets WEFT_EINVAL, where Go
+ * queues concurrent readers on fdMutex's read lock). It is woken with a
  * code: 0 "the port reported this side, submit again", WEFT_ECLOSED or
  * WEFT_ETIMEDOUT. An event that finds no waiter sets the side's ready
  * flag, which the next wait consumes instead of parking, so an event
@@ -19,10 +19,10 @@
  * slot is emptied: the OS may hand its number to anything next, so a later
  * call with it gets WEFT_EBADF, not a guess.
  *
- * Lifetime (Go: fdMutex's reference count and the closing bit, and the
- * descriptor sequence number of netpoll.go). The hazard: a task parked in
- * a read is readied by the port; before it runs, another task closes the
- * socket, and the OS gives the number to the next accept. Were the
+ * Lifetime (Go: fdMutex's reference count and closing bit; what Go's
+ * pollDesc sequence number is for is covered below). The hazard: a task
+ * parked in a read is readied by the port; before it runs, another task
+ * closes the socket, and the OS gives the number to the next accept. Were the
  * descriptor freed at the close, the reader would resume, submit again on
  * the number and read the new connection's bytes. So every operation holds
  * a reference from the lookup of its number to its return, and close only
