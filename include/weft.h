@@ -386,10 +386,14 @@ void weft_timer_free(weft_timer *t);
  * address; dial: localhost); port 0..65535 (listen: 0 = any free port). No
  * DNS: other names are WEFT_EINVAL.
  *
+ * Deadlines are absolute weft_now() times: 0 is none, a time already
+ * past has expired (WEFT_ETIMEDOUT at once), a negative one is WEFT_EINVAL.
+ *
  * Errors: WEFT_EINVAL (unknown network, malformed address, port out of
- * range, NULL), WEFT_EBADF (not a descriptor weft knows, or the wrong kind:
- * accept on a connection), WEFT_ECLOSED (closed by weft_close while the call was
- * blocked; a call made after the close gets WEFT_EBADF: the OS may already
+ * range, NULL, a negative deadline), WEFT_EBADF (not a descriptor weft
+ * knows, or the wrong kind: accept on a connection), WEFT_ECLOSED (closed by
+ * weft_close while the call was in progress, blocked or about to submit
+ * again; a call made after the close gets WEFT_EBADF: the OS may already
  * have reused the number), WEFT_ETIMEDOUT (deadline or dial timeout), WEFT_ENOTASK,
  * WEFT_ENOMEM, WEFT_EIO (any other OS error: weft_errno() has its number,
  * e.g. ECONNREFUSED). */
@@ -411,15 +415,31 @@ int64_t weft_read(weft_fd fd, void *buf, size_t n);
  * error (bytes already written are lost to the count). May park. */
 int64_t weft_write(weft_fd fd, const void *buf, size_t n);
 /* Absolute weft_now() deadlines for reads and writes, 0 = none; an expired
- * one makes blocked and later calls return WEFT_ETIMEDOUT until changed. */
+ * one makes blocked and later calls return WEFT_ETIMEDOUT until changed.
+ * 0, WEFT_EBADF, WEFT_ENOTASK, or WEFT_EINVAL (a negative deadline; neither
+ * is changed). */
 int weft_set_deadline(weft_fd fd, int64_t read_deadline, int64_t write_deadline);
-/* Closes fd; tasks blocked on it return WEFT_ECLOSED. */
+/* Closes fd: calls in progress on it return WEFT_ECLOSED (a blocked one at
+ * once; one running on another thread when it next checks, before it
+ * submits again), later calls WEFT_EBADF. Parks until every call in
+ * progress on fd has returned, then closes the OS descriptor, so its
+ * number is reused only after they are done with it. 0, WEFT_EBADF,
+ * WEFT_ECLOSED (another task is closing it), WEFT_EIO, WEFT_ENOTASK. May
+ * park. */
 int weft_close(weft_fd fd);
 /* The local address as "host:port" ("[::1]:80" for IPv6) in buf[n]. */
 int weft_addr(weft_fd fd, char *buf, size_t n);
 /* Parks until fd (any pollable descriptor, or a weft socket) is readable /
- * writable per events, or until deadline (absolute, 0 none): 0,
- * WEFT_ETIMEDOUT, WEFT_EBADF (not pollable), WEFT_ECLOSED. */
+ * writable per events, or until deadline (absolute, 0 none, past: expired).
+ * The deadline is this wait's own: a weft socket's deadlines
+ * (weft_set_deadline) are left as they are and end the wait too, whichever
+ * comes first. One task at a time may wait per descriptor and direction;
+ * a descriptor weft does not own is registered with the poller while
+ * tasks wait on it. 0, WEFT_ETIMEDOUT, WEFT_EBADF (not pollable, negative
+ * or beyond the poller's table, or a weft socket being closed),
+ * WEFT_ECLOSED (a weft socket closed meanwhile), WEFT_EINVAL (events
+ * neither WEFT_READABLE nor WEFT_WRITABLE, a negative deadline, or another
+ * task waits on that side), WEFT_ENOMEM, WEFT_EIO, WEFT_ENOTASK. May park. */
 int weft_wait_fd(weft_fd fd, int events, int64_t deadline);
 /* (weft_errno, declared above with the blocking calls, gives the OS error
  * number behind a WEFT_EIO.) */

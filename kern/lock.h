@@ -15,6 +15,9 @@
  *   channel locks (in address order)  before  sched.lock
  *   sema bucket locks  before  sched.lock
  *   sched.lock  before  alloc central locks  before  the heap lock
+ *   the poller's foreign lock  before  the poller's lock  before  alloc
+ *     central locks; the foreign lock  before  a poll descriptor's lock
+ *     before  timers_lock and sched.lock (kern/poller.[ch])
  *   the heap lock and the stack pool lock are leaves: nothing is taken
  *   while holding them (stack.c never calls k_alloc).
  */

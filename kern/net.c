@@ -6,7 +6,10 @@
  * Every operation goes the same way, for readiness and completion ports
  * alike (hal.h "I/O operations"): submit; DONE returns the result; PENDING
  * parks the task on the descriptor's side until the poller reports it (or
- * a deadline or close wakes it with a code); then submit again.
+ * a deadline or close wakes it with a code); then submit again. Each
+ * holds a reference on the descriptor from its lookup to its return
+ * (poller.h), so a close meanwhile cannot give the number to another
+ * socket before the operation is done with it.
  *
  * Addresses are parsed here, not by the OS (kern is freestanding and has
  * no resolver): IPv4 dotted quads, bracketed IPv6 literals (with "::" and
@@ -271,7 +274,7 @@ static int64_t run_op(struct task *self, struct k_pollfd *pd, int mode, struct h
      * nothing (poller.c, "Short reads"): wait for data first. */
     bool stream_read = op->kind == HAL_IO_READ && pd->kind == PD_STREAM;
     if (stream_read && k_pollfd_read_empty(pd)) {
-        rc = k_pollfd_wait(pd, mode);
+        rc = k_pollfd_wait(pd, mode, 0);
         if (rc)
             return rc;
     }
@@ -286,7 +289,7 @@ static int64_t run_op(struct task *self, struct k_pollfd *pd, int mode, struct h
         }
         if (r != HAL_EPENDING)
             return os_fail(self, r, op->os_error);
-        rc = k_pollfd_wait(pd, mode);
+        rc = k_pollfd_wait(pd, mode, 0);
         if (rc) {
             hal_io_cancel(op);
             return rc;
@@ -294,22 +297,26 @@ static int64_t run_op(struct task *self, struct k_pollfd *pd, int mode, struct h
     }
 }
 
-/* The calling task, and fd's descriptor of an allowed kind. */
+/* The calling task, and fd's descriptor of an allowed kind with a
+ * reference (the caller releases it with k_pollfd_release). */
 static int lookup(weft_fd fd, unsigned kinds, struct task **self, struct k_pollfd **pd)
 {
     *self = k_task_self();
     if (!*self)
         return WEFT_ENOTASK;
     int err = WEFT_EBADF;
-    *pd = k_pollfd_get(fd, &err);
+    *pd = k_pollfd_acquire(fd, &err);
     if (!*pd)
         return err;
-    if (!(kinds & (1u << (*pd)->kind)))
+    if (!(kinds & (1u << (*pd)->kind))) {
+        k_pollfd_release(*pd);
         return WEFT_EBADF;
+    }
     return 0;
 }
 
-#define KINDS_DATA ((1u << PD_STREAM) | (1u << PD_DGRAM) | (1u << PD_ANY))
+#define KINDS_DATA ((1u << PD_STREAM) | (1u << PD_DGRAM))
+#define KINDS_ALL ((1u << PD_STREAM) | (1u << PD_DGRAM) | (1u << PD_LISTENER))
 
 /* A new socket for ns and a, registered; a negative code on failure. */
 static weft_fd open_socket(struct task *self, const struct netspec *ns,
@@ -323,7 +330,7 @@ static weft_fd open_socket(struct task *self, const struct netspec *ns,
         hal_sock_setopt(h, HAL_SO_READ_LEFT, 1); /* best effort: see hal.h */
     }
     int err = 0;
-    *pd = k_pollfd_open(h, kind, true, &err);
+    *pd = k_pollfd_open(h, kind, &err);
     if (!*pd) {
         hal_sock_close(h);
         return err;
@@ -355,11 +362,12 @@ weft_fd weft_listen(const char *network, const char *address)
     }
     int err = 0;
     struct k_pollfd *pd =
-        k_pollfd_open(h, ns.type == HAL_SOCK_STREAM ? PD_LISTENER : PD_DGRAM, true, &err);
+        k_pollfd_open(h, ns.type == HAL_SOCK_STREAM ? PD_LISTENER : PD_DGRAM, &err);
     if (!pd) {
         hal_sock_close(h);
         return err;
     }
+    k_pollfd_release(pd);
     return h;
 }
 
@@ -389,11 +397,12 @@ weft_fd weft_dial(const char *network, const char *address, int64_t timeout_ns)
     op.addr = a;
     int64_t r = run_op(self, pd, K_POLL_W, &op);
     if (r < 0) {
-        k_pollfd_close(pd);
+        k_pollfd_close(pd); /* takes our reference */
         return r;
     }
     if (timeout_ns > 0)
         k_pollfd_set_deadline(pd, 0, 0);
+    k_pollfd_release(pd);
     return h;
 }
 
@@ -409,16 +418,19 @@ weft_fd weft_accept(weft_fd listener)
     op.kind = HAL_IO_ACCEPT;
     op.h = listener;
     int64_t r = run_op(self, pd, K_POLL_R, &op);
+    k_pollfd_release(pd);
     if (r < 0)
         return r;
     intptr_t h = (intptr_t)r;
     hal_sock_setopt(h, HAL_SO_NODELAY, 1);
     hal_sock_setopt(h, HAL_SO_READ_LEFT, 1); /* best effort: see hal.h */
     int err = 0;
-    if (!k_pollfd_open(h, PD_STREAM, true, &err)) {
+    struct k_pollfd *npd = k_pollfd_open(h, PD_STREAM, &err);
+    if (!npd) {
         hal_sock_close(h);
         return err;
     }
+    k_pollfd_release(npd);
     return h;
 }
 
@@ -439,7 +451,9 @@ int64_t weft_read(weft_fd fd, void *buf, size_t n)
     op.started = 0;
     op.stream = pd->kind == PD_STREAM;
     op.drained = 0;
-    return run_op(self, pd, K_POLL_R, &op);
+    int64_t r = run_op(self, pd, K_POLL_R, &op);
+    k_pollfd_release(pd);
+    return r;
 }
 
 int64_t weft_write(weft_fd fd, const void *buf, size_t n)
@@ -452,6 +466,7 @@ int64_t weft_write(weft_fd fd, const void *buf, size_t n)
     if (rc)
         return rc;
     size_t done = 0;
+    int64_t r = 0;
     do {
         struct hal_io op;
         op.kind = HAL_IO_WRITE;
@@ -459,24 +474,26 @@ int64_t weft_write(weft_fd fd, const void *buf, size_t n)
         op.buf = (char *)buf + done;
         op.len = n - done;
         op.started = 0;
-        int64_t r = run_op(self, pd, K_POLL_W, &op);
+        r = run_op(self, pd, K_POLL_W, &op);
         if (r < 0)
-            return r;
-        done += (size_t)r;
-        if (pd->kind == PD_DGRAM)
             break;
-    } while (done < n);
-    return (int64_t)done;
+        done += (size_t)r;
+    } while (pd->kind != PD_DGRAM && done < n);
+    k_pollfd_release(pd);
+    return r < 0 ? r : (int64_t)done;
 }
 
 int weft_set_deadline(weft_fd fd, int64_t read_deadline, int64_t write_deadline)
 {
+    if (read_deadline < 0 || write_deadline < 0)
+        return WEFT_EINVAL;
     struct task *self;
     struct k_pollfd *pd;
-    int rc = lookup(fd, 0xffu, &self, &pd);
+    int rc = lookup(fd, KINDS_ALL, &self, &pd);
     if (rc)
         return rc;
     k_pollfd_set_deadline(pd, read_deadline, write_deadline);
+    k_pollfd_release(pd);
     return 0;
 }
 
@@ -484,10 +501,10 @@ int weft_close(weft_fd fd)
 {
     struct task *self;
     struct k_pollfd *pd;
-    int rc = lookup(fd, 0xffu, &self, &pd);
+    int rc = lookup(fd, KINDS_ALL, &self, &pd);
     if (rc)
         return rc;
-    return k_pollfd_close(pd);
+    return k_pollfd_close(pd); /* takes our reference */
 }
 
 int weft_addr(weft_fd fd, char *buf, size_t n)
@@ -496,46 +513,35 @@ int weft_addr(weft_fd fd, char *buf, size_t n)
         return WEFT_EINVAL;
     struct task *self;
     struct k_pollfd *pd;
-    int rc = lookup(fd, 0xffu, &self, &pd);
+    int rc = lookup(fd, KINDS_ALL, &self, &pd);
     if (rc)
         return rc;
     struct hal_sockaddr a;
     int r = hal_sock_name(fd, &a);
+    int e = hal_os_error();
+    k_pollfd_release(pd);
     if (r != 0)
-        return r == HAL_EINVAL ? WEFT_EBADF : os_fail(self, r, hal_os_error());
+        return r == HAL_EINVAL ? WEFT_EBADF : os_fail(self, r, e);
     return format_address(&a, buf, n);
 }
 
 int weft_wait_fd(weft_fd fd, int events, int64_t deadline)
 {
-    if (events != WEFT_READABLE && events != WEFT_WRITABLE)
+    if ((events != WEFT_READABLE && events != WEFT_WRITABLE) || deadline < 0)
         return WEFT_EINVAL;
     int mode = events == WEFT_READABLE ? K_POLL_R : K_POLL_W;
     struct task *self = k_task_self();
     if (!self)
         return WEFT_ENOTASK;
+    /* A descriptor weft does not own is registered while waits on it
+     * last (shared by them). The deadline is this wait's own: a weft
+     * socket's deadlines (weft_set_deadline) stay as they are, and the
+     * earlier of the two ends the wait. */
     int err = WEFT_EBADF;
-    struct k_pollfd *pd = k_pollfd_get(fd, &err);
-    bool temp = false;
-    if (!pd) {
-        if (fd < 0)
-            return WEFT_EBADF;
-        /* A descriptor weft does not own: registered for this wait only. */
-        pd = k_pollfd_open(fd, PD_ANY, false, &err);
-        if (!pd)
-            return err;
-        temp = true;
-    }
-    if (deadline)
-        k_pollfd_set_deadline(pd, mode == K_POLL_R ? deadline : 0,
-                              mode == K_POLL_W ? deadline : 0);
-    int rc = k_pollfd_prepare(pd, mode);
-    if (!rc)
-        rc = k_pollfd_wait(pd, mode);
-    if (temp)
-        k_pollfd_close(pd);
-    else if (deadline)
-        k_pollfd_set_deadline(pd, 0, 0);
+    struct k_pollfd *pd = k_pollfd_acquire_any(fd, &err);
+    if (!pd)
+        return err;
+    int rc = k_pollfd_wait(pd, mode, deadline);
+    k_pollfd_release(pd);
     return rc;
 }
-

@@ -4,8 +4,8 @@
  * hal/posix/poll_epoll.c, later hal/win32/poll_iocp.c).
  *
  * A task that would block on an I/O object parks on its descriptor's read
- * or write side (one waiter per side, as in Go: two readers of one socket
- * are a program error, and the second gets WEFT_EINVAL). It is woken with a
+ * or write side (one waiter per side: a second gets WEFT_EINVAL, where Go
+ * queues concurrent readers on fdMutex's read lock). It is woken with a
  * code: 0 "the port reported this side, submit again", WEFT_ECLOSED or
  * WEFT_ETIMEDOUT. An event that finds no waiter sets the side's ready
  * flag, which the next wait consumes instead of parking, so an event
@@ -18,6 +18,39 @@
  * (1024 chunks of 1024 slots, read without a lock). A closed descriptor's
  * slot is emptied: the OS may hand its number to anything next, so a later
  * call with it gets WEFT_EBADF, not a guess.
+ *
+ * Lifetime (Go: fdMutex's reference count and closing bit; what Go's
+ * pollDesc sequence number is for is covered below). The hazard: a task
+ * parked in a read is readied by the port; before it runs, another task
+ * closes the socket, and the OS gives the number to the next accept. Were the
+ * descriptor freed at the close, the reader would resume, submit again on
+ * the number and read the new connection's bytes. So every operation holds
+ * a reference from the lookup of its number to its return, and close only
+ * marks: it sets PD_CLOSED, empties the slot, tells the waiters, and the
+ * OS handle is closed and the descriptor reused only once the count is 0.
+ * A resumed operation looks at PD_CLOSED (under the lock, where close set
+ * it) before it submits again, and returns WEFT_ECLOSED. The OS cannot
+ * reuse the number meanwhile, since the handle is still open. A completion
+ * port needs the same count (an operation in flight owns its buffer until
+ * the port returns it), which is why the count is per descriptor and not a
+ * lock around each call.
+ *
+ * ref is one word: bit 0 PD_CLOSED, bit 1 PD_FOREIGN (registered for
+ * weft_wait_fd only), the count above. A lookup loads the slot, adds to
+ * the count with a CAS that fails on PD_CLOSED (and on PD_FOREIGN unless
+ * it came from weft_wait_fd), then checks that the descriptor is still the
+ * one for its number: between the slot load and the CAS it may have been
+ * closed and set up again for another number (harmless: the reference is
+ * then dropped and the lookup retried). There is no ABA problem to guard
+ * against: whatever incarnation the CAS lands on, the reference is a real
+ * one on it, and the check comes after.
+ *
+ * What still points at a reused descriptor is harmless: an event the port
+ * reported before the close (a thread may hold it in its event array) only
+ * sets a ready flag or wakes a waiter of the next incarnation with 0, and
+ * that operation submits, finds nothing and parks again (Go tags events
+ * with a sequence number to spare that retry; it is rare). Deadline timers
+ * are stopped and waited out before reuse.
  *
  * Who polls, and when, is sched.c's business (find_runnable): a
  * non-blocking poll when tasks wait on I/O, and one thread at a time
@@ -33,14 +66,24 @@
 #define MAX_FD ((intptr_t)CHUNK * NCHUNKS)
 #define MAX_EVENTS 128
 
+/* ref (struct k_pollfd): */
+#define PD_CLOSED 1u  /* no new reference: FREE, CLOSING, or torn down */
+#define PD_FOREIGN 2u /* registered for weft_wait_fd only (not weft's socket) */
+#define PD_REF 4u     /* one reference */
+
 typedef struct k_pollfd *_Atomic pd_slot;
 
 static struct {
-    struct k_lock lock;          /* the free list and chunk allocation */
+    /* Serialises the set-up and the tear-down of descriptors weft does not
+     * own (their slots, registration and count). Rank: before lock. */
+    struct k_lock foreign;
+    struct k_lock lock;          /* the free list, the all list, chunk allocation */
     struct k_pollfd *free;
+    struct k_pollfd *all;        /* every descriptor allocated this run */
     pd_slot *_Atomic chunks[NCHUNKS];
     _Atomic int32_t nwaiters;
     _Atomic uint64_t wakeups;
+    _Atomic uint64_t readied;    /* k_poll_readied (tests); relaxed: a count */
     bool inited;
     bool short_read_drains;      /* hal_poll_short_read_drains(), per run */
 } poller;
@@ -60,20 +103,16 @@ void k_poller_fini(void)
     if (!poller.inited)
         return;
     /* Sockets the program left open belong to this run: close them, since
-     * the descriptors' memory goes away with the run. */
-    for (int c = 0; c < NCHUNKS; c++) {
-        pd_slot *chunk = atomic_load(&poller.chunks[c]);
-        if (!chunk)
+     * the descriptors' memory goes away with the run. That includes ones
+     * closing when the run ended (the closer or an operation in flight was
+     * discarded). Every thread has stopped: plain reads are enough. */
+    for (struct k_pollfd *pd = poller.all; pd; pd = pd->all_next) {
+        if (!pd->os_held)
             continue;
-        for (unsigned i = 0; i < CHUNK; i++) {
-            struct k_pollfd *pd = atomic_load(&chunk[i]);
-            if (pd) {
-                if (pd->owned)
-                    hal_sock_close(pd->fd);
-                else
-                    hal_poll_unregister(pd->fd);
-            }
-        }
+        if (pd->owned)
+            hal_sock_close(pd->fd);
+        else
+            hal_poll_unregister(pd->fd);
     }
     hal_poll_fini();
     poller.inited = false;
@@ -99,35 +138,58 @@ static pd_slot *slot_of(intptr_t fd, bool create)
 
 static void deadline_fire(struct k_timer *t, uint64_t seq, int64_t now);
 
-struct k_pollfd *k_pollfd_open(intptr_t fd, int kind, bool owned, int *err)
+/* A FREE descriptor to set up: from the free list, or new. */
+static struct k_pollfd *pd_alloc(void)
 {
-    pd_slot *slot = slot_of(fd, true);
-    if (!slot) {
-        *err = fd < 0 ? WEFT_EBADF : WEFT_ENOMEM;
-        return NULL;
-    }
     k_lock(&poller.lock);
     struct k_pollfd *pd = poller.free;
     if (pd)
         poller.free = pd->free_next;
     k_unlock(&poller.lock);
+    if (pd)
+        return pd;
+    pd = k_zalloc(sizeof *pd);
+    if (!pd)
+        return NULL;
+    atomic_store_explicit(&pd->ref, PD_CLOSED, memory_order_relaxed); /* FREE */
+    k_lock(&poller.lock);
+    pd->all_next = poller.all;
+    poller.all = pd;
+    k_unlock(&poller.lock);
+    return pd;
+}
+
+/* Back to the free list (ref: PD_CLOSED, count 0; timers quiet). */
+static void pd_free(struct k_pollfd *pd)
+{
+    k_lock(&poller.lock);
+    pd->free_next = poller.free;
+    poller.free = pd;
+    k_unlock(&poller.lock);
+}
+
+/* Sets up a FREE descriptor for fd, registers it and publishes it OPEN
+ * with ref (count and flags) in the slot. NULL with *err on failure. */
+static struct k_pollfd *pd_setup(pd_slot *slot, intptr_t fd, int kind, uint32_t ref, int *err)
+{
+    struct k_pollfd *pd = pd_alloc();
     if (!pd) {
-        pd = k_zalloc(sizeof *pd);
-        if (!pd) {
-            *err = WEFT_ENOMEM;
-            return NULL;
-        }
+        *err = WEFT_ENOMEM;
+        return NULL;
     }
+    /* Under the lock: a late event of the last incarnation may be looking
+     * (k_poll); it finds a fresh state after this. */
     k_lock(&pd->lock);
     pd->fd = fd;
     pd->kind = kind;
-    pd->owned = owned;
-    pd->closing = false;
+    pd->owned = !(ref & PD_FOREIGN);
+    pd->closer = NULL;
+    pd->last_out = false;
     for (int m = 0; m < 2; m++) {
         pd->ready[m] = false;
         pd->waiter[m] = NULL;
         pd->wake_code[m] = 0;
-        pd->deadline[m] = 0;
+        atomic_store_explicit(&pd->deadline[m], 0, memory_order_relaxed);
         pd->timer[m].fn = deadline_fire;
         pd->timer[m].arg = pd;
         pd->timer[m].idx = -1;
@@ -138,23 +200,98 @@ struct k_pollfd *k_pollfd_open(intptr_t fd, int kind, bool owned, int *err)
     k_unlock(&pd->lock);
     int r = hal_poll_register(fd, pd);
     if (r != 0) {
-        k_lock(&poller.lock);
-        pd->free_next = poller.free;
-        poller.free = pd;
-        k_unlock(&poller.lock);
+        pd_free(pd);
         *err = r == HAL_EINVAL ? WEFT_EBADF : WEFT_EIO;
         return NULL;
     }
+    pd->os_held = true;
+    /* OPEN. Release: pairs with the acquire CAS of a lookup that lands on
+     * this incarnation (through a slot load, below, or a stale pointer),
+     * which then reads fd, kind and owned as set up here. */
+    atomic_store_explicit(&pd->ref, ref, memory_order_release);
+    /* Release: pairs with the slot's acquire load in lookups. */
     atomic_store_explicit(slot, pd, memory_order_release);
     return pd;
 }
 
-struct k_pollfd *k_pollfd_get(intptr_t fd, int *err)
+struct k_pollfd *k_pollfd_open(intptr_t fd, int kind, int *err)
+{
+    pd_slot *slot = slot_of(fd, true);
+    if (!slot) {
+        *err = fd < 0 || fd >= MAX_FD ? WEFT_EBADF : WEFT_ENOMEM;
+        return NULL;
+    }
+    /* The open reference and the caller's. */
+    return pd_setup(slot, fd, kind, 2 * PD_REF, err);
+}
+
+/* A reference on the descriptor in slot for fd, unless its ref has a bit
+ * of refuse; NULL if there is none to take. */
+static struct k_pollfd *acquire_slot(pd_slot *slot, intptr_t fd, uint32_t refuse)
+{
+    for (;;) {
+        /* Acquire: pairs with pd_setup's release store of the slot. */
+        struct k_pollfd *pd = atomic_load_explicit(slot, memory_order_acquire);
+        if (!pd)
+            return NULL;
+        uint32_t r = atomic_load_explicit(&pd->ref, memory_order_relaxed);
+        bool got = false;
+        while (!(r & refuse)) {
+            /* Acquire: pairs with pd_setup's release store of ref (the
+             * fd read below is the set-up's). Failure relaxed: only
+             * retried or refused. */
+            if (atomic_compare_exchange_weak_explicit(&pd->ref, &r, r + PD_REF,
+                                                      memory_order_acquire, memory_order_relaxed)) {
+                got = true;
+                break;
+            }
+        }
+        if (got) {
+            if (pd->fd == fd)
+                return pd;
+            /* Closed and set up for another number since the slot load. */
+            k_pollfd_release(pd);
+        }
+        /* Still there: closing (or not ours to take). Else look again. */
+        if (atomic_load_explicit(slot, memory_order_acquire) == pd)
+            return NULL;
+    }
+}
+
+struct k_pollfd *k_pollfd_acquire(intptr_t fd, int *err)
 {
     pd_slot *slot = slot_of(fd, false);
-    struct k_pollfd *pd = slot ? atomic_load_explicit(slot, memory_order_acquire) : NULL;
+    struct k_pollfd *pd = slot ? acquire_slot(slot, fd, PD_CLOSED | PD_FOREIGN) : NULL;
     if (!pd)
         *err = WEFT_EBADF;
+    return pd;
+}
+
+struct k_pollfd *k_pollfd_acquire_any(intptr_t fd, int *err)
+{
+    if (fd < 0 || fd >= MAX_FD) {
+        *err = WEFT_EBADF;
+        return NULL;
+    }
+    pd_slot *slot = slot_of(fd, true);
+    if (!slot) {
+        *err = WEFT_ENOMEM;
+        return NULL;
+    }
+    /* Under poller.foreign a foreign descriptor's count and slot do not
+     * change, and none is set up or torn down: so two waits on a number
+     * weft does not know share one registration. A stale pointer that
+     * acquire_slot releases is to one weft owns (one that became foreign
+     * would need this lock), so that release does not take it again. */
+    k_lock(&poller.foreign);
+    struct k_pollfd *pd = acquire_slot(slot, fd, PD_CLOSED);
+    if (!pd) {
+        if (atomic_load_explicit(slot, memory_order_acquire))
+            *err = WEFT_EBADF; /* a socket of weft's, closing */
+        else
+            pd = pd_setup(slot, fd, PD_ANY, PD_FOREIGN | PD_REF, err);
+    }
+    k_unlock(&poller.foreign);
     return pd;
 }
 
@@ -169,72 +306,192 @@ static struct task *take_waiter(struct k_pollfd *pd, int m, int code)
     return t;
 }
 
+/* Whether close has begun (pd->lock held: close sets PD_CLOSED under it,
+ * so relaxed is enough). */
+static bool closing(struct k_pollfd *pd)
+{
+    return atomic_load_explicit(&pd->ref, memory_order_relaxed) & PD_CLOSED;
+}
+
+/* The last reference of one weft does not own: unregister it, free it. */
+static void release_foreign(struct k_pollfd *pd)
+{
+    k_lock(&poller.foreign);
+    /* Every change of a foreign ref is made under poller.foreign: relaxed. */
+    uint32_t r = atomic_load_explicit(&pd->ref, memory_order_relaxed);
+    if (r >= 2 * PD_REF) {
+        atomic_store_explicit(&pd->ref, r - PD_REF, memory_order_relaxed);
+        k_unlock(&poller.foreign);
+        return;
+    }
+    atomic_store_explicit(&pd->ref, PD_FOREIGN | PD_CLOSED, memory_order_relaxed);
+    pd_slot *slot = slot_of(pd->fd, false);
+    struct k_pollfd *expect = pd;
+    atomic_compare_exchange_strong_explicit(slot, &expect, NULL, memory_order_relaxed,
+                                            memory_order_relaxed);
+    hal_poll_unregister(pd->fd);
+    pd->os_held = false;
+    k_unlock(&poller.foreign);
+    /* Its deadline timers never ran (weft_set_deadline refuses it), and
+     * a wait's own timer is waited out by the wait. */
+    pd_free(pd);
+}
+
+void k_pollfd_release(struct k_pollfd *pd)
+{
+    /* PD_FOREIGN is constant for the incarnation we hold. */
+    if (atomic_load_explicit(&pd->ref, memory_order_relaxed) & PD_FOREIGN) {
+        release_foreign(pd);
+        return;
+    }
+    /* Release: our submits on the handle happen before the closer closes
+     * it; acquire: the last one out sees every earlier release (it pairs
+     * with the other references' decrements, the closer's included). */
+    uint32_t old = atomic_fetch_sub_explicit(&pd->ref, PD_REF, memory_order_acq_rel);
+    if (old != (PD_REF | PD_CLOSED))
+        return;
+    /* The last one out of a closing descriptor: hand it to the closer,
+     * parked or about to park (it looks at last_out under the lock). */
+    k_lock(&pd->lock);
+    struct task *t = pd->closer;
+    pd->closer = NULL;
+    pd->last_out = true;
+    k_unlock(&pd->lock);
+    if (t)
+        k_ready_any(t);
+}
+
 int k_pollfd_close(struct k_pollfd *pd)
 {
     k_lock(&pd->lock);
-    if (pd->closing) {
-        k_unlock(&pd->lock);
-        return WEFT_ECLOSED;
-    }
-    pd->closing = true;
-    struct task *r = take_waiter(pd, K_POLL_R, WEFT_ECLOSED);
-    struct task *w = take_waiter(pd, K_POLL_W, WEFT_ECLOSED);
+    uint32_t r = atomic_load_explicit(&pd->ref, memory_order_relaxed);
+    do {
+        if (r & PD_CLOSED) { /* another close came first */
+            k_unlock(&pd->lock);
+            k_pollfd_release(pd);
+            return WEFT_ECLOSED;
+        }
+        /* Relaxed: what must see PD_CLOSED reads it under pd->lock
+         * (closing()), and lookups only need it to refuse. */
+    } while (!atomic_compare_exchange_weak_explicit(&pd->ref, &r, r | PD_CLOSED,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    struct task *rt = take_waiter(pd, K_POLL_R, WEFT_ECLOSED);
+    struct task *wt = take_waiter(pd, K_POLL_W, WEFT_ECLOSED);
     for (int m = 0; m < 2; m++) {
         pd->timer[m].seq++;
         k_timer_stop(&pd->timer[m]);
     }
     intptr_t fd = pd->fd;
-    bool owned = pd->owned;
     pd_slot *slot = slot_of(fd, false);
-    atomic_store_explicit(slot, NULL, memory_order_release);
+    struct k_pollfd *expect = pd;
+    atomic_compare_exchange_strong_explicit(slot, &expect, NULL, memory_order_relaxed,
+                                            memory_order_relaxed);
     k_unlock(&pd->lock);
-    if (r)
-        k_ready_any(r);
-    if (w)
-        k_ready_any(w);
-    int rc = owned ? hal_sock_close(fd) : hal_poll_unregister(fd);
-    /* The descriptor is reused only after both timers' functions have
-     * returned (they would otherwise see the next owner's state). */
+    if (rt)
+        k_ready_any(rt);
+    if (wt)
+        k_ready_any(wt);
+    /* Drop the open reference and ours. Acq_rel, as in k_pollfd_release:
+     * at 0, every operation's use of the handle happened before this. */
+    uint32_t old = atomic_fetch_sub_explicit(&pd->ref, 2 * PD_REF, memory_order_acq_rel);
+    if (old != (2 * PD_REF | PD_CLOSED)) {
+        /* Operations in flight: the last one out wakes us. */
+        k_lock(&pd->lock);
+        if (pd->last_out) {
+            k_unlock(&pd->lock);
+        } else {
+            pd->closer = k_task_self();
+            k_park(k_park_unlock, &pd->lock, WAIT_IO_CLOSE, pd);
+        }
+    }
+    /* Nobody else holds it now, and no new reference can be taken. */
+    int rc = hal_sock_close(fd);
+    pd->os_held = false;
+    /* Reused only after both timers' functions have returned (they would
+     * otherwise see the next incarnation's state). */
     for (int m = 0; m < 2; m++)
         k_timer_quiesce(&pd->timer[m]);
-    k_lock(&poller.lock);
-    pd->free_next = poller.free;
-    poller.free = pd;
-    k_unlock(&poller.lock);
+    pd_free(pd);
     return rc == 0 ? 0 : WEFT_EIO;
 }
 
 /* Whether side m's deadline has passed (pd->lock held). */
 static bool expired(struct k_pollfd *pd, int m)
 {
-    int64_t d = pd->deadline[m];
+    int64_t d = atomic_load_explicit(&pd->deadline[m], memory_order_relaxed);
     if (d == 0)
         return false;
     if (d < 0)
         return true;
     if (d > hal_now_ns())
         return false;
-    pd->deadline[m] = -1;
+    atomic_store_explicit(&pd->deadline[m], -1, memory_order_relaxed);
     return true;
 }
 
 int k_pollfd_prepare(struct k_pollfd *pd, int mode)
 {
+    /* Without the lock when no close has begun and the side has no
+     * deadline (the usual case: every operation passes here). Relaxed
+     * loads: a close or a deadline set by another task meanwhile may be
+     * missed, which is the same as the operation coming before it; the
+     * handle stays open while we hold our reference, and the wait
+     * re-reads both under the lock before parking. */
+    if (!(atomic_load_explicit(&pd->ref, memory_order_relaxed) & PD_CLOSED) &&
+        atomic_load_explicit(&pd->deadline[mode], memory_order_relaxed) == 0)
+        return 0;
     k_lock(&pd->lock);
-    int rc = pd->closing ? WEFT_ECLOSED : expired(pd, mode) ? WEFT_ETIMEDOUT : 0;
+    int rc = closing(pd) ? WEFT_ECLOSED : expired(pd, mode) ? WEFT_ETIMEDOUT : 0;
     k_unlock(&pd->lock);
     return rc;
 }
 
-int k_pollfd_wait(struct k_pollfd *pd, int mode)
+/* A wait with a deadline of its own (weft_wait_fd's): its timer lives on
+ * the waiting task's stack and is waited out before the wait returns. */
+struct io_wait {
+    struct k_timer timer; /* first: the timer function casts back */
+    struct k_pollfd *pd;
+    struct task *task;
+    int mode;
+};
+
+/* The wait's deadline passed: time it out if it still waits (the task is
+ * the side's waiter only during this wait: the timer is stopped and waited
+ * out before the wait returns). */
+static void wait_deadline_fire(struct k_timer *t, uint64_t seq, int64_t now)
+{
+    (void)seq;
+    (void)now;
+    struct io_wait *w = (struct io_wait *)t;
+    struct k_pollfd *pd = w->pd;
+    k_lock(&pd->lock);
+    struct task *task =
+        pd->waiter[w->mode] == w->task ? take_waiter(pd, w->mode, WEFT_ETIMEDOUT) : NULL;
+    k_unlock(&pd->lock);
+    if (task)
+        k_ready_any(task);
+}
+
+/* Park callback: the task is WAITING and is the side's waiter; start the
+ * wait's timer, then let wakers in. */
+static bool wait_arm(struct task *self, void *arg)
+{
+    (void)self;
+    struct io_wait *w = arg;
+    k_timer_start(&w->timer, w->timer.when);
+    k_unlock(&w->pd->lock);
+    return true;
+}
+
+int k_pollfd_wait(struct k_pollfd *pd, int mode, int64_t deadline)
 {
     struct task *self = k_task_self();
     k_lock(&pd->lock);
-    if (pd->closing) {
+    if (closing(pd)) {
         k_unlock(&pd->lock);
         return WEFT_ECLOSED;
     }
-    if (expired(pd, mode)) {
+    if (expired(pd, mode) || (deadline > 0 && deadline <= hal_now_ns())) {
         k_unlock(&pd->lock);
         return WEFT_ETIMEDOUT;
     }
@@ -249,12 +506,32 @@ int k_pollfd_wait(struct k_pollfd *pd, int mode)
     }
     pd->waiter[mode] = self;
     pd->wake_code[mode] = 0;
+    enum wait_reason why = mode == K_POLL_R ? WAIT_IO_READ : WAIT_IO_WRITE;
     atomic_fetch_add_explicit(&poller.nwaiters, 1, memory_order_seq_cst);
-    k_park(k_park_unlock, &pd->lock, mode == K_POLL_R ? WAIT_IO_READ : WAIT_IO_WRITE, pd);
+    if (deadline > 0) {
+        struct io_wait w;
+        memset(&w, 0, sizeof w);
+        w.timer.fn = wait_deadline_fire;
+        w.timer.idx = -1;
+        w.timer.when = deadline;
+        w.pd = pd;
+        w.task = self;
+        w.mode = mode;
+        k_park(wait_arm, &w, why, pd);
+        k_timer_stop(&w.timer);
+        k_timer_quiesce(&w.timer);
+    } else {
+        k_park(k_park_unlock, &pd->lock, why, pd);
+    }
     atomic_fetch_sub_explicit(&poller.nwaiters, 1, memory_order_relaxed);
-    /* The waker wrote wake_code under pd->lock before readying us. */
+    /* The waker wrote wake_code under pd->lock before readying us. A
+     * "retry" from the port is void if the descriptor was closed since:
+     * the close found no waiter to tell, and the operation must not
+     * submit again (the number is about to go to someone else). */
     k_lock(&pd->lock);
     int code = pd->wake_code[mode];
+    if (code == 0 && closing(pd))
+        code = WEFT_ECLOSED;
     k_unlock(&pd->lock);
     return code;
 }
@@ -293,11 +570,11 @@ static void deadline_fire(struct k_timer *t, uint64_t seq, int64_t now)
     struct k_pollfd *pd = t->arg;
     int m = t == &pd->timer[K_POLL_R] ? K_POLL_R : K_POLL_W;
     k_lock(&pd->lock);
-    if (seq != t->seq || pd->closing) {
+    if (seq != t->seq || closing(pd)) {
         k_unlock(&pd->lock);
         return;
     }
-    pd->deadline[m] = -1;
+    atomic_store_explicit(&pd->deadline[m], -1, memory_order_relaxed);
     struct task *w = take_waiter(pd, m, WEFT_ETIMEDOUT);
     k_unlock(&pd->lock);
     if (w)
@@ -310,16 +587,22 @@ void k_pollfd_set_deadline(struct k_pollfd *pd, int64_t rd, int64_t wd)
     struct task *wake[2] = {NULL, NULL};
     int64_t now = hal_now_ns();
     k_lock(&pd->lock);
+    if (closing(pd)) {
+        /* A close stopped the timers for good: one started now would still
+         * be pending when the descriptor is reused. */
+        k_unlock(&pd->lock);
+        return;
+    }
     for (int m = 0; m < 2; m++) {
         pd->timer[m].seq++;
         k_timer_stop(&pd->timer[m]);
         if (d[m] <= 0) {
-            pd->deadline[m] = 0;
+            atomic_store_explicit(&pd->deadline[m], 0, memory_order_relaxed);
         } else if (d[m] <= now) {
-            pd->deadline[m] = -1;
+            atomic_store_explicit(&pd->deadline[m], -1, memory_order_relaxed);
             wake[m] = take_waiter(pd, m, WEFT_ETIMEDOUT);
         } else {
-            pd->deadline[m] = d[m];
+            atomic_store_explicit(&pd->deadline[m], d[m], memory_order_relaxed);
             /* A fire of the old setting still running is stale by seq. */
             k_timer_start(&pd->timer[m], d[m]);
         }
@@ -340,6 +623,11 @@ int32_t k_poll_waiters(void)
 uint64_t k_poll_wakeups(void)
 {
     return atomic_load_explicit(&poller.wakeups, memory_order_relaxed);
+}
+
+uint64_t k_poll_readied(void)
+{
+    return atomic_load_explicit(&poller.readied, memory_order_relaxed);
 }
 
 void k_poll_wake_for(int64_t when)
@@ -386,5 +674,7 @@ struct task *k_poll(int64_t timeout_ns, int *n)
             (*n)++;
         }
     }
+    if (*n)
+        atomic_fetch_add_explicit(&poller.readied, (uint64_t)*n, memory_order_relaxed);
     return head;
 }

@@ -70,7 +70,8 @@ enum task_state {
     X(WAIT_TIMER, "timer")                                                     \
     X(WAIT_IO_READ, "I/O read")                                                \
     X(WAIT_IO_WRITE, "I/O write")                                              \
-    X(WAIT_TEST, "test")
+    X(WAIT_TEST, "test")                                                       \
+    X(WAIT_IO_CLOSE, "I/O close")
 
 enum wait_reason {
 #define K_WAIT_ENUM(name, str) name,

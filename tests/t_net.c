@@ -2,7 +2,9 @@
  * t_net.c — the poller and the socket API: echo at 1000 connections,
  * deadlines (set before and while blocked), close waking blocked tasks,
  * dial timeout, UDP, IPv6, wait_fd on a pipe, addresses and bad input,
- * and reads after a short read (the poller's shortcut).
+ * reads after a short read (the poller's shortcut), close racing with
+ * operations the poller has readied (the number reused at once), waits
+ * sharing a foreign descriptor, and deadline arguments.
  * Loopback only.
  */
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "kern/poller.h" /* white box: k_poll_readied, k_poll_waiters */
 #include "tests/check.h"
 
 static const int procs3[3] = {1, 2, 4};
@@ -603,4 +606,497 @@ void t_net_bad_input(void)
     CHECK_EQ(weft_read(0, NULL, 0), WEFT_ENOTASK);
     for (int i = 0; i < 3; i++)
         t_run(bad_main, NULL, procs3[i]);
+}
+
+/* ---- net_close_reuse: the poller readies a task parked in an operation;
+ * before that task runs again, its descriptor is closed and the number
+ * goes to a new connection (or listener). The task must come back with
+ * WEFT_ECLOSED and must not touch the new object: its owner gets every
+ * byte. Forced at procs 1: the closing task holds the only proc (no
+ * preemption) until the poller has taken the parked task off its
+ * descriptor (white box: k_poll_readied), then closes and reuses the
+ * number before it yields. ---- */
+
+enum { CR_READ, CR_WRITE, CR_ACCEPT, CR_WAIT, CR_KINDS };
+static const char *const cr_names[CR_KINDS] = {"read", "write", "accept", "wait_fd"};
+
+static struct {
+    int kind;
+    weft_fd fd;              /* what the parked task uses */
+    _Atomic int64_t result;  /* its return value, INT64_MIN while running */
+    weft_waitgroup wg;
+    int64_t victim_rc;       /* what it returned */
+    bool owner_ok;           /* the new object's owner got all and only its data */
+} cr;
+
+static char cr_big[1 << 20];
+
+static void cr_victim(void *arg)
+{
+    (void)arg;
+    char buf[64];
+    int64_t r = 0;
+    switch (cr.kind) {
+    case CR_READ: r = weft_read(cr.fd, buf, sizeof buf); break;
+    case CR_WRITE: r = weft_write(cr.fd, cr_big, sizeof cr_big); break;
+    case CR_ACCEPT: r = weft_accept(cr.fd); break;
+    case CR_WAIT: r = weft_wait_fd(cr.fd, WEFT_READABLE, 0); break;
+    }
+    atomic_store(&cr.result, r);
+    CHECK_OK(weft_wg_done(&cr.wg));
+}
+
+/* A blocking loopback client of a weft listener, not yet connected. */
+static int raw_socket(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_GE(s, 0);
+    return s;
+}
+
+static void raw_connect(int s, weft_fd ln)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    CHECK_OK(getsockname((int)ln, (struct sockaddr *)&sa, &sl));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_OK(connect(s, (struct sockaddr *)&sa, sizeof sa));
+}
+
+/* Fills every free descriptor number below fd (so that the next one the
+ * OS hands out after closing fd is fd); returns how many, in fill[]. */
+static int fill_below(weft_fd fd, int *fill, int max)
+{
+    int n = 0;
+    for (;;) {
+        int d = dup(0);
+        CHECK_GE(d, 0);
+        if (d > fd) {
+            close(d);
+            return n;
+        }
+        CHECK_LT(n, max);
+        fill[n++] = d;
+    }
+}
+
+/* Spins (without yielding) until the poller has readied n tasks more than
+ * base; drain >= 0: keeps reading that socket meanwhile (a writer's peer). */
+static void wait_readied(uint64_t base, uint64_t n, int drain)
+{
+    int64_t t0 = weft_now();
+    char buf[4096];
+    while (k_poll_readied() < base + n) {
+        if (drain >= 0)
+            while (recv(drain, buf, sizeof buf, MSG_DONTWAIT) > 0)
+                ;
+        if (weft_now() - t0 > 10000000000 * t_slack()) {
+            fprintf(stderr, "the poller readied nobody in 10 s\n");
+            CHECK(0);
+        }
+    }
+}
+
+static void close_reuse_main(void *arg)
+{
+    (void)arg;
+    int fill[256], nfill;
+    char buf[64];
+    weft_fd ln = weft_listen("tcp", "127.0.0.1:0");
+    CHECK_GE(ln, 0);
+    weft_fd a = -1, b = -1;
+    int cli = raw_socket(), cli2 = -1;
+    if (cr.kind == CR_ACCEPT) {
+        cr.fd = ln;
+        cli2 = raw_socket();
+    } else {
+        char addr[64];
+        CHECK_OK(weft_addr(ln, addr, sizeof addr));
+        a = weft_dial("tcp", addr, 0);
+        CHECK_GE(a, 0);
+        b = weft_accept(ln);
+        CHECK_GE(b, 0);
+        cr.fd = a;
+        if (cr.kind == CR_WRITE) { /* small buffers: the writer parks soon */
+            int v = 4096;
+            CHECK_OK(setsockopt((int)a, SOL_SOCKET, SO_SNDBUF, &v, sizeof v));
+            CHECK_OK(setsockopt((int)b, SOL_SOCKET, SO_RCVBUF, &v, sizeof v));
+        }
+    }
+    atomic_store(&cr.result, INT64_MIN);
+    CHECK_OK(weft_wg_add(&cr.wg, 1));
+    CHECK_OK(weft_go(cr_victim, NULL));
+    /* The victim parks on cr.fd (the only task waiting on I/O). */
+    int64_t t0 = weft_now();
+    while (k_poll_waiters() < 1) {
+        CHECK_LT(weft_now() - t0, 10000000000 * t_slack());
+        CHECK_OK(weft_sleep(1000000));
+    }
+    CHECK_OK(weft_sleep(10000000));
+    CHECK_EQ(k_poll_waiters(), 1);
+    nfill = fill_below(cr.fd, fill, 256);
+
+    /* From here on this task keeps the proc until it parks. */
+    CHECK_OK(weft_nopreempt_begin());
+    uint64_t base = k_poll_readied();
+    switch (cr.kind) { /* make the victim's side ready */
+    case CR_READ:
+    case CR_WAIT: CHECK_EQ(send((int)b, "x", 1, 0), 1); break;
+    case CR_WRITE: break; /* wait_readied drains b */
+    case CR_ACCEPT: raw_connect(cli2, ln); break;
+    }
+    wait_readied(base, 1, cr.kind == CR_WRITE ? (int)b : -1);
+    CHECK_EQ(atomic_load(&cr.result), INT64_MIN); /* readied, has not run */
+    CHECK_OK(weft_close(cr.fd));
+    /* The number goes to something new at once. */
+    weft_fd nu;
+    if (cr.kind == CR_ACCEPT) {
+        nu = weft_listen("tcp", "127.0.0.1:0");
+        CHECK_EQ(nu, cr.fd);
+        raw_connect(cli, nu);
+    } else {
+        raw_connect(cli, ln);
+        nu = weft_accept(ln);
+        CHECK_EQ(nu, cr.fd);
+        CHECK_EQ(send(cli, "secret", 6, 0), 6);
+    }
+    CHECK_OK(weft_nopreempt_end());
+    CHECK_OK(weft_wg_wait(&cr.wg)); /* the victim runs again */
+    cr.victim_rc = atomic_load(&cr.result);
+
+    /* The new object's owner gets what was meant for it, and nothing of
+     * the old connection's writer. */
+    CHECK_OK(weft_set_deadline(nu, weft_now() + 1000000000 * t_slack(), 0));
+    if (cr.kind == CR_ACCEPT) {
+        weft_fd c = weft_accept(nu);
+        cr.owner_ok = c >= 0;
+        if (c >= 0)
+            CHECK_OK(weft_close(c));
+    } else {
+        int64_t got = 0, n = 1;
+        while (got < 6 && (n = weft_read(nu, buf + got, 6 - (size_t)got)) > 0)
+            got += n;
+        cr.owner_ok = got == 6 && memcmp(buf, "secret", 6) == 0;
+        ssize_t extra = recv(cli, buf, sizeof buf, MSG_DONTWAIT);
+        if (extra != -1 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            cr.owner_ok = false;
+    }
+    CHECK_OK(weft_close(nu));
+    if (b >= 0)
+        CHECK_OK(weft_close(b));
+    if (cr.kind != CR_ACCEPT)
+        CHECK_OK(weft_close(ln));
+    close(cli);
+    if (cli2 >= 0)
+        close(cli2);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+}
+
+void t_net_close_reuse(void)
+{
+    int bad = 0;
+    for (int k = 0; k < CR_KINDS; k++) {
+        memset(&cr, 0, sizeof cr);
+        cr.kind = k;
+        t_run(close_reuse_main, NULL, 1);
+        if (cr.victim_rc != WEFT_ECLOSED || !cr.owner_ok) {
+            fprintf(stderr, "%s: the closed operation returned %lld (want %d); the new owner %s\n",
+                    cr_names[k], (long long)cr.victim_rc, WEFT_ECLOSED,
+                    cr.owner_ok ? "got its data" : "did not get (only) its data");
+            bad++;
+        }
+    }
+    CHECK_EQ(bad, 0);
+}
+
+/* ---- net_close_race: the same close-and-reuse, raced for real at procs
+ * 2 and 4: a reader and a writer park on a connection; the main task makes
+ * the reader's side ready and at once closes the connection and gives its
+ * number to a new one. Whatever the interleaving, the reader returns its
+ * own byte or WEFT_ECLOSED, the writer WEFT_ECLOSED, and the new
+ * connection's owner gets exactly its own bytes. ---- */
+
+static struct {
+    weft_fd a;
+    _Atomic int64_t rd, wr;
+    char rbuf[64];
+    weft_waitgroup wg;
+    int64_t own, closed; /* reader outcomes */
+} crr;
+
+static void crr_reader(void *arg)
+{
+    (void)arg;
+    atomic_store(&crr.rd, weft_read(crr.a, crr.rbuf, sizeof crr.rbuf));
+    CHECK_OK(weft_wg_done(&crr.wg));
+}
+
+static void crr_writer(void *arg)
+{
+    (void)arg;
+    atomic_store(&crr.wr, weft_write(crr.a, cr_big, sizeof cr_big));
+    CHECK_OK(weft_wg_done(&crr.wg));
+}
+
+static void close_race_main(void *arg)
+{
+    (void)arg;
+    weft_fd ln = weft_listen("tcp", "127.0.0.1:0");
+    CHECK_GE(ln, 0);
+    char addr[64], buf[64];
+    CHECK_OK(weft_addr(ln, addr, sizeof addr));
+    int64_t rounds = t_count(200);
+    for (int64_t i = 0; i < rounds; i++) {
+        weft_fd a = weft_dial("tcp", addr, 0);
+        CHECK_GE(a, 0);
+        weft_fd b = weft_accept(ln);
+        CHECK_GE(b, 0);
+        int v = 4096;
+        CHECK_OK(setsockopt((int)a, SOL_SOCKET, SO_SNDBUF, &v, sizeof v));
+        CHECK_OK(setsockopt((int)b, SOL_SOCKET, SO_RCVBUF, &v, sizeof v));
+        int cli = raw_socket();
+        crr.a = a;
+        atomic_store(&crr.rd, INT64_MIN);
+        atomic_store(&crr.wr, INT64_MIN);
+        CHECK_OK(weft_wg_add(&crr.wg, 2));
+        CHECK_OK(weft_go(crr_reader, NULL));
+        CHECK_OK(weft_go(crr_writer, NULL));
+        /* Both are inside their calls, parked (a call that began after
+         * the close could rightly find the new connection). */
+        int64_t t0 = weft_now();
+        while (k_poll_waiters() < 2) {
+            CHECK_LT(weft_now() - t0, 10000000000 * t_slack());
+            CHECK_OK(weft_sleep(100000));
+        }
+        CHECK_EQ(send((int)b, "x", 1, 0), 1);
+        if (i & 1)
+            weft_yield();
+        CHECK_OK(weft_close(a));
+        raw_connect(cli, ln);
+        weft_fd nu = weft_accept(ln);
+        CHECK_GE(nu, 0);
+        CHECK_EQ(send(cli, "secret", 6, 0), 6);
+        CHECK_OK(weft_wg_wait(&crr.wg));
+        int64_t rd = atomic_load(&crr.rd), wr = atomic_load(&crr.wr);
+        if (rd == 1 && crr.rbuf[0] == 'x')
+            crr.own++;
+        else if (rd == WEFT_ECLOSED)
+            crr.closed++;
+        else
+            fprintf(stderr, "round %lld: the reader returned %lld ('%c')\n", (long long)i,
+                    (long long)rd, rd > 0 ? crr.rbuf[0] : '-');
+        CHECK(rd == WEFT_ECLOSED || (rd == 1 && crr.rbuf[0] == 'x'));
+        CHECK_EQ(wr, WEFT_ECLOSED);
+        CHECK_OK(weft_set_deadline(nu, weft_now() + 2000000000 * t_slack(), 0));
+        int64_t got = 0, n = 1;
+        while (got < 6 && (n = weft_read(nu, buf + got, 6 - (size_t)got)) > 0)
+            got += n;
+        CHECK_EQ(got, 6);
+        CHECK_EQ(memcmp(buf, "secret", 6), 0);
+        CHECK_EQ(recv(cli, buf, sizeof buf, MSG_DONTWAIT), -1);
+        CHECK_OK(weft_close(nu));
+        CHECK_OK(weft_close(b));
+        close(cli);
+    }
+    CHECK_OK(weft_close(ln));
+}
+
+void t_net_close_race(void)
+{
+    static const int procs[2] = {2, 4};
+    for (int i = 0; i < 2; i++) {
+        memset(&crr, 0, sizeof crr);
+        t_run(close_race_main, NULL, procs[i]);
+        fprintf(stderr, "procs %d: the reader got its byte %lld times, WEFT_ECLOSED %lld times\n",
+                procs[i], (long long)crr.own, (long long)crr.closed);
+    }
+}
+
+/* ---- net_wait_fd_shared: weft_wait_fd by two tasks on one descriptor
+ * weft does not own (one per side), the first returning (the descriptor
+ * became readable) while the other still waits. net_wait_fd_deadline: on a weft socket, the deadlines of
+ * weft_wait_fd and of weft_set_deadline kept apart. ---- */
+
+static struct {
+    int s0, s1;
+    _Atomic int rd, wr; /* results, 1 while waiting */
+    weft_waitgroup wg;
+    weft_fd a, b;
+    _Atomic int done;
+} ws;
+
+static void ws_read_wait(void *arg)
+{
+    (void)arg;
+    atomic_store(&ws.rd, weft_wait_fd(ws.s0, WEFT_READABLE, 0));
+    CHECK_OK(weft_wg_done(&ws.wg));
+}
+
+static void ws_write_wait(void *arg)
+{
+    (void)arg;
+    atomic_store(&ws.wr, weft_wait_fd(ws.s0, WEFT_WRITABLE, 0));
+    CHECK_OK(weft_wg_done(&ws.wg));
+}
+
+/* Writes one byte to ws.b if the test has not finished within 3 s (so
+ * that a read that lost its deadline ends with data, not a hang). */
+static void ws_watchdog(void *arg)
+{
+    (void)arg;
+    int64_t t0 = weft_now();
+    while (!atomic_load(&ws.done)) {
+        if (weft_now() - t0 > 3000000000 * t_slack()) {
+            CHECK_EQ(weft_write(ws.b, "w", 1), 1);
+            break;
+        }
+        CHECK_OK(weft_sleep(5000000));
+    }
+    CHECK_OK(weft_wg_done(&ws.wg));
+}
+
+static void wait_shared_main(void *arg)
+{
+    (void)arg;
+    /* A foreign descriptor, its send buffer full: not readable, not
+     * writable. */
+    int sv[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
+    ws.s0 = sv[0];
+    ws.s1 = sv[1];
+    static char junk[1 << 16];
+    while (send(ws.s0, junk, sizeof junk, MSG_DONTWAIT) > 0)
+        ;
+    atomic_store(&ws.rd, 1);
+    atomic_store(&ws.wr, 1);
+    CHECK_OK(weft_wg_add(&ws.wg, 2));
+    CHECK_OK(weft_go(ws_read_wait, NULL)); /* registers s0 first */
+    int64_t t0 = weft_now();
+    while (k_poll_waiters() < 1) {
+        CHECK_LT(weft_now() - t0, 10000000000 * t_slack());
+        CHECK_OK(weft_sleep(1000000));
+    }
+    CHECK_OK(weft_go(ws_write_wait, NULL));
+    while (k_poll_waiters() < 2) {
+        CHECK_LT(weft_now() - t0, 10000000000 * t_slack());
+        CHECK_OK(weft_sleep(1000000));
+    }
+    CHECK_EQ(send(ws.s1, "r", 1, 0), 1); /* the first wait ends */
+    while (atomic_load(&ws.rd) == 1)
+        CHECK_OK(weft_sleep(1000000));
+    int rd = atomic_load(&ws.rd);
+    CHECK_EQ(rd, 0);
+    /* The other still waits: s0 is open. */
+    CHECK_OK(weft_sleep(20000000));
+    int wr = atomic_load(&ws.wr);
+    CHECK_EQ(wr, 1);
+    while (recv(ws.s1, junk, sizeof junk, MSG_DONTWAIT) > 0) /* now writable */
+        ;
+    CHECK_OK(weft_wg_wait(&ws.wg));
+    wr = atomic_load(&ws.wr);
+    CHECK_EQ(wr, 0);
+    /* Registered for the waits only: weft forgets it afterwards. */
+    CHECK_EQ(weft_close(ws.s0), WEFT_EBADF);
+    close(ws.s0);
+    close(ws.s1);
+}
+
+void t_net_wait_fd_shared(void)
+{
+    for (int i = 0; i < 3; i++) {
+        memset(&ws, 0, sizeof ws);
+        t_run(wait_shared_main, NULL, procs3[i]);
+    }
+}
+
+/* A weft socket with a read deadline: weft_wait_fd's own deadline neither
+ * replaces nor clears it, and the earlier of the two ends the wait. */
+static void wait_deadline_main(void *arg)
+{
+    (void)arg;
+    pair(&ws.a, &ws.b);
+    atomic_store(&ws.done, 0);
+    CHECK_OK(weft_wg_add(&ws.wg, 1));
+    CHECK_OK(weft_go(ws_watchdog, NULL));
+    char c;
+    /* Edge-based (docs/poller.md): use up a readiness left from the
+     * connect (an unconnected socket reports a hang-up). */
+    int r = weft_wait_fd(ws.a, WEFT_READABLE, weft_now() + 1000000);
+    CHECK(r == 0 || r == WEFT_ETIMEDOUT);
+    int64_t t0 = weft_now();
+    CHECK_OK(weft_set_deadline(ws.a, t0 + 300000000, 0));
+    /* Waits with deadlines of their own, on either side. */
+    r = weft_wait_fd(ws.a, WEFT_WRITABLE, weft_now() + 10000000);
+    CHECK(r == 0 || r == WEFT_ETIMEDOUT);
+    CHECK_EQ(weft_wait_fd(ws.a, WEFT_READABLE, weft_now() + 10000000), WEFT_ETIMEDOUT);
+    CHECK_LT(weft_now() - t0, 300000000); /* its own deadline, not the socket's */
+    CHECK_EQ(weft_read(ws.a, &c, 1), WEFT_ETIMEDOUT); /* the socket's, still there */
+    CHECK_GE(weft_now() - t0, 300000000);
+    /* The earlier of the two ends a wait: the socket's here. */
+    t0 = weft_now();
+    CHECK_OK(weft_set_deadline(ws.a, t0 + 20000000, 0));
+    CHECK_EQ(weft_wait_fd(ws.a, WEFT_READABLE, t0 + 4000000000 * t_slack()), WEFT_ETIMEDOUT);
+    CHECK_LT(weft_now() - t0, 2000000000 * t_slack());
+    atomic_store(&ws.done, 1);
+    CHECK_OK(weft_wg_wait(&ws.wg));
+    CHECK_OK(weft_close(ws.a));
+    CHECK_OK(weft_close(ws.b));
+}
+
+void t_net_wait_fd_deadline(void)
+{
+    for (int i = 0; i < 3; i++) {
+        memset(&ws, 0, sizeof ws);
+        t_run(wait_deadline_main, NULL, procs3[i]);
+    }
+}
+
+/* ---- net_deadline_args: negative deadlines are WEFT_EINVAL (0 is none,
+ * a positive time in the past has expired); descriptor numbers beyond any
+ * table are WEFT_EBADF. ---- */
+
+static void deadline_args_main(void *arg)
+{
+    (void)arg;
+    weft_fd a, b;
+    pair(&a, &b);
+    char c;
+    /* set_deadline: a negative one changes nothing. */
+    CHECK_OK(weft_set_deadline(a, 1, 0));
+    CHECK_EQ(weft_set_deadline(a, -1, 0), WEFT_EINVAL);
+    CHECK_EQ(weft_set_deadline(a, 0, -1), WEFT_EINVAL);
+    CHECK_EQ(weft_set_deadline(a, INT64_MIN, INT64_MIN), WEFT_EINVAL);
+    CHECK_EQ(weft_read(a, &c, 1), WEFT_ETIMEDOUT); /* the past one still holds */
+    CHECK_OK(weft_set_deadline(a, 0, 0));
+    CHECK_EQ(weft_write(b, "y", 1), 1);
+    CHECK_EQ(weft_read(a, &c, 1), 1);
+
+    /* wait_fd, on a pipe with data (readable at once). */
+    int p[2];
+    CHECK_OK(pipe(p));
+    CHECK_EQ(write(p[1], "z", 1), 1);
+    CHECK_EQ(weft_wait_fd(p[0], WEFT_READABLE, -1), WEFT_EINVAL);
+    CHECK_EQ(weft_wait_fd(p[0], WEFT_READABLE, INT64_MIN), WEFT_EINVAL);
+    CHECK_EQ(weft_wait_fd(p[0], WEFT_READABLE, 1), WEFT_ETIMEDOUT);
+    CHECK_OK(weft_wait_fd(p[0], WEFT_READABLE, 0));
+    CHECK_EQ(weft_wait_fd(a, WEFT_WRITABLE, -1), WEFT_EINVAL);
+    CHECK_EQ(weft_wait_fd(a, WEFT_WRITABLE, 1), WEFT_ETIMEDOUT);
+
+    /* Numbers no table holds. */
+    CHECK_EQ(weft_wait_fd(1 << 30, WEFT_READABLE, 0), WEFT_EBADF);
+    CHECK_EQ(weft_wait_fd((weft_fd)1 << 40, WEFT_WRITABLE, 0), WEFT_EBADF);
+    CHECK_EQ(weft_wait_fd(INTPTR_MAX, WEFT_READABLE, 0), WEFT_EBADF);
+    CHECK_EQ(weft_wait_fd(-2, WEFT_READABLE, 0), WEFT_EBADF);
+    CHECK_EQ(weft_set_deadline(1 << 30, 0, 0), WEFT_EBADF);
+    close(p[0]);
+    close(p[1]);
+    CHECK_OK(weft_close(a));
+    CHECK_OK(weft_close(b));
+}
+
+void t_net_deadline_args(void)
+{
+    for (int i = 0; i < 3; i++)
+        t_run(deadline_args_main, NULL, procs3[i]);
 }
