@@ -378,8 +378,12 @@ int k_pollfd_close(struct k_pollfd *pd)
     struct task *rt = take_waiter(pd, K_POLL_R, WEFT_ECLOSED);
     struct task *wt = take_waiter(pd, K_POLL_W, WEFT_ECLOSED);
     for (int m = 0; m < 2; m++) {
-        pd->timer[m].seq++;
+        /* Stop, then bump seq (timer.h: seq changes only while the timer
+         * is not pending; k_timers_run reads it under the heap lock). A
+         * fire already taken off the heap reads seq again under pd->lock,
+         * which we hold, and sees the new one. */
         k_timer_stop(&pd->timer[m]);
+        pd->timer[m].seq++;
     }
     intptr_t fd = pd->fd;
     pd_slot *slot = slot_of(fd, false);
@@ -594,8 +598,8 @@ void k_pollfd_set_deadline(struct k_pollfd *pd, int64_t rd, int64_t wd)
         return;
     }
     for (int m = 0; m < 2; m++) {
+        k_timer_stop(&pd->timer[m]); /* then seq++: see k_pollfd_close */
         pd->timer[m].seq++;
-        k_timer_stop(&pd->timer[m]);
         if (d[m] <= 0) {
             atomic_store_explicit(&pd->deadline[m], 0, memory_order_relaxed);
         } else if (d[m] <= now) {
