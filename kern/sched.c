@@ -63,8 +63,9 @@ static void thread_park(struct thread *th)
 {
     /* Acquire: pairs with the release store of wake in thread_unpark.
      * The reset is relaxed: only th writes 0, and the next unpark comes
-     * from whoever takes th off an idle list, under sched.lock, which th
-     * takes (after this reset) to put itself there. */
+     * from whoever handed th work after that (through sched.lock, which
+     * th takes to put itself on an idle list, or through the run queue
+     * that carried th's locked task to hand_locked), so after the reset. */
     while (atomic_load_explicit(&th->wake, memory_order_acquire) == 0)
         hal_futex_wait((uint32_t *)&th->wake, 0, -1);
     atomic_store_explicit(&th->wake, 0, memory_order_relaxed);
@@ -217,7 +218,7 @@ static void thread_main(void *arg)
     th->next_proc = NULL;
     k_unlock(&k_sched.lock);
     /* Release, like every store of p->thread: pairs with the monitor's
-     * acquire load (preempt_proc), which then reads th's fields. */
+     * acquire load (preempt_one), which then reads th's fields. */
     if (th->proc)
         atomic_store_explicit(&th->proc->thread, th,
                               memory_order_release);
@@ -959,7 +960,8 @@ static void park_tail(struct thread *th, struct task *t)
      * releases) sees WAITING and the saved context. */
     atomic_store_explicit(&t->state, TASK_WAITING, memory_order_release);
     if (fn && !fn(t, arg)) {
-        /* Relaxed: t was never visible to a waker; runs next, here. */
+        /* Relaxed: fn cancelled the park, so no waker readies t; the
+         * runnext exchange publishes it. */
         atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
         k_runq_put(th->proc, t, true);
     }
