@@ -176,8 +176,9 @@ static void stop_locked(int result)
     /* stopping is written only here, under sched.lock. Readers poll it
      * relaxed: a stale false costs one more round, and every decision to
      * sleep (stopm, locked_wait, find_runnable) re-reads it under the
-     * lock. result: relaxed, weft_run reads it after joining every thread
-     * (the join orders it). */
+     * lock. result: relaxed; our seq_cst store of stopping publishes it,
+     * and k_sched_loop's acquire load of stopping on the way out pairs
+     * with that store (weft_run reads result before joining threads). */
     if (!atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) {
         atomic_store_explicit(&k_sched.result, result, memory_order_relaxed);
         atomic_store_explicit(&k_sched.stopping, true, memory_order_seq_cst);
@@ -1059,7 +1060,7 @@ static void execute(struct thread *th, struct task *t)
     }
 }
 
-void k_sched_loop(struct thread *th)
+static void sched_loop(struct thread *th)
 {
     for (;;) {
         if (th->locked) {
@@ -1100,6 +1101,22 @@ void k_sched_loop(struct thread *th)
         }
         execute(th, t);
     }
+}
+
+void k_sched_loop(struct thread *th)
+{
+    sched_loop(th);
+    /* The loop ended because stopping is set, often seen by a relaxed
+     * load, which orders nothing after it. weft_run reads k_sched.result
+     * right after this returns on its thread, before joining the others;
+     * on ARMv8 that load may be satisfied before the relaxed load of
+     * stopping (a control dependency does not order two loads), and read
+     * the result as it was before stop_locked, e.g. 0 for a deadlock.
+     * This acquire load reads true (stopping never goes back during a
+     * run) and pairs with stop_locked's seq_cst store of stopping, which
+     * comes after its store of result. x86 and qemu-user on x86 never
+     * reorder loads, so no test can show the difference there. */
+    (void)atomic_load_explicit(&k_sched.stopping, memory_order_acquire);
 }
 
 /* ---- what tasks call ---- */
