@@ -216,7 +216,10 @@ struct task *k_runq_steal(struct proc *p, struct proc *victim, bool steal_next)
     if (n == 0)
         return t;
     /* As in k_runq_put: we are p's producer (tail and slots relaxed); the
-     * release store of tail publishes the stolen tasks to p's thieves. */
+     * release store of tail publishes the stolen tasks to p's thieves.
+     * The acquire load of head that orders p's consumers' slot reads
+     * before our writes is the caller's: it found p's ring empty with
+     * k_runq_get (the assert's load is DEBUG only). */
     uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
     k_assert(tail - atomic_load_explicit(&p->runq_head, memory_order_acquire) + n <= K_RUNQ_SIZE);
     for (uint32_t i = 0; i < n; i++)
