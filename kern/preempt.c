@@ -62,6 +62,7 @@ static int add_range(uintptr_t lo, uintptr_t hi)
     }
     ranges[n].lo = lo;
     ranges[n].hi = hi;
+    /* Release: pairs with pc_preemptible's acquire load. */
     atomic_store_explicit(&nranges, n + 1, memory_order_release);
 out:
     k_unlock(&ranges_lock);

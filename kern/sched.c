@@ -276,6 +276,10 @@ static void startm(struct proc *p, bool spinning)
     k_print("weft: warning: could not start a worker thread; running on fewer\n");
     proc_idle_put(p);
     k_unlock(&k_sched.lock);
+    /* seq_cst, as above, but here no re-check follows: a task put on the
+     * global queue by a thread without a proc, which saw our count and
+     * left it to us, waits for some proc's holder (or the next k_wakep).
+     * Only reachable when no thread can be started. */
     if (spinning)
         atomic_fetch_sub_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
 }

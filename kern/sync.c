@@ -378,6 +378,9 @@ int weft_rwmutex_runlock(weft_rwmutex *rw)
     if (!in_task())
         return WEFT_ENOTASK;
     _Atomic int32_t *rc = K_ATOMIC_I32(&rw->reader_count);
+    /* The load seeds the CAS; the seq_cst CAS is the release of our read
+     * section (the writer acquires it through reader_wait or its
+     * semaphore). */
     int32_t r = atomic_load(rc);
     for (;;) {
         /* No reader counted, with or without a writer: nothing to undo. */
@@ -424,6 +427,9 @@ int weft_rwmutex_unlock(weft_rwmutex *rw)
     if (!in_task())
         return WEFT_ENOTASK;
     _Atomic int32_t *rc = K_ATOMIC_I32(&rw->reader_count);
+    /* The load seeds the CAS; the seq_cst CAS is a release that pairs with
+     * weft_rwmutex_rlock's add (readers that arrive from now on), and
+     * reader_sem carries it to those that parked. */
     int32_t r = atomic_load(rc);
     for (;;) {
         /* Not negative: no writer holds it. */
