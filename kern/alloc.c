@@ -135,7 +135,8 @@ static struct {
 } mem;
 
 /* Bytes reserved through k_mem_reserve and not released. Atomic: updated
- * by any thread, read by weft_stats. */
+ * by any thread, read by weft_stats. A statistic: every access is
+ * relaxed. */
 static _Atomic uint64_t reserved;
 
 static inline unsigned size_class(size_t size)

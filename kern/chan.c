@@ -93,6 +93,8 @@ int k_chan_send(struct weft_chan *c, const void *elem, bool block, struct task *
         return WEFT_EAGAIN;
 
     k_lock(&c->lock);
+    /* closed and count: relaxed under the lock, which orders every store
+     * of them (the release stores serve the lock-free readers). */
     if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
         k_unlock(&c->lock);
         return WEFT_ECLOSED;
@@ -140,6 +142,7 @@ int k_chan_recv(struct weft_chan *c, void *elem, bool block, struct task *self)
     }
 
     k_lock(&c->lock);
+    /* Relaxed under the lock, as in k_chan_send. */
     if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
         /* Closed: sendq is empty (close emptied it; no sender joins a
          * closed channel), so only the buffer can still hold values. */
@@ -195,11 +198,13 @@ int k_chan_recv(struct weft_chan *c, void *elem, bool block, struct task *self)
 static int chan_close(struct weft_chan *c)
 {
     k_lock(&c->lock);
-    if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed)) { /* under the lock */
         k_unlock(&c->lock);
         return WEFT_ECLOSED;
     }
-    /* Release: pairs with the acquire load of closed in try_recv_fast. */
+    /* Release: pairs with the acquire loads of closed in try_recv_fast and
+     * try_send_fails; the elements sent before are then visible to
+     * try_recv_fast's second emptiness check. */
     atomic_store_explicit(&c->closed, 1, memory_order_release);
 
     /* Collect the waiters on a private list (linked through next, which is
@@ -207,6 +212,7 @@ static int chan_close(struct weft_chan *c)
     struct waiter *list = NULL, *w;
     while ((w = waitq_dequeue(&c->recvq)) != NULL) {
         w->success = false;
+        /* Relaxed: see chan_send_to. */
         atomic_store_explicit(&w->task->wake_data, w, memory_order_relaxed);
         w->next = list;
         list = w;
@@ -275,6 +281,7 @@ void weft_chan_free(weft_chan *c)
     if (c == NULL || k_nprocs() == 0)
         return;
     k_lock(&c->lock);
+    /* Relaxed: under the lock that orders every store of first. */
     bool busy = atomic_load_explicit(&c->recvq.first, memory_order_relaxed) != NULL ||
                 atomic_load_explicit(&c->sendq.first, memory_order_relaxed) != NULL;
     k_unlock(&c->lock);

@@ -122,6 +122,8 @@ static inline bool chan_empty(struct weft_chan *c)
 
 /* ---- Waiter queues. All of these need the channel lock. ---- */
 
+/* first: relaxed loads here, under the lock that orders every store of
+ * it; stores are releases for the lock-free fast paths (see waitq). */
 static inline void waitq_enqueue(struct waitq *q, struct waiter *w)
 {
     w->next = NULL;
@@ -159,7 +161,10 @@ static inline struct waiter *waitq_dequeue(struct waitq *q)
              * synchronisation between wakers of the same select on
              * different channels (they hold different locks); the task
              * resets select_done to 0 only while holding every one of its
-             * channels' locks, when no waker can be here. */
+             * channels' locks, when no waker can be here. acq_rel pairs
+             * with the other wakers' CAS, though nothing is read through
+             * it: the winner's writes to the waiter reach the task via
+             * k_ready (the run queue's release). */
             uint32_t zero = 0;
             if (!atomic_compare_exchange_strong_explicit(
                     &w->task->select_done, &zero, 1, memory_order_acq_rel, memory_order_relaxed))
@@ -227,6 +232,8 @@ static inline void chan_buf_put(struct weft_chan *c, const void *elem)
     elem_copy(chan_slot(c, c->sendx), elem, c->elem_size);
     if (++c->sendx == c->cap)
         c->sendx = 0;
+    /* Written only under the lock (relaxed load); the release store pairs
+     * with the fast paths' acquire loads (chan_full, chan_empty). */
     size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
     atomic_store_explicit(&c->count, n + 1, memory_order_release);
 }
@@ -238,6 +245,7 @@ static inline void chan_buf_take(struct weft_chan *c, void *elem)
         elem_copy(elem, chan_slot(c, c->recvx), c->elem_size);
     if (++c->recvx == c->cap)
         c->recvx = 0;
+    /* As in chan_buf_put. */
     size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
     atomic_store_explicit(&c->count, n - 1, memory_order_release);
 }
@@ -253,6 +261,9 @@ static inline void chan_send_to(struct weft_chan *c, struct waiter *w, const voi
     if (w->elem != NULL)
         elem_copy(w->elem, elem, c->elem_size);
     w->success = true;
+    /* Relaxed, like every store of wake_data: the task reads it after it
+     * resumes, which k_ready's queueing (release) and its taker's acquire
+     * order after this; a select also reads it under this lock. */
     atomic_store_explicit(&w->task->wake_data, w, memory_order_relaxed);
 }
 
@@ -279,6 +290,7 @@ static inline void chan_recv_from(struct weft_chan *c, struct waiter *w, void *e
         c->sendx = c->recvx;
     }
     w->success = true;
+    /* Relaxed: see chan_send_to. */
     atomic_store_explicit(&w->task->wake_data, w, memory_order_relaxed);
 }
 

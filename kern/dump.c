@@ -29,6 +29,8 @@ void k_dump_tasks(void)
     int64_t now = hal_now_ns();
     uint64_t shown = 0, dead = 0;
     for (struct task *t = k_sched.alltasks; t; t = t->all_next) {
+        /* Relaxed: a snapshot of other threads' tasks; each field may be
+         * stale by the time it prints, which a dump accepts. */
         int s = atomic_load_explicit(&t->state, memory_order_relaxed);
         if (s == TASK_DEAD || s == 0) {
             dead++;
@@ -62,6 +64,7 @@ void weft_dump(void)
         k_print("weft: dump: no run is active\n");
         return;
     }
+    /* Statistics for a human: any order would do. */
     k_print("weft: dump: %llu tasks, %d procs (%d idle), %d threads\n",
             (unsigned long long)atomic_load(&k_sched.ntasks_live), k_sched.nprocs,
             (int)atomic_load(&k_sched.nidle_procs), (int)k_sched.nthreads);

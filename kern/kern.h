@@ -47,7 +47,8 @@ int memcmp(const void *a, const void *b, size_t n);
 #define k_store_relaxed(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 #define k_store_release(p, v) atomic_store_explicit((p), (v), memory_order_release)
 
-/* A full (StoreLoad) fence. ThreadSanitizer does not model fences, so its
+/* A full (StoreLoad) fence; every caller names the fence it pairs with.
+ * ThreadSanitizer does not model fences, so its
  * builds use a sequentially consistent read-modify-write instead, which it
  * does understand (and which is a full barrier on every target). */
 #ifdef WEFT_SAN_TSAN

@@ -46,6 +46,11 @@ void k_lock(struct k_lock *l)
         k_panic("k_lock: recursive lock");
 #endif
     held_inc();
+    /* Every access that takes the lock (these exchanges, the CAS below,
+     * k_trylock's) is an acquire pairing with k_unlock's release
+     * exchange: the last holder's critical section is visible. The key is
+     * only ever changed by read-modify-writes, so their single order on it
+     * decides who holds the lock and whether a sleeper's 2 is seen. */
     uint32_t v = atomic_exchange_explicit(&l->key, 1, memory_order_acquire);
     if (K_LIKELY(v == 0)) {
         set_owner(l);
@@ -56,6 +61,7 @@ void k_lock(struct k_lock *l)
     uint32_t wait = v;
     for (;;) {
         for (int i = 0; i < SPIN_ROUNDS; i++) {
+            /* Relaxed: a hint to try the CAS; failure values too. */
             while (atomic_load_explicit(&l->key, memory_order_relaxed) == 0) {
                 uint32_t expect = 0;
                 if (atomic_compare_exchange_weak_explicit(&l->key, &expect, wait,
@@ -98,6 +104,7 @@ void k_unlock(struct k_lock *l)
         k_panic("k_unlock: not the owner");
     l->owner = NULL;
 #endif
+    /* Release: pairs with the acquires in k_lock and k_trylock. */
     uint32_t v = atomic_exchange_explicit(&l->key, 0, memory_order_release);
     if (K_UNLIKELY(v == 0))
         k_panic("k_unlock: lock not held");
@@ -109,6 +116,7 @@ void k_unlock(struct k_lock *l)
 void k_lock_assert_held(struct k_lock *l)
 {
 #ifdef WEFT_DEBUG
+    /* A DEBUG check of our own lock: any order would do. */
     if (l->owner != k_thread_self() || atomic_load(&l->key) == 0)
         k_panic("lock not held by this thread");
 #else

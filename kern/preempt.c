@@ -51,6 +51,7 @@ static int add_range(uintptr_t lo, uintptr_t hi)
 {
     int rc = 0;
     k_lock(&ranges_lock);
+    /* Relaxed: nranges is written only under ranges_lock, held. */
     int n = atomic_load_explicit(&nranges, memory_order_relaxed);
     for (int i = 0; i < n; i++)
         if (ranges[i].lo == lo && ranges[i].hi == hi)
@@ -61,6 +62,7 @@ static int add_range(uintptr_t lo, uintptr_t hi)
     }
     ranges[n].lo = lo;
     ranges[n].hi = hi;
+    /* Release: pairs with pc_preemptible's acquire load. */
     atomic_store_explicit(&nranges, n + 1, memory_order_release);
 out:
     k_unlock(&ranges_lock);
@@ -71,6 +73,8 @@ static bool pc_preemptible(uintptr_t pc)
 {
     if (pc >= weft_lo && pc < weft_hi)
         return false;
+    /* Acquire: pairs with add_range's release store of nranges; the
+     * entries below n are complete. */
     int n = atomic_load_explicit(&nranges, memory_order_acquire);
     for (int i = 0; i < n; i++)
         if (pc >= ranges[i].lo && pc < ranges[i].hi)
@@ -81,6 +85,8 @@ static bool pc_preemptible(uintptr_t pc)
 void k_preempt_setup(void)
 {
     hal_runtime_text(&weft_lo, &weft_hi);
+    /* Only picks the one call that adds the main range; add_range's lock
+     * orders the rest. */
     if (!atomic_exchange(&main_added, 1)) {
         uintptr_t lo, hi;
         if (hal_module_text(NULL, &lo, &hi) == 0)
@@ -99,6 +105,10 @@ static bool task_may_switch(struct thread *th)
 bool kern_preempt(uintptr_t pc)
 {
     struct thread *th = k_thread_self();
+    /* preempt_req is a request (monitor.c stores it relaxed): what the
+     * preemption acts on is this thread's own state. Clearing it relaxed
+     * may drop a newer request racing in; the monitor asks again at its
+     * next look. Likewise in k_preempt_point. */
     if (!th || !atomic_load_explicit(&th->preempt_req, memory_order_relaxed))
         return false;
     if (!task_may_switch(th) || !pc_preemptible(pc))

@@ -27,6 +27,9 @@ static K_NOINLINE bool runq_put_slow(struct proc *p, struct task *t, uint32_t he
     struct task *batch[K_RUNQ_SIZE / 2 + 1];
     uint32_t n = (tail - head) / 2;
     k_assert(n == K_RUNQ_SIZE / 2);
+    /* Slots: relaxed, we (the only producer) wrote them. The CAS is a
+     * release like every claim of the head (see k_runq_get_ring); its
+     * failure value is only retried. */
     for (uint32_t i = 0; i < n; i++)
         batch[i] = atomic_load_explicit(&p->runq[(head + i) % K_RUNQ_SIZE],
                                         memory_order_relaxed);
@@ -46,12 +49,20 @@ static K_NOINLINE bool runq_put_slow(struct proc *p, struct task *t, uint32_t he
 void k_runq_put(struct proc *p, struct task *t, bool next)
 {
     if (next) {
+        /* Release: publishes t (its saved context, its state) to a thief's
+         * acquire load and acq_rel CAS of runnext in runq_grab. The old
+         * task was put by p's holder (us, or an earlier holder ordered by
+         * the proc's hand-over), so the acquire half guards nothing. */
         struct task *old = atomic_exchange_explicit(&p->runnext, t, memory_order_acq_rel);
         if (!old)
             return;
         t = old;
     }
     for (;;) {
+        /* head: acquire, pairs with the release CAS of runq_head in
+         * k_runq_get_ring, runq_grab and runq_put_slow: the consumers'
+         * reads of the slots we are about to overwrite are done. tail and
+         * the slot: relaxed, only the holder writes them. */
         uint32_t head = atomic_load_explicit(&p->runq_head, memory_order_acquire);
         uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
         if (tail - head < K_RUNQ_SIZE) {
@@ -69,6 +80,8 @@ void k_runq_put(struct proc *p, struct task *t, bool next)
 /* Go: runqget. Only p's holder calls this. */
 struct task *k_runq_get(struct proc *p)
 {
+    /* runnext was set by p's holder (as in k_runq_put); the load is
+     * relaxed, the CAS only has to win against a thief's. */
     struct task *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
     if (next && atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL,
                                                         memory_order_acquire,
@@ -79,6 +92,11 @@ struct task *k_runq_get(struct proc *p)
 
 struct task *k_runq_get_ring(struct proc *p)
 {
+    /* Only p's holder calls this, the ring's producer: tail and the slot
+     * it wrote itself (relaxed). head: acquire, pairs with a thief's
+     * release CAS. The CAS is a release: our read of the slot comes before
+     * the producer's reuse of it (pairs with k_runq_put's acquire load of
+     * head; here the producer is us, but the order costs nothing). */
     for (;;) {
         uint32_t head = atomic_load_explicit(&p->runq_head, memory_order_acquire);
         uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
@@ -96,7 +114,9 @@ struct task *k_runq_get_ring(struct proc *p)
 bool k_runq_has_room(struct proc *p)
 {
     /* Only the holder adds; thieves only take (runnext, or the ring's head
-     * forward): room the holder sees stays until it puts. */
+     * forward): room the holder sees stays until it puts. Relaxed
+     * runnext and tail: only the holder sets them; head: acquire, as in
+     * k_runq_put. */
     if (atomic_load_explicit(&p->runnext, memory_order_relaxed) == NULL)
         return true;
     uint32_t head = atomic_load_explicit(&p->runq_head, memory_order_acquire);
@@ -107,7 +127,11 @@ bool k_runq_has_room(struct proc *p)
 bool k_runq_empty(struct proc *p)
 {
     /* Go: runqempty. Reads head, tail, runnext, then tail again: a task
-     * moving from runnext to the ring between the reads is not missed. */
+     * moving from runnext to the ring between the reads is not missed.
+     * Acquire, pairing with the release stores of tail and runnext: the
+     * re-read of tail must come after the read of runnext. Callers that
+     * race with a readier (any_work) order these loads after their own
+     * store with a seq_cst fence; this publishes no task. */
     for (;;) {
         uint32_t head = atomic_load_explicit(&p->runq_head, memory_order_acquire);
         uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_acquire);
@@ -122,6 +146,11 @@ bool k_runq_empty(struct proc *p)
 static uint32_t runq_grab(struct proc *victim, struct task **batch, bool steal_next)
 {
     for (;;) {
+        /* tail: acquire, pairs with the release store of runq_tail in
+         * k_runq_put and k_runq_steal: the slots below and the tasks they
+         * point to (saved contexts) are visible. head: acquire, pairs with
+         * other consumers' release CAS (a head read first is never ahead
+         * of tail). */
         uint32_t head = atomic_load_explicit(&victim->runq_head, memory_order_acquire);
         uint32_t tail = atomic_load_explicit(&victim->runq_tail, memory_order_acquire);
         uint32_t n = tail - head;
@@ -129,6 +158,8 @@ static uint32_t runq_grab(struct proc *victim, struct task **batch, bool steal_n
         if (n == 0) {
             if (!steal_next)
                 return 0;
+            /* Acquire: pairs with k_runq_put's release exchange of runnext,
+             * which publishes next; so does the CAS below (acq_rel). */
             struct task *next = atomic_load_explicit(&victim->runnext, memory_order_acquire);
             if (!next)
                 return 0;
@@ -146,7 +177,8 @@ static uint32_t runq_grab(struct proc *victim, struct task **batch, bool steal_n
              * message, buffered 32-40 -> 24-27 ns per item, pingpong at
              * procs 2 168-204 -> 117-122 ns, and OS context switches in
              * select 27k -> 2-3k per million messages. Asking 20 or 100 µs
-             * changed nothing measurable. */
+             * changed nothing measurable. status: a relaxed hint, it only
+             * decides whether to sleep. */
             if (atomic_load_explicit(&victim->status, memory_order_relaxed) == PROC_RUNNING)
                 hal_sleep_ns(K_RUNNEXT_STEAL_WAIT_NS);
             if (!atomic_compare_exchange_strong_explicit(&victim->runnext, &next, NULL,
@@ -158,6 +190,10 @@ static uint32_t runq_grab(struct proc *victim, struct task **batch, bool steal_n
         }
         if (n > K_RUNQ_SIZE / 2)
             continue; /* inconsistent head and tail: read again */
+        /* Slots: relaxed, ordered by the acquire load of tail. The CAS:
+         * release, pairs with k_runq_put's acquire load of head (our slot
+         * reads come before the producer reuses them); its acquire half
+         * pairs with other consumers' claims. */
         for (uint32_t i = 0; i < n; i++)
             batch[i] = atomic_load_explicit(&victim->runq[(head + i) % K_RUNQ_SIZE],
                                             memory_order_relaxed);
@@ -179,6 +215,11 @@ struct task *k_runq_steal(struct proc *p, struct proc *victim, bool steal_next)
     struct task *t = batch[--n];
     if (n == 0)
         return t;
+    /* As in k_runq_put: we are p's producer (tail and slots relaxed); the
+     * release store of tail publishes the stolen tasks to p's thieves.
+     * The acquire load of head that orders p's consumers' slot reads
+     * before our writes is the caller's: it found p's ring empty with
+     * k_runq_get (the assert's load is DEBUG only). */
     uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
     k_assert(tail - atomic_load_explicit(&p->runq_head, memory_order_acquire) + n <= K_RUNQ_SIZE);
     for (uint32_t i = 0; i < n; i++)
@@ -198,6 +239,10 @@ void k_globrunq_put(struct task *t)
     else
         k_sched.runq_head = t;
     k_sched.runq_tail = t;
+    /* runq_size: written only under sched.lock (hence load + store, and
+     * relaxed: the lock orders it). Lock-free readers take it as a hint
+     * and re-check under the lock, or order it with a seq_cst fence
+     * (any_work). */
     atomic_store_explicit(&k_sched.runq_size,
                           atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) + 1,
                           memory_order_relaxed);
@@ -209,6 +254,7 @@ void k_globrunq_put(struct task *t)
 struct task *k_globrunq_get(struct proc *p, int max)
 {
     k_lock_assert_held(&k_sched.lock);
+    /* Relaxed: under sched.lock (see k_globrunq_put). */
     int32_t size = atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed);
     if (size == 0)
         return NULL;

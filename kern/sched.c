@@ -61,6 +61,11 @@ struct sched k_sched;
 
 static void thread_park(struct thread *th)
 {
+    /* Acquire: pairs with the release store of wake in thread_unpark.
+     * The reset is relaxed: only th writes 0, and the next unpark comes
+     * from whoever handed th work after that (through sched.lock, which
+     * th takes to put itself on an idle list, or through the run queue
+     * that carried th's locked task to hand_locked), so after the reset. */
     while (atomic_load_explicit(&th->wake, memory_order_acquire) == 0)
         hal_futex_wait((uint32_t *)&th->wake, 0, -1);
     atomic_store_explicit(&th->wake, 0, memory_order_relaxed);
@@ -82,6 +87,12 @@ static void proc_idle_put(struct proc *p)
     /* An idle proc has nothing queued; a stopping run may leave tasks
      * anywhere (they are discarded). */
     k_assert(k_runq_empty(p) || atomic_load_explicit(&k_sched.stopping, memory_order_relaxed));
+    /* status: relaxed, a hint for thieves (k_runq_steal) and the monitor;
+     * the idle list under sched.lock is the truth, and the monitor only
+     * acts on PROC_SYSCALL, which block.c publishes with release.
+     * nidle_procs: written only under sched.lock (hence load + store); the
+     * lock orders it for k_handoff's and stopm's checks, and seq_cst puts
+     * it in the total order that k_wakep's lock-free reads come from. */
     atomic_store_explicit(&p->status, PROC_IDLE, memory_order_relaxed);
     p->thread = NULL;
     p->idle_next = k_sched.idle_procs;
@@ -99,6 +110,7 @@ static struct proc *proc_idle_get(void)
         return NULL;
     k_sched.idle_procs = p->idle_next;
     p->idle_next = NULL;
+    /* As in proc_idle_put. */
     atomic_store_explicit(&p->status, PROC_RUNNING, memory_order_relaxed);
     int32_t n = atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed);
     atomic_store_explicit(&k_sched.nidle_procs, n - 1, memory_order_seq_cst);
@@ -151,6 +163,7 @@ static struct thread *thread_idle_get(void)
 static bool everyone_idle(void)
 {
     k_lock_assert_held(&k_sched.lock);
+    /* nidle_procs: relaxed, written only under sched.lock, which we hold. */
     return k_sched.nidle_threads + k_sched.nidle_locked == k_sched.nthreads &&
            atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) == k_sched.nprocs;
 }
@@ -160,6 +173,12 @@ static bool everyone_idle(void)
 static void stop_locked(int result)
 {
     k_lock_assert_held(&k_sched.lock);
+    /* stopping is written only here, under sched.lock. Readers poll it
+     * relaxed: a stale false costs one more round, and every decision to
+     * sleep (stopm, locked_wait, find_runnable) re-reads it under the
+     * lock. result: relaxed; our seq_cst store of stopping publishes it,
+     * and k_sched_loop's acquire load of stopping on the way out pairs
+     * with that store (weft_run reads result before joining threads). */
     if (!atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) {
         atomic_store_explicit(&k_sched.result, result, memory_order_relaxed);
         atomic_store_explicit(&k_sched.stopping, true, memory_order_seq_cst);
@@ -199,6 +218,8 @@ static void thread_main(void *arg)
     th->proc = th->next_proc;
     th->next_proc = NULL;
     k_unlock(&k_sched.lock);
+    /* Release, like every store of p->thread: pairs with the monitor's
+     * acquire load (preempt_one), which then reads th's fields. */
     if (th->proc)
         atomic_store_explicit(&th->proc->thread, th,
                               memory_order_release);
@@ -218,6 +239,10 @@ static void startm(struct proc *p, bool spinning)
         if (p)
             proc_idle_put(p);
         k_unlock(&k_sched.lock);
+        /* seq_cst, like every update of nspinning: k_wakep's CAS and the
+         * spinner's decrement-then-fence rely on one total order on it.
+         * No re-check needed: no proc is idle (every holder finds its own
+         * work), or the run stops. */
         if (spinning)
             atomic_fetch_sub_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
         return;
@@ -251,6 +276,10 @@ static void startm(struct proc *p, bool spinning)
     k_print("weft: warning: could not start a worker thread; running on fewer\n");
     proc_idle_put(p);
     k_unlock(&k_sched.lock);
+    /* seq_cst, as above, but here no re-check follows: a task put on the
+     * global queue by a thread without a proc, which saw our count and
+     * left it to us, waits for some proc's holder (or the next k_wakep).
+     * Only reachable when no thread can be started. */
     if (spinning)
         atomic_fetch_sub_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
 }
@@ -258,6 +287,14 @@ static void startm(struct proc *p, bool spinning)
 /* Go: wakep. Called after making a task runnable. */
 void k_wakep(void)
 {
+    /* Both loads are relaxed hints; the CAS decides. A readier that holds
+     * a proc may miss a wake-up here (its own thread runs the task, see
+     * the top); one that does not (wakep_for_global) issues a seq_cst
+     * fence first, which pairs with the last spinner's fence in
+     * find_runnable, so these loads see its decrement or it sees the
+     * task. nidle_procs == 0 needs no pairing: k_handoff and
+     * find_runnable put a proc on the idle list only after checking the
+     * global queue under sched.lock, where the task was put. */
     if (atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) == 0)
         return;
     int32_t zero = 0;
@@ -278,6 +315,7 @@ static void stopm(struct thread *th)
         k_unlock(&k_sched.lock);
         return;
     }
+    /* stopping: under sched.lock, where it is written. */
     thread_idle_put(th);
     bool all_idle = everyone_idle();
     if (all_idle && (k_timers_earliest() != 0 || k_poll_waiters() != 0)) {
@@ -303,6 +341,7 @@ static void stopm(struct thread *th)
     thread_park(th);
     th->proc = th->next_proc;
     th->next_proc = NULL;
+    /* Release: pairs with the monitor's acquire load of p->thread. */
     if (th->proc)
         atomic_store_explicit(&th->proc->thread, th,
                               memory_order_release);
@@ -314,6 +353,11 @@ static void stopm(struct thread *th)
  * someone looks for work); otherwise it goes idle. Any thread. */
 void k_handoff(struct proc *p)
 {
+    /* status: a hint (see proc_idle_put). thread: release like every
+     * store of it (the monitor's acquire); NULL publishes nothing. The
+     * runq_size and nidle_procs loads are hints: the global queue is
+     * re-checked under sched.lock below, and the CAS on nspinning
+     * decides (seq_cst, see k_wakep). */
     atomic_store_explicit(&p->status, PROC_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&p->thread, NULL, memory_order_release);
     if (!k_runq_empty(p) || atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0) {
@@ -335,14 +379,16 @@ void k_handoff(struct proc *p)
     }
     proc_idle_put(p);
     k_unlock(&k_sched.lock);
-    /* Work readied after the check above finds the proc through k_wakep:
-     * it is on the idle list now, and nidle_procs was raised with seq_cst. */
+    /* Work queued globally after the check above finds the proc through
+     * k_wakep: the global queue and the idle list share sched.lock, so a
+     * k_globrunq_put after our unlock sees the raised nidle_procs. */
     if (!k_runq_empty(p))
         k_wakep();
 }
 
 struct proc *k_proc_idle_take(void)
 {
+    /* Relaxed: a hint; proc_idle_get re-checks under sched.lock. */
     if (atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) == 0)
         return NULL;
     k_lock(&k_sched.lock);
@@ -362,6 +408,7 @@ static bool locked_wait(struct thread *th)
         k_handoff(p);
     }
     k_lock(&k_sched.lock);
+    /* stopping: under sched.lock, where it is written. */
     if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) {
         k_unlock(&k_sched.lock);
         return false;
@@ -401,6 +448,7 @@ static bool locked_wait(struct thread *th)
     k_unlock(&k_sched.lock);
     if (!th->proc)
         return false;
+    /* Release: pairs with the monitor's acquire load of p->thread. */
     atomic_store_explicit(&th->proc->thread, th, memory_order_release);
     return true;
 }
@@ -445,7 +493,10 @@ static struct task *steal_work(struct thread *th)
             if (victim == p)
                 continue;
             /* First pass: run the victim's due timers too (it may be idle,
-             * or its thread busy); what they ready lands in our queue. */
+             * or its thread busy); what they ready lands in our queue.
+             * timer0 is a hint (acquire pairs with publish_timer0's
+             * release, though nothing depends on it): k_timers_run
+             * re-reads the heap under its lock. */
             int64_t t0 = pass == 0 ? atomic_load_explicit(&victim->timer0, memory_order_acquire) : 0;
             if (t0 != 0 && t0 <= (now ? now : (now = hal_now_ns()))) {
                 k_timers_run(victim, now);
@@ -455,19 +506,23 @@ static struct task *steal_work(struct thread *th)
             }
             struct task *t = k_runq_steal(p, victim, pass == 3);
             if (t) {
+                /* A statistic, written only by p's holder (us). */
                 atomic_store_explicit(&p->nsteal,
                                       atomic_load_explicit(&p->nsteal, memory_order_relaxed) + 1,
                                       memory_order_relaxed);
                 return t;
             }
         }
-        if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed))
+        if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) /* a hint */
             return NULL;
     }
     return NULL;
 }
 
-/* Whether any run queue holds work (after giving up the proc). */
+/* Whether any run queue holds work (after giving up the proc). Relaxed
+ * loads (k_runq_empty's acquires too, which publish nothing here): the
+ * caller's seq_cst fence orders them after its nspinning decrement (see
+ * wakep_for_global). */
 static bool any_work(void)
 {
     if (atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0)
@@ -514,6 +569,8 @@ void k_sched_inject(struct task *list)
         k_lock(&k_sched.lock);
         while (list) {
             struct task *next = list->schedlink;
+            /* Relaxed: published with the task by sched.lock, which the
+             * taker of the global queue holds. */
             atomic_store_explicit(&list->state, TASK_RUNNABLE, memory_order_relaxed);
             k_globrunq_put(list);
             list = next;
@@ -535,6 +592,8 @@ static struct task *poll_take(struct proc *p, int64_t timeout_ns)
         return NULL;
     struct task *first = list;
     list = list->schedlink;
+    /* state: relaxed, the first runs on this thread; the others are
+     * published by k_runq_put's release store (or runnext exchange). */
     atomic_store_explicit(&first->state, TASK_RUNNABLE, memory_order_relaxed);
     if (list) {
         while (list) {
@@ -561,6 +620,8 @@ static void run_timers(struct thread *th, struct proc *v, int64_t now)
     th->hold_wakep = true;
     k_timers_run(v, now);
     th->hold_wakep = false;
+    /* runq_size: a hint (a missed wake-up costs parallelism, not progress:
+     * this thread serves the global queue too). */
     if (th->held_wakes > 1 ||
         (th->held_wakes == 1 && atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0))
         k_wakep();
@@ -588,6 +649,7 @@ static bool take_idle_proc(struct thread *th, bool for_timers)
         struct proc **best = NULL;
         int64_t best_when = 0;
         for (struct proc **pp = &k_sched.idle_procs; *pp; pp = &(*pp)->idle_next) {
+            /* Relaxed: only picks a proc; its timers run under their lock. */
             int64_t w = atomic_load_explicit(&(*pp)->timer0, memory_order_relaxed);
             if (w != 0 && (best == NULL || w < best_when)) {
                 best = pp;
@@ -606,9 +668,10 @@ static bool take_idle_proc(struct thread *th, bool for_timers)
     if (!pp)
         return false;
     th->proc = pp;
-    pp->thread = th;
+    pp->thread = th; /* seq_cst, so also a release (the monitor's acquire) */
     if (!for_timers) {
         th->spinning = true;
+        /* seq_cst: every nspinning update is (see startm). */
         atomic_fetch_add_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
     }
     return true;
@@ -624,7 +687,7 @@ static bool take_idle_proc(struct thread *th, bool for_timers)
 static bool poll_or_stop(struct thread *th)
 {
     for (;;) {
-        if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed))
+        if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) /* a hint */
             return false;
         int64_t now = hal_now_ns();
         int64_t until = k_timers_earliest();
@@ -647,7 +710,13 @@ static bool poll_or_stop(struct thread *th)
             atomic_exchange_explicit(&k_sched.last_poll, 0, memory_order_seq_cst) != 0) {
             /* We are the poller. Read the timers again after the swap: a
              * timer added before it is seen here, one added after sees
-             * last_poll == 0 and wakes us (k_poll_wake_for). */
+             * last_poll == 0 and wakes us (k_poll_wake_for). The swap and
+             * the loads of timer0 are seq_cst: the store-buffering pair
+             * of k_timer_start's timer0 store and last_poll load. The
+             * poll_until stores pair with k_poll_wake_for's seq_cst load:
+             * it sees 0 (and wakes us) or our until. The stores after the
+             * poll: a waker that sees last_poll != 0 needs no wake, this
+             * thread re-reads the timers in find_runnable. */
             until = k_timers_earliest();
             atomic_store_explicit(&k_sched.poll_until, until, memory_order_seq_cst);
             int64_t timeout = -1;
@@ -658,6 +727,7 @@ static bool poll_or_stop(struct thread *th)
             }
             int n;
             struct task *list = NULL;
+            /* A hint: stop_locked also wakes the poller. */
             if (!atomic_load_explicit(&k_sched.stopping, memory_order_relaxed))
                 list = k_poll(timeout, &n);
             atomic_store_explicit(&k_sched.poll_until, 0, memory_order_seq_cst);
@@ -671,6 +741,7 @@ static bool poll_or_stop(struct thread *th)
                     struct proc *p = th->proc;
                     struct task *first = list;
                     list = list->schedlink;
+                    /* Relaxed: published by k_runq_put, as in poll_take. */
                     atomic_store_explicit(&first->state, TASK_RUNNABLE, memory_order_relaxed);
                     k_runq_put(p, first, true);
                     if (list) {
@@ -708,10 +779,17 @@ static bool poll_or_stop(struct thread *th)
 static struct task *find_runnable(struct thread *th)
 {
     for (;;) {
-        if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed))
+        if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) /* a hint */
             return NULL;
         struct proc *p = th->proc;
         struct task *t;
+
+        /* The relaxed loads below are hints for the order of the search:
+         * timer0 (k_timers_run re-reads under the heap's lock), schedtick
+         * (only p's holder, us, writes it), runq_size (globrunq_take
+         * re-checks under sched.lock), nidle_procs and nspinning (the
+         * spinner limit is a heuristic). last_poll is claimed by the
+         * seq_cst CAS, never from 0 (a blocking poller's). */
 
         /* Our proc's due timers (Go: checkTimers); what they ready goes
          * to runnext. */
@@ -800,6 +878,7 @@ static struct task *find_runnable(struct thread *th)
             2 * atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed) < busy) {
             if (!th->spinning) {
                 th->spinning = true;
+                /* seq_cst: every nspinning update is (see startm). */
                 atomic_fetch_add_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
             }
             if ((t = steal_work(th)) != NULL)
@@ -808,6 +887,7 @@ static struct task *find_runnable(struct thread *th)
 
         /* Nothing: give the proc back. */
         k_lock(&k_sched.lock);
+        /* stopping: under sched.lock, where it is written. */
         if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) {
             k_unlock(&k_sched.lock);
             return NULL;
@@ -821,7 +901,9 @@ static struct task *find_runnable(struct thread *th)
         k_unlock(&k_sched.lock);
 
         if (th->spinning) {
-            /* Steps 1-3 of the protocol at the top of this file. */
+            /* Steps 1-3 of the protocol at the top of this file. The
+             * fence pairs with wakep_for_global's: our any_work sees its
+             * task, or its k_wakep sees our decrement. */
             th->spinning = false;
             atomic_fetch_sub_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
             k_fence_seq_cst();
@@ -831,7 +913,7 @@ static struct task *find_runnable(struct thread *th)
                 k_unlock(&k_sched.lock);
                 if (pp) {
                     th->proc = pp;
-                    pp->thread = th;
+                    pp->thread = th; /* seq_cst, so a release */
                     th->spinning = true;
                     atomic_fetch_add_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
                     continue;
@@ -850,6 +932,13 @@ static struct task *find_runnable(struct thread *th)
  * dropped (it was for the task before). Then t runs on th. */
 static void begin_run(struct thread *th, struct proc *p, struct task *t, uint32_t tick)
 {
+    /* All relaxed. schedtick, nswitch: only p's holder writes them; the
+     * monitor reads schedtick as a clock (a stale tick delays or repeats a
+     * preemption by one period). preempt_req: a request for the task
+     * before; a racing new one may be lost (the monitor asks again next
+     * period) or hit t early (one spurious yield). t->state RUNNING: read
+     * only by diagnostics (k_dump_tasks) and k_ready's check, which never
+     * sees a running task it may ready. */
     atomic_store_explicit(&p->schedtick, tick, memory_order_relaxed);
     if ((tick & 63) == 0)
         p->clock_ns = hal_now_ns();
@@ -876,6 +965,8 @@ static void park_tail(struct thread *th, struct task *t)
      * releases) sees WAITING and the saved context. */
     atomic_store_explicit(&t->state, TASK_WAITING, memory_order_release);
     if (fn && !fn(t, arg)) {
+        /* Relaxed: fn cancelled the park, so no waker readies t; the
+         * runnext exchange publishes it. */
         atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
         k_runq_put(th->proc, t, true);
     }
@@ -887,6 +978,7 @@ static void park_tail(struct thread *th, struct task *t)
 static void execute(struct thread *th, struct task *t)
 {
     struct proc *p = th->proc;
+    /* Relaxed: only p's holder (us) writes schedtick. */
     begin_run(th, p, t, atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1);
     hal_ctx_switch(&th->sched_ctx, &t->ctx);
 
@@ -899,12 +991,15 @@ static void execute(struct thread *th, struct task *t)
         /* Go: exitsyscall0. The blocking call ended and no proc was free;
          * t's old proc is somebody else's now. */
         k_assert(th->proc == NULL);
+        /* Relaxed: published by the queue (sched.lock or k_runq_put's
+         * release), like every RUNNABLE below. */
         atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
         k_lock(&k_sched.lock);
         struct proc *pp = proc_idle_get();
         if (pp) {
             k_unlock(&k_sched.lock);
             th->proc = pp;
+            /* Release: pairs with the monitor's acquire load. */
             atomic_store_explicit(&pp->thread, th,
                                   memory_order_release);
             k_runq_put(pp, t, true);
@@ -931,6 +1026,7 @@ static void execute(struct thread *th, struct task *t)
         break;
     case SW_PREEMPT:
         th->preempted = true;
+        /* A statistic, written only by p's holder. */
         atomic_store_explicit(&p->npreempt,
                               atomic_load_explicit(&p->npreempt, memory_order_relaxed) + 1,
                               memory_order_relaxed);
@@ -943,6 +1039,8 @@ static void execute(struct thread *th, struct task *t)
         k_lock(&k_sched.lock);
         k_globrunq_put(t);
         k_unlock(&k_sched.lock);
+        /* No fence (unlike wakep_for_global): this thread holds a proc
+         * and serves the global queue before it gives the proc up. */
         k_wakep();
         break;
     case SW_PARK:
@@ -952,6 +1050,7 @@ static void execute(struct thread *th, struct task *t)
         bool is_main = t == k_sched.main_task;
         if (th->locked == t)
             th->locked = NULL; /* the lock ends with the task */
+        /* Relaxed: diagnostics; the free list publishes t (task.c). */
         atomic_store_explicit(&t->state, TASK_DEAD, memory_order_relaxed);
         k_task_recycle(p, t);
         if (is_main)
@@ -965,7 +1064,7 @@ static void execute(struct thread *th, struct task *t)
     }
 }
 
-void k_sched_loop(struct thread *th)
+static void sched_loop(struct thread *th)
 {
     for (;;) {
         if (th->locked) {
@@ -996,6 +1095,7 @@ void k_sched_loop(struct thread *th)
             /* Go: resetspinning. The last spinner to find work wakes
              * another, in case there is more. */
             th->spinning = false;
+            /* seq_cst: every nspinning update is (see startm). */
             if (atomic_fetch_sub_explicit(&k_sched.nspinning, 1, memory_order_seq_cst) == 1)
                 k_wakep();
         }
@@ -1005,6 +1105,22 @@ void k_sched_loop(struct thread *th)
         }
         execute(th, t);
     }
+}
+
+void k_sched_loop(struct thread *th)
+{
+    sched_loop(th);
+    /* The loop ended because stopping is set, often seen by a relaxed
+     * load, which orders nothing after it. weft_run reads k_sched.result
+     * right after this returns on its thread, before joining the others;
+     * on ARMv8 that load may be satisfied before the relaxed load of
+     * stopping (a control dependency does not order two loads), and read
+     * the result as it was before stop_locked, e.g. 0 for a deadlock.
+     * This acquire load reads true (stopping never goes back during a
+     * run) and pairs with stop_locked's seq_cst store of stopping, which
+     * comes after its store of result. x86 and qemu-user on x86 never
+     * reorder loads, so no test can show the difference there. */
+    (void)atomic_load_explicit(&k_sched.stopping, memory_order_acquire);
 }
 
 /* ---- what tasks call ---- */
@@ -1063,6 +1179,7 @@ void k_switched_in(void)
         park_tail(th, prev);
     } else {
         k_assert(th->prev_why == SW_YIELD);
+        /* Relaxed: published by k_runq_put's release. */
         atomic_store_explicit(&prev->state, TASK_RUNNABLE, memory_order_relaxed);
         k_runq_put(th->proc, prev, false);
     }
@@ -1073,6 +1190,9 @@ void k_switched_in(void)
  * scheduler (see above). */
 static struct task *direct_next(struct thread *th, struct proc *p)
 {
+    /* Relaxed hints, as in find_runnable: preempt_req (a request missed
+     * here is honoured at the next safe point), stopping, schedtick (only
+     * p's holder writes it), timer0. */
     if (th->locked != NULL || atomic_load_explicit(&th->preempt_req, memory_order_relaxed) ||
         atomic_load_explicit(&k_sched.stopping, memory_order_relaxed))
         return NULL;
@@ -1125,6 +1245,8 @@ void k_park(k_unlock_fn unlock, void *arg, enum wait_reason reason, void *obj)
     struct thread *th = k_thread_self();
     k_check(th && th->cur);
     struct task *t = th->cur;
+    /* Relaxed: only t writes them; read racily by diagnostics
+     * (k_dump_tasks, the deadlock report). */
     atomic_store_explicit(&t->wait_reason, reason, memory_order_relaxed);
     atomic_store_explicit(&t->wait_obj, obj, memory_order_relaxed);
     atomic_store_explicit(&t->wait_since_ns, th->proc->clock_ns, memory_order_relaxed);
@@ -1148,6 +1270,10 @@ bool k_park_unlock(struct task *t, void *arg)
 void k_ready(struct task *t)
 {
     struct thread *th = k_thread_self();
+    /* Acquire: pairs with park_tail's release store of WAITING (the
+     * waker found t under the lock park_tail's unlock released, which
+     * already orders t's saved context before us). RUNNABLE: relaxed,
+     * published with t by the run queue (release) or sched.lock. */
     int s = atomic_load_explicit(&t->state, memory_order_acquire);
     if (K_UNLIKELY(s != TASK_WAITING)) {
         k_print("weft: k_ready: task %llu is in state %d, not waiting\n",

@@ -211,6 +211,8 @@ static int select_ready(weft_case *cases, const uint16_t *pollorder, const uint1
         int i = pollorder[k];
         weft_case *cs = &cases[i];
         struct weft_chan *c = cs->chan;
+        /* Relaxed: every channel is locked, and both are written only
+         * under its lock. */
         bool closed = atomic_load_explicit(&c->closed, memory_order_relaxed);
         size_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
         struct waiter *w;
@@ -271,6 +273,7 @@ static int select_ready(weft_case *cases, const uint16_t *pollorder, const uint1
 static int select_wait(weft_case *cases, const uint16_t *lockorder, int m, struct task *self)
 {
     k_assert(self->waiting == NULL);
+    /* Relaxed: our own reset below, earlier on this task. */
     k_assert(atomic_load_explicit(&self->select_done, memory_order_relaxed) == 0);
 
     struct waiter **nextp = &self->waiting;
@@ -297,13 +300,17 @@ static int select_wait(weft_case *cases, const uint16_t *lockorder, int m, struc
             atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
     }
     /* Nobody can complete a waiter before the locks are released, so the
-     * winner's store of wake_data comes after this one. */
+     * winner's store of wake_data comes after this one (relaxed: ordered
+     * by the channel locks, which the winner takes after our release). */
     atomic_store_explicit(&self->wake_data, NULL, memory_order_relaxed);
     k_park(select_park_unlock, NULL, WAIT_SELECT, cases);
 
     sel_lock(cases, lockorder, m);
     /* Every channel with one of our waiters is locked: no waker can be
-     * inside waitq_dequeue for us, so select_done can be reset. */
+     * inside waitq_dequeue for us, so select_done can be reset (relaxed:
+     * the next CAS on it is a waker's under one of these locks). The
+     * winner stored wake_data under one of these locks before k_ready:
+     * relaxed is enough, the lock (and the resumption) order it. */
     atomic_store_explicit(&self->select_done, 0, memory_order_relaxed);
     struct waiter *won = atomic_load_explicit(&self->wake_data, memory_order_relaxed);
     if (won == NULL)

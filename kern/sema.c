@@ -124,7 +124,8 @@ static struct {
     _Alignas(K_CACHELINE) struct sema_bucket b;
 } sema_table[SEMA_BUCKETS];
 
-/* Times a weft_mutex entered starvation mode (tests read it). */
+/* Times a weft_mutex entered starvation mode (tests read it). A statistic:
+ * every access is relaxed. */
 static _Atomic uint64_t starvation_count;
 
 static struct sema_bucket *bucket_for(const void *addr)
@@ -157,6 +158,9 @@ bool k_sema_tryacquire(uint32_t *addr)
      * Dekker pair (nwait += 1, then load *addr). */
     uint32_t v = atomic_load(a);
     while (v != 0) {
+        /* seq_cst, so also an acquire: pairs with k_sema_release's
+         * increment (a release too); what the releaser did before (a
+         * mutex's critical section) is visible to the taker. */
         if (atomic_compare_exchange_weak(a, &v, v - 1))
             return true;
     }
@@ -233,6 +237,8 @@ void k_sema_acquire(uint32_t *addr, bool lifo, enum wait_reason reason, void *ob
          * already made its unit visible to the tryacquire below. */
         atomic_fetch_add(&b->nwait, 1);
         if (k_sema_tryacquire(addr)) {
+            /* Under b->lock like every change of nwait; a releaser that
+             * reads the stale count only takes the lock for nothing. */
             atomic_fetch_sub(&b->nwait, 1);
             k_unlock(&b->lock);
             return;
@@ -261,6 +267,7 @@ void k_sema_release(uint32_t *addr, bool handoff)
         return;
 
     k_lock(&b->lock);
+    /* Relaxed: nwait changes only under b->lock, which we hold. */
     if (atomic_load_explicit(&b->nwait, memory_order_relaxed) == 0) {
         /* Someone took the unit and left; nobody to wake. */
         k_unlock(&b->lock);
@@ -306,7 +313,8 @@ static bool ticket_before(uint32_t a, uint32_t b)
 uint32_t k_notify_add(weft_cond *c)
 {
     /* May run concurrently with other k_notify_add calls (a cond used
-     * with a lock shared by readers), so an atomic increment. */
+     * with a lock shared by readers), so an atomic increment. seq_cst:
+     * k_notify_one/all read wait lock-free (see there). */
     return atomic_fetch_add(K_ATOMIC_U32(&c->wait), 1);
 }
 
@@ -339,7 +347,11 @@ bool k_notify_one(weft_cond *c, bool can_wake)
 
     /* Nobody took a ticket since the last notification: nothing to do and
      * no lock to take. A ticket taken under the user's mutex before the
-     * caller locked it is visible here through that mutex. */
+     * caller locked it is visible here through that mutex. A ticket not
+     * visible yet belongs to a wait that does not happen before this
+     * notify, which may miss it, as in Go. Below, notify is read relaxed
+     * (written only under b->lock, held); its seq_cst store pairs with
+     * k_notify_wait's check under the same lock (the lock orders them). */
     if (atomic_load(waitp) == atomic_load(notifyp))
         return true;
 
@@ -396,7 +408,8 @@ bool k_notify_all(weft_cond *c, bool can_wake)
     c->head = NULL;
     c->tail = NULL;
     /* Every ticket taken so far is notified: those queued are in s, the
-     * others will see notify and not park. */
+     * others will see notify and not park (k_notify_wait reads it under
+     * b->lock). The fast path above is as in k_notify_one. */
     atomic_store(notifyp, atomic_load(waitp));
     k_unlock(&b->lock);
 

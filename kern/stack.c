@@ -123,9 +123,12 @@ static struct {
 } pool;
 
 /* Stacks created this run, by guard kind (enum hal_guard_kind). Atomic:
- * bumped by any thread carving a stack, read by weft_stats. */
+ * bumped by any thread carving a stack, read by weft_stats. Statistics:
+ * every access is relaxed. */
 static _Atomic uint64_t counts[3];
-/* Set once the run has printed its warning about an unguarded stack. */
+/* Set once the run has printed its warning about an unguarded stack.
+ * Relaxed: the exchange only picks one thread to print; it publishes
+ * nothing. */
 static _Atomic bool warned;
 
 /* ---- Guards ---- */

@@ -166,6 +166,10 @@ static void mutex_lock_slow(weft_mutex *m)
     bool starving = false; /* we waited longer than STARVATION_NS */
     bool awoke = false;    /* we own the WOKEN bit */
     int iter = 0;
+    /* Relaxed loads of state only seed a CAS, which re-reads it. Every CAS
+     * and add here is seq_cst: the one that takes the lock (LOCKED set
+     * from clear) is the acquire that pairs with weft_mutex_unlock's
+     * release CAS. */
     int32_t old = atomic_load_explicit(sp, memory_order_relaxed);
 
     for (;;) {
@@ -220,6 +224,9 @@ static void mutex_lock_slow(weft_mutex *m)
         k_sema_acquire(&m->sema, lifo, WAIT_MUTEX, m);
         starving = starving || hal_now_ns() - wait_start_ns > STARVATION_NS;
 
+        /* A handed-off lock: the previous holder's critical section is
+         * ordered before us by its release CAS of state (which this load
+         * reads or follows) and by k_sema_release's k_ready. */
         old = atomic_load(sp);
         if ((old & MUTEX_STARVING) != 0) {
             /* Handed off: we own the lock, but LOCKED is clear and we are
@@ -262,6 +269,9 @@ int weft_mutex_trylock(weft_mutex *m)
     if (m == NULL)
         return WEFT_EINVAL;
     _Atomic int32_t *sp = K_ATOMIC_I32(&m->state);
+    /* Relaxed load and CAS failure: they only seed the next CAS. The
+     * successful CAS is the acquire, pairing with weft_mutex_unlock's
+     * release. */
     int32_t old = atomic_load_explicit(sp, memory_order_relaxed);
     /* Retry while the lock looks free: a failed CAS may only mean the
      * waiter count changed. A starving mutex belongs to its waiters. */
@@ -303,7 +313,8 @@ static void mutex_unlock_slow(weft_mutex *m, int32_t next)
         if ((old >> MUTEX_WAITER_SHIFT) == 0 ||
             (old & (MUTEX_LOCKED | MUTEX_WOKEN | MUTEX_STARVING)) != 0)
             return;
-        /* Take one waiter off the count and the right to wake it. */
+        /* Take one waiter off the count and the right to wake it.
+         * (seq_cst; the lock itself was released by our unlock's CAS.) */
         if (atomic_compare_exchange_strong(sp, &old, (old - MUTEX_WAITER) | MUTEX_WOKEN)) {
             k_sema_release(&m->sema, false);
             return;
@@ -318,7 +329,9 @@ int weft_mutex_unlock(weft_mutex *m)
     _Atomic int32_t *sp = K_ATOMIC_I32(&m->state);
     int32_t old = MUTEX_LOCKED;
     /* Fast path: locked, nobody waits. Release: pairs with the acquire of
-     * the next lock. */
+     * the next lock (the CAS that sets LOCKED in weft_mutex_lock,
+     * trylock, mutex_lock_slow). A failed CAS's relaxed value only seeds
+     * the loop below, whose release CAS is the unlock. */
     if (K_LIKELY(atomic_compare_exchange_strong_explicit(sp, &old, 0, memory_order_release,
                                                          memory_order_relaxed)))
         return 0;
@@ -350,7 +363,9 @@ int weft_rwmutex_rlock(weft_rwmutex *rw)
     if (!in_task())
         return WEFT_ENOTASK;
     /* Negative: a writer holds or waits for the lock; it will release
-     * reader_sem once for us when it unlocks. */
+     * reader_sem once for us when it unlocks. seq_cst (so acquire): reads
+     * the writer's unlock CAS of reader_count, or parks until its
+     * k_sema_release, which orders the writer's section before ours. */
     if (atomic_fetch_add(K_ATOMIC_I32(&rw->reader_count), 1) + 1 < 0)
         k_sema_acquire(&rw->reader_sem, false, WAIT_RWMUTEX_R, rw);
     return 0;
@@ -363,6 +378,9 @@ int weft_rwmutex_runlock(weft_rwmutex *rw)
     if (!in_task())
         return WEFT_ENOTASK;
     _Atomic int32_t *rc = K_ATOMIC_I32(&rw->reader_count);
+    /* The load seeds the CAS; the seq_cst CAS is the release of our read
+     * section (the writer acquires it through reader_wait or its
+     * semaphore). */
     int32_t r = atomic_load(rc);
     for (;;) {
         /* No reader counted, with or without a writer: nothing to undo. */
@@ -374,7 +392,9 @@ int weft_rwmutex_runlock(weft_rwmutex *rw)
     if (r - 1 < 0) {
         /* A writer waits for the readers it saw; the last of them
          * releases it. Pairs with the writer's add to reader_wait, which
-         * may come after our decrement (then the sum reaches 0 there). */
+         * may come after our decrement (then the sum reaches 0 there).
+         * seq_cst RMWs: the writer's acquire of reader_wait (or its
+         * semaphore) orders every reader's section before its own. */
         if (atomic_fetch_sub(K_ATOMIC_I32(&rw->reader_wait), 1) - 1 == 0)
             k_sema_release(&rw->writer_sem, false);
     }
@@ -407,6 +427,9 @@ int weft_rwmutex_unlock(weft_rwmutex *rw)
     if (!in_task())
         return WEFT_ENOTASK;
     _Atomic int32_t *rc = K_ATOMIC_I32(&rw->reader_count);
+    /* The load seeds the CAS; the seq_cst CAS is a release that pairs with
+     * weft_rwmutex_rlock's add (readers that arrive from now on), and
+     * reader_sem carries it to those that parked. */
     int32_t r = atomic_load(rc);
     for (;;) {
         /* Not negative: no writer holds it. */
@@ -550,6 +573,7 @@ int weft_once_do(weft_once *o, void (*fn)(void *), void *arg)
         return 0;
     int rc = weft_mutex_lock(&o->m);
     k_assert(rc == 0);
+    /* Relaxed: done is stored only under o->m, which we hold. */
     if (atomic_load_explicit(donep, memory_order_relaxed) == 0) {
         fn(arg);
         atomic_store_explicit(donep, 1, memory_order_release);

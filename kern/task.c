@@ -52,7 +52,8 @@ struct task *k_task_new(struct proc *p, size_t stack_size)
         p->dead = t->schedlink;
         p->ndead--;
     } else {
-        /* Relaxed peek (proc.h: free_tasks). */
+        /* Relaxed peek (proc.h: free_tasks); the list itself is read and
+         * changed under sched.lock, which orders it (relaxed there). */
         if (atomic_load_explicit(&k_sched.free_tasks, memory_order_relaxed)) {
             k_lock(&k_sched.lock);
             t = atomic_load_explicit(&k_sched.free_tasks, memory_order_relaxed);
@@ -75,6 +76,7 @@ struct task *k_task_new(struct proc *p, size_t stack_size)
         if (!dflt && k_stack_alloc(stack_size, &t->stack) != 0) {
             t->stack.lo = NULL;
             atomic_store(&t->state, TASK_DEAD);
+            /* free_tasks: under sched.lock, relaxed (see above). */
             k_lock(&k_sched.lock);
             t->schedlink = atomic_load_explicit(&k_sched.free_tasks, memory_order_relaxed);
             atomic_store_explicit(&k_sched.free_tasks, t, memory_order_relaxed);
@@ -89,6 +91,10 @@ struct task *k_task_new(struct proc *p, size_t stack_size)
     t->nlocked = 0;
     t->os_errno = 0;
     t->locked_to = NULL;
+    /* Relaxed: t is visible to no other thread yet but k_dump_tasks (a
+     * racy diagnostic); k_runq_put's release store publishes it with all
+     * of these. next_id: only atomicity matters (unique ids); ntasks_live:
+     * a statistic. */
     atomic_store_explicit(&t->select_done, 0, memory_order_relaxed);
     atomic_store_explicit(&t->wake_data, NULL, memory_order_relaxed);
     atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
@@ -123,6 +129,8 @@ void k_task_first_run(struct task *t)
  * task was ever cached then: sched_task_cache). */
 void k_task_recycle(struct proc *p, struct task *t)
 {
+    /* ntasks_live: a statistic. p->dead is p's holder's alone; free_tasks
+     * is under sched.lock (relaxed, as in k_task_new). */
     atomic_fetch_sub_explicit(&k_sched.ntasks_live, 1, memory_order_relaxed);
     if (k_stack_is_default(&t->stack) && p->ndead < K_TASK_CACHE) {
         t->schedlink = p->dead;

@@ -118,6 +118,8 @@ static void heap_push(struct proc *p, struct k_timer *t)
 {
     uint32_t i = p->ntimers++;
     p->timers[i] = (struct k_timer_slot){t->when, t};
+    /* Relaxed: a lock-free reader (k_timer_stop) only uses it to find the
+     * heap's lock, and checks it again under that lock. */
     atomic_store_explicit(&t->proc, p, memory_order_relaxed);
     sift_up(p, i);
 }
@@ -158,6 +160,8 @@ void k_timer_start(struct k_timer *t, int64_t when)
 {
     struct thread *th = k_thread_self();
     k_check(th && th->proc);
+    /* Relaxed: the owner's own check that it stopped t (or t fired, which
+     * k_timer_stop's acquire told it). */
     k_assert(atomic_load_explicit(&t->proc, memory_order_relaxed) == NULL);
     struct proc *p = th->proc;
     if (when < 1)
@@ -201,6 +205,7 @@ bool k_timer_stop(struct k_timer *t)
         if (!p)
             return false;
         k_lock(&p->timers_lock);
+        /* Relaxed: under the heap lock, which orders every store to it. */
         if (atomic_load_explicit(&t->proc, memory_order_relaxed) != p) {
             k_unlock(&p->timers_lock);
             continue; /* fired (or moved by a reset) meanwhile */
@@ -228,6 +233,8 @@ void k_timer_quiesce(struct k_timer *t)
 
 int64_t k_timers_run(struct proc *p, int64_t now)
 {
+    /* A hint (the heap is read again under its lock); acquire pairs with
+     * publish_timer0's release, though nothing depends on it. */
     int64_t t0 = atomic_load_explicit(&p->timer0, memory_order_acquire);
     if (t0 == 0 || t0 > now)
         return t0;
