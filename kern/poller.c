@@ -80,10 +80,12 @@ static struct {
     struct k_lock lock;          /* the free list, the all list, chunk allocation */
     struct k_pollfd *free;
     struct k_pollfd *all;        /* every descriptor allocated this run */
+    /* Set once each, under lock (release), read without it (acquire):
+     * slot_of. */
     pd_slot *_Atomic chunks[NCHUNKS];
-    _Atomic int32_t nwaiters;
-    _Atomic uint64_t wakeups;
-    _Atomic uint64_t readied;    /* k_poll_readied (tests); relaxed: a count */
+    _Atomic int32_t nwaiters;    /* k_poll_waiters: see k_pollfd_wait */
+    _Atomic uint64_t wakeups;    /* k_poll_wakeups (stats); relaxed: a count */
+    _Atomic uint64_t readied;    /* k_poll_readied (tests); relaxed: see k_poll */
     bool inited;
     bool short_read_drains;      /* hal_poll_short_read_drains(), per run */
 } poller;
@@ -123,12 +125,17 @@ static pd_slot *slot_of(intptr_t fd, bool create)
     if (fd < 0 || fd >= MAX_FD)
         return NULL;
     unsigned c = (unsigned)(fd >> CHUNK_BITS);
+    /* Acquire: pairs with the release store below, so the chunk's zeroed
+     * slots are seen as set up by k_zalloc. */
     pd_slot *chunk = atomic_load_explicit(&poller.chunks[c], memory_order_acquire);
     if (!chunk && create) {
         k_lock(&poller.lock);
+        /* Relaxed: every store of chunks[] is made under poller.lock. */
         chunk = atomic_load_explicit(&poller.chunks[c], memory_order_relaxed);
         if (!chunk) {
             chunk = k_zalloc(sizeof(pd_slot) * CHUNK);
+            /* Release: publishes the zeroed slots to the acquire load
+             * above in other threads. */
             atomic_store_explicit(&poller.chunks[c], chunk, memory_order_release);
         }
         k_unlock(&poller.lock);
@@ -151,7 +158,9 @@ static struct k_pollfd *pd_alloc(void)
     pd = k_zalloc(sizeof *pd);
     if (!pd)
         return NULL;
-    atomic_store_explicit(&pd->ref, PD_CLOSED, memory_order_relaxed); /* FREE */
+    /* FREE. Relaxed: nothing can reach it yet (no slot, no registration);
+     * pd_setup's release store of ref publishes it. */
+    atomic_store_explicit(&pd->ref, PD_CLOSED, memory_order_relaxed);
     k_lock(&poller.lock);
     pd->all_next = poller.all;
     poller.all = pd;
@@ -178,7 +187,12 @@ static struct k_pollfd *pd_setup(pd_slot *slot, intptr_t fd, int kind, uint32_t 
         return NULL;
     }
     /* Under the lock: a late event of the last incarnation may be looking
-     * (k_poll); it finds a fresh state after this. */
+     * (k_poll); it finds a fresh state after this. The relaxed stores of
+     * deadline, drained and nodrain below: holders of a reference, who
+     * read them (and write drained) without this lock, are ordered after
+     * the set-up by ref's release store below; k_poll, which may still
+     * reach the descriptor through a late event, writes nodrain under
+     * this lock. */
     k_lock(&pd->lock);
     pd->fd = fd;
     pd->kind = kind;
@@ -209,7 +223,8 @@ static struct k_pollfd *pd_setup(pd_slot *slot, intptr_t fd, int kind, uint32_t 
      * this incarnation (through a slot load, below, or a stale pointer),
      * which then reads fd, kind and owned as set up here. */
     atomic_store_explicit(&pd->ref, ref, memory_order_release);
-    /* Release: pairs with the slot's acquire load in lookups. */
+    /* Release: pairs with the slot's acquire load in acquire_slot; the
+     * descriptor it publishes is the set-up above. */
     atomic_store_explicit(slot, pd, memory_order_release);
     return pd;
 }
@@ -234,12 +249,19 @@ static struct k_pollfd *acquire_slot(pd_slot *slot, intptr_t fd, uint32_t refuse
         struct k_pollfd *pd = atomic_load_explicit(slot, memory_order_acquire);
         if (!pd)
             return NULL;
+        /* Relaxed: only the CAS's first guess; the CAS reads the latest. */
         uint32_t r = atomic_load_explicit(&pd->ref, memory_order_relaxed);
         bool got = false;
         while (!(r & refuse)) {
             /* Acquire: pairs with pd_setup's release store of ref (the
-             * fd read below is the set-up's). Failure relaxed: only
-             * retried or refused. */
+             * fd read below is the set-up's). The value the CAS reads is
+             * that store's or one written by a read-modify-write after it
+             * (lookups, releases, close), which continue its release
+             * sequence; release_foreign's plain stores do not, but a
+             * foreign descriptor is taken only under poller.foreign, which
+             * its set-up held, and a CAS that refuses PD_FOREIGN never
+             * succeeds on a value they wrote (they keep the bit). Failure
+             * relaxed: only retried or refused, nothing is read. */
             if (atomic_compare_exchange_weak_explicit(&pd->ref, &r, r + PD_REF,
                                                       memory_order_acquire, memory_order_relaxed)) {
                 got = true;
@@ -252,7 +274,9 @@ static struct k_pollfd *acquire_slot(pd_slot *slot, intptr_t fd, uint32_t refuse
             /* Closed and set up for another number since the slot load. */
             k_pollfd_release(pd);
         }
-        /* Still there: closing (or not ours to take). Else look again. */
+        /* Still there: closing (or not ours to take). Else look again.
+         * Only compared (the acquire at the top of the loop is the one a
+         * dereference needs): acquire is more than this needs. */
         if (atomic_load_explicit(slot, memory_order_acquire) == pd)
             return NULL;
     }
@@ -286,6 +310,10 @@ struct k_pollfd *k_pollfd_acquire_any(intptr_t fd, int *err)
     k_lock(&poller.foreign);
     struct k_pollfd *pd = acquire_slot(slot, fd, PD_CLOSED);
     if (!pd) {
+        /* Only tested against NULL, not dereferenced: acquire is more than
+         * this needs. A foreign slot does not change under poller.foreign,
+         * and an owned one that is seen a moment late gives an answer a
+         * lookup just before its close or after its set-up would give. */
         if (atomic_load_explicit(slot, memory_order_acquire))
             *err = WEFT_EBADF; /* a socket of weft's, closing */
         else
@@ -325,6 +353,11 @@ static void release_foreign(struct k_pollfd *pd)
         return;
     }
     atomic_store_explicit(&pd->ref, PD_FOREIGN | PD_CLOSED, memory_order_relaxed);
+    /* Empty the slot unless something else took the number since (the
+     * program closed it behind weft's back and weft opened a socket on
+     * it). Relaxed: NULL publishes nothing, foreign lookups read the slot
+     * under poller.foreign, and a k_pollfd_acquire that still sees pd
+     * refuses it (PD_FOREIGN, PD_CLOSED). */
     pd_slot *slot = slot_of(pd->fd, false);
     struct k_pollfd *expect = pd;
     atomic_compare_exchange_strong_explicit(slot, &expect, NULL, memory_order_relaxed,
@@ -339,7 +372,9 @@ static void release_foreign(struct k_pollfd *pd)
 
 void k_pollfd_release(struct k_pollfd *pd)
 {
-    /* PD_FOREIGN is constant for the incarnation we hold. */
+    /* PD_FOREIGN is constant for the incarnation we hold (relaxed: our
+     * reference keeps it from being reused, so any value read has the
+     * bit of this incarnation). */
     if (atomic_load_explicit(&pd->ref, memory_order_relaxed) & PD_FOREIGN) {
         release_foreign(pd);
         return;
@@ -364,6 +399,7 @@ void k_pollfd_release(struct k_pollfd *pd)
 int k_pollfd_close(struct k_pollfd *pd)
 {
     k_lock(&pd->lock);
+    /* Relaxed: the CAS's first guess. */
     uint32_t r = atomic_load_explicit(&pd->ref, memory_order_relaxed);
     do {
         if (r & PD_CLOSED) { /* another close came first */
@@ -372,7 +408,10 @@ int k_pollfd_close(struct k_pollfd *pd)
             return WEFT_ECLOSED;
         }
         /* Relaxed: what must see PD_CLOSED reads it under pd->lock
-         * (closing()), and lookups only need it to refuse. */
+         * (closing()), and lookups only need it to refuse: their CAS is
+         * a read-modify-write, so it reads the latest value of ref and
+         * cannot add to the count after this without seeing the bit.
+         * k_pollfd_prepare's unlocked peek may miss it (see there). */
     } while (!atomic_compare_exchange_weak_explicit(&pd->ref, &r, r | PD_CLOSED,
                                                     memory_order_relaxed, memory_order_relaxed));
     struct task *rt = take_waiter(pd, K_POLL_R, WEFT_ECLOSED);
@@ -386,6 +425,11 @@ int k_pollfd_close(struct k_pollfd *pd)
         pd->timer[m].seq++;
     }
     intptr_t fd = pd->fd;
+    /* Forget the number. Relaxed: NULL publishes nothing, and a lookup
+     * that still loads pd refuses it on PD_CLOSED, set above (its CAS
+     * reads the latest ref). The OS keeps the number until the handle is
+     * closed below, so no other descriptor can be stored in the slot in
+     * between; the CAS only guards that. */
     pd_slot *slot = slot_of(fd, false);
     struct k_pollfd *expect = pd;
     atomic_compare_exchange_strong_explicit(slot, &expect, NULL, memory_order_relaxed,
@@ -419,7 +463,9 @@ int k_pollfd_close(struct k_pollfd *pd)
     return rc == 0 ? 0 : WEFT_EIO;
 }
 
-/* Whether side m's deadline has passed (pd->lock held). */
+/* Whether side m's deadline has passed (pd->lock held). Relaxed: every
+ * store of deadline is made under pd->lock (pd_setup, deadline_fire,
+ * k_pollfd_set_deadline, here); only k_pollfd_prepare peeks without it. */
 static bool expired(struct k_pollfd *pd, int m)
 {
     int64_t d = atomic_load_explicit(&pd->deadline[m], memory_order_relaxed);
@@ -511,6 +557,13 @@ int k_pollfd_wait(struct k_pollfd *pd, int mode, int64_t deadline)
     pd->waiter[mode] = self;
     pd->wake_code[mode] = 0;
     enum wait_reason why = mode == K_POLL_R ? WAIT_IO_READ : WAIT_IO_WRITE;
+    /* Read by k_poll_waiters (sched.c: whether to poll, and stopm's
+     * deadlock check). seq_cst is more than it needs, and it pairs with
+     * no store-buffering partner: the thread that adds is the one that
+     * next looks for work (program order), and another thread's deadlock
+     * check sees it through sched.lock, which this thread takes before it
+     * counts as idle. The decrement below is relaxed for the same reason:
+     * a stale count only costs a poll that finds nothing. */
     atomic_fetch_add_explicit(&poller.nwaiters, 1, memory_order_seq_cst);
     if (deadline > 0) {
         struct io_wait w;
@@ -548,19 +601,39 @@ int k_pollfd_wait(struct k_pollfd *pd, int mode, int64_t deadline)
  * read itself bumps rseq past seq: then nothing is assumed. What the port
  * cannot promise (a FIN, urgent data, an error end a read early) arrives
  * as HAL_POLL_NODRAIN and switches the shortcut off for the descriptor. */
+/*
+ * Orderings. rseq is bumped only by k_poll, under pd->lock, with a release
+ * read-modify-write after its nodrain store: a reader whose acquire load
+ * of rseq (k_pollfd_read_seq) sees a report sees that report's nodrain in
+ * k_pollfd_read_short, so no drained is recorded against a report that
+ * said "more than data". The nodrain store's own release and the acquire
+ * loads of nodrain publish nothing else (the flag carries no data) and are
+ * more than needed. Everything else may be stale: a stale value can only
+ * make k_pollfd_read_empty say "empty" when it is not, and then the wait
+ * that follows runs under pd->lock, where k_poll set the ready flag (or
+ * took the waiter) in the same critical section as the bump: it returns
+ * at once (unless another task's wait consumed the flag first, a race
+ * that concurrent readers of one stream have with or without this
+ * shortcut). Saying "not empty" wrongly only costs a read that fails and a
+ * wait.
+ */
 uint64_t k_pollfd_read_seq(struct k_pollfd *pd)
 {
+    /* Acquire: pairs with k_poll's release bump of rseq (see above). */
     return atomic_load_explicit(&pd->rseq, memory_order_acquire);
 }
 
 void k_pollfd_read_short(struct k_pollfd *pd, uint64_t seq)
 {
+    /* nodrain: sees the flag of every report up to seq (above). drained
+     * relaxed: only ever compared, a stale one costs a read or a wait. */
     if (poller.short_read_drains && !atomic_load_explicit(&pd->nodrain, memory_order_acquire))
         atomic_store_explicit(&pd->drained, seq + 1, memory_order_relaxed);
 }
 
 bool k_pollfd_read_empty(struct k_pollfd *pd)
 {
+    /* All three may be stale; see "Orderings" above for why that is safe. */
     uint64_t d = atomic_load_explicit(&pd->drained, memory_order_relaxed);
     return d != 0 && !atomic_load_explicit(&pd->nodrain, memory_order_acquire) &&
            d == atomic_load_explicit(&pd->rseq, memory_order_acquire) + 1;
@@ -578,6 +651,7 @@ static void deadline_fire(struct k_timer *t, uint64_t seq, int64_t now)
         k_unlock(&pd->lock);
         return;
     }
+    /* Relaxed: under pd->lock (see expired). */
     atomic_store_explicit(&pd->deadline[m], -1, memory_order_relaxed);
     struct task *w = take_waiter(pd, m, WEFT_ETIMEDOUT);
     k_unlock(&pd->lock);
@@ -597,6 +671,10 @@ void k_pollfd_set_deadline(struct k_pollfd *pd, int64_t rd, int64_t wd)
         k_unlock(&pd->lock);
         return;
     }
+    /* The deadline stores: relaxed, under pd->lock (see expired). A task
+     * that set a deadline and then starts an operation sees it in
+     * k_pollfd_prepare by program order; another task's operation is
+     * ordered after it only if something else orders them. */
     for (int m = 0; m < 2; m++) {
         k_timer_stop(&pd->timer[m]); /* then seq++: see k_pollfd_close */
         pd->timer[m].seq++;
@@ -621,25 +699,35 @@ void k_pollfd_set_deadline(struct k_pollfd *pd, int64_t rd, int64_t wd)
 
 int32_t k_poll_waiters(void)
 {
+    /* seq_cst, as the updates; what orders it is in k_pollfd_wait. */
     return atomic_load_explicit(&poller.nwaiters, memory_order_seq_cst);
 }
 
 uint64_t k_poll_wakeups(void)
 {
+    /* Relaxed: a statistic, publishes nothing. */
     return atomic_load_explicit(&poller.wakeups, memory_order_relaxed);
 }
 
 uint64_t k_poll_readied(void)
 {
+    /* Relaxed: see the increment in k_poll. */
     return atomic_load_explicit(&poller.readied, memory_order_relaxed);
 }
 
 void k_poll_wake_for(int64_t when)
 {
+    /* seq_cst: the store-buffering pair with poll_or_stop (sched.c).
+     * k_timer_start stores an earlier timer0 (seq_cst) before this load;
+     * the poller swaps last_poll to 0 (seq_cst) before it loads every
+     * timer0. So we see 0 here, or it sees the timer. */
     if (atomic_load_explicit(&k_sched.last_poll, memory_order_seq_cst) != 0)
         return; /* nobody blocks in the poller: whoever does will see when */
+    /* seq_cst: pairs with poll_or_stop's stores of poll_until: 0 (wake
+     * it) or the time it will wake by itself. */
     int64_t until = atomic_load_explicit(&k_sched.poll_until, memory_order_seq_cst);
     if (until == 0 || until > when) {
+        /* Relaxed: a statistic. */
         atomic_fetch_add_explicit(&poller.wakeups, 1, memory_order_relaxed);
         hal_poll_wake();
     }
@@ -655,7 +743,13 @@ struct task *k_poll(int64_t timeout_ns, int *n)
         struct k_pollfd *pd = ev[i].key;
         struct task *ts[2] = {NULL, NULL};
         k_lock(&pd->lock);
-        /* nodrain before rseq: a reader that sees the new rseq sees it. */
+        /* nodrain before rseq: a reader that sees the new rseq sees it.
+         * The bump's release half publishes the nodrain store to
+         * k_pollfd_read_seq's acquire load; its acquire half is not
+         * needed (rseq only changes here, under pd->lock). epoll reports
+         * HAL_POLL_NODRAIN only with HAL_POLL_READ; a port that reported
+         * it alone would set the flag with no bump for a reader to
+         * acquire (and wake no reader either). */
         if (ev[i].events & HAL_POLL_NODRAIN)
             atomic_store_explicit(&pd->nodrain, true, memory_order_release);
         if (ev[i].events & HAL_POLL_READ)
@@ -678,6 +772,10 @@ struct task *k_poll(int64_t timeout_ns, int *n)
             (*n)++;
         }
     }
+    /* Relaxed: a count. A test that sees it move and then takes pd->lock
+     * (weft_close) is still ordered after the critical section above that
+     * took the waiter: had its lock come first, its load would happen
+     * before this increment and could not read it (coherence). */
     if (*n)
         atomic_fetch_add_explicit(&poller.readied, (uint64_t)*n, memory_order_relaxed);
     return head;
