@@ -70,7 +70,11 @@ struct k_pollfd {
      * k_poller_fini once every thread has stopped. */
     bool os_held;
 
-    /* (count << 2) | PD_FOREIGN | PD_CLOSED (poller.c, "Lifetime"). */
+    /* (count << 2) | PD_FOREIGN | PD_CLOSED (poller.c, "Lifetime").
+     * Changed by read-modify-writes (and, for a foreign one, by plain
+     * stores under poller.foreign); the orderings are at each access in
+     * poller.c (pd_setup's release store, acquire_slot's acquire CAS, the
+     * acq_rel decrements). */
     _Atomic uint32_t ref;
 
     /* Short reads (hal_poll_short_read_drains), stream sockets only.
@@ -78,7 +82,8 @@ struct k_pollfd {
      * nodrain); drained is rseq + 1 as a reader loaded it just before a
      * read that came back short (0: nothing known), so drained == rseq + 1
      * means "empty, and no report since". nodrain is set for good once the
-     * port reported more than data (HAL_POLL_NODRAIN). */
+     * port reported more than data (HAL_POLL_NODRAIN). Orderings: poller.c,
+     * above k_pollfd_read_seq. */
     _Atomic uint64_t rseq;
     _Atomic uint64_t drained;
     _Atomic bool nodrain;
