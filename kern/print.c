@@ -153,6 +153,9 @@ _Noreturn void k_panic(const char *what)
 {
     static _Atomic int panicking;
     k_print("weft: fatal: %s\n", what);
+    /* seq_cst by default, but no pair: only the read-modify-write's
+     * atomicity matters (exactly one caller sees 0 and dumps; the others,
+     * a nested panic in the dump included, go straight to abort). */
     if (atomic_fetch_add(&panicking, 1) == 0 && k_sched.nprocs > 0)
         k_dump_tasks();
     hal_abort();
