@@ -1,7 +1,8 @@
 /*
  * t_block.c — blocking calls (kern/block.c): a proc is handed off while its
  * task blocks in the OS, errno follows the task across threads, a locked
- * task stays on its thread, and a blocking call is not a deadlock.
+ * task stays on its thread, a blocking call is not a deadlock, a call that
+ * lost its proc never takes back the proc of a later call (block_aba).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kern/proc.h" /* white box: a proc's holder (block_aba) */
 #include "tests/check.h"
 
 static pthread_t (*volatile self_fn)(void) = pthread_self; /* not const-folded */
@@ -282,4 +284,120 @@ void t_block_locked_deadlock(void)
 {
     weft_config cfg = {.procs = 2};
     CHECK_EQ(weft_run(ld_main, NULL, &cfg), WEFT_EDEADLK);
+}
+
+/* ---- block_aba: a call that lost its proc leaves the next call's alone ----
+ *
+ * Procs 1, forced step by step: T1 (the main task) blocks; the monitor
+ * retakes proc 0 and hands it to another thread, which runs T2; T2 blocks
+ * too (proc 0 is SYSCALL again, for T2's call); only then does T1's call
+ * return. T1 must not take proc 0 from under T2's call: it waits until the
+ * monitor retakes proc 0 from T2 (a second retake). The bug (issue 12,
+ * 4: weft_block_end's CAS from SYSCALL to RUNNING could not tell the two
+ * calls apart) let T1 run on proc 0 while the proc still named T2's thread
+ * as its holder, so the monitor's preemption signals for T1's time slice
+ * went to T2's thread, interrupting its blocking call (EINTR) every
+ * slice, and T1 was never preempted. */
+
+struct aba {
+    atomic_int t2_in_call; /* T2 is inside its blocking call */
+    atomic_int stop;       /* T2 may end its call */
+    bool conclusive;       /* T1's call ended while T2's held proc 0 */
+    long t2_eintr;         /* T2's nanosleeps cut short by a signal */
+    weft_waitgroup wg;
+};
+
+static void aba_t2(void *arg)
+{
+    struct aba *a = arg;
+    weft_block_begin();
+    atomic_store(&a->t2_in_call, 1);
+    while (!atomic_load(&a->stop)) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 200000};
+        if (nanosleep(&ts, NULL) != 0 && errno == EINTR)
+            a->t2_eintr++;
+    }
+    weft_block_end();
+    CHECK_OK(weft_wg_done(&a->wg));
+}
+
+/* Busy in the program's own code (preemptible) for ns. */
+static uint64_t busy_ns(int64_t ns)
+{
+    uint64_t x = 1;
+    int64_t end = weft_now() + ns;
+    for (;;) {
+        for (int k = 0; k < 4096; k++)
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+        if (weft_now() >= end)
+            return x;
+    }
+}
+
+static void aba_main(void *arg)
+{
+    struct aba *a = arg;
+    /* A short call first: under qemu, the first run of weft_block_end's
+     * code is translated then, not in the window below. */
+    weft_block_begin();
+    weft_block_end();
+    CHECK_OK(weft_wg_add(&a->wg, 1));
+    CHECK_OK(weft_go(aba_t2, a));
+    int64_t limit = weft_now() + 10000000000ll * t_slack();
+    weft_block_begin();
+    /* T2 can only run once the monitor has retaken proc 0 from us. Spin,
+     * so that this call ends right after T2's begins, long before the
+     * monitor could retake proc 0 from T2 (20 us at the earliest). */
+    while (!atomic_load(&a->t2_in_call) && weft_now() < limit) {
+    }
+    /* White box: proc 0 is still SYSCALL for T2's call, unless the OS left
+     * this thread unscheduled long enough for the monitor to retake proc 0
+     * from T2 as well (a loaded machine); then this run proves nothing and
+     * t_block_aba runs it again. */
+    a->conclusive = (atomic_load(&k_sched.procs[0]->status) & 3) == PROC_SYSCALL;
+    weft_block_end();
+    CHECK(atomic_load(&a->t2_in_call));
+
+    /* White box: the proc this thread runs on names it as its holder (the
+     * monitor preempts whatever thread p->thread names). */
+    struct thread *th = k_thread_self();
+    struct thread *holder = atomic_load(&th->proc->thread);
+    bool async = k_sched.preempt_async;
+
+    struct weft_stats st0, st1;
+    CHECK_OK(weft_stats(&st0));
+    volatile uint64_t sink = busy_ns(30000000); /* 30 time slices of 1 ms */
+    (void)sink;
+    CHECK_OK(weft_stats(&st1));
+    atomic_store(&a->stop, 1);
+    CHECK_OK(weft_wg_wait(&a->wg));
+    struct weft_stats st2;
+    CHECK_OK(weft_stats(&st2));
+    fprintf(stderr,
+            "%s: holder %s; T1 preempted %llu times in 30 ms (async preemption %s); T2's call "
+            "interrupted %ld times; %llu retakes\n",
+            a->conclusive ? "conclusive" : "inconclusive (retaken from T2 first)",
+            holder == th ? "right" : "WRONG (another thread)",
+            (unsigned long long)(st1.preemptions - st0.preemptions), async ? "on" : "off",
+            a->t2_eintr, (unsigned long long)st2.syscall_retakes);
+    if (!a->conclusive)
+        return;
+    CHECK(holder == th);
+    CHECK_EQ(a->t2_eintr, 0);
+    /* Proc 0 retaken from T1's call, then from T2's for T1. */
+    CHECK_GE(st2.syscall_retakes, 2);
+    if (async)
+        CHECK_GE(st1.preemptions - st0.preemptions, 1);
+}
+
+void t_block_aba(void)
+{
+    static struct aba a;
+    int runs = 0;
+    do {
+        memset(&a, 0, sizeof a);
+        weft_config cfg = {.procs = 1, .timeslice_ns = 1000000};
+        CHECK_OK(weft_run(aba_main, &a, &cfg));
+    } while (!a.conclusive && ++runs < 50);
+    CHECK(a.conclusive);
 }
