@@ -13,6 +13,15 @@
  * free, queues the task on the global run queue and parks the thread
  * (execute's SW_BLOCKED, in sched.c).
  *
+ * Both CASes compare the whole status word, which in SYSCALL carries the
+ * number of the call (proc.h): the proc the monitor retook may have gone
+ * to another thread whose task is in a blocking call of its own by the
+ * time this one ends, and the proc is SYSCALL again, but with that call's
+ * number. Comparing the state alone (as Go's exitsyscallfast does with
+ * _Psyscall) let the first call take the proc from under the second: the
+ * thread ran on a proc that still named the other thread as its holder,
+ * and the monitor's preemption signals went to the thread in the OS.
+ *
  * The common path pins nothing (reference/go-windows-syscall-no-
  * lockosthread.txt): whatever the call leaves in thread-local state that
  * the task needs (errno) travels with the task. errno is saved at every
@@ -45,12 +54,12 @@ void weft_block_begin(void)
     t->blocking = true;
     th->old_proc = p;
     th->proc = NULL;
-    atomic_store_explicit(&p->syscalltick,
-                          atomic_load_explicit(&p->syscalltick, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    /* Release: the monitor that sees SYSCALL sees the tick, and whoever
-     * takes the proc over sees everything this thread did with it. */
-    atomic_store_explicit(&p->status, PROC_SYSCALL, memory_order_release);
+    uint64_t word = (++p->syscall_gen << K_PROC_STATE_BITS) | PROC_SYSCALL;
+    th->syscall_word = word;
+    /* Release: pairs with the acquire of the monitor's CAS (retake), so
+     * that whoever takes the proc over sees everything this thread did
+     * with it (its run queue, caches, syscall_gen). */
+    atomic_store_explicit(&p->status, word, memory_order_release);
     k_monitor_kick();
 }
 
@@ -66,10 +75,15 @@ void weft_block_end(void)
     th->old_proc = NULL;
     t->blocking = false;
 
-    /* Go: exitsyscallfast. Our proc, if the monitor did not take it. */
-    int expect = PROC_SYSCALL;
+    /* Go: exitsyscallfast. Our proc, if the monitor did not take it from
+     * this call. Relaxed is enough: a CAS that succeeds reads this
+     * thread's own store from begin, so no other thread held the proc in
+     * between and there is nothing to acquire. */
+    uint64_t expect = th->syscall_word;
     if (atomic_compare_exchange_strong_explicit(&p->status, &expect, PROC_RUNNING,
-                                                memory_order_acquire, memory_order_relaxed)) {
+                                                memory_order_relaxed, memory_order_relaxed)) {
+        /* Nobody took it: the monitor preempts the thread it names. */
+        k_assert(atomic_load_explicit(&p->thread, memory_order_relaxed) == th);
         th->proc = p;
         hal_errno_set(err);
         return;

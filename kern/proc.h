@@ -26,20 +26,38 @@
 #define K_TASK_CACHE 64        /* dead tasks (with stacks) kept per proc */
 #define K_WAITER_CACHE 64      /* free waiters kept per proc */
 
+/*
+ * A proc's status word (proc.status). Its low K_PROC_STATE_BITS bits are
+ * the state; the rest is zero, except in SYSCALL, where it is the number
+ * of the blocking call (proc.syscall_gen) that gave the proc up:
+ *
+ *   IDLE     on sched.idle_procs, no thread. Stored under sched.lock.
+ *   RUNNING  held by exactly one thread (p->thread once it has stored it).
+ *            Stored by whoever gives the proc to a thread.
+ *   SYSCALL  its holder's task is in a blocking call (block.c), and the
+ *            thread holds no proc. The word is SYSCALL | gen << 2 for that
+ *            one call, stored by the thread (release). From there exactly
+ *            one CAS of that word wins: the thread's, to RUNNING, when the
+ *            call ends (Go: exitsyscallfast), or the monitor's, to IDLE,
+ *            before k_handoff (Go: retake). A call that lost its proc
+ *            cannot take it back from a later call on it: that call's word
+ *            has another gen (the ABA of issue 12: both were plain
+ *            SYSCALL), and gens are 62 bits, never reused in a run.
+ */
 enum proc_status {
-    PROC_IDLE = 0,    /* on sched.idle_procs, no thread */
-    PROC_RUNNING = 1, /* held by exactly one thread */
-    PROC_SYSCALL = 2, /* its thread's task is in a blocking call (block.c);
-                         the monitor may retake it with a CAS to IDLE, the
-                         thread may take it back with a CAS to RUNNING */
+    PROC_IDLE = 0,
+    PROC_RUNNING = 1,
+    PROC_SYSCALL = 2,
 };
+#define K_PROC_STATE_BITS 2
+#define K_PROC_STATE(word) ((int)((word) & ((1u << K_PROC_STATE_BITS) - 1)))
 
 struct proc {
     /* Immutable during a run: */
     int id;
 
     /* Written under sched.lock (idle list); read by its holder: */
-    _Atomic int status;        /* enum proc_status; read racily by thieves */
+    _Atomic uint64_t status;   /* the status word above; read racily by thieves */
     struct proc *idle_next;
     struct thread *_Atomic thread; /* the holder, NULL when idle; read by the monitor */
 
@@ -55,10 +73,10 @@ struct proc {
     struct task *_Atomic runq[K_RUNQ_SIZE];
     struct task *_Atomic runnext;
 
-    /* Owned by the holder (no lock, no atomic needed): */
     /* Written by the holder (relaxed), read by the monitor: */
     _Alignas(K_CACHELINE) _Atomic uint32_t schedtick; /* incremented per task run */
-    _Atomic uint32_t syscalltick; /* incremented per blocking call begun */
+    /* Owned by the holder (no lock, no atomic needed): */
+    uint64_t syscall_gen;      /* blocking calls begun on this proc (its SYSCALL words) */
     int64_t clock_ns;          /* recent hal_now_ns, refreshed every 64 ticks */
     struct k_mcache mcache;
     struct k_stack_cache stack_cache;
@@ -113,6 +131,7 @@ struct thread {
     hal_thread_t os;           /* for hal_thread_preempt */
     struct task *locked;       /* the task locked to this thread (weft_lock_thread) */
     struct proc *old_proc;     /* the proc held before a blocking call (Go: oldp) */
+    uint64_t syscall_word;     /* the SYSCALL word that call stored in old_proc */
     uint64_t rand;             /* k_rand_next state */
     enum switch_why why;       /* set by the task before switching out */
     k_unlock_fn park_fn;       /* with SW_PARK */
