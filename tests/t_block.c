@@ -2,7 +2,8 @@
  * t_block.c — blocking calls (kern/block.c): a proc is handed off while its
  * task blocks in the OS, errno follows the task across threads, a locked
  * task stays on its thread, a blocking call is not a deadlock, a call that
- * lost its proc never takes back the proc of a later call (block_aba).
+ * lost its proc never takes back the proc of a later call (block_aba), and
+ * weft_run returns while a task is in a blocking call (block_abandon*).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -400,4 +401,179 @@ void t_block_aba(void)
         CHECK_OK(weft_run(aba_main, &a, &cfg));
     } while (!a.conclusive && ++runs < 50);
     CHECK(a.conclusive);
+}
+
+/* ---- block_abandon: weft_run returns while a task is in a blocking call ----
+ *
+ * Procs 1. The main task blocks, so that proc 0 goes to a second thread,
+ * which runs B; B enters a long blocking call (300 ms) and the main task
+ * returns at once. weft_run must return without waiting for B's call
+ * (before, it joined B's thread: issue 12, 8), and B's thread, abandoned
+ * in the OS, must come back to nothing: B's code after weft_block_end
+ * never runs, and a second run, going on meanwhile with blocking calls,
+ * spawns, channels and stats of its own, is not disturbed when it does. */
+
+static struct {
+    pthread_t host;          /* weft_run's thread */
+    pthread_t b_thread;
+    int64_t nap_ns;          /* B's call */
+    _Atomic int64_t began;   /* when B's call began (weft_now), 0 before */
+    atomic_int b_after;      /* B ran past weft_block_end: must not */
+} ab;
+
+static void ab_blocker(void *arg)
+{
+    (void)arg;
+    ab.b_thread = pthread_self();
+    weft_block_begin();
+    atomic_store(&ab.began, weft_now());
+    nap_ns(ab.nap_ns);
+    weft_block_end();
+    atomic_store(&ab.b_after, 1); /* the run is over: never reached */
+}
+
+static void ab_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_go(ab_blocker, NULL));
+    int64_t limit = weft_now() + 10000000000ll * t_slack();
+    /* In a call of our own, so that proc 0 and B go to another thread. */
+    weft_block_begin();
+    while (atomic_load(&ab.began) == 0 && weft_now() < limit)
+        nap_ns(50000);
+    weft_block_end();
+    CHECK(atomic_load(&ab.began) != 0);
+    CHECK(!pthread_equal(ab.b_thread, ab.host));
+    /* Return at once: B is discarded in its call. */
+}
+
+/* The second run: work of every kind until well after B's call ended. */
+struct ab2 {
+    weft_chan *ping, *pong;
+    weft_waitgroup wg;
+    atomic_int stop;
+    atomic_long rounds, calls, spawned;
+};
+
+static void ab2_echo(void *arg)
+{
+    struct ab2 *w = arg;
+    int v;
+    while (weft_chan_recv(w->ping, &v) == 1)
+        CHECK_OK(weft_chan_send(w->pong, &v));
+    CHECK_OK(weft_wg_done(&w->wg));
+}
+
+static void ab2_short(void *arg)
+{
+    struct ab2 *w = arg;
+    atomic_fetch_add(&w->spawned, 1);
+    CHECK_OK(weft_wg_done(&w->wg));
+}
+
+static void ab2_caller(void *arg)
+{
+    struct ab2 *w = arg;
+    while (!atomic_load(&w->stop)) {
+        weft_block_begin();
+        nap_ns(200000); /* long enough to be retaken */
+        weft_block_end();
+        atomic_fetch_add(&w->calls, 1);
+        CHECK_OK(weft_wg_add(&w->wg, 1));
+        CHECK_OK(weft_go(ab2_short, w));
+    }
+    CHECK_OK(weft_wg_done(&w->wg));
+}
+
+static void ab2_main(void *arg)
+{
+    struct ab2 *w = arg;
+    w->ping = weft_chan_make(sizeof(int), 0);
+    w->pong = weft_chan_make(sizeof(int), 0);
+    CHECK(w->ping && w->pong);
+    CHECK_OK(weft_wg_add(&w->wg, 3));
+    CHECK_OK(weft_go(ab2_echo, w));
+    CHECK_OK(weft_go(ab2_caller, w));
+    CHECK_OK(weft_go(ab2_caller, w));
+    /* Until 200 ms (times the slack) after B's call ended. */
+    int64_t until = atomic_load(&ab.began) + ab.nap_ns + 200000000ll * t_slack();
+    int i = 0;
+    while (weft_now() < until) {
+        int v = i, r = -1;
+        CHECK_OK(weft_chan_send(w->ping, &v));
+        CHECK_EQ(weft_chan_recv(w->pong, &r), 1);
+        CHECK_EQ(r, i);
+        i++;
+        atomic_fetch_add(&w->rounds, 1);
+        if (i % 64 == 0)
+            weft_sleep(100000);
+    }
+    atomic_store(&w->stop, 1);
+    CHECK_OK(weft_chan_close(w->ping));
+    CHECK_OK(weft_wg_wait(&w->wg));
+    struct weft_stats st;
+    CHECK_OK(weft_stats(&st));
+    fprintf(stderr, "second run: %ld round trips, %ld blocking calls, %ld spawns, %llu retakes; "
+                    "%llu tasks live, %llu created\n",
+            atomic_load(&w->rounds), atomic_load(&w->calls), atomic_load(&w->spawned),
+            (unsigned long long)st.syscall_retakes, (unsigned long long)st.tasks,
+            (unsigned long long)st.tasks_created);
+    CHECK_EQ(st.tasks, 1); /* only this one: nothing of the first run counts */
+    CHECK_EQ(st.tasks_created, 4 + atomic_load(&w->spawned));
+    CHECK_GT(atomic_load(&w->calls), 0);
+    weft_chan_free(w->ping);
+    weft_chan_free(w->pong);
+}
+
+void t_block_abandon(void)
+{
+    memset(&ab, 0, sizeof ab);
+    ab.host = pthread_self();
+    ab.nap_ns = 300000000ll * t_slack();
+    weft_config cfg = {.procs = 1};
+    CHECK_OK(weft_run(ab_main, NULL, &cfg));
+    int64_t took = weft_now() - atomic_load(&ab.began);
+    fprintf(stderr, "weft_run returned %.1f ms after B's %.0f ms call began\n", took / 1e6,
+            ab.nap_ns / 1e6);
+    CHECK_LT(took, ab.nap_ns / 2);
+
+    static struct ab2 w;
+    memset(&w, 0, sizeof w);
+    weft_config cfg2 = {.procs = 2};
+    CHECK_OK(weft_run(ab2_main, &w, &cfg2));
+    CHECK_EQ(atomic_load(&ab.b_after), 0);
+}
+
+/* ---- block_abandon_host: the call is on weft_run's own thread ----
+ *
+ * A task's blocking call runs on whichever thread runs the task, and
+ * weft_run's thread is one of the workers: when the run ends while that
+ * thread is in a call, weft_run can only return once the call does. It
+ * then returns at once, without running the task any further. */
+
+static void abh_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_go(ab_blocker, NULL));
+    /* Parking hands this thread (weft_run's) to B. */
+    int64_t limit = weft_now() + 10000000000ll * t_slack();
+    while (atomic_load(&ab.began) == 0 && weft_now() < limit)
+        weft_sleep(1000000);
+    CHECK(atomic_load(&ab.began) != 0);
+    CHECK(pthread_equal(ab.b_thread, ab.host));
+}
+
+void t_block_abandon_host(void)
+{
+    memset(&ab, 0, sizeof ab);
+    ab.host = pthread_self();
+    ab.nap_ns = 300000000ll;
+    weft_config cfg = {.procs = 1};
+    CHECK_OK(weft_run(abh_main, NULL, &cfg));
+    int64_t took = weft_now() - atomic_load(&ab.began);
+    fprintf(stderr, "weft_run returned %.1f ms after B's %.0f ms call began\n", took / 1e6,
+            ab.nap_ns / 1e6);
+    CHECK_GE(took, ab.nap_ns);
+    CHECK_LT(took, ab.nap_ns + 2000000000ll * t_slack());
+    CHECK_EQ(atomic_load(&ab.b_after), 0);
 }
