@@ -111,6 +111,36 @@ enum switch_why {
     SW_EXIT,   /* DEAD: recycle */
     SW_PREEMPT, /* preempted (signal or pending request): back of the queue */
     SW_BLOCKED, /* ended a blocking call and found no proc: queue it, park */
+    SW_DISCARD, /* ended a blocking call in a stopping run: dropped, and the
+                   thread leaves its loop (it holds no proc) */
+    SW_ORPHAN,  /* ended a blocking call after weft_run abandoned the thread:
+                   leave without touching anything of the run (runtime.c) */
+};
+
+/*
+ * A thread's blocking-call state (thread.call): how weft_run's end tells a
+ * thread it can join from one it must abandon in the OS (runtime.c, "A run
+ * ends while tasks are in blocking calls").
+ *
+ *   CALL_OUT        not in a blocking call (the initial state).
+ *   CALL_IN         its task is between weft_block_begin and weft_block_end.
+ *   CALL_ORPHANING  weft_run's end is abandoning it; the thread, if its call
+ *                   returns meanwhile, waits for ORPHANED.
+ *   CALL_ORPHANED   abandoned: what it needs was kept out of the run's
+ *                   release; back from its call it leaves (SW_ORPHAN).
+ *   CALL_EXITED     it has left its scheduler loop; weft_run may join it.
+ *
+ * OUT -> IN: the thread, in weft_block_begin (release store).
+ * IN -> OUT: the thread's CAS in weft_block_end. IN -> ORPHANING: weft_run's
+ * CAS. Exactly one of the two wins. ORPHANING -> ORPHANED: weft_run (release
+ * store). OUT -> EXITED: thread_main (release store), then a futex wake.
+ */
+enum thread_call {
+    CALL_OUT = 0,
+    CALL_IN = 1,
+    CALL_ORPHANING = 2,
+    CALL_ORPHANED = 3,
+    CALL_EXITED = 4,
 };
 
 struct thread {
@@ -155,6 +185,14 @@ struct thread {
     /* The parking word: 0 parked/about to park, 1 woken. The waker stores 1
      * (release) after setting next_proc under sched.lock, then futex-wakes. */
     _Atomic uint32_t wake;
+
+    /* enum thread_call, with its transitions above; weft_run's end waits on
+     * it as a futex word. */
+    _Atomic uint32_t call;
+    /* Set by weft_run before it stores CALL_ORPHANED, read by the thread
+     * after it loads that (acquire): the stack region kept for its task
+     * (k_stack_keep), which the thread lets go when it leaves. */
+    void *orphan_region;
 };
 
 struct sched {
@@ -237,6 +275,18 @@ void k_wakep(void);
 void k_sched_inject(struct task *list);     /* tasks from a poll, any thread */
 void k_stop_the_world(int result);          /* begin shutdown (any thread) */
 int k_sched_start(struct thread *th0);
+
+/* ---- runtime.c: worker threads' structs, and threads left in the OS ---- */
+/* A zeroed struct thread for a worker, or NULL. Its memory is not the
+ * run's (it outlives the run when weft_run abandons the thread). */
+struct thread *k_thread_alloc(void);
+void k_thread_free(struct thread *th);
+/* The end of an abandoned thread, on its own stack, its kern pointer
+ * cleared: lets its task's stack go and frees th (thread_main). */
+void k_orphan_exit(struct thread *th);
+/* Threads abandoned in blocking calls by any run of this process that
+ * have not come back yet. */
+uint32_t k_orphans_live(void);
 
 /* ---- task.c ---- */
 struct task *k_task_new(struct proc *p, size_t stack_size);
