@@ -20,9 +20,10 @@
  *    number, proc.h) and it has lasted RETAKE_NS, the monitor takes the
  *    proc (CAS of that word to IDLE: the thread's own CAS back to RUNNING
  *    then fails, and a CAS of an older call's word fails on a newer call)
- *    and hands it to another thread (k_handoff). When the proc has nothing queued and other threads spin
- *    or procs idle, nobody misses it: it waits LONG_RETAKE_NS (Go's rule:
- *    retaking costs a thread wake-up and the caller a slow exit).
+ *    and hands it to another thread (k_handoff). When the proc has
+ *    nothing queued and other threads spin or procs idle, nobody misses
+ *    it: it waits LONG_RETAKE_NS (Go's rule: retaking costs a thread
+ *    wake-up and the caller a slow exit).
  *
  * Sleeping (Go's): 20 µs between rounds; after 50 rounds that did nothing,
  * the sleep doubles each round up to 10 ms. Departures: while some proc

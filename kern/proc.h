@@ -57,7 +57,7 @@ struct proc {
     int id;
 
     /* Written under sched.lock (idle list); read by its holder: */
-    _Atomic uint64_t status;   /* the status word above; read racily by thieves */
+    _Atomic uint64_t status; /* the status word above; read racily by thieves */
     struct proc *idle_next;
     struct thread *_Atomic thread; /* the holder, NULL when idle; read by the monitor */
 

@@ -414,11 +414,11 @@ void t_block_aba(void)
  * spawns, channels and stats of its own, is not disturbed when it does. */
 
 static struct {
-    pthread_t host;          /* weft_run's thread */
+    pthread_t host; /* weft_run's thread */
     pthread_t b_thread;
-    int64_t nap_ns;          /* B's call */
-    _Atomic int64_t began;   /* when B's call began (weft_now), 0 before */
-    atomic_int b_after;      /* B ran past weft_block_end: must not */
+    int64_t nap_ns;        /* B's call */
+    _Atomic int64_t began; /* when B's call began (weft_now), 0 before */
+    atomic_int b_after;    /* B ran past weft_block_end: must not */
 } ab;
 
 static void ab_blocker(void *arg)
@@ -520,8 +520,9 @@ static void ab2_main(void *arg)
         weft_sleep(1000000);
         CHECK_OK(weft_stats(&st));
     } while (st.tasks > 1 && weft_now() < exit_limit);
-    fprintf(stderr, "second run: %ld round trips, %ld blocking calls, %ld spawns, %llu retakes; "
-                    "%llu tasks live, %llu created\n",
+    fprintf(stderr,
+            "second run: %ld round trips, %ld blocking calls, %ld spawns, %llu retakes; "
+            "%llu tasks live, %llu created\n",
             atomic_load(&w->rounds), atomic_load(&w->calls), atomic_load(&w->spawned),
             (unsigned long long)st.syscall_retakes, (unsigned long long)st.tasks,
             (unsigned long long)st.tasks_created);
