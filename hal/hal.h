@@ -98,6 +98,12 @@ int hal_thread_start(void (*fn)(void *), void *arg, hal_thread_t *out);
  * (hal_futex_wait, hal_futex_wake and hal_abort are async-signal-safe.) */
 void hal_thread_join(hal_thread_t t);
 
+/* Lets a thread started by hal_thread_start go unjoined: the OS frees it
+ * when its function returns (at once if it already has). Each thread is
+ * joined or detached exactly once. weft_run detaches a thread that it
+ * leaves in a blocking call (kern/runtime.c). */
+void hal_thread_detach(hal_thread_t t);
+
 /* Sets up the calling thread (not started by hal_thread_start, e.g. the
  * host's thread that calls weft_run) as hal_thread_start would, and
  * hal_thread_leave undoes it before that thread goes back to the host.

@@ -58,9 +58,20 @@ typedef struct weft_config {
 
 /*
  * Starts the runtime, runs fn(arg) as the first task and returns when it
- * returns: the other tasks are discarded, every thread is joined and all
- * memory is given back. Can be called again afterwards (not concurrently,
- * not from inside a task: WEFT_EBUSY).
+ * returns: the other tasks are discarded (not run any further), every
+ * thread is joined and all memory is given back. Can be called again
+ * afterwards (not concurrently, not from inside a task: WEFT_EBUSY).
+ * The calling thread is one of the run's workers, and fn starts on it.
+ * A task inside weft_block_begin/end when the run ends is abandoned in
+ * its call: weft_run does not wait for it. Its thread is left to the OS
+ * (detached), with only the task's stack and weft's record of the thread
+ * kept for it; when the call returns, weft_block_end ends that thread
+ * without running the task further and without touching anything of the
+ * run or of a later one, and the stack goes back then. The exception is a
+ * call on weft_run's own thread (a task's call runs on whichever thread
+ * runs it): weft_run returns as soon as that call does. A call made
+ * without weft_block_begin holds its thread like running code, and
+ * weft_run waits for it.
  * Returns 0; WEFT_EDEADLK when every task is blocked forever (a dump of
  * every task is printed first); WEFT_EINVAL for a NULL fn or a negative or
  * absurd config field; WEFT_ENOMEM.
@@ -133,7 +144,8 @@ int weft_preemptible_module(const void *addr);
  * queue if none is free). errno set by the call is intact after
  * weft_block_end, even if the task resumes on another thread. Between
  * the two the task must call no weft function but weft_now. No-ops
- * outside a task; a nested begin/end pair does nothing. (Go:
+ * outside a task; a nested begin/end pair does nothing. If the run ends
+ * during the call, weft_block_end does not return (see weft_run). (Go:
  * entersyscall/exitsyscall.) */
 void weft_block_begin(void);
 void weft_block_end(void);

@@ -162,6 +162,11 @@ void k_mem_release(void *p, size_t size)
     atomic_fetch_sub_explicit(&reserved, size, memory_order_relaxed);
 }
 
+void k_mem_forget(size_t size)
+{
+    atomic_fetch_sub_explicit(&reserved, size, memory_order_relaxed);
+}
+
 uint64_t k_mem_reserved(void)
 {
     return atomic_load_explicit(&reserved, memory_order_relaxed);

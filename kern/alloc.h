@@ -58,6 +58,10 @@ uint64_t k_mem_reserved(void);
  * uses them); whoever reserves must release before k_mem_fini returns. */
 void *k_mem_reserve(size_t size, size_t align);
 void k_mem_release(void *p, size_t size);
+/* Stops counting a reservation that outlives the run (a stack region kept
+ * for a thread abandoned in a blocking call): whoever lets it go last
+ * releases it with hal_mem_release. */
+void k_mem_forget(size_t size);
 
 /* ---- Stacks ---- */
 
@@ -99,6 +103,14 @@ void k_stack_free(struct k_stack *s);
 bool k_stack_is_default(const struct k_stack *s);
 /* Moves a proc's cached stacks to the central pool. */
 void k_stack_cache_flush(struct k_stack_cache *c);
+/* Keeps the reservation that holds s (in use by a task whose thread
+ * weft_run abandons in a blocking call) out of k_stack_fini's release, and
+ * returns a handle to it. Any thread, before k_stack_fini. */
+void *k_stack_keep(const struct k_stack *s);
+/* Lets a kept reservation go; the last of its keepers and the run's end
+ * releases it. Any thread, during or after the run that kept it: it
+ * touches nothing but the reservation itself. */
+void k_stack_unkeep(void *region);
 /* Counts of stacks by guard kind since the run started (weft_stats): each
  * stack is counted once, when it is created and its guard installed; reuse
  * does not count again. */

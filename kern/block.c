@@ -13,6 +13,15 @@
  * free, queues the task on the global run queue and parks the thread
  * (execute's SW_BLOCKED, in sched.c).
  *
+ * Both CASes compare the whole status word, which in SYSCALL carries the
+ * number of the call (proc.h): the proc the monitor retook may have gone
+ * to another thread whose task is in a blocking call of its own by the
+ * time this one ends, and the proc is SYSCALL again, but with that call's
+ * number. Comparing the state alone (as Go's exitsyscallfast does with
+ * _Psyscall) let the first call take the proc from under the second: the
+ * thread ran on a proc that still named the other thread as its holder,
+ * and the monitor's preemption signals went to the thread in the OS.
+ *
  * The common path pins nothing (reference/go-windows-syscall-no-
  * lockosthread.txt): whatever the call leaves in thread-local state that
  * the task needs (errno) travels with the task. errno is saved at every
@@ -26,6 +35,14 @@
  *
  * Between begin and end the task must call nothing in weft but weft_now
  * (its thread holds no proc). It is never preempted there.
+ *
+ * The run may end while the call lasts. weft_run does not wait for it: it
+ * abandons the thread in the OS (runtime.c, thread.call in proc.h), and
+ * when the call returns, end leaves the thread at once, before it looks at
+ * the task, its proc or anything else of the run that is gone
+ * (block_orphaned). A call that returns while the run is stopping but
+ * before weft_run got to its thread drops the task (SW_DISCARD): the
+ * other tasks of a run that ends are not run any further.
  *
  * Locked threads (Go: LockOSThread): weft_lock_thread ties the task to its
  * current thread until the same number of weft_unlock_thread calls. The
@@ -45,31 +62,77 @@ void weft_block_begin(void)
     t->blocking = true;
     th->old_proc = p;
     th->proc = NULL;
-    atomic_store_explicit(&p->syscalltick,
-                          atomic_load_explicit(&p->syscalltick, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    /* Release: the monitor that sees SYSCALL sees the tick, and whoever
-     * takes the proc over sees everything this thread did with it. */
-    atomic_store_explicit(&p->status, PROC_SYSCALL, memory_order_release);
+    uint64_t word = (++p->syscall_gen << K_PROC_STATE_BITS) | PROC_SYSCALL;
+    th->syscall_word = word;
+    /* Release: pairs with the acquire of the monitor's CAS (retake), so
+     * that whoever takes the proc over sees everything this thread did
+     * with it (its run queue, caches, syscall_gen). */
+    atomic_store_explicit(&p->status, word, memory_order_release);
+    /* Release: pairs with the acquire of weft_run's CAS to ORPHANING, which
+     * then reads th->cur and the task's stack (runtime.c). */
+    atomic_store_explicit(&th->call, CALL_IN, memory_order_release);
     k_monitor_kick();
+}
+
+/* The end of a blocking call on a thread that weft_run has abandoned: the
+ * run is over, and the task, its proc and kern's memory may be gone or
+ * another run's. Only th itself and the task's stack (this one) were kept.
+ * Back to the thread's own stack, which leaves the scheduler loop without
+ * touching anything (SW_ORPHAN in sched.c) and ends the thread. */
+static _Noreturn K_NOINLINE void block_orphaned(struct thread *th)
+{
+    /* weft_run is still keeping our stack: wait until it has (rare: the
+     * call returned in that instant). Acquire: pairs with its release
+     * store of ORPHANED (th->orphan_region). */
+    while (atomic_load_explicit(&th->call, memory_order_acquire) == CALL_ORPHANING)
+        hal_futex_wait((uint32_t *)&th->call, CALL_ORPHANING, 100000);
+    th->why = SW_ORPHAN;
+    struct hal_context dead; /* this context is never resumed */
+    hal_ctx_switch(&dead, &th->sched_ctx);
+    k_panic("an abandoned thread came back to its task");
 }
 
 void weft_block_end(void)
 {
     struct thread *th = k_thread_self();
-    if (!th || !th->cur || !th->cur->blocking)
+    if (!th)
         return;
+    /* First, before anything of the run is touched: has weft_run abandoned
+     * this thread? One CAS decides that race with weft_run's own CAS of
+     * IN (runtime.c). Acquire on failure: pairs with weft_run's release
+     * store of ORPHANED (th->orphan_region). On success nothing needs
+     * ordering (weft_run, losing, waits for the thread to exit), but C11
+     * wants the success order at least as strong. */
+    uint32_t c = CALL_IN;
+    if (!atomic_compare_exchange_strong_explicit(&th->call, &c, CALL_OUT, memory_order_acquire,
+                                                 memory_order_acquire)) {
+        if (c != CALL_OUT)
+            block_orphaned(th);
+        return; /* outside a task, or the end of a nested pair */
+    }
     int err = hal_errno_get();
     struct task *t = th->cur;
     t->os_errno = err;
     struct proc *p = th->old_proc;
     th->old_proc = NULL;
     t->blocking = false;
+    /* The run is ending: the task is not run any further (relaxed: a stale
+     * false only lets it run until its next switch, as any running task). */
+    if (K_UNLIKELY(atomic_load_explicit(&k_sched.stopping, memory_order_relaxed))) {
+        hal_errno_set(err);
+        k_switch(SW_DISCARD);
+        k_panic("a discarded task was resumed");
+    }
 
-    /* Go: exitsyscallfast. Our proc, if the monitor did not take it. */
-    int expect = PROC_SYSCALL;
+    /* Go: exitsyscallfast. Our proc, if the monitor did not take it from
+     * this call. Relaxed is enough: a CAS that succeeds reads this
+     * thread's own store from begin, so no other thread held the proc in
+     * between and there is nothing to acquire. */
+    uint64_t expect = th->syscall_word;
     if (atomic_compare_exchange_strong_explicit(&p->status, &expect, PROC_RUNNING,
-                                                memory_order_acquire, memory_order_relaxed)) {
+                                                memory_order_relaxed, memory_order_relaxed)) {
+        /* Nobody took it: the monitor preempts the thread it names. */
+        k_assert(atomic_load_explicit(&p->thread, memory_order_relaxed) == th);
         th->proc = p;
         hal_errno_set(err);
         return;

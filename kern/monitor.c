@@ -15,13 +15,15 @@
  *    once per PREEMPT_RESEND_NS while it keeps overrunning: a signal costs
  *    the worker microseconds, and a request that found an unsafe point
  *    (libc, a kern lock) stays pending until the next scheduler call.
- *  - SYSCALL: its thread is in a blocking call (block.c). If the call has
- *    not ended since the last round (syscalltick unchanged) and has lasted
- *    RETAKE_NS, the monitor takes the proc (CAS to IDLE: the thread's own
- *    CAS back to RUNNING then fails) and hands it to another thread
- *    (k_handoff). When the proc has nothing queued and other threads spin
- *    or procs idle, nobody misses it: it waits LONG_RETAKE_NS (Go's rule:
- *    retaking costs a thread wake-up and the caller a slow exit).
+ *  - SYSCALL: its thread is in a blocking call (block.c). If it is the
+ *    same call as last round (the same status word: it carries the call's
+ *    number, proc.h) and it has lasted RETAKE_NS, the monitor takes the
+ *    proc (CAS of that word to IDLE: the thread's own CAS back to RUNNING
+ *    then fails, and a CAS of an older call's word fails on a newer call)
+ *    and hands it to another thread (k_handoff). When the proc has
+ *    nothing queued and other threads spin or procs idle, nobody misses
+ *    it: it waits LONG_RETAKE_NS (Go's rule: retaking costs a thread
+ *    wake-up and the caller a slow exit).
  *
  * Sleeping (Go's): 20 µs between rounds; after 50 rounds that did nothing,
  * the sleep doubles each round up to 10 ms. Departures: while some proc
@@ -73,7 +75,7 @@ enum { WAKE_NONE = 0, WAKE_LOOK = 1, WAKE_KICK = 2 };
 struct montick {
     uint32_t schedtick;
     int64_t sched_when;
-    uint32_t syscalltick;
+    uint64_t syscall_word; /* the SYSCALL status word (one blocking call) */
     int64_t syscall_when;
     int64_t signalled;   /* when it last interrupted this proc's thread */
 };
@@ -157,7 +159,9 @@ static int retake(int64_t now, bool *running)
     for (int i = 0; i < k_sched.nprocs; i++) {
         struct proc *p = k_sched.procs[i];
         struct montick *m = &mon.ticks[i];
-        int s = atomic_load_explicit(&p->status, memory_order_acquire);
+        /* Acquire: pairs with the release store of a SYSCALL word in
+         * weft_block_begin (the proc's queue as its thread left it). */
+        uint64_t s = atomic_load_explicit(&p->status, memory_order_acquire);
         if (s == PROC_RUNNING) {
             *running = true;
             uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
@@ -171,10 +175,9 @@ static int retake(int64_t now, bool *running)
                 preempt_one(p);
                 acted++;
             }
-        } else if (s == PROC_SYSCALL) {
-            uint32_t tick = atomic_load_explicit(&p->syscalltick, memory_order_relaxed);
-            if (tick != m->syscalltick) {
-                m->syscalltick = tick;
+        } else if (K_PROC_STATE(s) == PROC_SYSCALL) {
+            if (s != m->syscall_word) {
+                m->syscall_word = s;
                 m->syscall_when = now;
                 /* A new blocking call on a proc that has work queued: it
                  * is retaken in RETAKE_NS, so look again that soon (as if
@@ -191,14 +194,15 @@ static int retake(int64_t now, bool *running)
                         atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) > 0 &&
                 held < LONG_RETAKE_NS)
                 continue;
-            int expect = PROC_SYSCALL;
+            /* Acquire: pairs with the release store of s in
+             * weft_block_begin; whoever k_handoff gives the proc to
+             * inherits it from here. Release: nothing of ours to publish,
+             * kept from before. */
+            uint64_t expect = s;
             if (atomic_compare_exchange_strong_explicit(&p->status, &expect, PROC_IDLE,
                                                         memory_order_acq_rel,
                                                         memory_order_relaxed)) {
                 atomic_fetch_add_explicit(&k_sched.nretake, 1, memory_order_relaxed);
-                /* The tick changes so that a later call on the same proc
-                 * starts its own clock. */
-                m->syscalltick = tick - 1;
                 k_handoff(p);
                 acted++;
             }

@@ -26,20 +26,38 @@
 #define K_TASK_CACHE 64        /* dead tasks (with stacks) kept per proc */
 #define K_WAITER_CACHE 64      /* free waiters kept per proc */
 
+/*
+ * A proc's status word (proc.status). Its low K_PROC_STATE_BITS bits are
+ * the state; the rest is zero, except in SYSCALL, where it is the number
+ * of the blocking call (proc.syscall_gen) that gave the proc up:
+ *
+ *   IDLE     on sched.idle_procs, no thread. Stored under sched.lock.
+ *   RUNNING  held by exactly one thread (p->thread once it has stored it).
+ *            Stored by whoever gives the proc to a thread.
+ *   SYSCALL  its holder's task is in a blocking call (block.c), and the
+ *            thread holds no proc. The word is SYSCALL | gen << 2 for that
+ *            one call, stored by the thread (release). From there exactly
+ *            one CAS of that word wins: the thread's, to RUNNING, when the
+ *            call ends (Go: exitsyscallfast), or the monitor's, to IDLE,
+ *            before k_handoff (Go: retake). A call that lost its proc
+ *            cannot take it back from a later call on it: that call's word
+ *            has another gen (the ABA of issue 12: both were plain
+ *            SYSCALL), and gens are 62 bits, never reused in a run.
+ */
 enum proc_status {
-    PROC_IDLE = 0,    /* on sched.idle_procs, no thread */
-    PROC_RUNNING = 1, /* held by exactly one thread */
-    PROC_SYSCALL = 2, /* its thread's task is in a blocking call (block.c);
-                         the monitor may retake it with a CAS to IDLE, the
-                         thread may take it back with a CAS to RUNNING */
+    PROC_IDLE = 0,
+    PROC_RUNNING = 1,
+    PROC_SYSCALL = 2,
 };
+#define K_PROC_STATE_BITS 2
+#define K_PROC_STATE(word) ((int)((word) & ((1u << K_PROC_STATE_BITS) - 1)))
 
 struct proc {
     /* Immutable during a run: */
     int id;
 
     /* Written under sched.lock (idle list); read by its holder: */
-    _Atomic int status;        /* enum proc_status; read racily by thieves */
+    _Atomic uint64_t status; /* the status word above; read racily by thieves */
     struct proc *idle_next;
     struct thread *_Atomic thread; /* the holder, NULL when idle; read by the monitor */
 
@@ -55,10 +73,10 @@ struct proc {
     struct task *_Atomic runq[K_RUNQ_SIZE];
     struct task *_Atomic runnext;
 
-    /* Owned by the holder (no lock, no atomic needed): */
     /* Written by the holder (relaxed), read by the monitor: */
     _Alignas(K_CACHELINE) _Atomic uint32_t schedtick; /* incremented per task run */
-    _Atomic uint32_t syscalltick; /* incremented per blocking call begun */
+    /* Owned by the holder (no lock, no atomic needed): */
+    uint64_t syscall_gen;      /* blocking calls begun on this proc (its SYSCALL words) */
     int64_t clock_ns;          /* recent hal_now_ns, refreshed every 64 ticks */
     struct k_mcache mcache;
     struct k_stack_cache stack_cache;
@@ -99,6 +117,36 @@ enum switch_why {
     SW_EXIT,   /* DEAD: recycle */
     SW_PREEMPT, /* preempted (signal or pending request): back of the queue */
     SW_BLOCKED, /* ended a blocking call and found no proc: queue it, park */
+    SW_DISCARD, /* ended a blocking call in a stopping run: dropped, and the
+                   thread leaves its loop (it holds no proc) */
+    SW_ORPHAN,  /* ended a blocking call after weft_run abandoned the thread:
+                   leave without touching anything of the run (runtime.c) */
+};
+
+/*
+ * A thread's blocking-call state (thread.call): how weft_run's end tells a
+ * thread it can join from one it must abandon in the OS (runtime.c, "A run
+ * ends while tasks are in blocking calls").
+ *
+ *   CALL_OUT        not in a blocking call (the initial state).
+ *   CALL_IN         its task is between weft_block_begin and weft_block_end.
+ *   CALL_ORPHANING  weft_run's end is abandoning it; the thread, if its call
+ *                   returns meanwhile, waits for ORPHANED.
+ *   CALL_ORPHANED   abandoned: what it needs was kept out of the run's
+ *                   release; back from its call it leaves (SW_ORPHAN).
+ *   CALL_EXITED     it has left its scheduler loop; weft_run may join it.
+ *
+ * OUT -> IN: the thread, in weft_block_begin (release store).
+ * IN -> OUT: the thread's CAS in weft_block_end. IN -> ORPHANING: weft_run's
+ * CAS. Exactly one of the two wins. ORPHANING -> ORPHANED: weft_run (release
+ * store). OUT -> EXITED: thread_main (release store), then a futex wake.
+ */
+enum thread_call {
+    CALL_OUT = 0,
+    CALL_IN = 1,
+    CALL_ORPHANING = 2,
+    CALL_ORPHANED = 3,
+    CALL_EXITED = 4,
 };
 
 struct thread {
@@ -119,6 +167,7 @@ struct thread {
     hal_thread_t os;           /* for hal_thread_preempt */
     struct task *locked;       /* the task locked to this thread (weft_lock_thread) */
     struct proc *old_proc;     /* the proc held before a blocking call (Go: oldp) */
+    uint64_t syscall_word;     /* the SYSCALL word that call stored in old_proc */
     uint64_t rand;             /* k_rand_next state */
     enum switch_why why;       /* set by the task before switching out */
     k_unlock_fn park_fn;       /* with SW_PARK */
@@ -142,6 +191,14 @@ struct thread {
     /* The parking word: 0 parked/about to park, 1 woken. The waker stores 1
      * (release) after setting next_proc under sched.lock, then futex-wakes. */
     _Atomic uint32_t wake;
+
+    /* enum thread_call, with its transitions above; weft_run's end waits on
+     * it as a futex word. */
+    _Atomic uint32_t call;
+    /* Set by weft_run before it stores CALL_ORPHANED, read by the thread
+     * after it loads that (acquire): the stack region kept for its task
+     * (k_stack_keep), which the thread lets go when it leaves. */
+    void *orphan_region;
 };
 
 struct sched {
@@ -228,6 +285,18 @@ void k_wakep(void);
 void k_sched_inject(struct task *list);     /* tasks from a poll, any thread */
 void k_stop_the_world(int result);          /* begin shutdown (any thread) */
 int k_sched_start(struct thread *th0);
+
+/* ---- runtime.c: worker threads' structs, and threads left in the OS ---- */
+/* A zeroed struct thread for a worker, or NULL. Its memory is not the
+ * run's (it outlives the run when weft_run abandons the thread). */
+struct thread *k_thread_alloc(void);
+void k_thread_free(struct thread *th);
+/* The end of an abandoned thread, on its own stack, its kern pointer
+ * cleared: lets its task's stack go and frees th (thread_main). */
+void k_orphan_exit(struct thread *th);
+/* Threads abandoned in blocking calls by any run of this process that
+ * have not come back yet. */
+uint32_t k_orphans_live(void);
 
 /* ---- task.c ---- */
 struct task *k_task_new(struct proc *p, size_t stack_size);

@@ -8,6 +8,42 @@
  * releases all memory and returns, so the host gets back exactly the
  * thread it lent and nothing is left behind; the next weft_run starts
  * from zero.
+ *
+ * A run ends while tasks are in blocking calls
+ * --------------------------------------------
+ * A worker whose task is inside weft_block_begin/end when the run ends
+ * cannot be joined: nobody knows when (or whether) its call returns, and
+ * weft_run promises to return. So weft_run abandons it (Go never has to:
+ * its main returning ends the process):
+ *
+ *  - The thread is detached; the OS frees it when it ends.
+ *  - What it will touch when its call returns is kept out of the run's
+ *    release: its struct thread, which is never the run's memory (a page
+ *    of its own from k_thread_alloc, for every worker), and the stack
+ *    reservation holding its task's stack (k_stack_keep: the thread runs
+ *    on that stack until it leaves). Nothing else: its task struct, its
+ *    proc and kern's arenas go with the run.
+ *  - Back from its call, weft_block_end looks at thread.call before
+ *    anything else, sees CALL_ORPHANED and switches to the thread's own
+ *    stack, which leaves the scheduler loop without reading anything of
+ *    the run (SW_ORPHAN); the thread lets the stack reservation go (the
+ *    last of its keepers releases it), frees its struct thread and ends
+ *    (k_orphan_exit). It never looks at k_sched, which by then may be
+ *    another run's, and the code after weft_block_end never runs.
+ *  - Which threads are in a call is decided per thread by one CAS on
+ *    thread.call, against the thread's own CAS in weft_block_end (proc.h
+ *    has the states). A thread that is not in a call is joined: it leaves
+ *    its loop at its next scheduling decision, and stores CALL_EXITED
+ *    when it has; weft_run waits on that word (with a 1 ms timeout, as a
+ *    thread that enters a call meanwhile does not wake it), then joins.
+ *
+ * The limit: weft_run runs on worker 0, the host's thread, and a task's
+ * blocking call runs on whichever thread runs the task. When the run ends
+ * while weft_run's own thread is in a call, weft_run can only return
+ * once that call does; it then returns at once, without running the task
+ * any further. Only a call left unannotated (no weft_block_begin) keeps
+ * any thread from being abandoned: it holds its proc, and weft_run joins
+ * it.
  */
 #include "kern/poller.h"
 #include "kern/proc.h"
@@ -15,6 +51,101 @@
 
 /* 1 while a run is active; guards against concurrent and nested runs. */
 static _Atomic int running;
+
+/* Threads abandoned in a blocking call that have not ended yet, across
+ * runs (k_orphans_live). Incremented by weft_run, decremented by the
+ * thread as the last thing it does with weft (release: its stack and
+ * struct are gone by then). */
+static _Atomic uint32_t orphans_live;
+
+static size_t thread_bytes(void)
+{
+    return K_ROUND_UP(sizeof(struct thread), hal_page_size());
+}
+
+struct thread *k_thread_alloc(void)
+{
+    size_t size = thread_bytes();
+    struct thread *th = hal_mem_reserve(size, hal_page_size());
+    if (th == NULL)
+        return NULL;
+    if (hal_mem_commit(th, size) != 0) {
+        hal_mem_release(th, size);
+        return NULL;
+    }
+    memset(th, 0, sizeof *th);
+    return th;
+}
+
+void k_thread_free(struct thread *th)
+{
+    hal_mem_release(th, thread_bytes());
+}
+
+void k_orphan_exit(struct thread *th)
+{
+    void *region = th->orphan_region;
+    k_thread_free(th);
+    k_stack_unkeep(region);
+    atomic_fetch_sub_explicit(&orphans_live, 1, memory_order_release);
+}
+
+uint32_t k_orphans_live(void)
+{
+    /* Acquire: pairs with the decrement in k_orphan_exit. */
+    return atomic_load_explicit(&orphans_live, memory_order_acquire);
+}
+
+/* Abandons th, whose task is in a blocking call (weft_run's end, after the
+ * CAS of th->call to ORPHANING): keeps its task's stack, then lets it go
+ * (ORPHANED). See the top of this file. */
+static void orphan(struct thread *th, hal_thread_t handle)
+{
+    /* th->cur and its stack are as weft_block_begin left them: the CAS's
+     * acquire pairs with its release store of CALL_IN. */
+    struct task *t = th->cur;
+    th->orphan_region = k_stack_keep(&t->stack);
+    atomic_fetch_add_explicit(&orphans_live, 1, memory_order_relaxed);
+    /* Release: pairs with the acquire load in block_orphaned (block.c). No
+     * futex wake: th may be gone the moment it sees this; it polls. */
+    atomic_store_explicit(&th->call, CALL_ORPHANED, memory_order_release);
+    hal_thread_detach(handle);
+}
+
+/* Waits for every worker but thread 0 (which runs this) to leave its loop
+ * and joins it, or abandons it in its blocking call. Frees the struct of
+ * each one joined. */
+static void end_threads(struct thread *threads)
+{
+    struct thread *next;
+    for (struct thread *th = threads; th; th = next) {
+        /* Read before th may be abandoned: it may then free itself. */
+        next = th->all_next;
+        hal_thread_t handle = th->handle;
+        for (;;) {
+            /* Acquire: pairs with thread_main's release store of EXITED. */
+            uint32_t c = atomic_load_explicit(&th->call, memory_order_acquire);
+            if (c == CALL_EXITED) {
+                hal_thread_join(handle);
+                k_thread_free(th);
+                break;
+            }
+            if (c == CALL_IN) {
+                /* Acquire: pairs with weft_block_begin's release store of
+                 * IN. Against the thread's CAS in weft_block_end. */
+                if (atomic_compare_exchange_strong_explicit(&th->call, &c, CALL_ORPHANING,
+                                                            memory_order_acquire,
+                                                            memory_order_relaxed)) {
+                    orphan(th, handle);
+                    break;
+                }
+                continue;
+            }
+            /* Running a task or its scheduler on its way out. */
+            hal_futex_wait((uint32_t *)&th->call, CALL_OUT, 1000000);
+        }
+    }
+}
 
 #define MIN_STACK (16u * 1024)
 #define MAX_STACK (1024u * 1024 * 1024)
@@ -199,8 +330,9 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
 
     /* The monitor first: it may still be signalling workers, which must
      * not be joined (gone) while it does. Then every other thread, which
-     * leaves its loop once it sees stopping. (With err set before the
-     * loop, no worker was started.) */
+     * leaves its loop once it sees stopping, or is abandoned in its
+     * blocking call (see the top). (With err set before the loop, no
+     * worker was started.) */
     if (monitor) {
         if (!atomic_load(&k_sched.stopping))
             k_stop_the_world(err);
@@ -209,8 +341,7 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
     k_lock(&k_sched.lock);
     struct thread *threads = k_sched.all_threads;
     k_unlock(&k_sched.lock);
-    for (struct thread *th = threads; th; th = th->all_next)
-        hal_thread_join(th->handle);
+    end_threads(threads);
 
     k_poller_fini();
     if (k_sched.procs)

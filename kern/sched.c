@@ -225,6 +225,13 @@ static void thread_main(void *arg)
                               memory_order_release);
     k_sched_loop(th);
     hal_thread_set(NULL);
+    if (K_UNLIKELY(th->why == SW_ORPHAN)) {
+        k_orphan_exit(th); /* abandoned by weft_run: nothing of the run is ours */
+        return;
+    }
+    /* Release: pairs with weft_run's acquire load before it joins. */
+    atomic_store_explicit(&th->call, CALL_EXITED, memory_order_release);
+    hal_futex_wake((uint32_t *)&th->call, 1);
 }
 
 /* Go: startm. Hands p (or an idle proc when p is NULL) to an idle thread,
@@ -258,7 +265,7 @@ static void startm(struct proc *p, bool spinning)
     /* A new thread. Created under sched.lock (rare: at most one per proc
      * plus those in blocking calls) so that the thread list, which
      * weft_run joins, never holds a thread without a valid handle. */
-    th = k_zalloc(sizeof *th);
+    th = k_thread_alloc(); /* not the run's memory: see k_thread_alloc */
     if (th) {
         th->id = k_sched.nthreads;
         th->next_proc = p;
@@ -271,7 +278,7 @@ static void startm(struct proc *p, bool spinning)
             k_unlock(&k_sched.lock);
             return;
         }
-        k_free(th, sizeof *th);
+        k_thread_free(th);
     }
     k_print("weft: warning: could not start a worker thread; running on fewer\n");
     proc_idle_put(p);
@@ -981,6 +988,10 @@ static void execute(struct thread *th, struct task *t)
     /* Relaxed: only p's holder (us) writes schedtick. */
     begin_run(th, p, t, atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1);
     hal_ctx_switch(&th->sched_ctx, &t->ctx);
+    /* A blocking call ended in a run that is over (block.c): nothing to
+     * finish, and for SW_ORPHAN nothing of the run may be touched. */
+    if (K_UNLIKELY(th->why == SW_ORPHAN || th->why == SW_DISCARD))
+        return;
 
     /* Back on the scheduler stack. The task that switched here is th->cur,
      * not always t: t may have switched straight to another task (a direct
@@ -1067,6 +1078,8 @@ static void execute(struct thread *th, struct task *t)
 static void sched_loop(struct thread *th)
 {
     for (;;) {
+        if (K_UNLIKELY(th->why == SW_ORPHAN))
+            return; /* abandoned by weft_run (block.c): touch nothing */
         if (th->locked) {
             /* This thread runs its locked task and nothing else. */
             struct task *lt = th->locked;

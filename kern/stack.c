@@ -90,7 +90,14 @@ struct region {
     size_t size;                /* bytes of the reservation */
     uint32_t nstacks;           /* 1 for a stack of its own size */
     uint32_t ncarved;           /* stacks cut out so far (pool.lock) */
+    /* Keepers (k_stack_keep): threads abandoned in a blocking call on one
+     * of its stacks, plus REGION_RUN_GONE once k_stack_fini has let it go.
+     * Whoever takes it to exactly REGION_RUN_GONE releases it (acq_rel
+     * read-modify-writes: each side's last use of the region comes before
+     * its own and after the other's). */
+    _Atomic uint32_t keep;
 };
+#define REGION_RUN_GONE 0x80000000u
 
 /* A free stack in the pool: this sits at its top, hi - POOLED_AT. Owned by
  * the pool (pool.lock) while the stack is in it. */
@@ -183,6 +190,7 @@ static void region_link(struct region *r, size_t size, uint32_t nstacks)
     r->size = size;
     r->nstacks = nstacks;
     r->ncarved = 0;
+    atomic_store_explicit(&r->keep, 0, memory_order_relaxed);
     r->prev = NULL;
     r->next = pool.regions;
     if (r->next)
@@ -447,12 +455,57 @@ void k_stack_init(size_t default_size, size_t headroom)
     atomic_store_explicit(&warned, false, memory_order_relaxed);
 }
 
+/* ---- Stacks of threads abandoned in blocking calls ----
+ *
+ * weft_run may return while a task is inside a blocking call (runtime.c):
+ * its thread is still running on the task's stack, and will run on it
+ * again when the call returns, so the reservation that holds that stack
+ * must outlive the run. It is kept whole (an arena with its other stacks:
+ * carving the one stack out is not worth it for a rare event; only pages
+ * that were touched cost memory), and released by whichever comes last:
+ * the run's end (k_stack_fini) or the last of its abandoned threads
+ * (k_stack_unkeep). */
+
+void *k_stack_keep(const struct k_stack *s)
+{
+    k_lock(&pool.lock);
+    struct region *r = pool.regions;
+    while (r != NULL && !(s->lo >= (char *)r && s->lo < (char *)r + r->size))
+        r = r->next;
+    if (r != NULL)
+        atomic_fetch_add_explicit(&r->keep, 1, memory_order_relaxed);
+    k_unlock(&pool.lock);
+    if (r == NULL) {
+        k_print("weft: k_stack_keep: [%p, %p) is not a stack\n", s->lo, s->hi);
+        k_panic("bad k_stack_keep");
+    }
+    return r;
+}
+
+void k_stack_unkeep(void *region)
+{
+    struct region *r = region;
+    size_t size = r->size; /* before the decrement: after it, r may be gone */
+    if (atomic_fetch_sub_explicit(&r->keep, 1, memory_order_acq_rel) == (REGION_RUN_GONE | 1))
+        hal_mem_release(r, size);
+}
+
 void k_stack_fini(void)
 {
     while (pool.regions != NULL) {
         struct region *r = pool.regions;
         pool.regions = r->next;
-        k_mem_release(r, r->size);
+        /* Acquire: pairs with a keeper's decrement (k_stack_unkeep), which
+         * comes after that thread's last use of its stack. */
+        if (atomic_load_explicit(&r->keep, memory_order_acquire) == 0) {
+            k_mem_release(r, r->size);
+            continue;
+        }
+        /* Kept: from here on the keepers' (k_stack_keep), not the run's. */
+        size_t size = r->size;
+        k_mem_forget(size);
+        if (atomic_fetch_add_explicit(&r->keep, REGION_RUN_GONE, memory_order_acq_rel) == 0)
+            hal_mem_release(r, size); /* the last keeper left since the load */
     }
     memset(&pool, 0, sizeof pool); /* zero: the lock unlocked, lists empty */
 }

@@ -137,6 +137,9 @@ CASE(block_errno, 60000, F_NONE)
 CASE(block_lock_thread, 60000, F_NONE)
 CASE(block_not_deadlock, 30000, F_NONE)
 CASE(block_locked_deadlock, 30000, F_NONE)
+CASE(block_aba, 30000, F_NONE)
+CASE(block_abandon, 30000, F_NONE)
+CASE(block_abandon_host, 30000, F_NONE)
 
 /* ---- bench scenarios (bench_*.c) ---- */
 BENCH(spawn, "n tasks (1M) started and finished: ns per task")

@@ -1,7 +1,9 @@
 /*
  * t_block.c — blocking calls (kern/block.c): a proc is handed off while its
  * task blocks in the OS, errno follows the task across threads, a locked
- * task stays on its thread, and a blocking call is not a deadlock.
+ * task stays on its thread, a blocking call is not a deadlock, a call that
+ * lost its proc never takes back the proc of a later call (block_aba), and
+ * weft_run returns while a task is in a blocking call (block_abandon*).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kern/proc.h" /* white box: a proc's holder (block_aba), k_orphans_live */
 #include "tests/check.h"
 
 static pthread_t (*volatile self_fn)(void) = pthread_self; /* not const-folded */
@@ -282,4 +285,319 @@ void t_block_locked_deadlock(void)
 {
     weft_config cfg = {.procs = 2};
     CHECK_EQ(weft_run(ld_main, NULL, &cfg), WEFT_EDEADLK);
+}
+
+/* ---- block_aba: a call that lost its proc leaves the next call's alone ----
+ *
+ * Procs 1, forced step by step: T1 (the main task) blocks; the monitor
+ * retakes proc 0 and hands it to another thread, which runs T2; T2 blocks
+ * too (proc 0 is SYSCALL again, for T2's call); only then does T1's call
+ * return. T1 must not take proc 0 from under T2's call: it waits until the
+ * monitor retakes proc 0 from T2 (a second retake). The bug (issue 12,
+ * 4: weft_block_end's CAS from SYSCALL to RUNNING could not tell the two
+ * calls apart) let T1 run on proc 0 while the proc still named T2's thread
+ * as its holder, so the monitor's preemption signals for T1's time slice
+ * went to T2's thread, interrupting its blocking call (EINTR) every
+ * slice, and T1 was never preempted. */
+
+struct aba {
+    atomic_int t2_in_call; /* T2 is inside its blocking call */
+    atomic_int stop;       /* T2 may end its call */
+    atomic_int watch;      /* T1 runs on proc 0 again: count T2's EINTRs */
+    bool conclusive;       /* T1's call ended while T2's held proc 0 */
+    long t2_eintr;         /* T2's nanosleeps cut short by a signal, while watched */
+    weft_waitgroup wg;
+};
+
+static void aba_t2(void *arg)
+{
+    struct aba *a = arg;
+    weft_block_begin();
+    atomic_store(&a->t2_in_call, 1);
+    while (!atomic_load(&a->stop)) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 200000};
+        /* Only from when T1 runs again: a signal for T2's own time slice,
+         * sent just before its call began, may land in it (qemu). */
+        if (nanosleep(&ts, NULL) != 0 && errno == EINTR && atomic_load(&a->watch))
+            a->t2_eintr++;
+    }
+    weft_block_end();
+    CHECK_OK(weft_wg_done(&a->wg));
+}
+
+/* Busy in the program's own code (preemptible) for ns. */
+static uint64_t busy_ns(int64_t ns)
+{
+    uint64_t x = 1;
+    int64_t end = weft_now() + ns;
+    for (;;) {
+        for (int k = 0; k < 4096; k++)
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+        if (weft_now() >= end)
+            return x;
+    }
+}
+
+static void aba_main(void *arg)
+{
+    struct aba *a = arg;
+    /* A short call first: under qemu, the first run of weft_block_end's
+     * code is translated then, not in the window below. */
+    weft_block_begin();
+    weft_block_end();
+    CHECK_OK(weft_wg_add(&a->wg, 1));
+    /* Not preempted before the call begins: T2 must start after it. */
+    CHECK_OK(weft_nopreempt_begin());
+    CHECK_OK(weft_go(aba_t2, a));
+    int64_t limit = weft_now() + 10000000000ll * t_slack();
+    weft_block_begin();
+    /* T2 can only run once the monitor has retaken proc 0 from us. Spin,
+     * so that this call ends right after T2's begins, long before the
+     * monitor could retake proc 0 from T2 (20 us at the earliest). */
+    while (!atomic_load(&a->t2_in_call) && weft_now() < limit) {
+    }
+    /* White box: proc 0 is SYSCALL for T2's call (not this one's), unless
+     * the OS left this thread unscheduled long enough for the monitor to
+     * retake proc 0 from T2 as well (a loaded machine); then this run
+     * proves nothing and t_block_aba runs it again. */
+    uint64_t word = atomic_load(&k_sched.procs[0]->status);
+    a->conclusive =
+        (word & 3) == PROC_SYSCALL && word != ((struct thread *)k_thread_self())->syscall_word;
+    weft_block_end();
+    CHECK_OK(weft_nopreempt_end());
+    CHECK(atomic_load(&a->t2_in_call));
+
+    /* White box: the proc this thread runs on names it as its holder (the
+     * monitor preempts whatever thread p->thread names). */
+    struct thread *th = k_thread_self();
+    struct thread *holder = atomic_load(&th->proc->thread);
+    bool async = k_sched.preempt_async;
+
+    struct weft_stats st0, st1;
+    atomic_store(&a->watch, 1);
+    CHECK_OK(weft_stats(&st0));
+    volatile uint64_t sink = busy_ns(30000000); /* 30 time slices of 1 ms */
+    (void)sink;
+    CHECK_OK(weft_stats(&st1));
+    atomic_store(&a->stop, 1);
+    CHECK_OK(weft_wg_wait(&a->wg));
+    struct weft_stats st2;
+    CHECK_OK(weft_stats(&st2));
+    fprintf(stderr,
+            "%s: holder %s; T1 preempted %llu times in 30 ms (async preemption %s); T2's call "
+            "interrupted %ld times; %llu retakes\n",
+            a->conclusive ? "conclusive" : "inconclusive (retaken from T2 first)",
+            holder == th ? "right" : "WRONG (another thread)",
+            (unsigned long long)(st1.preemptions - st0.preemptions), async ? "on" : "off",
+            a->t2_eintr, (unsigned long long)st2.syscall_retakes);
+    if (!a->conclusive)
+        return;
+    CHECK(holder == th);
+    CHECK_EQ(a->t2_eintr, 0);
+    /* Proc 0 retaken from T1's call, then from T2's for T1. */
+    CHECK_GE(st2.syscall_retakes, 2);
+    if (async)
+        CHECK_GE(st1.preemptions - st0.preemptions, 1);
+}
+
+void t_block_aba(void)
+{
+    static struct aba a;
+    int runs = 0;
+    do {
+        memset(&a, 0, sizeof a);
+        weft_config cfg = {.procs = 1, .timeslice_ns = 1000000};
+        CHECK_OK(weft_run(aba_main, &a, &cfg));
+    } while (!a.conclusive && ++runs < 50);
+    CHECK(a.conclusive);
+}
+
+/* ---- block_abandon: weft_run returns while a task is in a blocking call ----
+ *
+ * Procs 1. The main task blocks, so that proc 0 goes to a second thread,
+ * which runs B; B enters a long blocking call (1 s) and the main task
+ * returns at once. weft_run must return without waiting for B's call
+ * (before, it joined B's thread: issue 12, 8), and B's thread, abandoned
+ * in the OS, must come back to nothing: B's code after weft_block_end
+ * never runs, and a second run, going on meanwhile with blocking calls,
+ * spawns, channels and stats of its own, is not disturbed when it does. */
+
+static struct {
+    pthread_t host; /* weft_run's thread */
+    pthread_t b_thread;
+    int64_t nap_ns;        /* B's call */
+    _Atomic int64_t began; /* when B's call began (weft_now), 0 before */
+    atomic_int b_after;    /* B ran past weft_block_end: must not */
+} ab;
+
+static void ab_blocker(void *arg)
+{
+    (void)arg;
+    ab.b_thread = pthread_self();
+    weft_block_begin();
+    atomic_store(&ab.began, weft_now());
+    nap_ns(ab.nap_ns);
+    weft_block_end();
+    atomic_store(&ab.b_after, 1); /* the run is over: never reached */
+}
+
+static void ab_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_go(ab_blocker, NULL));
+    int64_t limit = weft_now() + 10000000000ll * t_slack();
+    /* In a call of our own, so that proc 0 and B go to another thread. */
+    weft_block_begin();
+    while (atomic_load(&ab.began) == 0 && weft_now() < limit)
+        nap_ns(50000);
+    weft_block_end();
+    CHECK(atomic_load(&ab.began) != 0);
+    CHECK(!pthread_equal(ab.b_thread, ab.host));
+    /* Return at once: B is discarded in its call. */
+}
+
+/* The second run: work of every kind until well after B's call ended. */
+struct ab2 {
+    weft_chan *ping, *pong;
+    weft_waitgroup wg;
+    atomic_int stop;
+    atomic_long rounds, calls, spawned;
+};
+
+static void ab2_echo(void *arg)
+{
+    struct ab2 *w = arg;
+    int v;
+    while (weft_chan_recv(w->ping, &v) == 1)
+        CHECK_OK(weft_chan_send(w->pong, &v));
+    CHECK_OK(weft_wg_done(&w->wg));
+}
+
+static void ab2_short(void *arg)
+{
+    struct ab2 *w = arg;
+    atomic_fetch_add(&w->spawned, 1);
+    CHECK_OK(weft_wg_done(&w->wg));
+}
+
+static void ab2_caller(void *arg)
+{
+    struct ab2 *w = arg;
+    while (!atomic_load(&w->stop)) {
+        weft_block_begin();
+        nap_ns(200000); /* long enough to be retaken */
+        weft_block_end();
+        atomic_fetch_add(&w->calls, 1);
+        CHECK_OK(weft_wg_add(&w->wg, 1));
+        CHECK_OK(weft_go(ab2_short, w));
+    }
+    CHECK_OK(weft_wg_done(&w->wg));
+}
+
+static void ab2_main(void *arg)
+{
+    struct ab2 *w = arg;
+    /* White box: B's thread is still out there, abandoned. */
+    CHECK_EQ(k_orphans_live(), 1);
+    w->ping = weft_chan_make(sizeof(int), 0);
+    w->pong = weft_chan_make(sizeof(int), 0);
+    CHECK(w->ping && w->pong);
+    CHECK_OK(weft_wg_add(&w->wg, 3));
+    CHECK_OK(weft_go(ab2_echo, w));
+    CHECK_OK(weft_go(ab2_caller, w));
+    CHECK_OK(weft_go(ab2_caller, w));
+    /* Until 200 ms (times the slack) after B's call ended. */
+    int64_t until = atomic_load(&ab.began) + ab.nap_ns + 200000000ll * t_slack();
+    int i = 0;
+    while (weft_now() < until) {
+        int v = i, r = -1;
+        CHECK_OK(weft_chan_send(w->ping, &v));
+        CHECK_EQ(weft_chan_recv(w->pong, &r), 1);
+        CHECK_EQ(r, i);
+        i++;
+        atomic_fetch_add(&w->rounds, 1);
+        if (i % 64 == 0)
+            weft_sleep(100000);
+    }
+    atomic_store(&w->stop, 1);
+    CHECK_OK(weft_chan_close(w->ping));
+    CHECK_OK(weft_wg_wait(&w->wg));
+    /* The last done() may come just before its task exits. */
+    struct weft_stats st;
+    int64_t exit_limit = weft_now() + 2000000000ll * t_slack();
+    do {
+        weft_sleep(1000000);
+        CHECK_OK(weft_stats(&st));
+    } while (st.tasks > 1 && weft_now() < exit_limit);
+    fprintf(stderr,
+            "second run: %ld round trips, %ld blocking calls, %ld spawns, %llu retakes; "
+            "%llu tasks live, %llu created\n",
+            atomic_load(&w->rounds), atomic_load(&w->calls), atomic_load(&w->spawned),
+            (unsigned long long)st.syscall_retakes, (unsigned long long)st.tasks,
+            (unsigned long long)st.tasks_created);
+    /* B's thread came back during this run and is gone (white box). */
+    CHECK_EQ(k_orphans_live(), 0);
+    CHECK_EQ(st.tasks, 1); /* only this one: nothing of the first run counts */
+    CHECK_EQ(st.tasks_created, 4 + atomic_load(&w->spawned));
+    CHECK_GT(atomic_load(&w->calls), 0);
+    weft_chan_free(w->ping);
+    weft_chan_free(w->pong);
+}
+
+void t_block_abandon(void)
+{
+    memset(&ab, 0, sizeof ab);
+    ab.host = pthread_self();
+    /* Waiting for B's call (the bug) takes all of it; returning at once
+     * takes a retake or two, which a loaded machine may stretch to
+     * hundreds of milliseconds. */
+    ab.nap_ns = 1000000000ll;
+    weft_config cfg = {.procs = 1};
+    CHECK_OK(weft_run(ab_main, NULL, &cfg));
+    int64_t took = weft_now() - atomic_load(&ab.began);
+    fprintf(stderr, "weft_run returned %.1f ms after B's %.0f ms call began\n", took / 1e6,
+            ab.nap_ns / 1e6);
+    CHECK_LT(took, ab.nap_ns * 9 / 10);
+
+    static struct ab2 w;
+    memset(&w, 0, sizeof w);
+    weft_config cfg2 = {.procs = 2};
+    CHECK_OK(weft_run(ab2_main, &w, &cfg2));
+    CHECK_EQ(atomic_load(&ab.b_after), 0);
+    CHECK_EQ(k_orphans_live(), 0);
+}
+
+/* ---- block_abandon_host: the call is on weft_run's own thread ----
+ *
+ * A task's blocking call runs on whichever thread runs the task, and
+ * weft_run's thread is one of the workers: when the run ends while that
+ * thread is in a call, weft_run can only return once the call does. It
+ * then returns at once, without running the task any further. */
+
+static void abh_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_go(ab_blocker, NULL));
+    /* Parking hands this thread (weft_run's) to B. */
+    int64_t limit = weft_now() + 10000000000ll * t_slack();
+    while (atomic_load(&ab.began) == 0 && weft_now() < limit)
+        weft_sleep(1000000);
+    CHECK(atomic_load(&ab.began) != 0);
+    CHECK(pthread_equal(ab.b_thread, ab.host));
+}
+
+void t_block_abandon_host(void)
+{
+    memset(&ab, 0, sizeof ab);
+    ab.host = pthread_self();
+    ab.nap_ns = 300000000ll;
+    weft_config cfg = {.procs = 1};
+    CHECK_OK(weft_run(abh_main, NULL, &cfg));
+    int64_t took = weft_now() - atomic_load(&ab.began);
+    fprintf(stderr, "weft_run returned %.1f ms after B's %.0f ms call began\n", took / 1e6,
+            ab.nap_ns / 1e6);
+    CHECK_GE(took, ab.nap_ns);
+    CHECK_LT(took, ab.nap_ns + 2000000000ll * t_slack());
+    CHECK_EQ(atomic_load(&ab.b_after), 0);
+    CHECK_EQ(k_orphans_live(), 0); /* weft_run's own thread is never abandoned */
 }

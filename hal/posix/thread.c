@@ -185,6 +185,12 @@ void hal_thread_join(hal_thread_t t)
     pthread_join((pthread_t)t, NULL);
 }
 
+/* pthread_detach: the thread's stack goes back when its fn returns. */
+void hal_thread_detach(hal_thread_t t)
+{
+    pthread_detach((pthread_t)t);
+}
+
 /* Installs the fault handler (once per process) and this thread's
  * altstack. Nests: only the outermost enter/leave pair does anything.
  * Not async-signal-safe. */

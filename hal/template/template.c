@@ -107,6 +107,12 @@ void hal_thread_join(hal_thread_t t)
     (void)t;
 }
 
+/* Must: let the thread's resources go when it returns, without a join. */
+void hal_thread_detach(hal_thread_t t)
+{
+    (void)t;
+}
+
 /* Must: give the calling host thread what hal_thread_start gives a new
  * one (altstack, fault handler), nesting; hal_thread_leave restores what
  * the host had. */
