@@ -64,12 +64,15 @@ void weft_block_begin(void)
     th->proc = NULL;
     uint64_t word = (++p->syscall_gen << K_PROC_STATE_BITS) | PROC_SYSCALL;
     th->syscall_word = word;
-    /* Release: pairs with the acquire of the monitor's CAS (retake), so
-     * that whoever takes the proc over sees everything this thread did
-     * with it (its run queue, caches, syscall_gen). */
+    /* Release: pairs with the monitor's acquire load of status and the
+     * acquire of its CAS to IDLE (retake), so that whoever takes the proc
+     * over (through k_handoff) sees everything this thread did with it
+     * (its run queue, caches, syscall_gen). The thread's own CAS back to
+     * RUNNING in weft_block_end needs no pair (relaxed, see there). */
     atomic_store_explicit(&p->status, word, memory_order_release);
     /* Release: pairs with the acquire of weft_run's CAS to ORPHANING, which
-     * then reads th->cur and the task's stack (runtime.c). */
+     * then reads th->cur and the task's stack (runtime.c end_threads). Stored
+     * after status: a thread weft_run finds IN holds no proc. */
     atomic_store_explicit(&th->call, CALL_IN, memory_order_release);
     k_monitor_kick();
 }
@@ -127,11 +130,16 @@ void weft_block_end(void)
     /* Go: exitsyscallfast. Our proc, if the monitor did not take it from
      * this call. Relaxed is enough: a CAS that succeeds reads this
      * thread's own store from begin, so no other thread held the proc in
-     * between and there is nothing to acquire. */
+     * between (a later holder's call would have stored another gen) and
+     * there is nothing to acquire. Thieves and timer runners that touched
+     * p meanwhile did so through p's run queue and timer lock, which carry
+     * their own orderings. */
     uint64_t expect = th->syscall_word;
     if (atomic_compare_exchange_strong_explicit(&p->status, &expect, PROC_RUNNING,
                                                 memory_order_relaxed, memory_order_relaxed)) {
-        /* Nobody took it: the monitor preempts the thread it names. */
+        /* Nobody took it: the monitor preempts the thread it names.
+         * Relaxed: p->thread was last stored by this thread (when it took
+         * p; nobody else has held p since, as the CAS just showed). */
         k_assert(atomic_load_explicit(&p->thread, memory_order_relaxed) == th);
         th->proc = p;
         hal_errno_set(err);
@@ -141,6 +149,9 @@ void weft_block_end(void)
     struct proc *pp = k_proc_idle_take();
     if (pp) {
         th->proc = pp;
+        /* Release, like every store of p->thread: pairs with the monitor's
+         * acquire load in preempt_one, which then reads th->os. pp itself
+         * came off the idle list under sched.lock (k_proc_idle_take). */
         atomic_store_explicit(&pp->thread, th, memory_order_release);
         hal_errno_set(err);
         return;
