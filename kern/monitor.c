@@ -111,6 +111,8 @@ static int64_t grace_ns(void)
 static int run_stranded_timers(int64_t now)
 {
     int64_t when = k_timers_earliest();
+    /* nidle_procs relaxed: a hint. A stale 0 leaves the timer to the next
+     * round; a stale non-zero costs a k_wakep that finds no proc. */
     if (when == 0 || when > now ||
         atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) == 0)
         return 0;
@@ -125,6 +127,10 @@ static int run_stranded_timers(int64_t now)
  * Returns how many tasks it readied. */
 static int poll_network(int64_t now)
 {
+    /* Relaxed: a hint; the CAS below decides. seq_cst on the CAS, like
+     * every write of last_poll: it is in the total order with the poller's
+     * swap to 0 and the timer0/last_poll Dekker pair (sched.c poll_or_stop,
+     * timer.c); a failed CAS publishes nothing (relaxed). */
     int64_t last = atomic_load_explicit(&k_sched.last_poll, memory_order_relaxed);
     if (last == 0 || now - last < MAX_SLEEP_NS || k_poll_waiters() == 0)
         return 0;
@@ -146,6 +152,9 @@ static void preempt_one(struct proc *p)
     struct thread *th = atomic_load_explicit(&p->thread, memory_order_acquire);
     if (!th)
         return;
+    /* Relaxed: a request that publishes nothing; the thread reads it at its
+     * next safe point or in the signal handler (preempt.c), and a request
+     * seen late is resent after PREEMPT_RESEND_NS. */
     atomic_store_explicit(&th->preempt_req, 1, memory_order_relaxed);
     if (k_sched.preempt_async)
         hal_thread_preempt(th->os);
@@ -164,6 +173,8 @@ static int retake(int64_t now, bool *running)
         uint64_t s = atomic_load_explicit(&p->status, memory_order_acquire);
         if (s == PROC_RUNNING) {
             *running = true;
+            /* Relaxed: a clock compared for change only (sched.c
+             * begin_run); a stale tick delays a preemption by a round. */
             uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
             if (tick != m->schedtick) {
                 m->schedtick = tick;
@@ -189,6 +200,9 @@ static int retake(int64_t now, bool *running)
             int64_t held = now - m->syscall_when;
             if (held < RETAKE_NS)
                 continue;
+            /* nspinning, nidle_procs relaxed: a heuristic for whether the
+             * proc is needed; a stale value retakes it a little early or
+             * leaves it until LONG_RETAKE_NS. */
             if (k_runq_empty(p) &&
                 atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed) +
                         atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) > 0 &&
@@ -202,6 +216,7 @@ static int retake(int64_t now, bool *running)
             if (atomic_compare_exchange_strong_explicit(&p->status, &expect, PROC_IDLE,
                                                         memory_order_acq_rel,
                                                         memory_order_relaxed)) {
+                /* Relaxed: a statistic (weft_stats). */
                 atomic_fetch_add_explicit(&k_sched.nretake, 1, memory_order_relaxed);
                 k_handoff(p);
                 acted++;
@@ -211,6 +226,9 @@ static int retake(int64_t now, bool *running)
     return acted;
 }
 
+/* seq_cst: pairs with the seq_cst store of nidle_procs in proc_idle_get
+ * (sched.c) against our seq_cst stores of parked and until: either this
+ * load sees the proc taken, or its taker sees us parked (k_monitor_work). */
 static bool all_idle(void)
 {
     return atomic_load_explicit(&k_sched.nidle_procs, memory_order_seq_cst) == k_sched.nprocs;
@@ -222,6 +240,8 @@ static void monitor_main(void *arg)
     int idle = 0;
     int64_t sleep_ns = MIN_SLEEP_NS;
     bool busy = true;
+    /* Acquire: pairs with k_stop_the_world's seq_cst store. The monitor
+     * reads nothing published with it; k_monitor_stop then wakes us. */
     while (!atomic_load_explicit(&k_sched.stopping, memory_order_acquire)) {
         if (idle == 0)
             sleep_ns = MIN_SLEEP_NS;
@@ -231,10 +251,17 @@ static void monitor_main(void *arg)
         int64_t nap = sleep_ns;
         if (busy && k_sched.preempt > 0 && nap > k_sched.timeslice_ns / 8)
             nap = K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS);
+        /* sleep_ns relaxed: a hint for k_monitor_kick only (a stale value
+         * costs a needless kick, or leaves us to the end of this nap).
+         * until seq_cst, before the nap and 0 after it: see mon.until. */
         atomic_store_explicit(&mon.sleep_ns, nap, memory_order_relaxed);
         atomic_store_explicit(&mon.until, k_add_sat(hal_now_ns(), nap), memory_order_seq_cst);
         hal_futex_wait((uint32_t *)&mon.wake, 0, nap);
         atomic_store_explicit(&mon.until, 0, memory_order_seq_cst);
+        /* Acquire: pairs with the seq_cst stores of wake in k_monitor_wake
+         * and k_monitor_kick, so the round sees what the waker did before
+         * (a proc taken, a call begun, stopping). The futex compares the
+         * word in the kernel, so a wake stored before our wait is not lost. */
         if (atomic_exchange_explicit(&mon.wake, WAKE_NONE, memory_order_acquire) == WAKE_KICK) {
             /* A blocking call began while the naps were long: back to
              * short naps at once (resetting idle alone would keep this nap
@@ -257,6 +284,11 @@ static void monitor_main(void *arg)
                 /* Saturated: a timer at INT64_MAX (a sleep of for ever)
                  * must not wrap until round to the past. */
                 int64_t until = next ? k_add_sat(K_MAX(next, now), grace_ns()) : 0;
+                /* sleep_ns relaxed, until seq_cst: as before a nap. Then
+                 * the checks: all_idle (seq_cst, see there); stopping and
+                 * wake acquire, as at the top of the loop and after a nap
+                 * (a wake stored after these loads makes the futex wait
+                 * return at once). */
                 atomic_store_explicit(&mon.sleep_ns, until ? until - now : INT64_MAX,
                                       memory_order_relaxed);
                 atomic_store_explicit(&mon.until, until, memory_order_seq_cst);
@@ -267,6 +299,11 @@ static void monitor_main(void *arg)
                 if (until && hal_now_ns() >= until)
                     break; /* its time: a round, then maybe park again */
             }
+            /* until 0 (seq_cst, see mon.until) before parked 0. parked
+             * relaxed: clearing it only spares k_monitor_work a wake; one
+             * that still sees 1 wakes a monitor already awake (harmless),
+             * and we are about to make a round that sees every proc. The
+             * exchange: acquire, as after a nap. */
             atomic_store_explicit(&mon.until, 0, memory_order_seq_cst);
             atomic_store_explicit(&mon.parked, 0, memory_order_relaxed);
             if (atomic_exchange_explicit(&mon.wake, WAKE_NONE, memory_order_acquire) ==
@@ -302,6 +339,8 @@ int k_monitor_start(void)
     mon.ticks = k_zalloc(sizeof(struct montick) * (size_t)k_sched.nprocs);
     if (!mon.ticks)
         return WEFT_ENOMEM;
+    /* Before the monitor thread exists: hal_thread_start publishes these
+     * (the seq_cst default is more than needed). */
     atomic_store(&mon.wake, 0);
     atomic_store(&mon.parked, 0);
     atomic_store(&mon.sleep_ns, MIN_SLEEP_NS);
@@ -322,6 +361,9 @@ void k_monitor_stop(void)
     mon.ticks = NULL;
 }
 
+/* seq_cst store (release would do): pairs with the monitor's acquire
+ * exchange of wake after a nap or park, and its acquire load in the park
+ * loop; the futex wake after it ends a wait that started before. */
 void k_monitor_wake(void)
 {
     atomic_store_explicit(&mon.wake, WAKE_LOOK, memory_order_seq_cst);
@@ -330,6 +372,8 @@ void k_monitor_wake(void)
 
 void k_monitor_work(void)
 {
+    /* seq_cst: pairs with the monitor's seq_cst stores of until (see
+     * mon.until), after our caller's seq_cst store of nidle_procs. */
     int64_t until = atomic_load_explicit(&mon.until, memory_order_seq_cst);
     /* In the past: it is waking now, and its next round sees the proc. */
     if (until != 0 && until - hal_now_ns() <= grace_ns())
@@ -345,6 +389,13 @@ void k_monitor_work(void)
 
 void k_monitor_kick(void)
 {
+    /* sleep_ns and wake loaded relaxed: hints; a kick missed here leaves
+     * the monitor to the end of its current nap, which retake already
+     * tolerates (a call is retaken after RETAKE_NS at the earliest). The
+     * sleep_ns store (relaxed) only spares other callers a second kick;
+     * the monitor stores its own before its next nap. The wake store:
+     * seq_cst as in k_monitor_wake, paired with the monitor's acquire
+     * exchange (nothing else is published with a kick). */
     if (atomic_load_explicit(&mon.sleep_ns, memory_order_relaxed) > KICK_ABOVE_NS &&
         !atomic_load_explicit(&mon.wake, memory_order_relaxed)) {
         atomic_store_explicit(&mon.sleep_ns, MIN_SLEEP_NS, memory_order_relaxed);
