@@ -240,8 +240,8 @@ static void monitor_main(void *arg)
     int idle = 0;
     int64_t sleep_ns = MIN_SLEEP_NS;
     bool busy = true;
-    /* Acquire: pairs with k_stop_the_world's seq_cst store. The monitor
-     * reads nothing published with it; k_monitor_stop then wakes us. */
+    /* Acquire: pairs with the seq_cst store in stop_locked (sched.c). The
+     * monitor reads nothing published with it; stop_locked then wakes us. */
     while (!atomic_load_explicit(&k_sched.stopping, memory_order_acquire)) {
         if (idle == 0)
             sleep_ns = MIN_SLEEP_NS;
