@@ -87,6 +87,8 @@ void k_orphan_exit(struct thread *th)
     void *region = th->orphan_region;
     k_thread_free(th);
     k_stack_unkeep(region);
+    /* Release: pairs with the acquire load in k_orphans_live; whoever sees
+     * the count drop sees th and its stack let go. */
     atomic_fetch_sub_explicit(&orphans_live, 1, memory_order_release);
 }
 
@@ -105,6 +107,11 @@ static void orphan(struct thread *th, hal_thread_t handle)
      * acquire pairs with its release store of CALL_IN. */
     struct task *t = th->cur;
     th->orphan_region = k_stack_keep(&t->stack);
+    /* Relaxed: the count publishes nothing. The release store of ORPHANED
+     * below orders it before the thread's decrement (which follows its
+     * acquire load of ORPHANED), so the count never goes below zero; and
+     * k_orphans_live's readers read it after weft_run returns, on this
+     * thread or one ordered after it. */
     atomic_fetch_add_explicit(&orphans_live, 1, memory_order_relaxed);
     /* Release: pairs with the acquire load in block_orphaned (block.c). No
      * futex wake: th may be gone the moment it sees this; it polls. */
@@ -132,7 +139,9 @@ static void end_threads(struct thread *threads)
             }
             if (c == CALL_IN) {
                 /* Acquire: pairs with weft_block_begin's release store of
-                 * IN. Against the thread's CAS in weft_block_end. */
+                 * IN (orphan reads th->cur and its stack). Against the
+                 * thread's CAS in weft_block_end: exactly one wins. Failure
+                 * relaxed: we only loop and load c again (acquire). */
                 if (atomic_compare_exchange_strong_explicit(&th->call, &c, CALL_ORPHANING,
                                                             memory_order_acquire,
                                                             memory_order_relaxed)) {
@@ -240,7 +249,10 @@ static int make_procs(struct thread *th0)
         p->id = i;
         k_sched.procs[i] = p;
     }
-    /* Proc 0 goes to thread 0; the others are idle. */
+    /* Proc 0 goes to thread 0; the others are idle. The stores of status,
+     * nidle_procs and p0->thread (seq_cst by default, more than needed):
+     * no other thread of the run exists yet; hal_thread_start publishes
+     * them to the monitor and the workers. */
     k_lock(&k_sched.lock);
     for (int i = k_sched.nprocs - 1; i >= 1; i--) {
         struct proc *p = k_sched.procs[i];
@@ -264,6 +276,10 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
         return WEFT_EINVAL;
     if (hal_thread_get() != NULL)
         return WEFT_EBUSY; /* called from inside a run */
+    /* running: seq_cst CAS against a weft_run on another OS thread. Pairs
+     * with the store of 0 at the end of the previous run (and of failed
+     * starts), so this run's memset of k_sched follows everything that
+     * run did with it. */
     int expect = 0;
     if (!atomic_compare_exchange_strong(&running, &expect, 1))
         return WEFT_EBUSY;
@@ -292,6 +308,7 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
         atomic_store(&running, 0);
         return WEFT_EIO;
     }
+    /* No other thread of the run exists yet (default seq_cst, harmless). */
     atomic_store(&k_sched.last_poll, hal_now_ns());
     atomic_store(&k_sched.next_id, 1);
 
@@ -325,6 +342,8 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
         k_runq_put(th0->proc, main_task, false);
         (void)nprocs;
         k_sched_loop(th0);
+        /* result: stored before stopping's seq_cst store, which
+         * k_sched_loop's acquire load of stopping saw on its way out. */
         err = atomic_load(&k_sched.result);
     }
 
@@ -334,6 +353,8 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
      * blocking call (see the top). (With err set before the loop, no
      * worker was started.) */
     if (monitor) {
+        /* stopping: seq_cst default; stop_locked re-checks it under
+         * sched.lock, so any order would do. */
         if (!atomic_load(&k_sched.stopping))
             k_stop_the_world(err);
         k_monitor_stop();
@@ -352,6 +373,8 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
     hal_thread_leave();
     k_mem_fini();
     memset(&k_sched, 0, sizeof k_sched);
+    /* seq_cst (release is what matters): pairs with the CAS of the next
+     * weft_run, which may reuse k_sched. */
     atomic_store(&running, 0);
     return err;
 }
@@ -401,6 +424,7 @@ uint64_t weft_id(void)
 
 int weft_procs(void)
 {
+    /* Meant for tasks of the run, whose thread saw nprocs set. */
     return atomic_load(&running) ? k_sched.nprocs : 0;
 }
 
@@ -416,6 +440,9 @@ int weft_stats(struct weft_stats *s)
     memset(s, 0, sizeof *s);
     if (!atomic_load(&running) || !k_sched.procs)
         return 0;
+    /* Every counter relaxed (the seq_cst defaults too: more than needed):
+     * a snapshot of independent statistics, none of which publishes
+     * anything; the values need not be consistent with each other. */
     s->tasks = atomic_load_explicit(&k_sched.ntasks_live, memory_order_relaxed);
     s->tasks_created = atomic_load_explicit(&k_sched.next_id, memory_order_relaxed) - 1;
     s->threads = (uint64_t)k_sched.nthreads;
