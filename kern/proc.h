@@ -31,9 +31,14 @@
  * the state; the rest is zero, except in SYSCALL, where it is the number
  * of the blocking call (proc.syscall_gen) that gave the proc up:
  *
- *   IDLE     on sched.idle_procs, no thread. Stored under sched.lock.
+ *   IDLE     on sched.idle_procs, no thread. Stored under sched.lock
+ *            (relaxed: the lock orders it), and by the monitor's CAS
+ *            from SYSCALL (acquire-release) just before k_handoff.
  *   RUNNING  held by exactly one thread (p->thread once it has stored it).
- *            Stored by whoever gives the proc to a thread.
+ *            Stored by whoever gives the proc to a thread (relaxed: the
+ *            proc itself then travels through sched.lock or next_proc,
+ *            which order it; sched.c k_handoff), or by the thread's
+ *            relaxed CAS from its own SYSCALL word (weft_block_end).
  *   SYSCALL  its holder's task is in a blocking call (block.c), and the
  *            thread holds no proc. The word is SYSCALL | gen << 2 for that
  *            one call, stored by the thread (release). From there exactly
@@ -56,10 +61,15 @@ struct proc {
     /* Immutable during a run: */
     int id;
 
-    /* Written under sched.lock (idle list); read by its holder: */
-    _Atomic uint64_t status; /* the status word above; read racily by thieves */
+    /* status: the status word above; its writers and orderings are listed
+     * there. Read by thieves (relaxed: a hint for whom to rob, proc.c) and
+     * by the monitor (acquire, pairing with the SYSCALL word's release
+     * store). idle_next: under sched.lock. thread: the holder, NULL when
+     * idle; every store is release (or a seq_cst plain assignment),
+     * pairing with the monitor's acquire load (preempt_one reads th->os). */
+    _Atomic uint64_t status;
     struct proc *idle_next;
-    struct thread *_Atomic thread; /* the holder, NULL when idle; read by the monitor */
+    struct thread *_Atomic thread;
 
     /*
      * The run queue (Go: runqhead, runqtail, runq, runnext).
