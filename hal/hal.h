@@ -378,8 +378,9 @@ int hal_preempt_init(void);
 /* Bytes of a task's stack that one asynchronous preemption may use below
  * the task's SP: the signal frame the OS pushes, a second one (POSIX: one
  * more delivery may nest in the handler once hal_preempt_switching has let
- * it in, and that one cannot nest again), and the handler's own frames. The frame's size depends on the machine, not
- * only the architecture (aarch64: the SVE and SME vector lengths, up to
+ * it in, and that one cannot nest again), and the handler's own frames.
+ * The frame's size depends on the machine, not only the architecture
+ * (aarch64: the SVE and SME vector lengths, up to
  * ~9 KiB of registers for SVE at 2048 bits, more with SME's ZA; x86_64:
  * AVX-512, AMX), so the port measures it at run time (Linux: the kernel's
  * AT_MINSIGSTKSZ; an estimate from the vector lengths where that is

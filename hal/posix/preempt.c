@@ -38,9 +38,10 @@
  * After a task moved to another thread, the frame still holds the old
  * thread's altstack and signal mask, which rt_sigreturn would install on
  * the new thread: the handler rewrites uc_stack and uc_sigmask with the
- * current thread's before returning (its mask, SIGURG unblocked: the
- * frame's would also do on the same thread). errno is the interrupted code's: the
- * handler saves it first and puts it back last, through an opaque call
+ * current thread's before returning (its mask, SIGURG unblocked; on the
+ * same thread the frame's own mask is right as it is). errno is the
+ * interrupted code's: the handler saves it first and puts it back last,
+ * through an opaque call
  * (glibc declares __errno_location const, so the compiler may reuse the
  * old thread's address after the switch).
  *
