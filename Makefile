@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # weft — GNU Make build. `make help` lists the entry points; docs/HACKING.md
 # explains the rules behind the flags.
 #

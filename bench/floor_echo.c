@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * floor_echo.c — the raw OS floor for the echo scenario: the same TCP
  * loopback exchange as weft-test's and weft-bench-go's echo (conns clients,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * floor_timerfd.c — the raw OS floor for the sleep scenario: a bare
  * timerfd wait, no runtime in between. Same interface and output as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * demo.c — a short tour of weft through its public API (include/weft.h)
  * only: a million tasks, task switches, channel round trips, a contended

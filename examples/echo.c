@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * echo.c — a TCP echo server on weft: one task per connection, each a plain
  * blocking-style loop; the poller parks tasks, never threads.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * httpd.c — a minimal HTTP/1.1 server on weft that answers "hello" to
  * every request, with keep-alive: one task per connection, requests parsed

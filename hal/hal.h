@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hal.h — the whole contract between weft's core (kern/) and a port.
  *

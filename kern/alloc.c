@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * alloc.c — kern's allocator: small objects in size classes, large objects
  * straight from pages, everything given back by k_mem_fini. (Go: malloc.go,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * alloc.h — kern's memory: a size-class allocator and task stacks, both
  * built on hal_mem_* alone. See alloc.c and stack.c.

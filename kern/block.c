@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * block.c — blocking calls and locked threads (Go: entersyscall,
  * exitsyscall, exitsyscallfast, LockOSThread, UnlockOSThread).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan.c — channels: make, send, receive, close, len, cap, free
  * (Go: runtime/chan.go). Select is in select.c; the structure and the

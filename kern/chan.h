@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan.h — the channel structure and the pieces chan.c and select.c share
  * (Go: hchan, waitq, and the send/recv helpers of chan.go).

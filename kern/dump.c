@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dump.c — printing every task's state (weft_dump, the deadlock report,
  * panics) and naming the task whose stack overflowed (kern_fault).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * kern.h — what every kern file needs: assertions, panics, printing,
  * atomics shorthand, and the freestanding rule.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lock.c — kern's runtime lock: spin a little, then sleep on a futex
  * (Go: lock_futex.go).

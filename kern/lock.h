@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lock.h — kern's runtime locks (Go: lock_futex.go's mutex).
  *

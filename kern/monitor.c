@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * monitor.c — the monitor thread (Go: sysmon, retake, preemptone in
  * proc.go): preempts tasks that overrun their time slice and retakes procs

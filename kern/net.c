@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * net.c — the socket API of weft.h (Go: net's fd_posix.go and
  * internal/poll's FD over the runtime poller): address parsing and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * poller.c — poll descriptors, waiting for I/O, deadlines, and turning the
  * port's events into runnable tasks (Go: netpoll.go; the port's half is

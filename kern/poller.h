@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * poller.h — the portable half of the network poller (Go: netpoll.go):
  * a poll descriptor per I/O object with a read and a write waiter,

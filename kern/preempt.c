@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * preempt.c — when a task may be preempted, and the public calls that
  * shape it (DESIGN.md "Preemption in C"; Go: preempt.go's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * print.c — formatted output without libc, panics, and small string and
  * random-number helpers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proc.c — run queues: each proc's lock-free ring with its runnext slot, the
  * global queue, and stealing (Go: runqput, runqget, runqgrab, runqsteal,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proc.h — the scheduler's structures: procs (Go: p), worker threads
  * (Go: m) and the global scheduler state (Go: schedt).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * runtime.c — weft_run and the public task calls (Go: schedinit, main,
  * newproc's front door).

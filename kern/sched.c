@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched.c — the scheduler: each thread's loop, finding work, parking and
  * readying tasks, and parking and waking threads (Go: schedule,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched.h — what the rest of kern (channels, locks, timers, the poller) uses
  * of the scheduler: parking a task and readying it again.

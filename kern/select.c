@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * select.c — weft_select: wait on several channel operations at once and
  * perform exactly one (Go: runtime/select.go, selectgo).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sema.c — parking tasks on a 32-bit word anywhere in memory, and the
  * ticket notify list of weft_cond (Go: runtime/sema.go, semacquire1,

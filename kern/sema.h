@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sema.h — task-parking semaphores on any 32-bit word, and the ticket
  * notify list behind weft_cond (Go: runtime/sema.go). See sema.c for the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stack.c — task stacks: reserved in big arenas, each with a guard page
  * below it, cached per proc and pooled centrally, given back at k_mem_fini.

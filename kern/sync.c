@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync.c — weft_mutex, weft_rwmutex, weft_cond, weft_waitgroup and
  * weft_once: locks that park tasks, never threads (Go: sync/mutex.go,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task.c — creating, recycling and ending tasks (Go: newproc, gfget, gfput,
  * goexit), and the per-proc waiter cache (Go: acquireSudog).

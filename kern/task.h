@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task.h — a task (Go: g) and its state machine.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timer.c — per-proc timer heaps, weft_sleep and the public timers (Go:
  * time.go's addtimer/deltimer/runtimer since 1.14, and time.Timer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timer.h — kern's timers: per-proc 4-ary heaps (Go 1.14+'s design, time.go).
  *

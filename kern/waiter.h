@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * waiter.h — a task waiting on a channel, lock or I/O (Go: sudog).
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # mk/bench.mk — `make bench` and `make bench-quick`: weft against Go's
 # runtime, side by side in one run (docs/benchmarks.md). Included by the
 # Makefile, so $(WEFT_TEST), $(B), $(CC), $(WARN), $(SUBMAKE) come from there.

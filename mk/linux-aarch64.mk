@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # linux-aarch64: cross-built with aarch64-linux-gnu-gcc and run under
 # qemu-user on an x86_64 host (PLATFORMS.md §3); native on an arm64 host.
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # linux-x86_64: native on an x86_64 host, cross (x86_64-linux-gnu-gcc +
 # qemu-x86_64) on any other host.
 OS   := posix

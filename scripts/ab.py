@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Interleaved A/B runs: the first JSON value each command prints, per command.
 
     scripts/ab.py N CMD [CMD ...]

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """bench.py: weft against Go's runtime, side by side in one run.
 
 Runs every scenario that `weft-test bench-list` and `weft-bench-go list`

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # check-freestanding.sh — proves that kern/ is freestanding (DESIGN.md "The
 # one rule", STYLE.md 2.2), for one target. `make check-freestanding` runs it
 # for every Linux target whose compiler is installed; run directly without

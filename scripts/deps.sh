@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # deps.sh — install what a fresh Debian 12 lacks for weft's make targets.
 #
 #   scripts/deps.sh            make test / make demo: gcc, make, the aarch64

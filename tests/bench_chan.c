@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_chan.c — weft's side of the channel benchmarks: pingpong, buffered
  * and select, the same work as bench/go/chan.go's scenarios of the same

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_core.c — weft's side of the task benchmarks: spawn and yield.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_net.c — weft's side of the time and network benchmarks: sleep,
  * timers and echo, the same work, parameters and checks as bench/go's

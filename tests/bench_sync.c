@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_sync.c — weft's side of park_memory, mutex and workers, doing the
  * same work as bench/go/core.go and sync.go with the same parameters and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_sys.c — weft's side of the preemption and blocking-call benches
  * (bench/go/timer.go benchPreempt, bench/go/sys.go benchSyscall).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cases.h — every test case, one line each: CASE(name, timeout_ms, flags).
  *

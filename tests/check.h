@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check.h — what every test case uses: checks that print both values and
  * file:line, skipping, scaling counts for slow targets, and the bench output.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pytest driver for weft's C test cases (tests/cases.h, built into weft-test).
 
 For every required target (env WEFT_TARGETS, default "linux-x86_64

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * regs.h — the register-integrity probe used by the preemption tests
  * (t_preempt.c): an assembly routine that loads a known value into every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * regs_aarch64.S — the register-integrity probe of tests/regs.h for
  * AAPCS64. Layout (regs.h): gpr[32] by register number at 0, nzcv 256,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * regs_x86_64.S — the register-integrity probe of tests/regs.h for x86_64
  * (SysV). See regs.h for the layout:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * t_block.c — blocking calls (kern/block.c): a proc is handed off while its
  * task blocks in the OS, errno follows the task across threads, a locked

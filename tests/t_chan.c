@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * t_chan.c — channels and select: semantics (ordering, close, NULL
  * channels, element sizes, fairness, a select on both ends of a channel),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * t_hal.c — cases for the HAL alone (hal/hal.h), below the scheduler:
  * contexts, memory and guards, threads, futexes, clocks, the error stream

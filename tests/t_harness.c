@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * t_harness.c — checks of the test harness itself (weft-test.c), so that a
  * broken t_count or bench line cannot make other cases pass vacuously.

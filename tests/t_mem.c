@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * t_mem.c — kern's memory, white-box through kern/alloc.h: size classes,
  * large objects, reuse, release at k_mem_fini, DEBUG checks, and stacks

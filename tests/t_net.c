@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * t_net.c — the poller and the socket API: echo at 1000 connections,
  * deadlines (set before and while blocked), close waking blocked tasks,

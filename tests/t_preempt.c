@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * t_preempt.c — asynchronous preemption (kern/preempt.c, kern/monitor.c,
  * hal/posix/preempt.c): fairness with one proc, register integrity under a

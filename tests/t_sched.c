@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * t_sched.c — the runtime and tasks: start/stop, spawning at scale,
  * parking at scale, chains, yields, deadlock detection, bad input, and the

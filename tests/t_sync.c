@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * t_sync.c — weft_mutex, weft_rwmutex, weft_cond, weft_waitgroup and
  * weft_once under contention with procs 1, 2, 4 and 8, the mutex's

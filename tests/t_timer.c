@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * t_timer.c — sleep, timers and the poller's timeouts: precision sanity,
  * many timers, stop/reset races, timers firing while every proc runs a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One pytest item per (target, C test case): see conftest.py."""
 
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Cases that must end the process, and output that must say something.
 
 F_CRASH cases (tests/cases.h) are checked here rather than by the generic

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`make check-freestanding` must pass on a clean kern and fail on each kind
 of violation. Each test plants one file in a temporary copy of the tree (the
 kern headers, hal/, the build files) and runs the check there."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Self-tests of the pytest runner (conftest.py) against a fake weft-test, so
 that a timeout, a skip or a crash is reported right whatever kern does."""
 

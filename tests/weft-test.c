@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft-test.c — the test binary's main and the harness behind check.h.
  *

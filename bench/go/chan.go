@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Channels: pingpong, buffered, select.
 package main
 

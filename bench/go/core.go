@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tasks: spawn, park_memory, yield.
 package main
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft-bench-go: Go's side of weft's benchmarks (docs/benchmarks.md).
 //
 //	weft-bench-go list                      scenarios, one "name<TAB>summary" a line

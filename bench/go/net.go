@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Network: echo.
 package main
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Locks and work distribution: mutex, workers.
 package main
 

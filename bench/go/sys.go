@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Blocking system calls: syscall.
 package main
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Time: sleep, timers, preempt.
 package main
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * context.c (aarch64) — builds the first switch frame of a new context.
  *

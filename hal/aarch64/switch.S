@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * switch.S (aarch64) — the task context switch for the AAPCS64 (Linux,
  * and the same registers on macOS and Windows on Arm), and the stub a new

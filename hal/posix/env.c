@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * env.c (posix) — what kern needs from the process around it: the
  * environment at start-up, the error stream for diagnostics (k_print,

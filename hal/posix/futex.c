@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * futex.c (posix: Linux) — the thread-level wait kern builds its locks
  * and idle parking on: futex(2) on a 32-bit word, private to the process,

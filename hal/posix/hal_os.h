@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hal_os.h (posix) — the OS half of the HAL that kern sees: only the
  * thread handle type.

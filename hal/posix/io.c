@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * io.c (posix) — sockets and I/O operations for kern's poller: BSD sockets,
  * all non-blocking, and the submit-an-operation interface of hal.h in its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mem.c (posix) — address space for kern: reservations, commit, discard,
  * release and guard pages, all on mmap/mprotect/madvise.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * poll_epoll.c (posix: Linux) — the poller backend: epoll, an eventfd to
  * wake a blocked waiter, and a nanosecond timeout (Go: netpoll_epoll.go).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * posix.h — what the files of the POSIX port share with each other, and
  * nothing kern sees. Each file of hal/posix owns one mechanism:

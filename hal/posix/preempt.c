@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * preempt.c (posix) — asynchronous preemption with SIGURG, the code ranges
  * kern's safe-point check needs, and the thread's errno.

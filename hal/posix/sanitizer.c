@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sanitizer.c (posix) — announcing context switches to AddressSanitizer and
  * ThreadSanitizer (DESIGN.md "Memory"). Built only with SAN=asan or

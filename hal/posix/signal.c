@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * signal.c (posix) — the process-wide SIGSEGV/SIGBUS handler that turns a
  * task's stack overflow into a message naming the task, and hands every

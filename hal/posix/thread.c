@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thread.c (posix) — OS threads for kern: starting and joining pthreads,
  * the calling thread's kern pointer, per-thread alternate signal stacks,

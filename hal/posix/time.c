@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * time.c (posix) — the two clocks kern reads: monotonic for everything
  * it times (timers, deadlines, the monitor's ticks), wall for what it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tools.c — telling debugging tools about task stacks (hal_stack_register).
  *

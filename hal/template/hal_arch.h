@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hal_arch.h (template) — the architecture half of the HAL that kern
  * sees. Copy to hal/<yourarch>/ and fill it in; see hal/x86_64 and

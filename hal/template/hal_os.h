@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hal_os.h (template) — the OS half of the HAL that kern sees. Copy this
  * directory to hal/<youros>/ and fill it in; docs/PORTING.md walks

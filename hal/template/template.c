@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * template.c — a port of weft that compiles and does nothing: the porting
  * checklist (like FreeRTOS's portable/template). Every hal_* function of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * context.c (x86_64) — builds the first switch frame of a new context.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hal_arch.h (x86_64) — the architecture half of the HAL that kern sees:
  * struct hal_context, the spin-wait hint, stack constants, and the layout

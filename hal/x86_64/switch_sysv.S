@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * switch_sysv.S — the task context switch for the x86_64 System V ABI
  * (Linux, BSD, macOS), and the stub a new context starts in.
