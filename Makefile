@@ -83,8 +83,9 @@ PORT_INC := -I. -Iinclude -Ihal -Ihal/$(OS) -Ihal/$(ARCH)
 # that goals that need no compiler do not run it.
 CC_INCLUDE = $(eval CC_INCLUDE := $$(shell $(CC) -print-file-name=include 2>/dev/null))$(CC_INCLUDE)
 
-# kern/: freestanding C11 (DESIGN.md "The one rule"). check-freestanding
-# compiles with KERN_FS_CFLAGS, the same flags less the variant's.
+# kern/: freestanding C11 (docs/design.md "The freestanding rule").
+# check-freestanding compiles with KERN_FS_CFLAGS, the same flags less the
+# variant's.
 KERN_FS_CFLAGS = -std=c11 -ffreestanding -fno-builtin -fno-stack-protector -fno-common \
                  -nostdinc -isystem $(CC_INCLUDE) $(PORT_INC) $(ARCH_CFLAGS) $(PIC) $(WARN)
 KERN_CFLAGS    = $(KERN_FS_CFLAGS) $(OPT) $(SANFLAGS) $(DEPFLAGS)
@@ -297,7 +298,7 @@ ifneq ($(and $(filter linux-aarch64,$(TEST_TARGETS)),$(filter-out aarch64,$(HOST
 	done
 endif
 
-# The sanitizer passes of `make test` (DESIGN.md "Testing"): every case of
+# The sanitizer passes of `make test` (docs/design.md "Testing"): every case of
 # tests/test_cases.py on the native target built with each of TEST_SANS,
 # F_SCALED counts divided by 10 (TEST_SCALE above), each case in its own
 # process with its timeout as usual. Only when the native target is tested

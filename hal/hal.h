@@ -361,7 +361,7 @@ void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size,
 void hal_ctx_switch(struct hal_context *from, struct hal_context *to);
 
 /* ------------------------------------------------------------------------
- * Preemption (DESIGN.md "Preemption in C"). The port interrupts a thread
+ * Preemption (docs/design.md "Preemption in C"). The port interrupts a thread
  * and calls kern_preempt on it; kern decides whether the interrupted point
  * is safe, and may switch the task away from inside the callback. POSIX
  * does this with SIGURG handled on the task's own stack: when kern resumes

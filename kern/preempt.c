@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * preempt.c — when a task may be preempted, and the public calls that
- * shape it (DESIGN.md "Preemption in C"; Go: preempt.go's
+ * shape it (docs/design.md "Preemption in C"; Go: preempt.go's
  * isAsyncSafePoint and wantAsyncPreempt, in C's terms).
  *
  * Go can stop a goroutine almost anywhere because its compiler records

@@ -1146,8 +1146,8 @@ static void switch_out(enum switch_why why)
     struct thread *th = k_thread_self();
     struct task *t = th->cur;
     th->why = why;
-    /* errno belongs to the task (DESIGN.md, blocking calls): it comes back
-     * on whichever thread resumes the task. */
+    /* errno belongs to the task (docs/design.md "Blocking calls"): it
+     * comes back on whichever thread resumes the task. */
     int err = hal_errno_get();
     hal_ctx_switch(&t->ctx, &th->sched_ctx);
     hal_errno_set(err);

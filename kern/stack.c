@@ -9,14 +9,14 @@
  * overflow hits a guard page instead, which kern_fault reports by task.)
  *
  * Preemption headroom. An asynchronous preemption leaves its signal frame
- * on the task's stack for as long as the task is switched out (DESIGN.md
- * "Preemption in C"), so that frame is weft's use of the stack, not the
- * task's: every stack gets hal_preempt_headroom() bytes on top of the
- * size asked for (the default included), and a task keeps the room it
- * asked for whatever the machine. The headroom is the machine's, measured
- * by the port: a fixed allowance did not fit arm64 with SVE, whose frame
- * grows with the vector length (13.6 KiB at 2048 bits, more than a 16 KiB
- * stack could spare).
+ * on the task's stack for as long as the task is switched out
+ * (docs/design.md "Preemption in C"), so that frame is weft's use of the
+ * stack, not the task's: every stack gets hal_preempt_headroom() bytes on
+ * top of the size asked for (the default included), and a task keeps the
+ * room it asked for whatever the machine. The headroom is the machine's,
+ * measured by the port: a fixed allowance did not fit arm64 with SVE, whose
+ * frame grows with the vector length (13.6 KiB at 2048 bits, more than a
+ * 16 KiB stack could spare).
  *
  * Layout. Every reservation starts with one header page (struct region),
  * then its stacks, laid out upward, each [guard][usable]:

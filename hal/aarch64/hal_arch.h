@@ -24,7 +24,8 @@
 
 /* Bytes of stack a Linux signal frame needs below a task's SP without SVE
  * or SME: the rt_sigframe with its 4 KiB of records is 4,704 bytes
- * (4,928 measured with the handler, PLATFORMS.md §8 item 9), rounded up.
+ * (4,928 measured with the handler: docs/platforms.md, "Preemption
+ * inside the signal handler"), rounded up.
  * SVE and SME registers can make it much larger (up to ~9 KiB for SVE at
  * 2048 bits, past the 4 KiB area in an extra_context record): the real
  * size is measured at run time (hal_preempt_headroom), this is its floor. */

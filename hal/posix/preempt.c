@@ -3,7 +3,8 @@
  * preempt.c (posix) — asynchronous preemption with SIGURG, the code ranges
  * kern's safe-point check needs, and the thread's errno.
  *
- * The design is DESIGN.md's "Preemption in C" and PLATFORMS.md §8: the
+ * The design is docs/design.md's "Preemption in C" (and the prototype in
+ * docs/platforms.md, "Preemption inside the signal handler"): the
  * monitor sends SIGURG to one worker (hal_thread_preempt: pthread_kill);
  * the handler runs on whatever stack the thread was on — a task's own
  * stack when a task was running, because SIGURG has no SA_ONSTACK — and

@@ -26,7 +26,8 @@
 
 /* Bytes of stack a signal frame may need below a task's SP when the
  * kernel does not say (AT_MINSIGSTKSZ, Linux 5.14+): the frame with
- * AVX-512 state measured 3,040 bytes (PLATFORMS.md §8 item 9). The floor
+ * AVX-512 state measured 3,040 bytes (docs/platforms.md, "Preemption
+ * inside the signal handler"). The floor
  * of hal_preempt_headroom, which measures the machine. */
 #define HAL_SIGNAL_HEADROOM 4096
 
