@@ -108,8 +108,9 @@ K_STATIC_ASSERT(sizeof(struct large) <= LARGE_HDR, "large header fits");
 
 /* One per class (Go: mcentral), each on its own cache lines. */
 struct central {
-    /* Rank: alloc central. Taken after sched.lock and sema bucket locks,
-     * before heap_lock. Protects the fields below. */
+    /* Rank: alloc central. Taken after channel locks (select), a proc's
+     * timers_lock and the poller's locks (lock.h), before heap_lock.
+     * Protects the fields below. */
     alignas(K_CACHELINE) struct k_lock lock;
     void *free; /* objects given back, linked through their first word */
     size_t nfree;

@@ -32,7 +32,7 @@
  * __errno_location const, so a compiler may compute &errno once in a
  * function and reuse it after a weft call that moved the task, reading the
  * old thread's errno. weft_errno() (the value at the last weft_block_end,
- * kept in the task) is always right; docs/scheduler.md says more.
+ * kept in the task) is always right; include/weft.h says so to users.
  *
  * Between begin and end the task must call nothing in weft but weft_now
  * (its thread holds no proc). It is never preempted there.
