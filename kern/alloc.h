@@ -118,7 +118,7 @@ void k_stack_unkeep(void *region);
 void k_stack_counts(uint64_t *region, uint64_t *protect, uint64_t *none);
 
 /* The calling thread's proc caches, or NULL when it holds no proc.
- * Defined by the scheduler (proc.c). */
+ * Defined by the scheduler (task.c). */
 struct k_mcache *k_mcache_self(void);
 struct k_stack_cache *k_stack_cache_self(void);
 

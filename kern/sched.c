@@ -810,9 +810,11 @@ static struct task *find_runnable(struct thread *th)
             atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0 &&
             (t = globrunq_take(p, 1)) != NULL)
             return t;
-        /* Work the monitor will do (issue 7; Go's sysmon), done every 61
-         * ticks by busy procs until it exists, with p->clock_ns (at most
-         * 64 ticks old: no clock read here). Timers 10 ms overdue on
+        /* Work the monitor does too (monitor.c: run_stranded_timers,
+         * poll_network), done every 61 ticks by busy procs as a second
+         * line (docs/poller.md: it costs one comparison per 61 ticks and
+         * covers the monitor's naps of up to 10 ms), with p->clock_ns (at
+         * most 64 ticks old: no clock read here). Timers 10 ms overdue on
          * another proc, whose holder is stuck in a long task (idle procs'
          * timers are run by the threads that take them): run them here.
          * Nobody has polled for 10 ms while this proc had work of its own
@@ -1297,7 +1299,7 @@ void k_ready(struct task *t)
     atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
     hal_ctx_prefetch(&t->ctx);
     if (K_UNLIKELY(!th || !th->proc)) {
-        /* No proc (the poller's thread, the monitor): global queue. */
+        /* No proc (a safe fallback, see sched.h): global queue. */
         k_lock(&k_sched.lock);
         k_globrunq_put(t);
         k_unlock(&k_sched.lock);

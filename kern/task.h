@@ -116,9 +116,10 @@ struct task {
     /* Set by the waker before k_ready, read by the task after it resumes;
      * free for the subsystem it waits in (e.g. the select case that won). */
     void *_Atomic wake_data;
-    /* Waiters of this task in a blocking select (chan.c; owned by the task). */
+    /* Waiters of this task in a blocking select (select.c; owned by the task). */
     struct waiter *waiting;
-    /* Set while the task is in a select and some case may win (chan.c). */
+    /* Set while the task is in a select and some case may win (select.c,
+     * chan.h). */
     _Atomic uint32_t select_done;
 };
 
