@@ -334,12 +334,11 @@ endif
 #  5. the targeted storms (STORM_CASES) STORM_REPEAT times each and the
 #     other regression tests (REGRESSION_CASES) STRESS_REGRESSION_REPEAT
 #     times each, with preemption on and with WEFT_PREEMPT=0. Twenty runs of
-#     a case that fails one run in 8 all pass 7% of the time (0.875^20):
-#     that is how timer_many's crash (issue 20) got through step 3. A storm
-#     aims at one race and fails most runs when it is there; 200 runs let a
-#     1-in-10 failure through with odds of 0.9^200, about 1e-9.
-# Measured on the 2-core VM (2026-11-23/24): 1. 5 s, 2. 6 min, 3. 22 min
-# (2640 runs), 4. 29 min (5280 runs over both targets): 58 min in all.
+#     a case that fails one run in 8 all pass 7% of the time (0.875^20),
+#     which is why step 3 alone is not enough. A storm aims at one race and
+#     fails most runs when it is there; 200 runs let a 1-in-10 failure
+#     through with odds of 0.9^200, about 1e-9.
+# How long each step takes: docs/HACKING.md ("Tests").
 STRESS_REPEAT   ?= 20
 STRESS_PROCS    ?= 1,2,4,8
 STRESS_OFF_MULT ?= 25

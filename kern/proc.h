@@ -47,8 +47,9 @@
  *            call ends (Go: exitsyscallfast), or the monitor's, to IDLE,
  *            before k_handoff (Go: retake). A call that lost its proc
  *            cannot take it back from a later call on it: that call's word
- *            has another gen (the ABA of issue 12: both were plain
- *            SYSCALL), and gens are 62 bits, never reused in a run.
+ *            has another gen (with the state alone, both words would be
+ *            plain SYSCALL: an ABA, tested by block_aba), and gens are 62
+ *            bits, never reused in a run.
  */
 enum proc_status {
     PROC_IDLE = 0,

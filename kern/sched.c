@@ -621,7 +621,8 @@ static struct task *poll_take(struct proc *p, int64_t timeout_ns)
  * back, and one is done here only when more than that task became
  * runnable (or the global queue, which may be served first, has work). A
  * thread woken for the task this one is about to run only costs the task
- * a futex wake (about 8 µs on these VMs) on its way from the timer. */
+ * a futex wake on its way from the timer (docs/benchmarks.md, "Figures
+ * behind the code"). */
 static void run_timers(struct thread *th, struct proc *v, int64_t now)
 {
     th->held_wakes = 0;
@@ -644,8 +645,8 @@ static void run_timers(struct thread *th, struct proc *v, int64_t now)
  * when it found the task (the last spinner to find work does, Go's
  * resetspinning), and a timer on another idle proc would need a steal.
  * Go, too, spins after its blocking poll only if it spun before; its
- * timer's goroutine then wakes a thread through ready's wakep (a 1 ms
- * sleep: 15-20 µs later with the two wake-ups than without).
+ * timer's goroutine then wakes a thread through ready's wakep, which
+ * makes a short sleep measurably later (docs/benchmarks.md).
  *
  * Otherwise (tasks from a poll went to the global queue): any idle proc,
  * and th spins. */
@@ -768,9 +769,9 @@ static bool poll_or_stop(struct thread *th)
             k_sched_inject(list);
             /* Every proc is busy: park (Go: stopm after injectglist), and
              * let their holders poll without blocking in find_runnable.
-             * Polling again at once made this thread a dedicated poller:
-             * a third thread on two cores, a wake-up per event batch
-             * (echo: 1.4 blocking polls per round trip, Go 0.05). */
+             * Polling again at once would make this thread a dedicated
+             * poller: one thread more than procs, and a wake-up per event
+             * batch (docs/benchmarks.md, "Figures behind the code"). */
         }
         if (until != 0 && !due)
             k_poll_wake_for(until); /* the poller must wake by our earliest */
@@ -825,7 +826,7 @@ static struct task *find_runnable(struct thread *th)
          * proc whose thread the OS does not run (a loaded machine) can
          * honour no preemption, so nobody else would run its timers until
          * the 61st tick of some proc, 61 time slices, against a clock that
-         * old (timer_busy saw 0.4-0.7 s). One clock read per time slice. */
+         * old (docs/poller.md; timer_busy). One clock read per time slice. */
         bool preempted = th->preempted;
         th->preempted = false;
         if (preempted || p->schedtick % K_GLOBAL_TICK == 0) {

@@ -54,11 +54,11 @@
  *      a million tasks keeps one page each (4 GiB for a million 4 KiB
  *      pages), not the pages they touched, and the common reuse finds its
  *      top page, where the task starts, still there.
- * Rejected, measured with a million parked tasks: discarding the top page
- * too costs about 2.5 us more per task when the burst ends (the madvise
- * then frees a page and shoots down TLBs) and makes every reuse fault the
- * page in again; discarding on every free costs a system call per task
- * exit. Returning the top pages of a large idle pool is left to a
+ * Rejected: discarding the top page too, which makes the end of a burst
+ * slower (the madvise then frees a page and shoots down TLBs, for every
+ * task: docs/benchmarks.md, "Figures behind the code") and every reuse
+ * fault the page in again; discarding on every free, which costs a system
+ * call per task exit. Returning the top pages of a large idle pool is left to a
  * scavenger (Go's background scavenger), not written yet.
  *
  * Lock order: pool.lock is a leaf (lock.h); while holding it this file

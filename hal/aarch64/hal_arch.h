@@ -91,8 +91,8 @@ static inline void hal_cpu_relax(void)
 /* A hint that ctx will be switched to soon (kern calls it when it readies
  * a task): start loading the saved frame hal_ctx_switch pops first. With
  * thousands of tasks those lines are cold, and the switch's first load
- * stalled on them (echo, 1000 connections: 4% of all CPU time on that one
- * load). A prefetch never faults, whatever sp holds. */
+ * stalls on them (docs/benchmarks.md, "Figures behind the code"). A
+ * prefetch never faults, whatever sp holds. */
 static inline void hal_ctx_prefetch(const struct hal_context *ctx)
 {
     uintptr_t sp = (uintptr_t)ctx->sp;

@@ -22,9 +22,9 @@
  *   no SA_NODEFER  the kernel blocks SIGURG while the handler runs, so no
  *               delivery nests inside it: each nested delivery pushes one
  *               more frame on the task's stack, and with SA_NODEFER a
- *               thread that ran the handler slowly (qemu-user on a loaded
- *               machine, where a resend came every 50 us) piled seven
- *               frames onto a 16 KiB task stack and overflowed it. Only
+ *               thread that runs the handler slowly (qemu-user on a
+ *               loaded machine) piles frame on frame until the task's
+ *               stack overflows (docs/scheduler.md has the story). Only
  *               when kern is about to switch the task away does the
  *               handler unblock SIGURG (hal_preempt_switching): the thread
  *               goes on to run the scheduler and other tasks "inside" this
