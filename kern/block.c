@@ -26,7 +26,7 @@
  * The common path pins nothing (docs/design.md "Blocking calls"; for
  * Windows, docs/platforms.md): whatever the call leaves in thread-local
  * state that the task needs (errno) travels with the task. errno is saved
- * at every switch-out and put back at switch-in (sched.c switch_out), so it
+ * at every switch-out and put back at switch-in (sched.c k_switch), so it
  * survives weft_block_end even when the task resumes on another thread.
  * One caveat no runtime can fix from inside: glibc declares
  * __errno_location const, so a compiler may compute &errno once in a

@@ -49,8 +49,6 @@ struct k_lock {
 #endif
 };
 
-#define K_LOCK_INIT {0}
-
 void k_lock(struct k_lock *l);
 void k_unlock(struct k_lock *l);
 bool k_trylock(struct k_lock *l);

@@ -44,8 +44,6 @@ bool k_park_unlock(struct task *t, void *arg);
  * blocked in the poller and the monitor, pass their lists to
  * k_sched_inject). */
 void k_ready(struct task *t);
-/* The same (kept as the name timers and the poller use). */
-#define k_ready_any k_ready
 
 /* Puts the calling task at the back of the queue and runs others. */
 void k_yield(void);

@@ -126,8 +126,7 @@ static struct {
     struct region *carving; /* the arena new default stacks are cut from */
     uint32_t next_arena;    /* stacks in the next arena */
     struct pooled *free;    /* free default stacks, LIFO */
-    size_t nfree;
-    size_t nhot; /* of which not discarded */
+    size_t nhot; /* free stacks not discarded */
 } pool;
 
 /* Stacks created this run, by guard kind (enum hal_guard_kind). Atomic:
@@ -257,7 +256,6 @@ static inline void pool_push(const struct k_stack *s, bool discarded)
     p->guard_kind = s->guard_kind;
     p->discarded = discarded;
     pool.free = p;
-    pool.nfree++;
 }
 
 /* Takes up to want free stacks from the pool, most recently freed first.
@@ -269,7 +267,6 @@ static uint32_t pool_take(struct k_stack *out, uint32_t want)
     for (; n < want && pool.free != NULL; n++) {
         struct pooled *p = pool.free;
         pool.free = p->next;
-        pool.nfree--;
         if (!p->discarded)
             pool.nhot--;
         out[n].hi = (char *)p + POOLED_AT;
@@ -351,16 +348,6 @@ static void default_free(struct k_stack *s)
         return;
     }
     pool_put(s, 1);
-}
-
-void k_stack_cache_flush(struct k_stack_cache *c)
-{
-    /* Newest last in the cache, but pool_put keeps the first ones hot. */
-    struct k_stack rev[K_STACK_CACHE];
-    for (uint32_t i = 0; i < c->n; i++)
-        rev[i] = c->stacks[c->n - 1 - i];
-    pool_put(rev, c->n);
-    c->n = 0;
 }
 
 /* ---- Stacks of their own size ---- */

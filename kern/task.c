@@ -68,8 +68,6 @@ struct task *k_task_new(struct proc *p, size_t stack_size)
                 return NULL;
             k_lock(&k_sched.alltasks_lock);
             t->all_next = k_sched.alltasks;
-            if (k_sched.alltasks)
-                k_sched.alltasks->all_prev = t;
             k_sched.alltasks = t;
             k_unlock(&k_sched.alltasks_lock);
         }

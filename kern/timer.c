@@ -342,7 +342,7 @@ static void sleep_fire(struct k_timer *t, uint64_t seq, int64_t now)
 {
     (void)seq;
     (void)now;
-    k_ready_any((struct task *)t->arg);
+    k_ready((struct task *)t->arg);
 }
 
 /* Park callback: the task is WAITING; start its timer. */
