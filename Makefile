@@ -89,8 +89,9 @@ PORT_INC := -I. -Iinclude -Ihal -Ihal/$(OS) -Ihal/$(ARCH)
 # that goals that need no compiler do not run it.
 CC_INCLUDE = $(eval CC_INCLUDE := $$(shell $(CC) -print-file-name=include 2>/dev/null))$(CC_INCLUDE)
 
-# kern/: freestanding C11 (DESIGN.md "The one rule"). check-freestanding
-# compiles with KERN_FS_CFLAGS, the same flags less the variant's.
+# kern/: freestanding C11 (docs/design.md "The freestanding rule").
+# check-freestanding compiles with KERN_FS_CFLAGS, the same flags less the
+# variant's.
 KERN_FS_CFLAGS = -std=c11 -ffreestanding -fno-builtin -fno-stack-protector -fno-common \
                  -nostdinc -isystem $(CC_INCLUDE) $(PORT_INC) $(ARCH_CFLAGS) $(PIC) $(WARN)
 KERN_CFLAGS    = $(KERN_FS_CFLAGS) $(OPT) $(SANFLAGS) $(DEPFLAGS)
@@ -304,7 +305,7 @@ ifneq ($(and $(filter linux-aarch64,$(TEST_TARGETS)),$(filter-out aarch64,$(HOST
 	done
 endif
 
-# The sanitizer passes of `make test` (DESIGN.md "Testing"): every case of
+# The sanitizer passes of `make test` (docs/design.md "Testing"): every case of
 # tests/test_cases.py on the native target built with each of TEST_SANS,
 # F_SCALED counts divided by 10 (TEST_SCALE above), each case in its own
 # process with its timeout as usual. Only when the native target is tested
@@ -340,12 +341,11 @@ endif
 #  5. the targeted storms (STORM_CASES) STORM_REPEAT times each and the
 #     other regression tests (REGRESSION_CASES) STRESS_REGRESSION_REPEAT
 #     times each, with preemption on and with WEFT_PREEMPT=0. Twenty runs of
-#     a case that fails one run in 8 all pass 7% of the time (0.875^20):
-#     that is how timer_many's crash (issue 20) got through step 3. A storm
-#     aims at one race and fails most runs when it is there; 200 runs let a
-#     1-in-10 failure through with odds of 0.9^200, about 1e-9.
-# Measured on the 2-core VM (2026-11-23/24): 1. 5 s, 2. 6 min, 3. 22 min
-# (2640 runs), 4. 29 min (5280 runs over both targets): 58 min in all.
+#     a case that fails one run in 8 all pass 7% of the time (0.875^20),
+#     which is why step 3 alone is not enough. A storm aims at one race and
+#     fails most runs when it is there; 200 runs let a 1-in-10 failure
+#     through with odds of 0.9^200, about 1e-9.
+# How long each step takes: docs/HACKING.md ("Tests").
 STRESS_REPEAT   ?= 20
 STRESS_PROCS    ?= 1,2,4,8
 STRESS_OFF_MULT ?= 25

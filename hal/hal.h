@@ -96,7 +96,7 @@ void hal_stack_register(void *lo, void *hi);
 int hal_thread_start(void (*fn)(void *), void *arg, hal_thread_t *out);
 
 /* Waits for a thread started by hal_thread_start to return, and frees it.
- * (hal_futex_wait, hal_futex_wake and hal_abort are async-signal-safe.) */
+ * Blocks the calling thread. */
 void hal_thread_join(hal_thread_t t);
 
 /* Lets a thread started by hal_thread_start go unjoined: the OS frees it
@@ -141,10 +141,12 @@ int hal_cpu_count(void);
 
 /* If *addr == expect, sleeps until woken by hal_futex_wake, a timeout of
  * timeout_ns nanoseconds (< 0: none) passes, or spuriously. Returns 0
- * (woken, spurious, or *addr != expect) or HAL_ETIMEDOUT. Blocks the thread. */
+ * (woken, spurious, or *addr != expect) or HAL_ETIMEDOUT. Blocks the
+ * thread. Async-signal-safe. */
 int hal_futex_wait(uint32_t *addr, uint32_t expect, int64_t timeout_ns);
 
-/* Wakes up to n threads waiting on addr (n = INT32_MAX: all). Never blocks. */
+/* Wakes up to n threads waiting on addr (n = INT32_MAX: all). Never
+ * blocks. Async-signal-safe. */
 void hal_futex_wake(uint32_t *addr, int32_t n);
 
 /* Sleeps the thread for ns nanoseconds (used only by backoff paths). */
@@ -169,7 +171,8 @@ const char *hal_getenv(const char *name);
  * Async-signal-safe. */
 void hal_write_err(const char *s, size_t n);
 
-/* Ends the process abnormally at once (no atexit handlers). */
+/* Ends the process abnormally at once (no atexit handlers).
+ * Async-signal-safe. */
 _Noreturn void hal_abort(void);
 
 /* ------------------------------------------------------------------------
@@ -361,7 +364,7 @@ void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size,
 void hal_ctx_switch(struct hal_context *from, struct hal_context *to);
 
 /* ------------------------------------------------------------------------
- * Preemption (DESIGN.md "Preemption in C"). The port interrupts a thread
+ * Preemption (docs/design.md "Preemption in C"). The port interrupts a thread
  * and calls kern_preempt on it; kern decides whether the interrupted point
  * is safe, and may switch the task away from inside the callback. POSIX
  * does this with SIGURG handled on the task's own stack: when kern resumes

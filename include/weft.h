@@ -94,8 +94,9 @@ int weft_procs(void);             /* procs of the running runtime, 0 if none */
 int64_t weft_now(void);           /* monotonic nanoseconds */
 
 /* Parks the calling task for at least ns nanoseconds (<= 0: yields). The
- * wake-up has the poller's nanosecond resolution (on Linux typically
- * 20-60 us late, never early); sleeping uses no CPU. A wake-up time past
+ * wake-up has the poller's nanosecond resolution (late by the OS's wake-up
+ * latency, tens of microseconds on Linux, never early: docs/benchmarks.md);
+ * sleeping uses no CPU. A wake-up time past
  * INT64_MAX (weft_now()'s scale) is INT64_MAX: the task sleeps for the
  * rest of the run, which is not a deadlock. 0 or WEFT_ENOTASK. */
 int weft_sleep(int64_t ns);

@@ -108,11 +108,11 @@ K_STATIC_ASSERT(sizeof(struct large) <= LARGE_HDR, "large header fits");
 
 /* One per class (Go: mcentral), each on its own cache lines. */
 struct central {
-    /* Rank: alloc central. Taken after sched.lock and sema bucket locks,
-     * before heap_lock. Protects the fields below. */
+    /* Rank: alloc central. Taken after channel locks (select), a proc's
+     * timers_lock and the poller's locks (lock.h), before heap_lock.
+     * Protects the fields below. */
     alignas(K_CACHELINE) struct k_lock lock;
     void *free; /* objects given back, linked through their first word */
-    size_t nfree;
     char *span_next; /* the uncarved part of the class's current span */
     char *span_end;
 };
@@ -280,7 +280,6 @@ static void *central_take(unsigned cls, uint32_t want, uint32_t *got)
         head = p;
         n++;
     }
-    ce->nfree -= n;
     while (n < want) {
         size_t left = (size_t)(ce->span_end - ce->span_next) / size;
         if (left == 0) {
@@ -305,14 +304,13 @@ static void *central_take(unsigned cls, uint32_t want, uint32_t *got)
     return head;
 }
 
-/* Gives back a chain of n objects, head to tail, to class cls's list. */
-static void central_put(unsigned cls, void *head, void *tail, size_t n)
+/* Gives back a chain of objects, head to tail, to class cls's list. */
+static void central_put(unsigned cls, void *head, void *tail)
 {
     struct central *ce = &mem.central[cls];
     k_lock(&ce->lock);
     *(void **)tail = ce->free;
     ce->free = head;
-    ce->nfree += n;
     k_unlock(&ce->lock);
 }
 
@@ -348,26 +346,9 @@ static K_NOINLINE void cache_release(struct k_mcache *c, unsigned cls)
         n++;
     }
     k_assert(n == c->count[cls] - keep);
+    (void)n; /* counted for the assertion (DEBUG builds) */
     c->count[cls] = keep;
-    central_put(cls, head, tail, n);
-}
-
-void k_mcache_flush(struct k_mcache *c)
-{
-    for (unsigned cls = 0; cls < K_NCLASS; cls++) {
-        void *head = c->free[cls];
-        if (head == NULL)
-            continue;
-        void *tail = head;
-        size_t n = 1;
-        while (*(void **)tail != NULL) {
-            tail = *(void **)tail;
-            n++;
-        }
-        central_put(cls, head, tail, n);
-        c->free[cls] = NULL;
-        c->count[cls] = 0;
-    }
+    central_put(cls, head, tail);
 }
 
 /* ---- Large objects ---- */
@@ -472,7 +453,7 @@ void k_free(void *p, size_t size)
             cache_release(c, cls);
         return;
     }
-    central_put(cls, p, p, 1);
+    central_put(cls, p, p);
 }
 
 /* ---- Life cycle ---- */

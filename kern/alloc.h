@@ -47,9 +47,6 @@ void *k_zalloc(size_t size);
  * NULL is ignored. */
 void k_free(void *p, size_t size);
 
-/* Moves every object of a cache to the central lists (a proc going away). */
-void k_mcache_flush(struct k_mcache *c);
-
 /* Bytes of address space currently reserved (for weft_stats): heap arenas,
  * large objects and stacks. */
 uint64_t k_mem_reserved(void);
@@ -102,8 +99,6 @@ void k_stack_free(struct k_stack *s);
 /* Whether s is a stack of the run's default size (what a spawn with size 0
  * gets, preemption headroom included), as opposed to one of its own size. */
 bool k_stack_is_default(const struct k_stack *s);
-/* Moves a proc's cached stacks to the central pool. */
-void k_stack_cache_flush(struct k_stack_cache *c);
 /* Keeps the reservation that holds s (in use by a task whose thread
  * weft_run abandons in a blocking call) out of k_stack_fini's release, and
  * returns a handle to it. Any thread, before k_stack_fini. */
@@ -118,7 +113,7 @@ void k_stack_unkeep(void *region);
 void k_stack_counts(uint64_t *region, uint64_t *protect, uint64_t *none);
 
 /* The calling thread's proc caches, or NULL when it holds no proc.
- * Defined by the scheduler (proc.c). */
+ * Defined by the scheduler (task.c). */
 struct k_mcache *k_mcache_self(void);
 struct k_stack_cache *k_stack_cache_self(void);
 

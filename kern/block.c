@@ -23,16 +23,16 @@
  * thread ran on a proc that still named the other thread as its holder,
  * and the monitor's preemption signals went to the thread in the OS.
  *
- * The common path pins nothing (reference/go-windows-syscall-no-
- * lockosthread.txt): whatever the call leaves in thread-local state that
- * the task needs (errno) travels with the task. errno is saved at every
- * switch-out and put back at switch-in (sched.c switch_out), so it
+ * The common path pins nothing (docs/design.md "Blocking calls"; for
+ * Windows, docs/platforms.md): whatever the call leaves in thread-local
+ * state that the task needs (errno) travels with the task. errno is saved
+ * at every switch-out and put back at switch-in (sched.c k_switch), so it
  * survives weft_block_end even when the task resumes on another thread.
  * One caveat no runtime can fix from inside: glibc declares
  * __errno_location const, so a compiler may compute &errno once in a
  * function and reuse it after a weft call that moved the task, reading the
  * old thread's errno. weft_errno() (the value at the last weft_block_end,
- * kept in the task) is always right; docs/scheduler.md says more.
+ * kept in the task) is always right; include/weft.h says so to users.
  *
  * Between begin and end the task must call nothing in weft but weft_now
  * (its thread holds no proc). It is never preempted there.

@@ -30,7 +30,7 @@
  * inside a channel's.
  *
  * Non-blocking operations first check, without the lock, whether they are
- * bound to fail (Go does the same); see try_send_fails / try_recv_fails.
+ * bound to fail (Go does the same); see try_send_fails / try_recv_fast.
  *
  * Departures from Go: sending on or closing a closed channel returns
  * WEFT_ECLOSED instead of panicking, and closing a NULL channel returns

@@ -24,7 +24,6 @@
 #define K_LIKELY(x) __builtin_expect(!!(x), 1)
 #define K_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define K_NOINLINE __attribute__((noinline))
-#define K_UNUSED __attribute__((unused))
 #define K_CACHELINE 64
 #define K_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define K_MIN(a, b) ((a) < (b) ? (a) : (b))

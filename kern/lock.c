@@ -43,7 +43,7 @@ static void set_owner(struct k_lock *l)
 void k_lock(struct k_lock *l)
 {
 #ifdef WEFT_DEBUG
-    if (l->owner && l->owner == k_thread_self() && l->owner != NULL)
+    if (l->owner != NULL && l->owner == k_thread_self())
         k_panic("k_lock: recursive lock");
 #endif
     held_inc();

@@ -8,19 +8,33 @@
  * on weft_mutex, which parks the task instead.
  *
  * While a thread holds any k_lock it must not switch tasks, and it is not
- * preemptible (the count is kept in the thread; see k_locks_held). In DEBUG
- * builds each lock records its owner and panics on recursion or on an
- * unlock by a non-owner.
+ * preemptible (the count is kept in the thread; see k_locks_held). The one
+ * exception is the lock that k_park's unlock function releases: it stays
+ * held across a direct switch to the next task of the proc, which releases
+ * it first thing (sched.c, "Direct switches"). In DEBUG builds each lock
+ * records its owner and panics on recursion or on an unlock by a
+ * non-owner.
  *
  * Lock order (take left before right; never the reverse):
  *   channel locks (in address order)  before  sched.lock
  *   sema bucket locks  before  sched.lock
- *   sched.lock  before  alloc central locks  before  the heap lock
+ *   a poll descriptor's lock  before  sched.lock
+ *     (None of these is held when sched.lock is taken in today's code: a
+ *     task is readied after its wait structure's lock is dropped. The
+ *     order says which way round they would go.)
+ *   sched.lock  before  alltasks_lock (only a k_trylock, in the deadlock
+ *     report's dump)
+ *   channel locks (select's waiters)  before  alloc central locks
  *   the poller's foreign lock  before  the poller's lock  before  alloc
  *     central locks; the foreign lock  before  a poll descriptor's lock
- *     before  timers_lock and sched.lock (kern/poller.[ch])
- *   the heap lock and the stack pool lock are leaves: nothing is taken
- *   while holding them (stack.c never calls k_alloc).
+ *   a poll descriptor's lock, a weft_timer's lock  before  a proc's
+ *     timers_lock  before  alloc central locks (kern/poller.[ch], timer.c)
+ *   sched.lock  before  alloc central locks  before  the heap lock
+ *   any lock held into k_park  before  the stack pool lock (a direct
+ *     switch to a task that never ran takes a stack for it)
+ *   the heap lock, the stack pool lock, alltasks_lock and preempt.c's
+ *   ranges lock are leaves: nothing is taken while holding them (stack.c
+ *   never calls k_alloc).
  */
 #ifndef WEFT_KERN_LOCK_H
 #define WEFT_KERN_LOCK_H
@@ -34,8 +48,6 @@ struct k_lock {
     void *owner; /* the holding kern thread; written only by the holder */
 #endif
 };
-
-#define K_LOCK_INIT {0}
 
 void k_lock(struct k_lock *l);
 void k_unlock(struct k_lock *l);

@@ -38,10 +38,11 @@
  * pending, only until a grace (an eighth of the slice, the busy nap) after
  * the earliest one. An idle process with no timer uses no CPU.
  *
- * Waking the monitor is a futex wake (about 8 µs on these VMs, with the
- * woken thread competing for the waker's CPU), and the thread that leaves
- * every proc idle is often on its way from a timer to the task it readied
- * (a 1 ms sleep was 15-20 µs late for it). So the monitor publishes when it
+ * Waking the monitor is a futex wake (microseconds for the waker, and the
+ * woken thread competes for the waker's CPU), and the thread that takes a
+ * proc off an all-idle list is often on its way from a timer to the task
+ * it readied, whose sleep that wake makes late (docs/benchmarks.md,
+ * "Figures behind the code"). So the monitor publishes when it
  * will look again by itself (mon.until, before every nap and park), and
  * k_monitor_work wakes it only if that is more than the grace away: a
  * task that starts then waits at most a grace longer for the monitor's
@@ -67,8 +68,8 @@
 /* Why the monitor was woken (mon.wake). A kick restarts the short naps; a
  * proc leaving the idle list or the run stopping only ends a park or a nap:
  * the naps keep their length, because every proc going idle and one coming
- * back is the ordinary rhythm of a server waiting on its network (echo: tens
- * of thousands of times a second), not news that needs 20 µs naps. */
+ * back is the ordinary rhythm of a server waiting on its network (many
+ * times a millisecond), not news that needs 20 µs naps. */
 enum { WAKE_NONE = 0, WAKE_LOOK = 1, WAKE_KICK = 2 };
 
 /* What the monitor saw of one proc last round (Go: sysmontick). Owned by
@@ -324,8 +325,8 @@ static void monitor_main(void *arg)
         /* A poll that found something is not a reason for 20 µs naps (Go's
          * sysmon does not count it either): a server whose threads are
          * busy would otherwise get 50 short naps, each taking a CPU from
-         * them, after every poll the monitor makes for them (echo: 1683
-         * of 2671 rounds in 1.35 s were such naps). */
+         * them, after every poll the monitor makes for them
+         * (docs/benchmarks.md, "Figures behind the code"). */
         poll_network(now);
         if (acted)
             idle = 0;

@@ -394,7 +394,7 @@ void k_pollfd_release(struct k_pollfd *pd)
     pd->last_out = true;
     k_unlock(&pd->lock);
     if (t)
-        k_ready_any(t);
+        k_ready(t);
 }
 
 int k_pollfd_close(struct k_pollfd *pd)
@@ -437,9 +437,9 @@ int k_pollfd_close(struct k_pollfd *pd)
                                             memory_order_relaxed);
     k_unlock(&pd->lock);
     if (rt)
-        k_ready_any(rt);
+        k_ready(rt);
     if (wt)
-        k_ready_any(wt);
+        k_ready(wt);
     /* Drop the open reference and ours. Acq_rel, as in k_pollfd_release:
      * at 0, every operation's use of the handle happened before this. */
     uint32_t old = atomic_fetch_sub_explicit(&pd->ref, 2 * PD_REF, memory_order_acq_rel);
@@ -520,7 +520,7 @@ static void wait_deadline_fire(struct k_timer *t, uint64_t seq, int64_t now)
         pd->waiter[w->mode] == w->task ? take_waiter(pd, w->mode, WEFT_ETIMEDOUT) : NULL;
     k_unlock(&pd->lock);
     if (task)
-        k_ready_any(task);
+        k_ready(task);
 }
 
 /* Park callback: the task is WAITING and is the side's waiter; start the
@@ -657,7 +657,7 @@ static void deadline_fire(struct k_timer *t, uint64_t seq, int64_t now)
     struct task *w = take_waiter(pd, m, WEFT_ETIMEDOUT);
     k_unlock(&pd->lock);
     if (w)
-        k_ready_any(w);
+        k_ready(w);
 }
 
 void k_pollfd_set_deadline(struct k_pollfd *pd, int64_t rd, int64_t wd)
@@ -693,7 +693,7 @@ void k_pollfd_set_deadline(struct k_pollfd *pd, int64_t rd, int64_t wd)
     k_unlock(&pd->lock);
     for (int m = 0; m < 2; m++)
         if (wake[m])
-            k_ready_any(wake[m]);
+            k_ready(wake[m]);
 }
 
 /* ---- the scheduler's side ---- */

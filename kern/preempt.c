@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * preempt.c — when a task may be preempted, and the public calls that
- * shape it (DESIGN.md "Preemption in C"; Go: preempt.go's
+ * shape it (docs/design.md "Preemption in C"; Go: preempt.go's
  * isAsyncSafePoint and wantAsyncPreempt, in C's terms).
  *
  * Go can stop a goroutine almost anywhere because its compiler records
@@ -23,14 +23,14 @@
  *
  * Otherwise the request stays set and the task honours it at its next
  * scheduler call: a park or yield switches anyway, and weft_go,
- * weft_nopreempt_end, weft_unlock_thread and weft_block_end call
- * k_preempt_point. The monitor also interrupts again (monitor.c) while the
- * task keeps overrunning, so a loop that spends half its time in libc is
- * still preempted within a few tries.
+ * weft_nopreempt_end and weft_unlock_thread call k_preempt_point. The
+ * monitor also interrupts again (monitor.c) while the task keeps
+ * overrunning, so a loop that spends half its time in libc is still
+ * preempted within a few tries.
  *
  * The switch itself (execute's SW_PREEMPT) puts the task at the back of
- * its proc's queue only after its context is saved, on the scheduler
- * stack, as every switch does (sched.c).
+ * the global queue, as Go does (gopreempt_m), only after its context is
+ * saved, on the scheduler stack, as every switch does (sched.c).
  */
 #include "kern/proc.h"
 

@@ -171,14 +171,10 @@ static uint32_t runq_grab(struct proc *victim, struct task **batch, bool steal_n
              * thread may need this CPU. While the thief sleeps it still
              * counts as spinning, so readiers on the victim do not wake yet
              * another thread (k_wakep): that, more than the steal, is what
-             * the sleep saves. 3 µs asked for; with Linux's timer slack
-             * (50 µs by default) a 3 µs nanosleep takes 78-84 µs (median)
-             * on the 2-core VM. Measured on the 2-core VM against a
-             * 50-iteration pause loop: select 262-298 -> 180-194 ns per
-             * message, buffered 32-40 -> 24-27 ns per item, pingpong at
-             * procs 2 168-204 -> 117-122 ns, and OS context switches in
-             * select 27k -> 2-3k per million messages. Asking 20 or 100 µs
-             * changed nothing measurable. status: a relaxed hint, it only
+             * the sleep saves. A short sleep is asked for; Linux's timer
+             * slack makes it longer, which did not matter (the figures,
+             * against a pause loop and longer sleeps: docs/benchmarks.md,
+             * "Figures behind the code"). status: a relaxed hint, it only
              * decides whether to sleep. */
             if (atomic_load_explicit(&victim->status, memory_order_relaxed) == PROC_RUNNING)
                 hal_sleep_ns(K_RUNNEXT_STEAL_WAIT_NS);

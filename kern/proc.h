@@ -47,8 +47,9 @@
  *            call ends (Go: exitsyscallfast), or the monitor's, to IDLE,
  *            before k_handoff (Go: retake). A call that lost its proc
  *            cannot take it back from a later call on it: that call's word
- *            has another gen (the ABA of issue 12: both were plain
- *            SYSCALL), and gens are 62 bits, never reused in a run.
+ *            has another gen (with the state alone, both words would be
+ *            plain SYSCALL: an ABA, tested by block_aba), and gens are 62
+ *            bits, never reused in a run.
  */
 enum proc_status {
     PROC_IDLE = 0,
@@ -190,7 +191,6 @@ struct thread {
     /* Protected by sched.lock: */
     struct thread *idle_next;
     struct proc *next_proc;    /* proc handed over by the waker (Go: nextp) */
-    bool idle;                 /* on sched.idle_threads */
     bool locked_idle;          /* waiting for its locked task (counted in
                                   sched.nidle_locked, on sched.locked_threads) */
     struct thread *locked_next;
@@ -250,7 +250,6 @@ struct sched {
     size_t stack_size;             /* default usable stack bytes */
     int preempt;                   /* 1 on, -1 off */
     bool preempt_async;            /* the port can interrupt threads */
-    struct thread *thread0;        /* weft_run's thread (not on all_threads) */
     int64_t timeslice_ns;
 
     _Atomic bool stopping;         /* weft_run is ending: threads leave */
@@ -295,7 +294,6 @@ void k_sched_loop(struct thread *th);       /* a thread's scheduler loop */
 void k_wakep(void);
 void k_sched_inject(struct task *list);     /* tasks from a poll, any thread */
 void k_stop_the_world(int result);          /* begin shutdown (any thread) */
-int k_sched_start(struct thread *th0);
 
 /* ---- runtime.c: worker threads' structs, and threads left in the OS ---- */
 /* A zeroed struct thread for a worker, or NULL. Its memory is not the

@@ -292,7 +292,6 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
         atomic_store(&running, 0);
         return err;
     }
-    int nprocs = k_sched.nprocs;
     size_t stack_size = k_sched.stack_size;
     if (k_mem_init() != 0) {
         memset(&k_sched, 0, sizeof k_sched);
@@ -322,7 +321,6 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
     hal_thread_enter();
     hal_thread_set(th0);
     th0->os = hal_thread_self();
-    k_sched.thread0 = th0;
     k_preempt_setup();
     err = make_procs(th0);
     bool monitor = false;
@@ -341,7 +339,6 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
         main_task->arg = arg;
         k_sched.main_task = main_task;
         k_runq_put(th0->proc, main_task, false);
-        (void)nprocs;
         k_sched_loop(th0);
         /* result: stored before stopping's seq_cst store, which
          * k_sched_loop's acquire load of stopping saw on its way out. */

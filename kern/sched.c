@@ -124,7 +124,6 @@ static struct proc *proc_idle_get(void)
 static void thread_idle_put(struct thread *th)
 {
     k_lock_assert_held(&k_sched.lock);
-    th->idle = true;
     th->idle_next = k_sched.idle_threads;
     k_sched.idle_threads = th;
     k_sched.nidle_threads++;
@@ -139,7 +138,6 @@ static void thread_idle_get_this(struct thread *th)
         pp = &(*pp)->idle_next;
     *pp = th->idle_next;
     th->idle_next = NULL;
-    th->idle = false;
     k_sched.nidle_threads--;
 }
 
@@ -151,7 +149,6 @@ static struct thread *thread_idle_get(void)
         return NULL;
     k_sched.idle_threads = th->idle_next;
     th->idle_next = NULL;
-    th->idle = false;
     k_sched.nidle_threads--;
     return th;
 }
@@ -621,7 +618,8 @@ static struct task *poll_take(struct proc *p, int64_t timeout_ns)
  * back, and one is done here only when more than that task became
  * runnable (or the global queue, which may be served first, has work). A
  * thread woken for the task this one is about to run only costs the task
- * a futex wake (about 8 µs on these VMs) on its way from the timer. */
+ * a futex wake on its way from the timer (docs/benchmarks.md, "Figures
+ * behind the code"). */
 static void run_timers(struct thread *th, struct proc *v, int64_t now)
 {
     th->held_wakes = 0;
@@ -635,41 +633,37 @@ static void run_timers(struct thread *th, struct proc *v, int64_t now)
         k_wakep();
 }
 
-/* Takes an idle proc for th to search with again; false if none.
+/* Takes an idle proc for th to search with again, after due timers or a
+ * blocking poll; false if none.
  *
- * For timers (due, or a blocking poll that timed out): the idle proc with
- * the earliest timer, and th does not spin. It runs that proc's due
- * timers at the top of find_runnable and then the task they readied, and
- * no other thread is woken on the way: as a spinner it would wake one
- * when it found the task (the last spinner to find work does, Go's
- * resetspinning), and a timer on another idle proc would need a steal.
- * Go, too, spins after its blocking poll only if it spun before; its
- * timer's goroutine then wakes a thread through ready's wakep (a 1 ms
- * sleep: 15-20 µs later with the two wake-ups than without).
- *
- * Otherwise (tasks from a poll went to the global queue): any idle proc,
- * and th spins. */
-static bool take_idle_proc(struct thread *th, bool for_timers)
+ * The idle proc with the earliest timer, and th does not spin. It runs
+ * that proc's due timers at the top of find_runnable and then the task
+ * they readied (or the first task its poll readied), and no other thread
+ * is woken on the way: as a spinner it would wake one when it found the
+ * task (the last spinner to find work does, Go's resetspinning), and a
+ * timer on another idle proc would need a steal. Go, too, spins after its
+ * blocking poll only if it spun before; its timer's goroutine then wakes
+ * a thread through ready's wakep, which makes a short sleep measurably
+ * later (docs/benchmarks.md). */
+static bool take_idle_proc(struct thread *th)
 {
     k_lock(&k_sched.lock);
-    if (for_timers) {
-        /* Put the idle proc with the earliest timer first. */
-        struct proc **best = NULL;
-        int64_t best_when = 0;
-        for (struct proc **pp = &k_sched.idle_procs; *pp; pp = &(*pp)->idle_next) {
-            /* Relaxed: only picks a proc; its timers run under their lock. */
-            int64_t w = atomic_load_explicit(&(*pp)->timer0, memory_order_relaxed);
-            if (w != 0 && (best == NULL || w < best_when)) {
-                best = pp;
-                best_when = w;
-            }
+    /* Put the idle proc with the earliest timer first. */
+    struct proc **best = NULL;
+    int64_t best_when = 0;
+    for (struct proc **pp = &k_sched.idle_procs; *pp; pp = &(*pp)->idle_next) {
+        /* Relaxed: only picks a proc; its timers run under their lock. */
+        int64_t w = atomic_load_explicit(&(*pp)->timer0, memory_order_relaxed);
+        if (w != 0 && (best == NULL || w < best_when)) {
+            best = pp;
+            best_when = w;
         }
-        if (best && best != &k_sched.idle_procs) {
-            struct proc *bp = *best;
-            *best = bp->idle_next;
-            bp->idle_next = k_sched.idle_procs;
-            k_sched.idle_procs = bp;
-        }
+    }
+    if (best && best != &k_sched.idle_procs) {
+        struct proc *bp = *best;
+        *best = bp->idle_next;
+        bp->idle_next = k_sched.idle_procs;
+        k_sched.idle_procs = bp;
     }
     struct proc *pp = proc_idle_get();
     k_unlock(&k_sched.lock);
@@ -677,11 +671,6 @@ static bool take_idle_proc(struct thread *th, bool for_timers)
         return false;
     th->proc = pp;
     pp->thread = th; /* seq_cst, so also a release (the monitor's acquire) */
-    if (!for_timers) {
-        th->spinning = true;
-        /* seq_cst: every nspinning update is (see startm). */
-        atomic_fetch_add_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
-    }
     return true;
 }
 
@@ -711,7 +700,7 @@ static bool poll_or_stop(struct thread *th)
              * held proc, whose holder runs it at its next scheduling
              * decision (one stuck in a long task: the monitor's
              * preemption); park, and do not poll with a zero timeout. */
-            if (take_idle_proc(th, true))
+            if (take_idle_proc(th))
                 return true;
         }
         if (!due && (until != 0 || k_poll_waiters() > 0) &&
@@ -744,7 +733,7 @@ static bool poll_or_stop(struct thread *th)
              * the first task the poll readied itself (runnext, not
              * spinning) and queues the rest locally for spinners to steal:
              * no thread is woken on the way from the event to its task. */
-            if (take_idle_proc(th, true)) {
+            if (take_idle_proc(th)) {
                 if (list) {
                     struct proc *p = th->proc;
                     struct task *first = list;
@@ -768,9 +757,9 @@ static bool poll_or_stop(struct thread *th)
             k_sched_inject(list);
             /* Every proc is busy: park (Go: stopm after injectglist), and
              * let their holders poll without blocking in find_runnable.
-             * Polling again at once made this thread a dedicated poller:
-             * a third thread on two cores, a wake-up per event batch
-             * (echo: 1.4 blocking polls per round trip, Go 0.05). */
+             * Polling again at once would make this thread a dedicated
+             * poller: one thread more than procs, and a wake-up per event
+             * batch (docs/benchmarks.md, "Figures behind the code"). */
         }
         if (until != 0 && !due)
             k_poll_wake_for(until); /* the poller must wake by our earliest */
@@ -810,9 +799,11 @@ static struct task *find_runnable(struct thread *th)
             atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0 &&
             (t = globrunq_take(p, 1)) != NULL)
             return t;
-        /* Work the monitor will do (issue 7; Go's sysmon), done every 61
-         * ticks by busy procs until it exists, with p->clock_ns (at most
-         * 64 ticks old: no clock read here). Timers 10 ms overdue on
+        /* Work the monitor does too (monitor.c: run_stranded_timers,
+         * poll_network), done every 61 ticks by busy procs as a second
+         * line (docs/poller.md: it costs one comparison per 61 ticks and
+         * covers the monitor's naps of up to 10 ms), with p->clock_ns (at
+         * most 64 ticks old: no clock read here). Timers 10 ms overdue on
          * another proc, whose holder is stuck in a long task (idle procs'
          * timers are run by the threads that take them): run them here.
          * Nobody has polled for 10 ms while this proc had work of its own
@@ -823,7 +814,7 @@ static struct task *find_runnable(struct thread *th)
          * proc whose thread the OS does not run (a loaded machine) can
          * honour no preemption, so nobody else would run its timers until
          * the 61st tick of some proc, 61 time slices, against a clock that
-         * old (timer_busy saw 0.4-0.7 s). One clock read per time slice. */
+         * old (docs/poller.md; timer_busy). One clock read per time slice. */
         bool preempted = th->preempted;
         th->preempted = false;
         if (preempted || p->schedtick % K_GLOBAL_TICK == 0) {
@@ -1141,13 +1132,13 @@ void k_sched_loop(struct thread *th)
 
 /* Switches the calling task to its thread's scheduler stack with a reason.
  * Returns when the task runs again, perhaps on another thread. */
-static void switch_out(enum switch_why why)
+void k_switch(enum switch_why why)
 {
     struct thread *th = k_thread_self();
     struct task *t = th->cur;
     th->why = why;
-    /* errno belongs to the task (DESIGN.md, blocking calls): it comes back
-     * on whichever thread resumes the task. */
+    /* errno belongs to the task (docs/design.md "Blocking calls"): it
+     * comes back on whichever thread resumes the task. */
     int err = hal_errno_get();
     hal_ctx_switch(&t->ctx, &th->sched_ctx);
     hal_errno_set(err);
@@ -1167,7 +1158,7 @@ static void switch_out(enum switch_why why)
  * thread->prev, and the task it switched to finishes the park (park_tail)
  * or queues it first thing when it resumes, on its own stack, which is
  * after the switch saved the old context. Every place where a task resumes
- * therefore calls k_switched_in: the end of switch_out, the end of
+ * therefore calls k_switched_in: the end of k_switch, the end of
  * switch_direct, and task_entry (a task's first run). Meanwhile the
  * parking task's wait structure stays locked (its unlock function is what
  * park_tail calls), so a waker cannot see the waiter yet. Nothing can
@@ -1243,11 +1234,6 @@ static void switch_direct(struct thread *th, struct task *t, struct task *next,
     k_switched_in();
 }
 
-void k_switch(enum switch_why why)
-{
-    switch_out(why);
-}
-
 struct task *k_task_self(void)
 {
     struct thread *th = k_thread_self();
@@ -1270,7 +1256,7 @@ void k_park(k_unlock_fn unlock, void *arg, enum wait_reason reason, void *obj)
     if (next != NULL)
         switch_direct(th, t, next, SW_PARK);
     else
-        switch_out(SW_PARK);
+        k_switch(SW_PARK);
     atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
 }
 
@@ -1297,7 +1283,7 @@ void k_ready(struct task *t)
     atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
     hal_ctx_prefetch(&t->ctx);
     if (K_UNLIKELY(!th || !th->proc)) {
-        /* No proc (the poller's thread, the monitor): global queue. */
+        /* No proc (a safe fallback, see sched.h): global queue. */
         k_lock(&k_sched.lock);
         k_globrunq_put(t);
         k_unlock(&k_sched.lock);
@@ -1323,12 +1309,12 @@ void k_yield(void)
     if (next != NULL)
         switch_direct(th, t, next, SW_YIELD);
     else
-        switch_out(SW_YIELD);
+        k_switch(SW_YIELD);
 }
 
 _Noreturn void k_task_exit(void)
 {
-    switch_out(SW_EXIT);
+    k_switch(SW_EXIT);
     k_panic("a dead task was resumed");
 }
 

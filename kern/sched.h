@@ -39,11 +39,11 @@ bool k_park_unlock(struct task *t, void *arg);
 /* Makes a WAITING task runnable: it goes to the calling thread's proc's
  * runnext slot (so it runs soon, on this proc: communication locality), and
  * an idle proc is woken if there is one and nobody is spinning. Called from
- * a thread holding no proc (the poller's, the monitor), the task goes to
- * the global queue instead. */
+ * a thread holding no proc, the task goes to the global queue instead
+ * (a safe fallback: the threads that ready tasks without a proc, the one
+ * blocked in the poller and the monitor, pass their lists to
+ * k_sched_inject). */
 void k_ready(struct task *t);
-/* The same (kept as the name timers and the poller use). */
-#define k_ready_any k_ready
 
 /* Puts the calling task at the back of the queue and runs others. */
 void k_yield(void);

@@ -108,9 +108,11 @@ struct sema_waiter {
 
 struct sema_bucket {
     /* Protects heads and the links of every waiter queued here, and the
-     * notify lists of the weft_conds that hash here. A leaf: no other lock
-     * is taken while it is held (k_ready and the allocator are called only
-     * after it is released), so it has no order against any other lock. */
+     * notify lists of the weft_conds that hash here. Nothing else is
+     * locked while it is held (k_ready and the allocator are called only
+     * after it is released), except the stack pool lock when k_park's
+     * direct switch starts a task that never ran (lock.h); lock.h ranks
+     * it before sched.lock. */
     struct k_lock lock;
     /* Tasks queued here, on any address. Changed under lock; read without
      * it by release (Go: semaRoot.nwait). Pairs with the semaphore word:

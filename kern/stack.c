@@ -9,14 +9,14 @@
  * overflow hits a guard page instead, which kern_fault reports by task.)
  *
  * Preemption headroom. An asynchronous preemption leaves its signal frame
- * on the task's stack for as long as the task is switched out (DESIGN.md
- * "Preemption in C"), so that frame is weft's use of the stack, not the
- * task's: every stack gets hal_preempt_headroom() bytes on top of the
- * size asked for (the default included), and a task keeps the room it
- * asked for whatever the machine. The headroom is the machine's, measured
- * by the port: a fixed allowance did not fit arm64 with SVE, whose frame
- * grows with the vector length (13.6 KiB at 2048 bits, more than a 16 KiB
- * stack could spare).
+ * on the task's stack for as long as the task is switched out
+ * (docs/design.md "Preemption in C"), so that frame is weft's use of the
+ * stack, not the task's: every stack gets hal_preempt_headroom() bytes on
+ * top of the size asked for (the default included), and a task keeps the
+ * room it asked for whatever the machine. The headroom is the machine's,
+ * measured by the port: a fixed allowance did not fit arm64 with SVE, whose
+ * frame grows with the vector length (13.6 KiB at 2048 bits, more than a
+ * 16 KiB stack could spare).
  *
  * Layout. Every reservation starts with one header page (struct region),
  * then its stacks, laid out upward, each [guard][usable]:
@@ -54,11 +54,11 @@
  *      a million tasks keeps one page each (4 GiB for a million 4 KiB
  *      pages), not the pages they touched, and the common reuse finds its
  *      top page, where the task starts, still there.
- * Rejected, measured with a million parked tasks: discarding the top page
- * too costs about 2.5 us more per task when the burst ends (the madvise
- * then frees a page and shoots down TLBs) and makes every reuse fault the
- * page in again; discarding on every free costs a system call per task
- * exit. Returning the top pages of a large idle pool is left to a
+ * Rejected: discarding the top page too, which makes the end of a burst
+ * slower (the madvise then frees a page and shoots down TLBs, for every
+ * task: docs/benchmarks.md, "Figures behind the code") and every reuse
+ * fault the page in again; discarding on every free, which costs a system
+ * call per task exit. Returning the top pages of a large idle pool is left to a
  * scavenger (Go's background scavenger), not written yet.
  *
  * Lock order: pool.lock is a leaf (lock.h); while holding it this file
@@ -126,8 +126,7 @@ static struct {
     struct region *carving; /* the arena new default stacks are cut from */
     uint32_t next_arena;    /* stacks in the next arena */
     struct pooled *free;    /* free default stacks, LIFO */
-    size_t nfree;
-    size_t nhot; /* of which not discarded */
+    size_t nhot; /* free stacks not discarded */
 } pool;
 
 /* Stacks created this run, by guard kind (enum hal_guard_kind). Atomic:
@@ -257,7 +256,6 @@ static inline void pool_push(const struct k_stack *s, bool discarded)
     p->guard_kind = s->guard_kind;
     p->discarded = discarded;
     pool.free = p;
-    pool.nfree++;
 }
 
 /* Takes up to want free stacks from the pool, most recently freed first.
@@ -269,7 +267,6 @@ static uint32_t pool_take(struct k_stack *out, uint32_t want)
     for (; n < want && pool.free != NULL; n++) {
         struct pooled *p = pool.free;
         pool.free = p->next;
-        pool.nfree--;
         if (!p->discarded)
             pool.nhot--;
         out[n].hi = (char *)p + POOLED_AT;
@@ -351,16 +348,6 @@ static void default_free(struct k_stack *s)
         return;
     }
     pool_put(s, 1);
-}
-
-void k_stack_cache_flush(struct k_stack_cache *c)
-{
-    /* Newest last in the cache, but pool_put keeps the first ones hot. */
-    struct k_stack rev[K_STACK_CACHE];
-    for (uint32_t i = 0; i < c->n; i++)
-        rev[i] = c->stacks[c->n - 1 - i];
-    pool_put(rev, c->n);
-    c->n = 0;
 }
 
 /* ---- Stacks of their own size ---- */

@@ -39,7 +39,7 @@ static void task_entry(void *arg)
  *
  * Stacks of the default size are given lazily (Go gives one at spawn): a
  * dead task from p's cache comes with its stack, otherwise the task gets
- * one when it first runs (k_task_give_stack), from whatever finished
+ * one when it first runs (k_task_first_run), from whatever finished
  * before it. A burst of a million short tasks spawned at once then runs
  * on a handful of warm stacks instead of touching a million fresh ones.
  * Other sizes are allocated here, so that a bad size fails in weft_go.
@@ -68,8 +68,6 @@ struct task *k_task_new(struct proc *p, size_t stack_size)
                 return NULL;
             k_lock(&k_sched.alltasks_lock);
             t->all_next = k_sched.alltasks;
-            if (k_sched.alltasks)
-                k_sched.alltasks->all_prev = t;
             k_sched.alltasks = t;
             k_unlock(&k_sched.alltasks_lock);
         }

@@ -92,7 +92,6 @@ struct task {
     void (*fn)(void *);
     void *arg;
     struct task *schedlink;     /* next in the global run queue (sched.lock) */
-    int64_t run_start_ns;       /* when it last started running (monitor) */
     bool fresh;                 /* never ran: no context yet, maybe no stack */
     int nopreempt;              /* weft_nopreempt_begin depth */
     bool blocking;              /* between weft_block_begin and _end */
@@ -111,14 +110,15 @@ struct task {
     void *_Atomic wait_obj;     /* the channel, lock, ... it waits on */
 
     /* Protected by sched.alltasks_lock: */
-    struct task *all_next, *all_prev;
+    struct task *all_next;
 
     /* Set by the waker before k_ready, read by the task after it resumes;
      * free for the subsystem it waits in (e.g. the select case that won). */
     void *_Atomic wake_data;
-    /* Waiters of this task in a blocking select (chan.c; owned by the task). */
+    /* Waiters of this task in a blocking select (select.c; owned by the task). */
     struct waiter *waiting;
-    /* Set while the task is in a select and some case may win (chan.c). */
+    /* Set while the task is in a select and some case may win (select.c,
+     * chan.h). */
     _Atomic uint32_t select_done;
 };
 

@@ -19,8 +19,8 @@
  * to the back of the global queue. A timer's function is called with no
  * lock held, so it may ready tasks and send on channels (not park).
  * Rejected: Go's lock-free timer status machine (timerModifying,
- * timerMoving, ...): a lock per heap, held for a few hundred ns, is what
- * Go itself went back to in 1.23.
+ * timerMoving, ...): a lock per heap, held only for a heap operation, is
+ * what Go itself went back to in 1.23.
  *
  * Several threads run one heap's timers, so a timer can be due on one
  * while another is still in its function (a periodic timer slower than
@@ -45,8 +45,9 @@
 
 /* A slot keeps a copy of its timer's when (Go 1.23: timerWhen), so that
  * sifting compares within the heap array instead of loading each child's
- * timer, which lives on its task's stack, a cache miss each: with 100k
- * sleepers, sift_down was a fifth of the CPU of the timers bench. */
+ * timer, which lives on its task's stack, a cache miss each: with many
+ * sleepers sift_down dominated the timers bench (docs/benchmarks.md,
+ * "Figures behind the code"). */
 
 static void heap_set(struct proc *p, uint32_t i, struct k_timer_slot s)
 {
@@ -242,8 +243,8 @@ int64_t k_timers_run(struct proc *p, int64_t now)
     /* What a timer readies goes to the caller's proc (runnext, pushing the
      * task there to the ring). Stop when that would overflow: half the
      * ring, readied tasks included, would go to the tail of the global
-     * queue, behind everything there (100k unstarted spawns: half a second
-     * late), while a due timer left in the heap fires at the next
+     * queue, behind everything there (behind 100k unstarted spawns, say:
+     * docs/poller.md), while a due timer left in the heap fires at the next
      * scheduling decision that has room, or by a thief. Room returns when
      * the holder runs runnext or a ring task: a due timer waits no longer
      * than the tasks already on this proc. */
@@ -341,7 +342,7 @@ static void sleep_fire(struct k_timer *t, uint64_t seq, int64_t now)
 {
     (void)seq;
     (void)now;
-    k_ready_any((struct task *)t->arg);
+    k_ready((struct task *)t->arg);
 }
 
 /* Park callback: the task is WAITING; start its timer. */

@@ -97,8 +97,9 @@ void k_timer_quiesce(struct k_timer *t);
  * a proc stops early when its run queue has no room left (what the timers
  * ready would overflow to the global queue); the rest stay due. Returns
  * p's earliest remaining time (<= now when some were left), 0 if none.
- * Entry point for the monitor too (it must hold a proc, or start a thread
- * with k_wakep instead: see k_timers_earliest). */
+ * The monitor holds no proc and never calls it: for due timers that no
+ * thread looks at it wakes a thread with k_wakep (monitor.c,
+ * run_stranded_timers), which runs them as it searches for work. */
 int64_t k_timers_run(struct proc *p, int64_t now);
 /* The earliest pending timer of every proc, 0 if none. Any thread. */
 int64_t k_timers_earliest(void);

@@ -29,7 +29,6 @@ struct waiter {
 
     /* Owned by the waiting task: */
     struct waiter *wait_link; /* the task's next waiter (select) */
-    int64_t since_ns;
 };
 
 /* A zeroed waiter for task t, from the calling thread's proc cache. */

@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: MIT
 # linux-aarch64: cross-built with aarch64-linux-gnu-gcc and run under
-# qemu-user on an x86_64 host (PLATFORMS.md §3); native on an arm64 host.
+# qemu-user on an x86_64 host (docs/platforms.md); native on an arm64 host.
 #
 # Linking: dynamic, run as `qemu-aarch64 -L /usr/aarch64-linux-gnu`, which
-# finds the cross glibc (libc6-dev-arm64-cross) there. Measured: the same
-# results as -static, and it keeps the sanitizer builds possible (their
-# runtimes are shared libraries).
+# finds the cross glibc (libc6-dev-arm64-cross) there. It gives the same
+# results as -static (docs/platforms.md) and keeps the sanitizer builds
+# possible (their runtimes are shared libraries).
 OS   := posix
 ARCH := aarch64
 EXE  :=

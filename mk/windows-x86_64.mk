@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# windows-x86_64: cross-built with mingw-w64, run under Wine (PLATFORMS.md §4).
+# windows-x86_64: cross-built with mingw-w64, run under Wine (docs/platforms.md).
 # A later port: `make test` does not build it yet; `make TARGET=windows-x86_64`
 # does once hal/win32 exists. Install the toolchain with `scripts/deps.sh windows`.
 OS   := win32

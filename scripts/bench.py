@@ -28,8 +28,9 @@ import time
 # One entry per row: (scenario, params for both sides, quick-run overrides
 # or None to skip it in --quick, goals per metric). Variants of a scenario
 # are separate entries. procs, when absent, is the CPU count. Goals are
-# from shared BENCH.md: "<=0.7x" / ">=1.2x" compare the ratio to Go,
-# "<=15ms" the weft median, "floor+10" the weft median to the OS floor's.
+# docs/benchmarks.md's ("The goals"): "<=0.7x" / ">=1.2x" compare the
+# ratio to Go, "<=15ms" the weft median, "floor+10" the weft median to the
+# OS floor's.
 ENTRIES = [
     ("spawn", {"n": 1000000, "procs": 1}, {"n": 200000}, {"ns_per_task": "<=0.7x"}),
     ("spawn", {"n": 1000000, "procs": 2}, {"n": 200000}, {"ns_per_task": "<=0.7x"}),
@@ -124,7 +125,7 @@ def measure(entry, cmds, pairs, timeout):
 
 
 def goal_met(m):
-    """True/False for a goal from BENCH.md, None when there is none."""
+    """True/False for a goal (docs/benchmarks.md), None when there is none."""
     goal, med = m["goal"], m["median"]
     if not goal or "weft" not in med:
         return None

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# check-freestanding.sh — proves that kern/ is freestanding (DESIGN.md "The
-# one rule", STYLE.md 2.2), for one target. `make check-freestanding` runs it
-# for every Linux target whose compiler is installed; run directly without
-# the variables below, it does just that.
+# check-freestanding.sh — proves that kern/ is freestanding (docs/design.md
+# "The freestanding rule", docs/HACKING.md), for one target.
+# `make check-freestanding` runs it for every Linux target whose compiler
+# is installed; run directly without the variables below, it does just that.
 #
 # Environment (set by the Makefile): TARGET, CC, LD, NM, KERN_CFLAGS.
 # For `make check-template`, also FS_EXTRA_SRC (more freestanding files

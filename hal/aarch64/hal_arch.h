@@ -24,7 +24,8 @@
 
 /* Bytes of stack a Linux signal frame needs below a task's SP without SVE
  * or SME: the rt_sigframe with its 4 KiB of records is 4,704 bytes
- * (4,928 measured with the handler, PLATFORMS.md §8 item 9), rounded up.
+ * (4,928 measured with the handler: docs/platforms.md, "Preemption
+ * inside the signal handler"), rounded up.
  * SVE and SME registers can make it much larger (up to ~9 KiB for SVE at
  * 2048 bits, past the 4 KiB area in an extra_context record): the real
  * size is measured at run time (hal_preempt_headroom), this is its floor. */
@@ -90,8 +91,8 @@ static inline void hal_cpu_relax(void)
 /* A hint that ctx will be switched to soon (kern calls it when it readies
  * a task): start loading the saved frame hal_ctx_switch pops first. With
  * thousands of tasks those lines are cold, and the switch's first load
- * stalled on them (echo, 1000 connections: 4% of all CPU time on that one
- * load). A prefetch never faults, whatever sp holds. */
+ * stalls on them (docs/benchmarks.md, "Figures behind the code"). A
+ * prefetch never faults, whatever sp holds. */
 static inline void hal_ctx_prefetch(const struct hal_context *ctx)
 {
     uintptr_t sp = (uintptr_t)ctx->sp;

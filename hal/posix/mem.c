@@ -10,7 +10,8 @@
  * MAP_NORESERVE, mprotect charges nothing either (so commit fails only
  * when the kernel cannot split the mapping).
  *
- * Guards are the subtle part (PLATFORMS.md §7). The mapping table is
+ * Guards are the subtle part (docs/platforms.md, "Guard pages at
+ * scale"). The mapping table is
  * small: vm.max_map_count is 65,530 by default, and an mprotect'ed page
  * inside a read-write range splits it into three mappings, so guarded
  * stacks run out near 32.7k, and a process that runs out of mappings

@@ -3,7 +3,8 @@
  * preempt.c (posix) — asynchronous preemption with SIGURG, the code ranges
  * kern's safe-point check needs, and the thread's errno.
  *
- * The design is DESIGN.md's "Preemption in C" and PLATFORMS.md §8: the
+ * The design is docs/design.md's "Preemption in C" (and the prototype in
+ * docs/platforms.md, "Preemption inside the signal handler"): the
  * monitor sends SIGURG to one worker (hal_thread_preempt: pthread_kill);
  * the handler runs on whatever stack the thread was on — a task's own
  * stack when a task was running, because SIGURG has no SA_ONSTACK — and
@@ -21,9 +22,9 @@
  *   no SA_NODEFER  the kernel blocks SIGURG while the handler runs, so no
  *               delivery nests inside it: each nested delivery pushes one
  *               more frame on the task's stack, and with SA_NODEFER a
- *               thread that ran the handler slowly (qemu-user on a loaded
- *               machine, where a resend came every 50 us) piled seven
- *               frames onto a 16 KiB task stack and overflowed it. Only
+ *               thread that runs the handler slowly (qemu-user on a
+ *               loaded machine) piles frame on frame until the task's
+ *               stack overflows (docs/scheduler.md has the story). Only
  *               when kern is about to switch the task away does the
  *               handler unblock SIGURG (hal_preempt_switching): the thread
  *               goes on to run the scheduler and other tasks "inside" this

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sanitizer.c (posix) — announcing context switches to AddressSanitizer and
- * ThreadSanitizer (DESIGN.md "Memory"). Built only with SAN=asan or
+ * ThreadSanitizer (docs/design.md "Memory"). Built only with SAN=asan or
  * SAN=tsan (WEFT_SAN_ASAN / WEFT_SAN_TSAN); a release build compiles this
  * file to nothing, and struct hal_context has its sp alone.
  *

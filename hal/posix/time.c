@@ -4,7 +4,7 @@
  * it times (timers, deadlines, the monitor's ticks), wall for what it
  * reports to people.
  *
- * clock_gettime is a vDSO call on Linux (about 20 ns, no system call) and
+ * clock_gettime is a vDSO call on Linux (no system call) and
  * async-signal-safe per POSIX.1-2008, which the preemption handler needs.
  * CLOCK_MONOTONIC (not CLOCK_MONOTONIC_RAW) because it is the clock
  * futex and epoll timeouts are measured on, so a deadline computed from

@@ -26,7 +26,8 @@
 
 /* Bytes of stack a signal frame may need below a task's SP when the
  * kernel does not say (AT_MINSIGSTKSZ, Linux 5.14+): the frame with
- * AVX-512 state measured 3,040 bytes (PLATFORMS.md §8 item 9). The floor
+ * AVX-512 state measured 3,040 bytes (docs/platforms.md, "Preemption
+ * inside the signal handler"). The floor
  * of hal_preempt_headroom, which measures the machine. */
 #define HAL_SIGNAL_HEADROOM 4096
 
@@ -92,8 +93,8 @@ static inline void hal_cpu_relax(void)
 /* A hint that ctx will be switched to soon (kern calls it when it readies
  * a task): start loading the saved frame hal_ctx_switch pops first. With
  * thousands of tasks those lines are cold, and the switch's first load
- * stalled on them (echo, 1000 connections: 4% of all CPU time on that one
- * load). A prefetch never faults, whatever sp holds. */
+ * stalls on them (docs/benchmarks.md, "Figures behind the code"). A
+ * prefetch never faults, whatever sp holds. */
 static inline void hal_ctx_prefetch(const struct hal_context *ctx)
 {
     uintptr_t sp = (uintptr_t)ctx->sp;
