@@ -10,6 +10,7 @@
 #define WEFT_TEST_CHECK_H
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,11 @@ _Noreturn void t_skip(const char *why);
  * targets such as qemu) when the running case has F_SCALED. Multiplied by
  * WEFT_TEST_STRESS (>= 1) in `make stress`. */
 int64_t t_count(int64_t n);
+
+/* Whether tasks can be preempted asynchronously in this process: not with
+ * WEFT_PREEMPT=0, nor in a ThreadSanitizer build (hal/posix/preempt.c says
+ * why). A case whose tasks spin without a scheduler call skips otherwise. */
+bool t_async_preempt(void);
 
 /* How much slower than native the target runs (WEFT_TEST_TIMEOUT_MULT: 1
  * natively, 8 under qemu): a timing bound that checks against starvation

@@ -94,8 +94,12 @@ static void handoff_main(void *arg)
     CHECK_EQ(n, 1);
     CHECK_EQ(c, 'x');
     CHECK_GE(st.syscall_retakes, 1);
-    /* Starvation would be ~500 ms; the bench measures the real figure. */
-    CHECK_LT(h->max_gap, 100000000);
+    /* Starvation would be ~500 ms (the whole read); the bench measures the
+     * real figure. The bound only has to tell the two apart: 100 ms
+     * natively, up to 300 ms under emulation on a loaded machine (seen:
+     * 166 ms under qemu with both cores busy). */
+    int64_t bound = 100000000 * t_slack();
+    CHECK_LT(h->max_gap, bound < 300000000 ? bound : 300000000);
 }
 
 void t_block_handoff(void)

@@ -84,14 +84,15 @@ static void sleeper_main(void *arg)
                     "%llu preemptions, %llu retakes\n",
             sum / 1e6 / n, max_late / 1e6, (unsigned long long)st.preemptions,
             (unsigned long long)st.syscall_retakes);
-    /* Within two time slices (10 ms each) at the median; the worst case
-     * also includes the OS's delay in waking a thread on a loaded machine
-     * (shared CI VMs under load, qemu: tens of ms), so it only has to show
-     * no starvation. */
+    /* Without preemption the sleeper never runs again (the spinner stops
+     * only when it is done), so the bounds need only tell "preempted" from
+     * "starved": five time slices (10 ms each) at the median, a second at
+     * worst, both scaled under emulation, where a loaded machine delays
+     * waking a thread by tens of ms. */
     qsort(lates, (size_t)n, sizeof lates[0], cmp_i64);
     fprintf(stderr, "lateness p50 %.2f ms\n", lates[n / 2] / 1e6);
-    CHECK_LE(lates[n / 2], 2 * 10000000 * t_slack()); /* emulated: scaled */
-    CHECK_LE(max_late, 20 * 10000000);
+    CHECK_LE(lates[n / 2], 5 * 10000000 * t_slack());
+    CHECK_LE(max_late, 1000000000 * t_slack());
     CHECK_GT(st.preemptions, 0);
 }
 

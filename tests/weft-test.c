@@ -112,6 +112,16 @@ int64_t t_count(int64_t n)
     return n * stress;
 }
 
+bool t_async_preempt(void)
+{
+#ifdef WEFT_SAN_TSAN
+    return false;
+#else
+    const char *pre = getenv("WEFT_PREEMPT");
+    return !(pre && strcmp(pre, "0") == 0);
+#endif
+}
+
 int64_t t_slack(void)
 {
     return env_int("WEFT_TEST_TIMEOUT_MULT", 1, 1, 100);

@@ -155,6 +155,20 @@ static void on_preempt(int sig, siginfo_t *info, void *ucv)
 
 static void install(void)
 {
+#ifdef WEFT_SAN_TSAN
+    /* ThreadSanitizer runs a handler for an asynchronous signal late: it
+     * notes the signal and calls the handler at its next interceptor call
+     * (a pthread or libc call, made from weft's own code as often as not),
+     * with the frame saved at the signal. The PC in that frame no longer
+     * says where the thread is, so the safe-point check would let a task
+     * switch out in the middle of weft. A TSan build runs cooperatively. */
+    static const char tsan_msg[] = "weft: built with ThreadSanitizer, which delays signal "
+                                   "handlers; tasks are preempted only at scheduler calls "
+                                   "(cooperative)\n";
+    hal_write_err(tsan_msg, sizeof tsan_msg - 1);
+    install_result = HAL_EFAIL;
+    return;
+#endif
     self_pid = getpid();
     sigaction(SIGURG, NULL, &prev_urg);
     bool host_has_one = (prev_urg.sa_flags & SA_SIGINFO)

@@ -35,12 +35,14 @@
  * are kept in a table (fiber_renew); only those are ever destroyed: when
  * their context is made again, or when the memory holding it is released
  * (hal_mem_release at the end of a run calls hal_posix_san_released).
- * The old TSan in GCC 12 dies beyond 8128 threads and fibers, so a case
- * with more tasks alive at once cannot run under it.
+ * The TSan of GCC 12 dies beyond 8128 threads and fibers, so TSan builds
+ * use clang (Makefile: TSAN_CC); clang 14's TSan keeps 256 KiB of trace
+ * per fiber, which bounds the tasks a case can hold parked at once.
  *
- * Preemption switches inside the SIGURG handler through these same
- * wrappers; the handler never interrupts weft's own code (weft_text, which
- * includes this file), so a switch is never announced inside another.
+ * Under ASan, preemption switches inside the SIGURG handler through these
+ * same wrappers; the handler never interrupts weft's own code (weft_text,
+ * which includes this file), so a switch is never announced inside
+ * another. A TSan build does not preempt (hal/posix/preempt.c).
  */
 #if defined(WEFT_SAN_ASAN) || defined(WEFT_SAN_TSAN)
 
