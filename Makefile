@@ -366,8 +366,10 @@ stress:
 	@$(PYTEST) tests/test_cases.py -k "$(call k_expr,$(filter-out $(STORM_CASES),$(REGRESSION_CASES)))" --repeat $(STRESS_REGRESSION_REPEAT) $(PYTEST_ARGS)
 	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(call k_expr,$(filter-out $(STORM_CASES),$(REGRESSION_CASES)))" --repeat $(STRESS_REGRESSION_REPEAT) $(PYTEST_ARGS)
 
+# Only the compiler of $(TARGET) (the native one by default): the demo
+# needs nothing of what the tests use.
 demo:
-	@scripts/deps.sh
+	@scripts/deps.sh demo $(DEPS_GROUP)
 	@$(SUBMAKE) TARGET=$(TARGET) $(DEMO)
 	@echo "== $(strip $(RUN) $(DEMO))"
 	@$(RUN) $(DEMO)
