@@ -353,7 +353,7 @@ install: lib
 	$(Q)$(INSTALL) -m 644 $(SO_REAL) '$(DESTDIR)$(LIBDIR)/libweft.so.$(VERSION)'
 	$(Q)ln -sf libweft.so.$(VERSION) '$(DESTDIR)$(LIBDIR)/$(SONAME)'
 	$(Q)ln -sf $(SONAME) '$(DESTDIR)$(LIBDIR)/libweft.so'
-	$(Q)sed $(PC_SED) weft.pc.in > '$(DESTDIR)$(PKGCONFIGDIR)/weft.pc'
+	$(Q)sed -e '/^#/d' $(PC_SED) weft.pc.in > '$(DESTDIR)$(PKGCONFIGDIR)/weft.pc'
 	$(Q)chmod 644 '$(DESTDIR)$(PKGCONFIGDIR)/weft.pc'
 
 uninstall:
