@@ -140,7 +140,8 @@ def test_installed_tree(installed):
 
 def test_soname(installed):
     major, minor, patch = header_version()
-    out = run([READELF, "-d", str(installed / f"usr/lib/libweft.so.{major}.{minor}.{patch}")]).stdout
+    so = installed / f"usr/lib/libweft.so.{major}.{minor}.{patch}"
+    out = run([READELF, "-d", str(so)]).stdout
     m = re.search(r"\(SONAME\)\s+Library soname: \[([^\]]+)\]", out)
     assert m, out
     assert m.group(1) == f"libweft.so.{major}"
@@ -375,6 +376,33 @@ def test_cxx_program_links_and_runs(installed, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+CMAKELISTS = """
+cmake_minimum_required(VERSION 3.10)
+project(prog C)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(WEFT REQUIRED IMPORTED_TARGET weft)
+add_executable(prog prog.c)
+target_link_libraries(prog PRIVATE PkgConfig::WEFT)
+"""
+
+
+def test_cmake_pkg_check_modules(installed, tmp_path):
+    """The README's CMake lines build a program against the installed weft.
+    Optional: cmake is not among the packages `make test` installs."""
+    if not shutil.which("cmake"):
+        pytest.skip("cmake not installed (optional)")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "prog.c").write_text(PROGRAM)
+    (src / "CMakeLists.txt").write_text(CMAKELISTS)
+    env = pc_env(installed)
+    run(["cmake", "-S", str(src), "-B", str(tmp_path / "b")], env=env, timeout=120)
+    run(["cmake", "--build", str(tmp_path / "b")], env=env, timeout=120)
+    p = run_program(installed, tmp_path / "b" / "prog")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "libweft.so.%d" % header_version()[0] in needed(tmp_path / "b" / "prog")
+
+
 def test_uninstall_removes_what_install_put(tmp_path):
     root = tmp_path / "root"
     args = ["make", "--no-print-directory", f"DESTDIR={root}", "PREFIX=/opt/weft",
@@ -402,8 +430,8 @@ def test_callers_flags_are_additions(tmp_path):
     -fno-stack-protector against the caller's -fstack-protector-all, links
     keep -pthread), the result works, and a second make does nothing."""
     root = tree_copy(tmp_path / "weft")
-    args = ["make", "--no-print-directory", "V=1", "CFLAGS=-DWEFT_CALLER_FLAG -fstack-protector-all",
-            "LDFLAGS=-Wl,-z,now"]
+    args = ["make", "--no-print-directory", "V=1",
+            "CFLAGS=-DWEFT_CALLER_FLAG -fstack-protector-all", "LDFLAGS=-Wl,-z,now"]
     env = clean_env(WERROR="")
     out = run([*args, "-j2"], timeout=900, cwd=root, env=env).stdout
     b = root / "build" / NATIVE
