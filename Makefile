@@ -9,7 +9,7 @@
 #   make test                 deps, both Linux targets, check-freestanding, pytest,
 #                             preemption cases under qemu's SVE CPUs (test-sve),
 #                             then the native target under ASan+UBSan (test-san)
-#   make demo                 build and run examples/demo.c (needs only the native compiler)
+#   make demo                 build and run examples/demo.c (needs only the compiler)
 #   make install | uninstall  PREFIX=/usr/local DESTDIR= LIBDIR=$(PREFIX)/lib INCLUDEDIR=...
 #   make stress               the suite with --stress, 20 repetitions, procs 1,2,4,8
 #   make check-freestanding   prove kern/ is freestanding, for every Linux target
