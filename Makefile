@@ -9,13 +9,17 @@
 #   make test                 deps, both Linux targets, check-freestanding, pytest,
 #                             preemption cases under qemu's SVE CPUs (test-sve),
 #                             then the native target under ASan+UBSan (test-san)
-#   make demo                 build and run examples/demo.c
+#   make demo                 build and run examples/demo.c (needs only the compiler)
+#   make install | uninstall  PREFIX=/usr/local DESTDIR= LIBDIR=$(PREFIX)/lib INCLUDEDIR=...
 #   make stress               the suite with --stress, 20 repetitions, procs 1,2,4,8
 #   make check-freestanding   prove kern/ is freestanding, for every Linux target
 #   make check-template       prove hal/template is a complete port (kern links against it)
 #   make lint | format        clang-format check / rewrite
 #   make bench                weft against Go, side by side (mk/bench.mk)
 #   make clean
+#
+# CPPFLAGS, CFLAGS and LDFLAGS from the command line or the environment are
+# added to weft's own flags; WERROR=1 adds -Werror (on in `make test`).
 
 .SUFFIXES:
 .DELETE_ON_ERROR:
@@ -78,11 +82,43 @@ else
 $(error unknown SAN=$(SAN): use asan, tsan or ubsan)
 endif
 
-# ---- flags ---------------------------------------------------------------
+# ---- version ---------------------------------------------------------------
+# include/weft.h is the one place that sets it (WEFT_VERSION_MAJOR/MINOR/PATCH).
 
-WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+weft_version_part = $(shell sed -n 's/^.define WEFT_VERSION_$(1)  *\([0-9][0-9]*\)$$/\1/p' include/weft.h)
+VERSION_MAJOR := $(call weft_version_part,MAJOR)
+VERSION_MINOR := $(call weft_version_part,MINOR)
+VERSION_PATCH := $(call weft_version_part,PATCH)
+ifneq ($(words $(VERSION_MAJOR) $(VERSION_MINOR) $(VERSION_PATCH)),3)
+$(error include/weft.h: no WEFT_VERSION_MAJOR, _MINOR and _PATCH lines to read the version from)
+endif
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+# ---- flags ---------------------------------------------------------------
+# Three kinds, in this order on every command line:
+#  1. weft's defaults, which the caller may override: OPT, WARN;
+#  2. the caller's CPPFLAGS and CFLAGS (LDFLAGS when linking), from the
+#     command line or the environment, as a distribution's build passes them
+#     (Debian's dpkg-buildflags): additions, never replacements;
+#  3. what weft cannot do without, last so that nothing overrides it: the
+#     language and freestanding flags of kern, -fPIC, -fvisibility=hidden,
+#     -pthread, the sanitizer.
+# Include paths come first of all (-I is searched in order), so weft's own
+# headers win over an installed weft.h.
+
+# -Werror for development builds only: `make WERROR=1`; `make test` and
+# `make stress` turn it on (exported: every build and check they start).
+WERROR ?=
+ifneq ($(filter test stress,$(MAKECMDGOALS)),)
+WERROR := $(or $(WERROR),1)
+export WERROR
+endif
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes $(if $(filter 1,$(WERROR)),-Werror)
 DEPFLAGS := -MMD -MP
 PORT_INC := -I. -Iinclude -Ihal -Ihal/$(OS) -Ihal/$(ARCH)
+# Only the weft_* API (WEFT_EXTERN in weft.h) is exported; kern and the
+# port stay internal to the library (see the static library below).
+VISIBILITY := -fvisibility=hidden
 
 # The compiler's own freestanding headers (stddef.h, stdatomic.h, ...); with
 # -nostdinc there is no libc include path at all. Evaluated once, lazily, so
@@ -91,25 +127,32 @@ CC_INCLUDE = $(eval CC_INCLUDE := $$(shell $(CC) -print-file-name=include 2>/dev
 
 # kern/: freestanding C11 (docs/design.md "The freestanding rule").
 # check-freestanding compiles with KERN_FS_CFLAGS, the same flags less the
-# variant's.
-KERN_FS_CFLAGS = -std=c11 -ffreestanding -fno-builtin -fno-stack-protector -fno-common \
-                 -nostdinc -isystem $(CC_INCLUDE) $(PORT_INC) $(ARCH_CFLAGS) $(PIC) $(WARN)
-KERN_CFLAGS    = $(KERN_FS_CFLAGS) $(OPT) $(SANFLAGS) $(DEPFLAGS)
+# variant's and the caller's.
+KERN_REQ_CFLAGS = -std=c11 -ffreestanding -fno-builtin -fno-stack-protector -fno-common \
+                  -nostdinc -isystem $(CC_INCLUDE) $(ARCH_CFLAGS) $(PIC)
+KERN_FS_CFLAGS  = $(PORT_INC) $(KERN_REQ_CFLAGS) $(WARN)
+KERN_CFLAGS     = $(PORT_INC) $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS) $(KERN_REQ_CFLAGS) \
+                  $(VISIBILITY) $(SANFLAGS) $(DEPFLAGS)
 
 # hal/, tests/: hosted C11 with the OS headers.
-HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -I. -Iinclude -Ihal -Ihal/$(OS) -Ihal/$(ARCH) \
-               $(WARN) $(OPT) $(SANFLAGS) $(DEPFLAGS)
+HOST_REQ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread
+HOST_CFLAGS := $(PORT_INC) $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS) $(HOST_REQ_CFLAGS) \
+               $(SANFLAGS) $(DEPFLAGS)
 # ARCH_CFLAGS for the port too: on aarch64 it keeps GCC from calling libgcc's
 # outline atomics (__aarch64_cas8_relax, ...), which the linker puts in the
 # program's .text, where the preemption handler would take a task inside
 # them for the program's own code and switch it out half-way through a weft
 # call (the timer_many crash). tests/test_weft_calls.py proves that weft's
 # code calls nothing in the program's text.
-HAL_CFLAGS  := $(HOST_CFLAGS) $(ARCH_CFLAGS) $(PIC)
+HAL_CFLAGS  := $(HOST_CFLAGS) $(ARCH_CFLAGS) $(PIC) $(VISIBILITY)
 # examples/: the public API only.
-EXAMPLE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Iinclude $(WARN) $(OPT) $(SANFLAGS) $(DEPFLAGS)
+EXAMPLE_CFLAGS := -Iinclude $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS) $(HOST_REQ_CFLAGS) \
+                  $(SANFLAGS) $(DEPFLAGS)
 
-LDFLAGS := -pthread $(SANFLAGS)
+# Linking: the caller's CFLAGS too (as automake does: -flto, -m options,
+# -fsanitize must reach the link), then LDFLAGS, then weft's.
+WEFT_LDFLAGS := -pthread $(SANFLAGS)
+LINK = $(CC) $(CFLAGS) $(LDFLAGS) $(WEFT_LDFLAGS)
 
 # `make V=1` prints whole commands; the default prints one short line each.
 ifeq ($(V),1)
@@ -119,9 +162,15 @@ else
 Q := @
 say = @printf '  %-6s %s\n' $(1) $(2);
 endif
-# A shared library with an unresolved symbol fails at link time, not at load
-# time (sanitizer runtimes resolve from the executable, so not with SAN).
-SO_LDFLAGS := -shared $(if $(SAN),,-Wl,--no-undefined)
+# The shared library: libweft.so.MAJOR.MINOR.PATCH with SONAME
+# libweft.so.MAJOR. An unresolved symbol fails at link time, not at load
+# time (sanitizer runtimes resolve from the executable, so not with SAN);
+# mk/libweft.map exports weft_* and nothing else (not even the linker's
+# __start_weft_text/__stop_weft_text, below).
+SONAME := libweft.so.$(VERSION_MAJOR)
+SO_MAP := mk/libweft.map
+SO_LDFLAGS := -shared -Wl,-soname,$(SONAME) $(if $(SAN),,-Wl,--no-undefined) \
+              -Wl,--version-script=$(SO_MAP)
 
 # ---- sources -------------------------------------------------------------
 # Wildcards: a file is built as soon as it exists. Assembly is picked by OS
@@ -148,10 +197,15 @@ TEST_OBJ := $(call obj,$(TEST_SRC))
 DEMO_OBJ := $(call obj,$(DEMO_SRC))
 
 LIBA := $(B)/libweft.a
-LIBSO := $(if $(filter 1,$(SHARED)),$(B)/libweft.so)
+LIB_RELOC := $(B)/obj/libweft.o
+SO_REAL := $(B)/libweft.so.$(VERSION)
+LIBSO := $(if $(filter 1,$(SHARED)),$(SO_REAL) $(B)/$(SONAME) $(B)/libweft.so)
 WEFT_TEST := $(B)/weft-test$(EXE)
 DEMO := $(B)/demo$(EXE)
 EXAMPLES := $(patsubst examples/%.c,$(B)/%$(EXE),$(EXAMPLE_SRC))
+# Made by a chain of pattern rules, so make would delete them after the
+# first build as intermediate files, and the second build would remake them.
+.SECONDARY: $(call obj,$(EXAMPLE_SRC))
 TARGET_ENV := $(B)/target.env
 
 # ---- build ---------------------------------------------------------------
@@ -177,8 +231,13 @@ endif
 all: lib $(WEFT_TEST) $(DEMO) $(EXAMPLES) $(TARGET_ENV)
 lib: $(LIBA) $(LIBSO)
 
-# Everything is rebuilt when the build description changes.
-BUILD_DEPS := Makefile mk/$(TARGET).mk
+# Everything is rebuilt when the build description or the flags change:
+# $(FLAGS_FILE) holds the flags of the last build in $(B) and is rewritten
+# only when they differ (end of this file), so `make CFLAGS=-O3` after
+# `make` rebuilds everything and a second `make` nothing. -Werror is left
+# out of it: it changes no output.
+FLAGS_FILE := $(B)/flags
+BUILD_DEPS := Makefile mk/$(TARGET).mk $(FLAGS_FILE)
 
 $(B)/obj/kern/%.o: kern/%.c $(BUILD_DEPS)
 	@mkdir -p $(@D)
@@ -207,23 +266,49 @@ $(B)/obj/examples/%.o: examples/%.c $(BUILD_DEPS)
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(EXAMPLE_CFLAGS) -c $< -o $@
 
-$(LIBA): $(LIB_OBJ)
-	@mkdir -p $(@D)
+# Fails the build if $(1) (nm options, then the file) defines a global
+# symbol other than weft_*: the library exports the API and nothing else.
+define only_weft_exported
+@bad=$$($(NM) $(1) | awk 'NF >= 3 && $$3 !~ /^weft_/ {print $$3}'); \
+if [ -n "$$bad" ]; then echo "$@: exports names other than weft_*:" $$bad >&2; rm -f $@; exit 1; fi
+endef
+
+# The static library is one object: kern and the port linked together
+# (ld -r), then every hidden symbol made local, so that kern's k_* and the
+# port's hal_* are resolved inside it and a program's own hal_now_ns or
+# k_free neither clashes with them nor replaces them. The cost: a program
+# that uses weft links all of it (weft_run needs nearly all of it anyway).
+$(LIB_RELOC): $(LIB_OBJ)
+	$(call say,LD,$@)$(LD) -r -o $@ $^
+	$(Q)$(OBJCOPY) --localize-hidden $@
+	$(call only_weft_exported,-g --defined-only $@)
+
+$(LIBA): $(LIB_RELOC)
 	@rm -f $@
 	$(call say,AR,$@)$(AR) rcs $@ $^
 
-$(B)/libweft.so: $(LIB_OBJ)
+$(SO_REAL): $(LIB_OBJ) $(SO_MAP)
 	@mkdir -p $(@D)
-	$(call say,LINK,$@)$(CC) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(call say,LINK,$@)$(LINK) $(SO_LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
+	$(call only_weft_exported,-D --defined-only $@)
 
-$(WEFT_TEST): $(TEST_OBJ) $(LIBA)
-	$(call say,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIBA) $(LIBS)
+$(B)/$(SONAME): $(SO_REAL)
+	$(Q)ln -sf $(notdir $<) $@
+
+$(B)/libweft.so: $(B)/$(SONAME)
+	$(Q)ln -sf $(notdir $<) $@
+
+# weft-test's cases call kern's and the port's internals (k_*, hal_*), which
+# the libraries keep to themselves: it links the objects. The examples are
+# programs like any other and link the static library.
+$(WEFT_TEST): $(TEST_OBJ) $(LIB_OBJ)
+	$(call say,LINK,$@)$(LINK) -o $@ $(TEST_OBJ) $(LIB_OBJ) $(LIBS)
 
 $(DEMO): $(DEMO_OBJ) $(LIBA)
-	$(call say,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(DEMO_OBJ) $(LIBA) $(LIBS)
+	$(call say,LINK,$@)$(LINK) -o $@ $(DEMO_OBJ) $(LIBA) $(LIBS)
 
 $(B)/%$(EXE): $(B)/obj/examples/%.o $(LIBA)
-	$(call say,LINK,$@)$(CC) $(LDFLAGS) -o $@ $< $(LIBA) $(LIBS)
+	$(call say,LINK,$@)$(LINK) -o $@ $< $(LIBA) $(LIBS)
 
 # What the pytest runner needs to know about this build (tests/conftest.py).
 $(TARGET_ENV): $(BUILD_DEPS)
@@ -233,6 +318,54 @@ $(TARGET_ENV): $(BUILD_DEPS)
 	    'VARIANT=$(VARIANT)' > $@
 
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/*/*/*.d)
+
+# ---- install -------------------------------------------------------------
+# `make install` (as root, or with DESTDIR= for a package's staging root)
+# builds the library if needed and installs, under the usual names:
+#   $(INCLUDEDIR)/weft.h
+#   $(LIBDIR)/libweft.a
+#   $(LIBDIR)/libweft.so.MAJOR.MINOR.PATCH, libweft.so.MAJOR -> it, libweft.so -> that
+#   $(PKGCONFIGDIR)/weft.pc   (`pkg-config --cflags --libs [--static] weft`)
+# `make uninstall` removes exactly these files.
+
+PREFIX       ?= /usr/local
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR      ?=
+INSTALL      ?= install
+
+# weft.pc spells its directories from ${prefix} when they lie under it, so
+# that `pkg-config --define-prefix` and relocated trees work.
+pc_dir = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+PC_SED := -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_dir,$(LIBDIR))|' \
+          -e 's|@INCLUDEDIR@|$(call pc_dir,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|'
+INSTALLED := $(INCLUDEDIR)/weft.h $(LIBDIR)/libweft.a $(LIBDIR)/libweft.so.$(VERSION) \
+             $(LIBDIR)/$(SONAME) $(LIBDIR)/libweft.so $(PKGCONFIGDIR)/weft.pc
+
+.PHONY: install uninstall
+ifeq ($(OS),win32)
+# windows-x86_64, once hal/win32 is built: weft.dll in $(PREFIX)/bin (built
+# with -DWEFT_BUILDING_DLL), its import library libweft.dll.a and libweft.a
+# in $(LIBDIR), weft.h, and a weft.pc whose Cflags add -DWEFT_USING_DLL
+# (weft.h: WEFT_EXTERN). Not yet.
+install uninstall:
+	@echo "make $@: not yet for $(TARGET) (the windows port is in progress)" >&2; exit 1
+else
+install: lib
+	$(call say,INSTALL,$(DESTDIR)$(PREFIX))$(INSTALL) -d '$(DESTDIR)$(INCLUDEDIR)' \
+	    '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
+	$(Q)$(INSTALL) -m 644 include/weft.h '$(DESTDIR)$(INCLUDEDIR)/weft.h'
+	$(Q)$(INSTALL) -m 644 $(LIBA) '$(DESTDIR)$(LIBDIR)/libweft.a'
+	$(Q)$(INSTALL) -m 644 $(SO_REAL) '$(DESTDIR)$(LIBDIR)/libweft.so.$(VERSION)'
+	$(Q)ln -sf libweft.so.$(VERSION) '$(DESTDIR)$(LIBDIR)/$(SONAME)'
+	$(Q)ln -sf $(SONAME) '$(DESTDIR)$(LIBDIR)/libweft.so'
+	$(Q)sed -e '/^#/d' $(PC_SED) weft.pc.in > '$(DESTDIR)$(PKGCONFIGDIR)/weft.pc'
+	$(Q)chmod 644 '$(DESTDIR)$(PKGCONFIGDIR)/weft.pc'
+
+uninstall:
+	$(call say,RM,$(DESTDIR)$(PREFIX))rm -f $(foreach f,$(INSTALLED),'$(DESTDIR)$(f)')
+endif
 
 # ---- developer entry points ----------------------------------------------
 
@@ -373,8 +506,10 @@ stress:
 	@$(PYTEST) tests/test_cases.py -k "$(call k_expr,$(filter-out $(STORM_CASES),$(REGRESSION_CASES)))" --repeat $(STRESS_REGRESSION_REPEAT) $(PYTEST_ARGS)
 	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(call k_expr,$(filter-out $(STORM_CASES),$(REGRESSION_CASES)))" --repeat $(STRESS_REGRESSION_REPEAT) $(PYTEST_ARGS)
 
+# Only the compiler of $(TARGET) (the native one by default): the demo
+# needs nothing of what the tests use.
 demo:
-	@scripts/deps.sh
+	@scripts/deps.sh demo $(DEPS_GROUP)
 	@$(SUBMAKE) TARGET=$(TARGET) $(DEMO)
 	@echo "== $(strip $(RUN) $(DEMO))"
 	@$(RUN) $(DEMO)
@@ -430,9 +565,17 @@ help:
 # file, so that mk/bench.mk can add its own goals to NO_CC_GOALS.
 
 NO_CC_GOALS += clean help lint format deps test test-sve test-san stress demo check-freestanding \
-               freestanding-env print-%
+               freestanding-env uninstall print-%
 ifneq ($(filter-out $(NO_CC_GOALS),$(or $(MAKECMDGOALS),all)),)
 ifeq ($(shell command -v $(CC) 2>/dev/null),)
 $(error $(CC) not found (TARGET=$(TARGET)). Install it: scripts/deps.sh $(DEPS_GROUP) (as root), i.e. apt-get install -y --no-install-recommends $(DEPS_HINT))
 endif
+# The flags of this build, for $(FLAGS_FILE) (BUILD_DEPS above).
+BUILD_FLAGS := $(strip $(CC) | $(filter-out -Werror,$(KERN_CFLAGS) | $(HAL_CFLAGS) | \
+               $(EXAMPLE_CFLAGS)) | $(LINK) | $(SO_LDFLAGS) | $(LIBS))
+ifneq ($(file <$(FLAGS_FILE)),$(BUILD_FLAGS))
+$(shell mkdir -p $(B))
+$(file >$(FLAGS_FILE),$(BUILD_FLAGS))
 endif
+endif
+$(FLAGS_FILE): ;

@@ -2,8 +2,9 @@
 /*
  * weft.h — goroutines for C: the whole public API.
  *
- * One header, C11 and C++ compatible, no includes beyond <stddef.h> and
- * <stdint.h>, and no OS types: the ABI is the same on every target.
+ * One header for C11 and later or C++11 and later, no includes beyond
+ * <stddef.h> and <stdint.h>, and no OS types: the ABI is the same on every
+ * target.
  *
  * Conventions: a function that can fail returns 0 (or a count) on success
  * and a negative WEFT_E* code on failure. Functions that park the caller
@@ -26,6 +27,43 @@ extern "C" {
 #define WEFT_NORETURN _Noreturn
 #endif
 
+/*
+ * WEFT_EXTERN marks every function of the API. The library is built with
+ * hidden visibility, so these are the only names it exports: the rest of
+ * weft (kern's k_*, the port's hal_*) cannot clash with a program's own.
+ * Windows (the port in progress): the DLL is built with WEFT_BUILDING_DLL
+ * and used with WEFT_USING_DLL (its weft.pc adds it); a static link
+ * defines neither.
+ */
+#if defined(_WIN32)
+#if defined(WEFT_BUILDING_DLL)
+#define WEFT_EXTERN __declspec(dllexport)
+#elif defined(WEFT_USING_DLL)
+#define WEFT_EXTERN __declspec(dllimport)
+#else
+#define WEFT_EXTERN
+#endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define WEFT_EXTERN __attribute__((visibility("default")))
+#else
+#define WEFT_EXTERN
+#endif
+
+/* ---- Version ----
+ *
+ * The one place that sets weft's version: the Makefile reads these lines
+ * (the shared library's name and SONAME, weft.pc). MAJOR changes when the
+ * ABI does. WEFT_VERSION_HEX is 0xMMmmpp, for #if comparisons. */
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+#define WEFT_VERSION_HEX                                                                           \
+    ((WEFT_VERSION_MAJOR << 16) | (WEFT_VERSION_MINOR << 8) | WEFT_VERSION_PATCH)
+
+/* The version of the library the program runs with, "MAJOR.MINOR.PATCH"
+ * (the macros above are the header's, at compile time). Never NULL. */
+WEFT_EXTERN const char *weft_version(void);
+
 /* ---- Error codes: distinct negative numbers. ---- */
 #define WEFT_EINVAL    (-1)  /* bad argument */
 #define WEFT_ENOMEM    (-2)  /* out of memory or address space */
@@ -39,7 +77,7 @@ extern "C" {
 #define WEFT_EBUSY     (-10) /* the runtime is already running */
 
 /* The name of an error code ("WEFT_EINVAL: invalid argument"); never NULL. */
-const char *weft_strerror(int code);
+WEFT_EXTERN const char *weft_strerror(int code);
 
 /* ---- Lifecycle ---- */
 
@@ -77,21 +115,26 @@ typedef struct weft_config {
  * every task is printed first); WEFT_EINVAL for a NULL fn or a negative or
  * absurd config field; WEFT_ENOMEM.
  */
-int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg);
+WEFT_EXTERN int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg);
 
 /* ---- Tasks ---- */
 
 /* Starts a task running fn(arg). 0, WEFT_EINVAL (NULL fn), WEFT_ENOMEM,
  * WEFT_ENOTASK. weft_go_stack takes a stack size (0 = the default); sizes
  * are rounded up to whole pages, minimum 16 KiB, maximum 1 GiB. */
-int weft_go(void (*fn)(void *), void *arg);
-int weft_go_stack(void (*fn)(void *), void *arg, size_t stack_size);
+WEFT_EXTERN int weft_go(void (*fn)(void *), void *arg);
+WEFT_EXTERN int weft_go_stack(void (*fn)(void *), void *arg, size_t stack_size);
 
-void weft_yield(void);            /* lets other tasks run; no-op outside a task */
-WEFT_NORETURN void weft_exit(void); /* ends the calling task (outside a task: aborts with a message) */
-uint64_t weft_id(void);           /* the current task's id (1 = the first), 0 outside a task */
-int weft_procs(void);             /* procs of the running runtime, 0 if none */
-int64_t weft_now(void);           /* monotonic nanoseconds */
+/* Lets other tasks run; a no-op outside a task. */
+WEFT_EXTERN void weft_yield(void);
+/* Ends the calling task (outside a task: aborts with a message). */
+WEFT_NORETURN WEFT_EXTERN void weft_exit(void);
+/* The current task's id (1 = the first), 0 outside a task. */
+WEFT_EXTERN uint64_t weft_id(void);
+/* Procs of the running runtime, 0 if none. */
+WEFT_EXTERN int weft_procs(void);
+/* Monotonic nanoseconds. */
+WEFT_EXTERN int64_t weft_now(void);
 
 /* Parks the calling task for at least ns nanoseconds (<= 0: yields). The
  * wake-up has the poller's nanosecond resolution (late by the OS's wake-up
@@ -99,7 +142,7 @@ int64_t weft_now(void);           /* monotonic nanoseconds */
  * sleeping uses no CPU. A wake-up time past
  * INT64_MAX (weft_now()'s scale) is INT64_MAX: the task sleeps for the
  * rest of the run, which is not a deadlock. 0 or WEFT_ENOTASK. */
-int weft_sleep(int64_t ns);
+WEFT_EXTERN int weft_sleep(int64_t ns);
 
 /* ---- Preemption, blocking calls and thread affinity ----
  *
@@ -130,14 +173,14 @@ int weft_sleep(int64_t ns);
  * lock of its own that other tasks spin on). Nests. A preemption asked
  * for meanwhile happens at the outermost end. 0, WEFT_ENOTASK, or
  * WEFT_EINVAL (end without begin). */
-int weft_nopreempt_begin(void);
-int weft_nopreempt_end(void);
+WEFT_EXTERN int weft_nopreempt_begin(void);
+WEFT_EXTERN int weft_nopreempt_end(void);
 
 /* Makes the code of the loaded module (shared object) that contains addr
  * preemptible, as the main program's is: for hosts whose task code lives
  * in a plugin. Any address inside the module will do (a function of it).
  * 0, WEFT_EINVAL (addr in no module), WEFT_ENOMEM (too many modules; 16). */
-int weft_preemptible_module(const void *addr);
+WEFT_EXTERN int weft_preemptible_module(const void *addr);
 
 /* Around a call that may block in the OS (a read of a pipe, a wait on
  * something weft does not poll): the task's proc is handed to another
@@ -149,8 +192,8 @@ int weft_preemptible_module(const void *addr);
  * outside a task; a nested begin/end pair does nothing. If the run ends
  * during the call, weft_block_end does not return (see weft_run). (Go:
  * entersyscall/exitsyscall.) */
-void weft_block_begin(void);
-void weft_block_end(void);
+WEFT_EXTERN void weft_block_begin(void);
+WEFT_EXTERN void weft_block_end(void);
 
 /* The OS error number (errno) as the last weft_block_end found it, or
  * behind the last weft I/O call that failed with WEFT_EIO, kept with the
@@ -158,7 +201,7 @@ void weft_block_end(void);
  * call may, in code the compiler optimised, read the previous thread's
  * (glibc's errno address is declared constant within a function). Outside
  * a task: errno. */
-int weft_errno(void);
+WEFT_EXTERN int weft_errno(void);
 
 /* Ties the calling task to its current OS thread until the matching
  * weft_unlock_thread (calls nest): it runs only there, and the thread runs
@@ -166,8 +209,8 @@ int weft_errno(void);
  * state of libraries that need it. Costs a thread hand-off each time the
  * task switches out. A task that ends while locked releases its thread.
  * 0, WEFT_ENOTASK, or WEFT_EINVAL (unlock without lock). */
-int weft_lock_thread(void);
-int weft_unlock_thread(void);
+WEFT_EXTERN int weft_lock_thread(void);
+WEFT_EXTERN int weft_unlock_thread(void);
 
 /* ---- Synchronisation: zero-initialised values are ready to use. ----
  *
@@ -201,15 +244,15 @@ typedef struct weft_mutex {
     uint32_t sema; /* semaphore the waiters park on */
 } weft_mutex;
 /* 0, WEFT_EINVAL, WEFT_ENOTASK. May park. */
-int weft_mutex_lock(weft_mutex *m);
+WEFT_EXTERN int weft_mutex_lock(weft_mutex *m);
 /* Locks m if it is free, never parks: 0, WEFT_EAGAIN (held, or handed to a
  * starving waiter), WEFT_EINVAL. Works outside a task. */
-int weft_mutex_trylock(weft_mutex *m);
+WEFT_EXTERN int weft_mutex_trylock(weft_mutex *m);
 /* 0; WEFT_EINVAL (NULL, or m is not locked: m is left unchanged);
  * WEFT_ENOTASK (outside a task when a parked task must be woken; m stays
  * locked). Never parks; in starvation mode it yields to the waiter it hands
  * the lock to. */
-int weft_mutex_unlock(weft_mutex *m);
+WEFT_EXTERN int weft_mutex_unlock(weft_mutex *m);
 
 /* Go's sync.RWMutex: many readers or one writer. Writers are preferred:
  * once a writer waits, new readers wait behind it, so a task must not take
@@ -226,10 +269,10 @@ typedef struct weft_rwmutex {
     int32_t reader_count; /* readers holding or waiting; - 2^30 while a writer is in */
     int32_t reader_wait;  /* readers the waiting writer still waits for */
 } weft_rwmutex;
-int weft_rwmutex_rlock(weft_rwmutex *rw); /* may park */
-int weft_rwmutex_runlock(weft_rwmutex *rw);
-int weft_rwmutex_lock(weft_rwmutex *rw);   /* may park */
-int weft_rwmutex_unlock(weft_rwmutex *rw); /* may yield (see weft_mutex_unlock) */
+WEFT_EXTERN int weft_rwmutex_rlock(weft_rwmutex *rw); /* may park */
+WEFT_EXTERN int weft_rwmutex_runlock(weft_rwmutex *rw);
+WEFT_EXTERN int weft_rwmutex_lock(weft_rwmutex *rw);   /* may park */
+WEFT_EXTERN int weft_rwmutex_unlock(weft_rwmutex *rw); /* may yield (see weft_mutex_unlock) */
 
 /* Go's sync.Cond; waiters are woken in FIFO order, and only by a signal or
  * broadcast (no spurious wake-ups), though the condition should still be
@@ -246,12 +289,12 @@ typedef struct weft_cond {
 /* Unlocks m, parks until signalled, locks m again. m must be locked by
  * the caller. 0; WEFT_EINVAL (NULL, or m not locked: nothing done);
  * WEFT_ENOTASK. May park. */
-int weft_cond_wait(weft_cond *c, weft_mutex *m);
+WEFT_EXTERN int weft_cond_wait(weft_cond *c, weft_mutex *m);
 /* Wake the oldest waiter / every waiter. 0; WEFT_EINVAL (NULL);
  * WEFT_ENOTASK (outside a task with a parked waiter: nothing done). With
  * nobody waiting they do nothing, anywhere. */
-int weft_cond_signal(weft_cond *c);
-int weft_cond_broadcast(weft_cond *c);
+WEFT_EXTERN int weft_cond_signal(weft_cond *c);
+WEFT_EXTERN int weft_cond_broadcast(weft_cond *c);
 
 /* Go's sync.WaitGroup. Adds that raise the counter from 0 must happen
  * before the wait they are for; a waitgroup may be reused once every wait
@@ -266,11 +309,11 @@ typedef struct weft_waitgroup {
  * INT32_MAX; or an add from 0 races with the release of waiters): the
  * counter is unchanged; WEFT_ENOTASK (outside a task when waiters would
  * have to be released: unchanged). weft_wg_done is weft_wg_add(wg, -1). */
-int weft_wg_add(weft_waitgroup *wg, int64_t delta);
-int weft_wg_done(weft_waitgroup *wg);
+WEFT_EXTERN int weft_wg_add(weft_waitgroup *wg, int64_t delta);
+WEFT_EXTERN int weft_wg_done(weft_waitgroup *wg);
 /* Parks until the counter is 0 (returns at once if it is). 0, WEFT_EINVAL,
  * WEFT_ENOTASK. May park. */
-int weft_wg_wait(weft_waitgroup *wg);
+WEFT_EXTERN int weft_wg_wait(weft_waitgroup *wg);
 
 /* Go's sync.Once: fn(arg) runs exactly once, in the first caller; the
  * others wait until it has returned, and every caller that returns sees its
@@ -282,7 +325,7 @@ typedef struct weft_once {
     uint32_t pad_;
     weft_mutex m;
 } weft_once;
-int weft_once_do(weft_once *o, void (*fn)(void *), void *arg);
+WEFT_EXTERN int weft_once_do(weft_once *o, void (*fn)(void *), void *arg);
 
 /* ---- Channels and select (Go's chan and select; docs/channels.md) ----
  *
@@ -297,34 +340,34 @@ typedef struct weft_chan weft_chan;
  * elements (0 = unbuffered). NULL when elem_size > 65535, cap > 2^40, the
  * buffer would exceed 2^40 bytes, no memory is left, or no runtime is
  * running (call it between weft_run's start and return, from any thread). */
-weft_chan *weft_chan_make(size_t elem_size, size_t cap);
+WEFT_EXTERN weft_chan *weft_chan_make(size_t elem_size, size_t cap);
 
 /* Sends a copy of *elem (elem_size bytes; elem may be NULL when elem_size
  * is 0), blocking until a receiver takes it or the buffer has room.
  * 0; WEFT_ECLOSED (closed before or while blocked); WEFT_EINVAL (NULL elem
  * with elem_size > 0); WEFT_ENOTASK. A NULL channel blocks forever. */
-int weft_chan_send(weft_chan *c, const void *elem);
+WEFT_EXTERN int weft_chan_send(weft_chan *c, const void *elem);
 
 /* Receives into *elem (elem may be NULL: the value is dropped), blocking
  * until a value is there or the channel is closed. 1 with a value; 0 when
  * the channel is closed and drained (elem is zeroed); WEFT_ENOTASK. Values
  * buffered before a close are still received. A NULL channel blocks
  * forever. */
-int weft_chan_recv(weft_chan *c, void *elem);
+WEFT_EXTERN int weft_chan_recv(weft_chan *c, void *elem);
 
 /* As weft_chan_send / weft_chan_recv, but WEFT_EAGAIN where they would
  * block (always for a NULL channel). */
-int weft_chan_try_send(weft_chan *c, const void *elem);
-int weft_chan_try_recv(weft_chan *c, void *elem);
+WEFT_EXTERN int weft_chan_try_send(weft_chan *c, const void *elem);
+WEFT_EXTERN int weft_chan_try_recv(weft_chan *c, void *elem);
 
 /* Closes c and wakes every blocked task: receivers get 0, senders
  * WEFT_ECLOSED. 0; WEFT_ECLOSED (already closed); WEFT_EINVAL (NULL);
  * WEFT_ENOTASK. */
-int weft_chan_close(weft_chan *c);
+WEFT_EXTERN int weft_chan_close(weft_chan *c);
 
 /* Elements in the buffer now / buffer capacity; 0 for NULL. Any thread. */
-size_t weft_chan_len(weft_chan *c);
-size_t weft_chan_cap(weft_chan *c);
+WEFT_EXTERN size_t weft_chan_len(weft_chan *c);
+WEFT_EXTERN size_t weft_chan_cap(weft_chan *c);
 
 /* Frees c; call it when no task will use it again. NULL: no-op. A task
  * blocked on c whose operation was completed (by a close, or by a partner
@@ -336,7 +379,7 @@ size_t weft_chan_cap(weft_chan *c);
  * select that has not returned (docs/channels.md). If tasks are still
  * blocked on c it prints a warning and does not free it. After weft_run
  * returned it does nothing (the memory is already gone). */
-void weft_chan_free(weft_chan *c);
+WEFT_EXTERN void weft_chan_free(weft_chan *c);
 
 #define WEFT_SEND 1     /* weft_case.op: send *elem on chan */
 #define WEFT_RECV 2     /* weft_case.op: receive into elem (may be NULL) */
@@ -360,7 +403,7 @@ typedef struct weft_case {
  * WEFT_NONBLOCK). Errors: WEFT_EINVAL (n < 0 or > 65536, cases NULL with
  * n > 0, unknown flags or op, NULL elem in a send case with elem_size > 0);
  * WEFT_ENOTASK; WEFT_ENOMEM (n > 128 needs memory). */
-int weft_select(weft_case *cases, int n, int flags);
+WEFT_EXTERN int weft_select(weft_case *cases, int n, int flags);
 
 /* ---- Timers (Go's time.Timer and time.Ticker) ----
  *
@@ -375,18 +418,18 @@ typedef struct weft_timer weft_timer;
 
 /* A started timer; NULL outside a task, for a negative period, or without
  * memory. A delay <= 0 fires at once. */
-weft_timer *weft_timer_new(int64_t delay_ns, int64_t period_ns);
+WEFT_EXTERN weft_timer *weft_timer_new(int64_t delay_ns, int64_t period_ns);
 /* Its channel (the same for the timer's life); NULL for NULL. */
-weft_chan *weft_timer_chan(weft_timer *t);
+WEFT_EXTERN weft_chan *weft_timer_chan(weft_timer *t);
 /* Stops it: 1 if that stopped a pending fire, 0 if it had fired (once) or
  * was stopped already; a value already in the channel stays there.
  * WEFT_EINVAL for NULL. */
-int weft_timer_stop(weft_timer *t);
+WEFT_EXTERN int weft_timer_stop(weft_timer *t);
 /* Restarts it with a new delay and period: 1 if it was pending, 0 if not;
  * WEFT_EINVAL (NULL, negative period), WEFT_ENOTASK. */
-int weft_timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns);
+WEFT_EXTERN int weft_timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns);
 /* Stops and frees it (and its channel). NULL: no-op. */
-void weft_timer_free(weft_timer *t);
+WEFT_EXTERN void weft_timer_free(weft_timer *t);
 
 /* ---- Network I/O through the poller ----
  *
@@ -417,22 +460,22 @@ typedef intptr_t weft_fd;
 #define WEFT_WRITABLE 2
 
 /* A listening TCP socket (backlog 4096, SO_REUSEADDR), or a bound UDP one. */
-weft_fd weft_listen(const char *network, const char *address);
+WEFT_EXTERN weft_fd weft_listen(const char *network, const char *address);
 /* A connected socket; timeout_ns > 0 bounds the connect (WEFT_ETIMEDOUT),
  * 0 = none. TCP sockets get TCP_NODELAY. May park. */
-weft_fd weft_dial(const char *network, const char *address, int64_t timeout_ns);
+WEFT_EXTERN weft_fd weft_dial(const char *network, const char *address, int64_t timeout_ns);
 /* The next connection on a listener (TCP_NODELAY set). May park. */
-weft_fd weft_accept(weft_fd listener);
+WEFT_EXTERN weft_fd weft_accept(weft_fd listener);
 /* Up to n bytes (a datagram on UDP); 0 at end of stream. May park. */
-int64_t weft_read(weft_fd fd, void *buf, size_t n);
+WEFT_EXTERN int64_t weft_read(weft_fd fd, void *buf, size_t n);
 /* All n bytes, parking as needed (UDP: one datagram); returns n, or an
  * error (bytes already written are lost to the count). May park. */
-int64_t weft_write(weft_fd fd, const void *buf, size_t n);
+WEFT_EXTERN int64_t weft_write(weft_fd fd, const void *buf, size_t n);
 /* Absolute weft_now() deadlines for reads and writes, 0 = none; an expired
  * one makes blocked and later calls return WEFT_ETIMEDOUT until changed.
  * 0, WEFT_EBADF, WEFT_ENOTASK, or WEFT_EINVAL (a negative deadline; neither
  * is changed). */
-int weft_set_deadline(weft_fd fd, int64_t read_deadline, int64_t write_deadline);
+WEFT_EXTERN int weft_set_deadline(weft_fd fd, int64_t read_deadline, int64_t write_deadline);
 /* Closes fd: calls in progress on it return WEFT_ECLOSED (a blocked one at
  * once; one running on another thread when it next checks, before it
  * submits again), later calls WEFT_EBADF. Parks until every call in
@@ -440,9 +483,9 @@ int weft_set_deadline(weft_fd fd, int64_t read_deadline, int64_t write_deadline)
  * number is reused only after they are done with it. 0, WEFT_EBADF,
  * WEFT_ECLOSED (another task is closing it), WEFT_EIO, WEFT_ENOTASK. May
  * park. */
-int weft_close(weft_fd fd);
+WEFT_EXTERN int weft_close(weft_fd fd);
 /* The local address as "host:port" ("[::1]:80" for IPv6) in buf[n]. */
-int weft_addr(weft_fd fd, char *buf, size_t n);
+WEFT_EXTERN int weft_addr(weft_fd fd, char *buf, size_t n);
 /* Parks until fd (any pollable descriptor, or a weft socket) is readable /
  * writable per events, or until deadline (absolute, 0 none, past: expired).
  * The deadline is this wait's own: a weft socket's deadlines
@@ -454,7 +497,7 @@ int weft_addr(weft_fd fd, char *buf, size_t n);
  * WEFT_ECLOSED (a weft socket closed meanwhile), WEFT_EINVAL (events
  * neither WEFT_READABLE nor WEFT_WRITABLE, a negative deadline, or another
  * task waits on that side), WEFT_ENOMEM, WEFT_EIO, WEFT_ENOTASK. May park. */
-int weft_wait_fd(weft_fd fd, int events, int64_t deadline);
+WEFT_EXTERN int weft_wait_fd(weft_fd fd, int events, int64_t deadline);
 /* (weft_errno, declared above with the blocking calls, gives the OS error
  * number behind a WEFT_EIO.) */
 
@@ -482,10 +525,10 @@ struct weft_stats {
 };
 
 /* Fills *s. 0, WEFT_EINVAL (NULL). Outside a run the counts are zero. */
-int weft_stats(struct weft_stats *s);
+WEFT_EXTERN int weft_stats(struct weft_stats *s);
 
 /* Prints every task (id, state, what it waits on and since when) to stderr. */
-void weft_dump(void);
+WEFT_EXTERN void weft_dump(void);
 
 #ifdef __cplusplus
 }

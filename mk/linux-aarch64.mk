@@ -41,3 +41,4 @@ OBJCOPY := $(CROSS)objcopy
 OBJDUMP := $(CROSS)objdump
 LD := $(CROSS)ld
 DEPS_HINT := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+DEPS_GROUP := $(if $(CROSS),cross)

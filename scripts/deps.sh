@@ -2,12 +2,17 @@
 # SPDX-License-Identifier: MIT
 # deps.sh — install what a fresh Debian 12 lacks for weft's make targets.
 #
-#   scripts/deps.sh            make test / make demo: gcc, make, the aarch64
-#                              cross toolchain, qemu-user, python3-pytest, valgrind
+#   scripts/deps.sh            make test: everything below but bench, windows, lint
+#   scripts/deps.sh demo       make demo, make, make install: the native gcc and make
+#   scripts/deps.sh cross      + the aarch64 cross toolchain and qemu-user
+#   scripts/deps.sh test       the same as no group: cross, python3-pytest,
+#                              valgrind, g++ and pkg-config (tests/test_install.py)
 #   scripts/deps.sh bench      + golang-go, python3-matplotlib (make bench)
 #   scripts/deps.sh windows    + mingw-w64 and wine (windows-x86_64; not yet in make test)
 #   scripts/deps.sh lint       + clang-format
+#   scripts/deps.sh all        every group
 #
+# Groups add up; each includes demo's. Only Debian packages, through apt-get.
 # Checks first and does nothing when everything is there (no apt-get at all).
 # As root: one `apt-get update`, then one `apt-get install`. Otherwise it
 # prints the command to run and exits 1. It never downloads anything else.
@@ -15,19 +20,27 @@ set -euo pipefail
 
 # Each entry: "package|check", where check is a command name, a
 # `dpkg:PACKAGE`, a `py:MODULE` (for /usr/bin/python3) or a `file:PATH`.
-base=(
+demo=(
     "gcc|gcc"
     "make|make"
     "binutils|ld"
     "libc6-dev|file:/usr/include/stdio.h"
+)
+cross=(
     "gcc-aarch64-linux-gnu|aarch64-linux-gnu-gcc"
     "libc6-dev-arm64-cross|file:/usr/aarch64-linux-gnu/include/stdio.h"
     "qemu-user|qemu-aarch64"
+)
+test=(
+    "${cross[@]}"
     "python3|file:/usr/bin/python3"
     "python3-pytest|py:pytest"
     "valgrind|valgrind"
+    "g++|g++"
+    "pkg-config|pkg-config"
 )
 bench=(
+    "python3|file:/usr/bin/python3"
     "golang-go|go"
     "python3-matplotlib|py:matplotlib"
 )
@@ -39,19 +52,23 @@ lint=(
     "clang-format|clang-format"
 )
 
-want=("${base[@]}")
+[ $# -eq 0 ] && set -- test
+want=("${demo[@]}")
 for group in "$@"; do
     case "$group" in
+    demo) ;;
+    cross) want+=("${cross[@]}") ;;
+    test) want+=("${test[@]}") ;;
     bench) want+=("${bench[@]}") ;;
     windows) want+=("${windows[@]}") ;;
     lint) want+=("${lint[@]}") ;;
-    all) want+=("${bench[@]}" "${windows[@]}" "${lint[@]}") ;;
+    all) want+=("${test[@]}" "${bench[@]}" "${windows[@]}" "${lint[@]}") ;;
     -h | --help)
-        sed -n '2,13s/^# \{0,1\}//p' "$0"
+        sed -n '3,18s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *)
-        echo "deps.sh: unknown group '$group' (bench, windows, lint, all)" >&2
+        echo "deps.sh: unknown group '$group' (demo, cross, test, bench, windows, lint, all)" >&2
         exit 2
         ;;
     esac
@@ -71,6 +88,7 @@ missing=()
 for entry in "${want[@]}"; do
     pkg=${entry%%|*}
     check=${entry#*|}
+    case " ${missing[*]} " in *" $pkg "*) continue ;; esac
     present "$check" || missing+=("$pkg")
 done
 

@@ -7,6 +7,9 @@
  * MXCSR and the x87 control word. Everything else is dead at a call site,
  * so the compiler has already saved it if it mattered. The layout is in
  * hal_arch.h (HAL_FRAME_*); context.c builds the first frame of a task.
+ *
+ * Both routines are .hidden: the library exports only weft_* names, and
+ * -fvisibility=hidden, which hides the C code's, does not reach assembly.
  */
 #include "hal_arch.h"
 
@@ -29,6 +32,7 @@
  * the new stack, and that publication is its release.
  */
         .globl  hal_ctx_switch
+        .hidden hal_ctx_switch
         .type   hal_ctx_switch, @function
         .p2align 4
 hal_ctx_switch:
