@@ -37,6 +37,19 @@
 
 #include "posix.h"
 
+#ifdef WEFT_SAN_TSAN
+#include <sanitizer/tsan_interface.h>
+/* ThreadSanitizer sees epoll_ctl's registration happen before the
+ * epoll_wait that reports it (its interceptors order the two on the
+ * epoll descriptor), but not the epoll_pwait2 made through syscall(2).
+ * The kernel orders them all the same: say so, on the same address. */
+#define SAN_REGISTERED() __tsan_release(&epfd)
+#define SAN_REPORTED() __tsan_acquire(&epfd)
+#else
+#define SAN_REGISTERED() ((void)0)
+#define SAN_REPORTED() ((void)0)
+#endif
+
 enum { MODE_PWAIT2 = 1, MODE_TIMERFD = 2 };
 
 /* Keys of the poller's own descriptors (kern's keys are pointers to its
@@ -89,6 +102,7 @@ int hal_poll_register(intptr_t h, void *key)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
                              .data.ptr = key};
+    SAN_REGISTERED();
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, (int)h, &ev) == 0)
         return 0;
     return errno == EPERM ? HAL_EINVAL : HAL_EFAIL; /* EPERM: not pollable */
@@ -145,6 +159,8 @@ static int wait_events(struct epoll_event *evs, int max, int64_t timeout_ns)
             tsp = &ts;
         }
         long n = syscall(SYS_epoll_pwait2, epfd, evs, max, tsp, NULL, 0);
+        if (n > 0)
+            SAN_REPORTED();
         if (n >= 0 || errno != ENOSYS)
             return (int)n;
         atomic_store(&mode, MODE_TIMERFD); /* the kernel lacks it: fall back */

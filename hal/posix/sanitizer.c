@@ -136,7 +136,12 @@ static void fiber_renew(struct hal_context *ctx)
 }
 
 /* hal_mem_release is about to unmap [addr, addr + size): destroys the
- * fibers of the contexts in it (none of them can be running). */
+ * fibers of the contexts in it. One of them may still be running: the
+ * task of a thread that weft_run abandoned in a blocking call (its stack
+ * is kept, its struct is not). That fiber is left alive, out of the
+ * table: the thread comes back to it, leaves it for its own fiber
+ * (block.c, block_orphaned) and ends, and one fiber is lost per
+ * abandoned thread. */
 void hal_posix_san_released(void *addr, size_t size)
 {
     uintptr_t a = (uintptr_t)addr, b = a + size;
@@ -144,7 +149,8 @@ void hal_posix_san_released(void *addr, size_t size)
     for (size_t i = 0; i < nfibers;) {
         uintptr_t c = (uintptr_t)fibers[i].ctx;
         if (c >= a && c < b) {
-            __tsan_destroy_fiber(fibers[i].fiber);
+            if (!__atomic_load_n(&fibers[i].ctx->san_running, __ATOMIC_RELAXED))
+                __tsan_destroy_fiber(fibers[i].fiber);
             fibers[i] = fibers[--nfibers];
             if (i < nfibers)
                 fibers[i].ctx->san_slot = i;
@@ -193,6 +199,7 @@ void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size, void (*e
 #else
     ctx->san_fiber = NULL;
 #endif
+    ctx->san_running = 0;
     ctx->san_stack_lo = stack_lo;
     ctx->san_stack_size = size;
     ctx->san_fake_stack = NULL;
@@ -211,7 +218,12 @@ void hal_ctx_switch(struct hal_context *from, struct hal_context *to)
     /* The same fiber for a context hal_ctx_init made; the thread's own
      * (or the one it runs now) for any other. */
     from->san_fiber = __tsan_get_current_fiber();
+    /* Relaxed, never an edge TSan would see: hal_posix_san_released only
+     * needs to know whether a thread still runs on a context's fiber, and
+     * learns it after weft_run has settled every thread's state. */
+    __atomic_store_n(&to->san_running, 1, __ATOMIC_RELAXED);
     __tsan_switch_to_fiber(to->san_fiber, 0);
+    __atomic_store_n(&from->san_running, 0, __ATOMIC_RELAXED);
 #endif
     hal_ctx_switch_raw(from, to);
     /* Resumed, perhaps on another thread, by a switch to from. */
