@@ -443,8 +443,9 @@ endif
 # F_SCALED counts divided by 10 (TEST_SCALE above), each case in its own
 # process with its timeout as usual. Only when the native target is tested
 # and no SAN= was given (`make test SAN=asan` already is such a pass).
-# tsan is not in the list yet: see hal/posix/sanitizer.c and tests/tsan.supp.
-TEST_SANS ?= asan
+# The TSan build runs cooperatively (hal/posix/preempt.c says why): the
+# cases that need preemption skip there, as with WEFT_PREEMPT=0.
+TEST_SANS ?= asan tsan
 test-san:
 ifeq ($(SAN)$(filter $(NATIVE),$(TEST_TARGETS)),$(NATIVE))
 	@for s in $(TEST_SANS); do \

@@ -6,7 +6,8 @@
 #   scripts/deps.sh demo       make demo, make, make install: the native gcc and make
 #   scripts/deps.sh cross      + the aarch64 cross toolchain and qemu-user
 #   scripts/deps.sh test       the same as no group: cross, python3-pytest,
-#                              valgrind, g++ and pkg-config (tests/test_install.py)
+#                              valgrind, g++ and pkg-config (tests/test_install.py),
+#                              clang and its TSan runtime (the TSan pass)
 #   scripts/deps.sh bench      + golang-go, python3-matplotlib (make bench)
 #   scripts/deps.sh windows    + mingw-w64 and wine (windows-x86_64; not yet in make test)
 #   scripts/deps.sh lint       + clang-format
@@ -38,6 +39,8 @@ test=(
     "valgrind|valgrind"
     "g++|g++"
     "pkg-config|pkg-config"
+    "clang|clang"
+    "libclang-rt-14-dev|dpkg:libclang-rt-14-dev"
 )
 bench=(
     "python3|file:/usr/bin/python3"

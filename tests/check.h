@@ -68,6 +68,13 @@ int64_t t_count(int64_t n);
  * why). A case whose tasks spin without a scheduler call skips otherwise. */
 bool t_async_preempt(void);
 
+/* Skips the case unless t_async_preempt(). */
+void t_need_async_preempt(void);
+
+/* Skips the case in a ThreadSanitizer build, whose runtime maps memory of
+ * its own at any time: for the cases that count the process's mappings. */
+void t_skip_if_tsan_maps(void);
+
 /* How much slower than native the target runs (WEFT_TEST_TIMEOUT_MULT: 1
  * natively, 8 under qemu): a timing bound that checks against starvation
  * is multiplied by it, so that emulation does not make it flaky. */

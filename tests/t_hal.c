@@ -578,6 +578,7 @@ void t_hal_mem_guard_kinds(void)
  * one costs exactly two mappings. */
 void t_hal_mem_guard_budget(void)
 {
+    t_skip_if_tsan_maps();
     setenv("WEFT_GUARD", "protect", 1);
     setenv("WEFT_GUARD_BUDGET", "3", 1);
     size_t ps = hal_page_size();
@@ -598,6 +599,7 @@ void t_hal_mem_guard_budget(void)
  * Skips where the kernel does not enforce them (before 6.13, qemu-user). */
 void t_hal_mem_guard_maps(void)
 {
+    t_skip_if_tsan_maps();
     unsetenv("WEFT_GUARD");
     unsetenv("WEFT_GUARD_BUDGET");
     size_t ps = hal_page_size(), n = 1000;

@@ -320,6 +320,7 @@ void t_mem_reuse(void)
 
 void t_mem_fini_releases(void)
 {
+    t_skip_if_tsan_maps();
 #ifdef __linux__
     long maps0 = -1;
 #endif

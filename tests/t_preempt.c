@@ -98,6 +98,7 @@ static void sleeper_main(void *arg)
 
 void t_preempt_sleeper(void)
 {
+    t_need_async_preempt();
     weft_config cfg = {.procs = 1};
     CHECK_OK(weft_run(sleeper_main, NULL, &cfg));
 }
@@ -133,6 +134,7 @@ static void share_main(void *arg)
 
 void t_preempt_share(void)
 {
+    t_need_async_preempt();
     weft_config cfg = {.procs = 1};
     CHECK_OK(weft_run(share_main, NULL, &cfg));
 }
@@ -202,6 +204,7 @@ static void small_main(void *arg)
 
 void t_preempt_small_stack(void)
 {
+    t_need_async_preempt();
     weft_config cfg = {.procs = 2, .timeslice_ns = 200000};
     CHECK_OK(weft_run(small_main, NULL, &cfg));
 }
@@ -445,11 +448,13 @@ static void storm(int64_t ms_per_procs)
 
 void t_preempt_regs(void)
 {
+    t_need_async_preempt();
     storm(700);
 }
 
 void t_preempt_regs_long(void)
 {
+    t_need_async_preempt();
     storm(t_count(20000)); /* 20 s per procs value, times WEFT_TEST_STRESS */
 }
 
@@ -515,6 +520,7 @@ static void *flip_sender(void *arg)
 
 void t_preempt_regs_negative(void)
 {
+    t_need_async_preempt();
     regs_detect();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -612,6 +618,7 @@ static void libc_main(void *arg)
 
 void t_preempt_libc(void)
 {
+    t_need_async_preempt();
     for (int p = 1; p <= 4; p++) {
         static struct libc_ctx c;
         memset(&c, 0, sizeof c);
@@ -773,6 +780,7 @@ static void two_runs(void)
 
 void t_preempt_host_handler(void)
 {
+    t_need_async_preempt();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = host_urg_handler;
@@ -790,6 +798,7 @@ void t_preempt_host_handler(void)
 
 void t_preempt_host_blocked(void)
 {
+    t_need_async_preempt();
     sigset_t urg;
     sigemptyset(&urg);
     sigaddset(&urg, SIGURG);

@@ -122,6 +122,19 @@ bool t_async_preempt(void)
 #endif
 }
 
+void t_need_async_preempt(void)
+{
+    if (!t_async_preempt())
+        t_skip("needs asynchronous preemption (off: WEFT_PREEMPT=0 or a TSan build)");
+}
+
+void t_skip_if_tsan_maps(void)
+{
+#ifdef WEFT_SAN_TSAN
+    t_skip("counts the process's mappings, and TSan's runtime maps memory of its own");
+#endif
+}
+
 int64_t t_slack(void)
 {
     return env_int("WEFT_TEST_TIMEOUT_MULT", 1, 1, 100);
