@@ -49,7 +49,7 @@ TEST_TARGETS         ?= $(TARGET)
 else
 TEST_TARGETS         ?= linux-x86_64 linux-aarch64
 endif
-FREESTANDING_TARGETS ?= linux-x86_64 linux-aarch64
+FREESTANDING_TARGETS ?= linux-x86_64 linux-aarch64 windows-x86_64
 
 # ---- variant and output directory ----------------------------------------
 
@@ -129,7 +129,7 @@ CC_INCLUDE = $(eval CC_INCLUDE := $$(shell $(CC) -print-file-name=include 2>/dev
 # check-freestanding compiles with KERN_FS_CFLAGS, the same flags less the
 # variant's and the caller's.
 KERN_REQ_CFLAGS = -std=c11 -ffreestanding -fno-builtin -fno-stack-protector -fno-common \
-                  -nostdinc -isystem $(CC_INCLUDE) $(ARCH_CFLAGS) $(PIC)
+                  -nostdinc -isystem $(CC_INCLUDE) $(KERN_IDIRAFTER) $(ARCH_CFLAGS) $(PIC)
 KERN_FS_CFLAGS  = $(PORT_INC) $(KERN_REQ_CFLAGS) $(WARN)
 KERN_CFLAGS     = $(PORT_INC) $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS) $(KERN_REQ_CFLAGS) \
                   $(VISIBILITY) $(SANFLAGS) $(DEPFLAGS)
@@ -182,8 +182,14 @@ ASM_SKIP_posix := win64
 ASM_SKIP_win32 := sysv
 
 KERN_SRC := $(wildcard kern/*.c)
+ifdef HAL_SRCS
+# The target names its port's files (mk/<target>.mk).
+HAL_SRC  := $(filter %.c,$(HAL_SRCS))
+ASM_SRC  := $(filter %.S,$(HAL_SRCS))
+else
 HAL_SRC  := $(wildcard hal/$(OS)/*.c hal/$(ARCH)/*.c)
 ASM_SRC  := $(foreach f,$(wildcard hal/$(ARCH)/*.S),$(if $(findstring $(ASM_SKIP_$(OS)),$(notdir $(f))),,$(f)))
+endif
 TEST_SRC := $(wildcard tests/*.c) $(wildcard tests/*_$(ARCH).S)
 DEMO_SRC := examples/demo.c
 # Every other examples/*.c is a program of its own: build/<target>/<name>.
@@ -280,7 +286,7 @@ endef
 # that uses weft links all of it (weft_run needs nearly all of it anyway).
 $(LIB_RELOC): $(LIB_OBJ)
 	$(call say,LD,$@)$(LD) -r -o $@ $^
-	$(Q)$(OBJCOPY) --localize-hidden $@
+	$(Q)$(OBJCOPY) $(or $(LIB_LOCALIZE),--localize-hidden) $@
 	$(call only_weft_exported,-g --defined-only $@)
 
 $(LIBA): $(LIB_RELOC)

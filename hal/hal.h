@@ -71,6 +71,12 @@ enum hal_guard_kind {
     HAL_GUARD_PROTECT = 2, /* a protected page: one more mapping per guard */
 };
 
+/* hal_os.h defines HAL_STACK_GUARD_PAGES, the pages of guard kern leaves
+ * below every task stack (>= 1): the range it passes to hal_mem_guard and
+ * that kern_fault recognises. A port whose fault handler runs on the
+ * faulting stack wants more than one (Windows: a band with room for the
+ * exception frame). */
+
 /* Makes [addr, addr+size) of a committed range fault on any access. The
  * port picks the cheapest kind that it has proven works; it returns
  * HAL_GUARD_PROTECT only while the OS has mappings to spare (it keeps a

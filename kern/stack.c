@@ -428,7 +428,7 @@ void k_stack_init(size_t default_size, size_t headroom)
 {
     k_stack_fini(); /* nothing left from an earlier run, normally */
     pool.page = hal_page_size();
-    pool.guard = pool.page;
+    pool.guard = pool.page * HAL_STACK_GUARD_PAGES;
     if (default_size == 0)
         default_size = STACK_DEFAULT;
     if (default_size > STACK_MAX)

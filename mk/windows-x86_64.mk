@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: MIT
 # windows-x86_64: cross-built with mingw-w64, run under Wine (docs/platforms.md).
-# A later port: `make test` does not build it yet; `make TARGET=windows-x86_64`
-# does once hal/win32 exists. Install the toolchain with `scripts/deps.sh windows`.
+# `make test` does not test it by default yet (hal/win32/README.md says what
+# is missing); `make TARGET=windows-x86_64` builds it. Install the toolchain
+# with `scripts/deps.sh windows`.
 OS   := win32
 ARCH := x86_64
 EXE  := .exe
-LIBS := -lws2_32 -lmswsock -lsynchronization
+# -static: weft-test.exe needs no DLL from the build machine (winpthreads,
+# libgcc) beside the system's.
+LIBS := -static -lws2_32 -lmswsock -lsynchronization -lntdll
 SHARED := 0
 PIC  :=
 ARCH_CFLAGS :=
@@ -14,9 +17,24 @@ RUN   := wine
 TEST_TIMEOUT_MULT := 4
 TEST_SCALE := 4
 
+# The port's sources, named one by one (the Makefile takes every file of
+# hal/$(OS) and hal/$(ARCH) when a target does not say).
+HAL_SRCS := $(wildcard hal/win32/*.c hal/win32/*.S) hal/x86_64/context.c hal/x86_64/switch_win64.S
+
+# kern is built with -nostdinc and only GCC's own include directory; GCC's
+# stddef.h and stdarg.h #include_next mingw-w64's, so that directory comes
+# after it (and after nothing else: kern still includes no libc header).
+KERN_IDIRAFTER := -idirafter /usr/x86_64-w64-mingw32/include
+
+# PE/COFF has no hidden visibility: the static library keeps weft_* global
+# and makes every other defined symbol local.
+LIB_LOCALIZE := --wildcard --keep-global-symbol='weft_*'
+
 CC := $(CROSS)gcc
 AR := $(CROSS)ar
 NM := $(CROSS)nm
 LD := $(CROSS)ld
+OBJCOPY := $(CROSS)objcopy
+OBJDUMP := $(CROSS)objdump
 DEPS_HINT := gcc-mingw-w64-x86-64 wine
 DEPS_GROUP := windows

@@ -19,4 +19,8 @@
  * pointer on every POSIX system weft targets; thread.c asserts it fits). */
 typedef uintptr_t hal_thread_t;
 
+/* Pages of guard below each task stack (hal.h): one PROT_NONE page (or
+ * guard region) is enough, since a fault is handled on the altstack. */
+#define HAL_STACK_GUARD_PAGES 1
+
 #endif /* WEFT_HAL_OS_H */

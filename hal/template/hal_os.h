@@ -18,6 +18,11 @@
  * a Windows HANDLE, an RTOS task pointer). */
 typedef uintptr_t hal_thread_t;
 
+/* TODO(port): pages of guard kern leaves below every task stack (hal.h).
+ * 1 when the fault handler runs on a stack of its own (POSIX altstack);
+ * more when the OS pushes the fault's frame on the faulting stack. */
+#define HAL_STACK_GUARD_PAGES 1
+
 /* Optional: a hot call may be defined here as static inline instead of in
  * template.c, if it needs no OS header and references only hal_* symbols
  * (the check-freestanding script allows nothing else in kern's objects).

@@ -2,7 +2,8 @@
 /*
  * context.c (x86_64) — builds the first switch frame of a new context.
  *
- * hal_ctx_switch (switch_sysv.S) resumes a context by loading its sp,
+ * hal_ctx_switch (switch_sysv.S, or switch_win64.S on Windows) resumes
+ * a context by loading its sp,
  * popping the frame described in hal_arch.h and returning. A new context
  * is therefore just a stack whose top holds a frame that "returns" into
  * hal_ctx_start with entry and arg in two callee-saved registers. This
@@ -26,10 +27,26 @@ _Static_assert(offsetof(struct hal_context, sp) == HAL_CTX_SP,
                "HAL_CTX_SP must match struct hal_context");
 _Static_assert(HAL_FRAME_SIZE % HAL_STACK_ALIGN == 0, "the switch frame keeps the stack aligned");
 _Static_assert(HAL_FRAME_RET + 8 == HAL_FRAME_SIZE, "the return address is the frame's last word");
+#ifndef _WIN64
 _Static_assert(HAL_FRAME_FCW >= HAL_FRAME_MXCSR + 4 && HAL_FRAME_R15 >= HAL_FRAME_FCW + 2,
                "control words do not overlap the registers");
+#else
+_Static_assert(HAL_FRAME_FCW >= HAL_FRAME_MXCSR + 4 && HAL_FRAME_XMM6 >= HAL_FRAME_FCW + 2,
+               "control words do not overlap the registers");
+_Static_assert(HAL_FRAME_XMM6 % 16 == 0, "movaps needs the xmm slots 16-aligned");
+_Static_assert(HAL_FRAME_STACK_BASE == HAL_FRAME_XMM6 + 10 * 16, "xmm6-xmm15 end at the TIB slots");
+_Static_assert(HAL_FRAME_STACK_LIMIT == HAL_FRAME_STACK_BASE + 8 &&
+                   HAL_FRAME_STACK_DEALLOC == HAL_FRAME_STACK_LIMIT + 8 &&
+                   HAL_FRAME_R15 == HAL_FRAME_STACK_DEALLOC + 8,
+               "the TIB slots are three words before r15");
+_Static_assert(HAL_FRAME_R14 == HAL_FRAME_R15 + 8 && HAL_FRAME_R13 == HAL_FRAME_R14 + 8 &&
+                   HAL_FRAME_R12 == HAL_FRAME_R13 + 8 && HAL_FRAME_RSI == HAL_FRAME_R12 + 8 &&
+                   HAL_FRAME_RDI == HAL_FRAME_RSI + 8 && HAL_FRAME_RBX == HAL_FRAME_RDI + 8 &&
+                   HAL_FRAME_RBP == HAL_FRAME_RBX + 8 && HAL_FRAME_RET == HAL_FRAME_RBP + 8,
+               "the general registers are consecutive words up to the return address");
+#endif
 
-/* The stub in switch_sysv.S that calls entry(arg). */
+/* The stub in the switch file that calls entry(arg). */
 void hal_ctx_start(void);
 
 static void put64(char *frame, int off, uint64_t v)
@@ -62,5 +79,18 @@ void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size, void (*e
     put64(frame, HAL_FRAME_RBX, 0);
     put64(frame, HAL_FRAME_RBP, 0);
     put64(frame, HAL_FRAME_RET, (uint64_t)(uintptr_t)hal_ctx_start);
+#ifdef _WIN64
+    /* Win64: rdi, rsi and xmm6-15 start as 0, and the TIB is to describe
+     * this stack: its top, its lowest usable byte, and the bottom of the
+     * guard band below it (HAL_STACK_GUARD_PAGES pages of 4 KiB, hal_os.h), where
+     * Windows' own thread stacks start their reservation too. */
+    put64(frame, HAL_FRAME_RSI, 0);
+    put64(frame, HAL_FRAME_RDI, 0);
+    for (int i = 0; i < 10 * 16; i += 8)
+        put64(frame, HAL_FRAME_XMM6 + i, 0);
+    put64(frame, HAL_FRAME_STACK_BASE, (uint64_t)top);
+    put64(frame, HAL_FRAME_STACK_LIMIT, (uint64_t)(uintptr_t)stack_lo);
+    put64(frame, HAL_FRAME_STACK_DEALLOC, (uint64_t)((uintptr_t)stack_lo - HAL_STACK_GUARD_PAGES * 4096u));
+#endif
     ctx->sp = frame;
 }

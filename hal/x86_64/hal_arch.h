@@ -11,9 +11,11 @@
  *
  * A suspended context is only its stack pointer: everything callee-saved
  * sits on the task's own stack, like xv6's swtch but without the copy into
- * a struct. The Win64 ABI (switch_win64.S, later) adds rdi, rsi and
- * xmm6-15 to this frame; the SysV ABI keeps no vector register across a
- * call, only the MXCSR and x87 control words.
+ * a struct. The Win64 ABI (switch_win64.S) adds rdi, rsi, xmm6-15 and
+ * the TIB's stack fields to this frame; the SysV ABI keeps no vector
+ * register across a call, only the MXCSR and x87 control words. Which
+ * frame is picked by the compiler's _WIN64 (a HAL header may test the
+ * OS; kern never does).
  */
 #ifndef WEFT_HAL_ARCH_H
 #define WEFT_HAL_ARCH_H
@@ -31,8 +33,10 @@
  * of hal_preempt_headroom, which measures the machine. */
 #define HAL_SIGNAL_HEADROOM 4096
 
+#ifndef _WIN64
 /*
- * The switch frame, at a suspended context's sp (offsets in bytes):
+ * The switch frame of the System V ABI (switch_sysv.S), at a suspended
+ * context's sp (offsets in bytes):
  *
  *   +56  return address into the caller of hal_ctx_switch (pushed by call)
  *   +48  rbp
@@ -57,11 +61,55 @@
 #define HAL_FRAME_RBP 48
 #define HAL_FRAME_RET 56
 #define HAL_FRAME_SIZE 64
+#else
+/*
+ * The switch frame of the Win64 ABI (switch_win64.S). The ABI keeps more
+ * across a call: rdi, rsi and xmm6-xmm15 too. And the thread's TIB
+ * describes the stack it runs on (StackBase, StackLimit,
+ * DeallocationStack at gs:0x08, gs:0x10, gs:0x1478), which exception
+ * dispatch, unwinding and the stack probe (___chkstk_ms) read, so each
+ * context carries its own three values:
+ *
+ *   +264 return address into the caller of hal_ctx_switch
+ *   +256 rbp      +248 rbx      +240 rdi      +232 rsi
+ *   +224 r12      +216 r13      +208 r14      +200 r15
+ *   +192 TIB DeallocationStack  +184 TIB StackLimit  +176 TIB StackBase
+ *   +16  xmm6 ... xmm15 (16 bytes each, 16-aligned)
+ *   +4   x87 control word (16 bits)
+ *   +0   MXCSR (32 bits)
+ */
+#define HAL_FRAME_MXCSR 0
+#define HAL_FRAME_FCW 4
+#define HAL_FRAME_XMM6 16 /* xmm(6+i) at HAL_FRAME_XMM6 + 16 * i */
+#define HAL_FRAME_STACK_BASE 176
+#define HAL_FRAME_STACK_LIMIT 184
+#define HAL_FRAME_STACK_DEALLOC 192
+#define HAL_FRAME_R15 200
+#define HAL_FRAME_R14 208
+#define HAL_FRAME_R13 216
+#define HAL_FRAME_R12 224
+#define HAL_FRAME_RSI 232
+#define HAL_FRAME_RDI 240
+#define HAL_FRAME_RBX 248
+#define HAL_FRAME_RBP 256
+#define HAL_FRAME_RET 264
+#define HAL_FRAME_SIZE 272
 
-/* The SysV ABI's initial control words: all exceptions masked, round to
- * nearest; x87 extended precision. */
+/* The TIB fields, as offsets from the gs base. */
+#define HAL_TIB_STACK_BASE 0x08
+#define HAL_TIB_STACK_LIMIT 0x10
+#define HAL_TIB_STACK_DEALLOC 0x1478
+#endif
+
+/* The ABI's initial control words: all exceptions masked, round to
+ * nearest; x87 extended precision (SysV) or double precision (Win64, as
+ * Windows starts every thread). */
 #define HAL_MXCSR_INIT 0x1F80
+#ifndef _WIN64
 #define HAL_FCW_INIT 0x037F
+#else
+#define HAL_FCW_INIT 0x027F
+#endif
 
 #ifndef __ASSEMBLER__
 #include <stddef.h>

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * thread.c (win32) — OS threads for kern: CreateThread, joining and
+ * detaching, the calling thread's kern pointer, the error number kern
+ * carries with a task, and the CPU count.
+ *
+ * The kern pointer lives in a TLS slot (TlsAlloc), read straight from the
+ * TEB's TlsSlots array: TlsGetValue would do the same but also clears the
+ * thread's last error, which kern carries with each task and must not
+ * change behind its back. The slot is allocated once per process, before
+ * the first thread enters weft.
+ */
+#include <windows.h>
+#include <errno.h>
+#include <intrin.h>
+#include <stdlib.h>
+
+#include "win32.h"
+
+#define THREAD_STACK_SIZE (1u << 20) /* kern's own code: scheduler, monitor */
+#define TEB_TLS_SLOTS 0x1480         /* TEB.TlsSlots[64] on x86_64 */
+
+#define HAL_OPAQUE __attribute__((noinline, noipa))
+
+/* What a hal_thread_t points to. Two references: the new thread's, until
+ * it has read fn and arg, and the starter's, until it joins or detaches;
+ * whoever drops the last frees it. */
+struct thread {
+    HANDLE h;
+    void (*fn)(void *);
+    void *arg;
+    volatile LONG refs;
+};
+
+static void thread_unref(struct thread *t)
+{
+    if (InterlockedDecrement(&t->refs) == 0)
+        free(t);
+}
+
+static DWORD slot = TLS_OUT_OF_INDEXES; /* written once, under slot_once */
+static INIT_ONCE slot_once = INIT_ONCE_STATIC_INIT;
+
+static BOOL CALLBACK slot_alloc(INIT_ONCE *once, void *param, void **ctx)
+{
+    (void)once;
+    (void)param;
+    (void)ctx;
+    slot = TlsAlloc();
+    if (slot == TLS_OUT_OF_INDEXES) {
+        static const char msg[] = "weft: no TLS slot left for the runtime\n";
+        hal_write_err(msg, sizeof msg - 1);
+        hal_abort();
+    }
+    return TRUE;
+}
+
+static void setup(void)
+{
+    InitOnceExecuteOnce(&slot_once, slot_alloc, NULL, NULL);
+    hal_win32_fault_install();
+}
+
+static DWORD WINAPI thread_main(void *p)
+{
+    struct thread *t = p;
+    void (*fn)(void *) = t->fn;
+    void *arg = t->arg;
+    thread_unref(t);
+    hal_win32_rescue_on();
+    fn(arg);
+    hal_win32_rescue_off();
+    return 0;
+}
+
+/* CreateThread with a 1 MiB stack reservation. HAL_ENOMEM when Windows is
+ * out of memory or handles, HAL_EFAIL otherwise. Blocks briefly. */
+int hal_thread_start(void (*fn)(void *), void *arg, hal_thread_t *out)
+{
+    setup();
+    struct thread *t = malloc(sizeof *t);
+    if (t == NULL)
+        return HAL_ENOMEM;
+    t->fn = fn;
+    t->arg = arg;
+    t->refs = 2;
+    DWORD last = GetLastError();
+    t->h = CreateThread(NULL, THREAD_STACK_SIZE, thread_main, t,
+                        STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+    if (t->h == NULL) {
+        DWORD e = GetLastError();
+        free(t);
+        SetLastError(last);
+        return e == ERROR_NOT_ENOUGH_MEMORY || e == ERROR_OUTOFMEMORY ? HAL_ENOMEM : HAL_EFAIL;
+    }
+    *out = (hal_thread_t)t;
+    return 0;
+}
+
+void hal_thread_join(hal_thread_t ht)
+{
+    struct thread *t = (struct thread *)ht;
+    WaitForSingleObject(t->h, INFINITE);
+    CloseHandle(t->h);
+    thread_unref(t);
+}
+
+/* Closing the handle lets Windows free the thread when it exits. */
+void hal_thread_detach(hal_thread_t ht)
+{
+    struct thread *t = (struct thread *)ht;
+    CloseHandle(t->h);
+    thread_unref(t);
+}
+
+void hal_thread_enter(void)
+{
+    setup();
+    hal_win32_rescue_on();
+}
+
+void hal_thread_leave(void)
+{
+    hal_win32_rescue_off();
+}
+
+/* One load from the TEB (slots beyond the 64 in the TEB, which weft gets
+ * only if the host used them all, go through TlsGetValue with the last
+ * error kept). Never blocks; safe in any context. */
+HAL_OPAQUE void *hal_thread_get(void)
+{
+    if (slot < 64)
+        return (void *)__readgsqword(TEB_TLS_SLOTS + slot * 8);
+    if (slot == TLS_OUT_OF_INDEXES)
+        return NULL;
+    DWORD last = GetLastError();
+    void *v = TlsGetValue(slot);
+    SetLastError(last);
+    return v;
+}
+
+HAL_OPAQUE void hal_thread_set(void *kern_thread)
+{
+    setup();
+    DWORD last = GetLastError();
+    TlsSetValue(slot, kern_thread);
+    SetLastError(last);
+}
+
+/* The thread's id: only hal_thread_preempt would use it, and preemption
+ * is cooperative in this port for now (preempt.c). */
+hal_thread_t hal_thread_self(void)
+{
+    return (hal_thread_t)GetCurrentThreadId();
+}
+
+/* The C runtime's errno. Windows' last error (GetLastError) is not
+ * carried yet: hal.h has room for one number. */
+HAL_OPAQUE int hal_errno_get(void)
+{
+    return errno;
+}
+
+HAL_OPAQUE void hal_errno_set(int err)
+{
+    errno = err;
+}
+
+/* CPUs in the process's affinity mask (one processor group: up to 64). */
+int hal_cpu_count(void)
+{
+    DWORD_PTR proc, sys;
+    if (GetProcessAffinityMask(GetCurrentProcess(), &proc, &sys) && proc != 0)
+        return __builtin_popcountll((unsigned long long)proc);
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    return si.dwNumberOfProcessors > 0 ? (int)si.dwNumberOfProcessors : 1;
+}
