@@ -52,6 +52,16 @@ static int wants_close(const char *h, size_t n)
     return close || (v10 && !keep);
 }
 
+/* The end of a request's header in buf[0..n), or NULL (memmem is not
+ * everywhere: Windows' C runtime lacks it). */
+static char *header_end(char *buf, size_t n)
+{
+    for (size_t i = 0; i + 4 <= n; i++)
+        if (memcmp(buf + i, "\r\n\r\n", 4) == 0)
+            return buf + i;
+    return NULL;
+}
+
 static void serve(void *arg)
 {
     weft_fd c = (weft_fd)arg;
@@ -60,7 +70,7 @@ static void serve(void *arg)
     for (;;) {
         /* Complete requests already buffered (pipelining). */
         char *end;
-        while (have >= 4 && (end = memmem(buf, have, "\r\n\r\n", 4)) != NULL) {
+        while (have >= 4 && (end = header_end(buf, have)) != NULL) {
             size_t len = (size_t)(end + 4 - buf);
             int close = wants_close(buf, len);
             const char *r = close ? reply_close : reply_keep;

@@ -17,6 +17,20 @@
 
 #include "weft.h"
 
+#ifdef _WIN32
+/* The C runtime's environment, which getenv (and so weft) reads. */
+#define setenv(name, value, overwrite) _putenv_s((name), (value))
+#define unsetenv(name) _putenv_s((name), "")
+#endif
+
+/* A case or scenario whose file is not built on this target (its cases
+ * carry F_NOWINE in cases.h, with the reason): a stub that skips. */
+#define T_NOT_BUILT(fn, why)                                                   \
+    void fn(void)                                                              \
+    {                                                                          \
+        t_skip(why);                                                           \
+    }
+
 #define CHECK(cond)                                                            \
     do {                                                                       \
         if (!(cond)) {                                                         \

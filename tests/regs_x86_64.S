@@ -5,6 +5,7 @@
  * gpr[16] by register number at 0, flags 256, mxcsr 264, red-zone
  * canaries 272, vectors 400 (32 bytes each).
  */
+#ifndef _WIN32 /* SysV only; a Win64 probe is still to come */
         .text
 
 /* void regs_run(const struct regs *in, struct regs *out, uint64_t spins); */
@@ -337,3 +338,4 @@ regs_run_avx:
         .size   regs_run_avx, .-regs_run_avx
 
         .section .note.GNU-stack, "", %progbits
+#endif

@@ -22,7 +22,14 @@ static pthread_t (*volatile self_fn)(void) = pthread_self; /* not const-folded *
 /* errno through a call the compiler cannot see into: glibc's errno address
  * is "const", so a plain errno read after a switch may use the address of
  * the thread the task ran on before (see weft_errno in weft.h). */
+#ifdef _WIN32
+#include <fcntl.h>
+#include <io.h>
+#define pipe(fds) _pipe((fds), 4096, _O_BINARY)
+static int *(*volatile errno_loc)(void) = _errno;
+#else
 static int *(*volatile errno_loc)(void) = __errno_location;
+#endif
 #define ERRNO (*errno_loc())
 
 static void nap_ns(int64_t ns)

@@ -6,6 +6,7 @@
  * corrupted register), libc safety, weft_nopreempt_begin/end, preemption
  * off, and hosts that keep SIGURG for themselves.
  */
+#ifndef _WIN32 /* not built on Windows yet: stubs at the end */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -992,3 +993,21 @@ void t_preempt_user_handler(void)
     CHECK_GT(atomic_load(&uh_handled), 10);
     CHECK_EQ(atomic_load(&uh_migrated), 0);
 }
+
+#else /* _WIN32 */
+#include "check.h"
+T_NOT_BUILT(t_preempt_sleeper, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_share, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_small_stack, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_regs, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_regs_long, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_regs_negative, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_libc, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_nopreempt, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_off_stress, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_host_handler, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_host_blocked, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_stray_signal, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_spawn_storm, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_user_handler, "preemption on Windows is cooperative for now (signals and ucontext here)")
+#endif /* _WIN32 */

@@ -11,7 +11,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <sys/resource.h>
+#endif
 #include <time.h>
 
 #include "kern/timer.h" /* white box: timer_one_firer drives a k_timer directly */
@@ -472,6 +476,16 @@ void t_timer_busy(void)
 
 /* ---- timer_idle_cpu: a sleeping runtime uses no CPU ---- */
 
+#ifdef _WIN32
+static int64_t cpu_ns(void)
+{
+    FILETIME c, e, k, u;
+    GetProcessTimes(GetCurrentProcess(), &c, &e, &k, &u);
+    uint64_t t = ((uint64_t)k.dwHighDateTime << 32 | k.dwLowDateTime) +
+                 ((uint64_t)u.dwHighDateTime << 32 | u.dwLowDateTime);
+    return (int64_t)t * 100;
+}
+#else
 static int64_t cpu_ns(void)
 {
     struct rusage ru;
@@ -479,6 +493,7 @@ static int64_t cpu_ns(void)
     return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
            ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
+#endif
 
 static void idle_main(void *arg)
 {

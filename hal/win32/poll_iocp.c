@@ -126,3 +126,12 @@ int hal_poll_wait(struct hal_poll_event *ev, int max, int64_t timeout_ns)
     SetLastError(last);
     return out;
 }
+
+/* For tests/t_timer.c's report only (not part of hal.h): the timeout path
+ * in use, 2 = the millisecond fallback (1 and 3 are kept for the wait
+ * packet and its emulation). */
+int hal_poll_timer_mode(void);
+int hal_poll_timer_mode(void)
+{
+    return 2;
+}
