@@ -128,7 +128,68 @@ def read_target(name):
                 t.env[k] = v
     if not os.path.exists(t.exe):
         t.error = f"{t.exe} missing: build it with `make TARGET={name}`"
+    elif t.run_prefix[:1] == ["wine"]:
+        t.error = wine_setup(t)
     return t
+
+
+# ---- Wine --------------------------------------------------------------------
+# Targets whose RUN is `wine` run in a prefix of their own, under
+# build/<target>/wineprefix: created once (wineboot, 5-7 s), headless, with
+# Wine's automatic debugger off (AeDebug): with it on, winedbg turns some
+# crashes into exit 0. One wineserver is started for the whole pytest run
+# (`wineserver -p`: it stays, instead of each case paying 0.4-1.2 s to start
+# one) and stopped at the end (pytest_unconfigure). The prefix is shared by
+# every wine target of the run; the environment set here is inherited by
+# every case.
+
+_wine_started = []
+
+
+def wine_setup(t):
+    """Prepares the prefix and the server; returns "" or why it failed."""
+    if _wine_started:
+        return ""
+    prefix = os.path.join(t.build_dir, "wineprefix")
+    os.environ["WINEPREFIX"] = prefix
+    os.environ["WINEDEBUG"] = "-all"
+    os.environ["WINEDLLOVERRIDES"] = "mscoree,mshtml="
+    os.environ.pop("DISPLAY", None)
+    os.environ.pop("WAYLAND_DISPLAY", None)
+    ready = os.path.join(prefix, ".weft-ready")
+    aedebug = r"HKLM\Software\Microsoft\Windows NT\CurrentVersion\AeDebug"
+    steps = [["wineboot", "-i"],
+             ["wine", "reg", "add", aedebug, "/v", "Auto", "/t", "REG_SZ", "/d", "0", "/f"],
+             ["wine", "reg", "delete", aedebug, "/v", "Debugger", "/f"]]
+    try:
+        if not os.path.exists(ready):
+            os.makedirs(prefix, exist_ok=True)
+            for i, cmd in enumerate(steps):
+                # Output to files, not pipes: see wineboot below.
+                p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, timeout=300)
+                # Deleting a value that is not there fails; that is fine.
+                if p.returncode != 0 and i < 2:
+                    return f"`{' '.join(cmd)}` exited {p.returncode}"
+            subprocess.run(["wineserver", "-w"], timeout=120, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            open(ready, "w").close()
+        subprocess.run(["wineserver", "-p"], check=True, timeout=60,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # The first program of a session starts Wine's services, which live
+        # on and keep the descriptors they inherited: started here with none
+        # of a case's pipes, or every captured run would wait for them.
+        subprocess.run(["wineboot"], timeout=120, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"preparing Wine in {prefix} failed: {e}"
+    _wine_started.append(prefix)
+    return ""
+
+
+def pytest_unconfigure(config):
+    if _wine_started:
+        subprocess.run(["wineserver", "-k"], timeout=60)
 
 
 def list_cases(t):

@@ -46,6 +46,15 @@ def test_case(case):
             f"--- stdout ---\n{tail(out)}\n--- stderr ---\n{tail(err)}",
             pytrace=False,
         )
+    # A pass needs the closing line too (tests/weft-test.c): Wine can turn a
+    # crash into exit 0, and a case that ends early by exit(0) proves nothing.
+    if f"weft-test: {case.name} passed" not in out.splitlines():
+        pytest.fail(
+            f"{case.id}: exit 0 but no closing line 'weft-test: {case.name} passed' "
+            f"after {secs:.2f} s\n{where}\n"
+            f"--- stdout ---\n{tail(out)}\n--- stderr ---\n{tail(err)}",
+            pytrace=False,
+        )
 
 
 # ---- the runner itself --------------------------------------------------------

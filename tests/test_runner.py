@@ -14,7 +14,8 @@ from conftest import Case, Target, run_case
 FAKE = r"""#!/bin/sh
 case "$1 $2" in
 "list ") printf 'pass 1000 -\nslow 1000 scaled,stress\n' ;;
-"run pass") exit 0 ;;
+"run pass") echo "weft-test: pass passed"; exit 0 ;;
+"run quiet") exit 0 ;;
 "run skip") echo "some noise" >&2; echo "skip: needs a unicorn" >&2; exit 77 ;;
 "run fail") echo "t_x.c:1: CHECK failed: 1 == 2" >&2; exit 1 ;;
 "run env") echo "scale=$WEFT_TEST_SCALE mult=$WEFT_TEST_TIMEOUT_MULT procs=${WEFT_PROCS:-unset}" >&2; exit 1 ;;
@@ -40,6 +41,11 @@ def case(t, name, timeout_ms=5000, procs=0):
 
 def test_pass(fake):
     test_cases.test_case(case(fake, "pass"))
+
+
+def test_exit0_without_closing_line_fails(fake):
+    with pytest.raises(pytest.fail.Exception, match="no closing line"):
+        test_cases.test_case(case(fake, "quiet"))
 
 
 def test_skip_reason(fake):

@@ -7,6 +7,7 @@
  *   weft-test bench-list               one line per scenario: name summary
  *   weft-test bench NAME [key=value]   runs b_NAME(); JSON lines on stdout
  *
+ * A passing run ends with the line "weft-test: NAME passed" on stdout.
  * Exit codes: 0 pass, 1 a CHECK failed, 77 skipped (t_skip; the reason is on
  * stderr as "skip: ..."), 2 usage error or unknown name. Every case runs in
  * its own process (tests/conftest.py starts one per case), so a case may
@@ -298,6 +299,10 @@ int main(int argc, char **argv)
                 continue;
             t_current_flags = c->flags;
             c->fn();
+            /* The closing line: the runner passes a case only when it sees
+             * it, never on the exit status alone (under Wine a crash can
+             * end with status 0). */
+            printf("weft-test: %s passed\n", c->name);
             fflush(NULL);
             return 0;
         }
