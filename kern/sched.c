@@ -312,6 +312,19 @@ void k_wakep(void)
 
 /* Go: stopm. Parks the calling thread (which holds no proc) until it is
  * handed a proc or the run stops. */
+/* Go: checkdead. Called with sched.lock held once every thread is idle
+ * (everyone_idle) and no timer is pending and no task waits on I/O: no
+ * proc is held, so every run queue is empty and no task is running;
+ * nothing is in a blocking call or the poller. No task can ever run:
+ * report it and stop the run with WEFT_EDEADLK. */
+static void deadlock_locked(void)
+{
+    k_print("weft: deadlock: all %llu tasks are asleep\n",
+            (unsigned long long)atomic_load(&k_sched.ntasks_live));
+    k_dump_tasks();
+    stop_locked(WEFT_EDEADLK);
+}
+
 static void stopm(struct thread *th)
 {
     k_assert(th->proc == NULL && !th->spinning);
@@ -331,14 +344,7 @@ static void stopm(struct thread *th)
         return;
     }
     if (all_idle) {
-        /* Go: checkdead. Every thread is idle: no proc is held, so every
-         * run queue is empty and no task is running; nothing is in a
-         * blocking call or the poller, no timer is pending and no task
-         * waits on I/O. No task can ever run. */
-        k_print("weft: deadlock: all %llu tasks are asleep\n",
-                (unsigned long long)atomic_load(&k_sched.ntasks_live));
-        k_dump_tasks();
-        stop_locked(WEFT_EDEADLK);
+        deadlock_locked();
         k_unlock(&k_sched.lock);
         return;
     }
@@ -426,11 +432,7 @@ static bool locked_wait(struct thread *th)
         k_sched.nidle_locked++;
         if (everyone_idle()) {
             if (k_timers_earliest() == 0 && k_poll_waiters() == 0) {
-                /* Go: checkdead, as in stopm. */
-                k_print("weft: deadlock: all %llu tasks are asleep\n",
-                        (unsigned long long)atomic_load(&k_sched.ntasks_live));
-                k_dump_tasks();
-                stop_locked(WEFT_EDEADLK);
+                deadlock_locked();
                 k_unlock(&k_sched.lock);
                 return false;
             }
@@ -585,6 +587,22 @@ void k_sched_inject(struct task *list)
     }
 }
 
+/* Makes list (linked by schedlink, maybe empty) runnable on p's queue,
+ * held by this thread, and starts a spinner to steal them. state:
+ * relaxed, published by k_runq_put's release store. */
+static void queue_ready(struct proc *p, struct task *list)
+{
+    if (!list)
+        return;
+    while (list) {
+        struct task *next = list->schedlink;
+        atomic_store_explicit(&list->state, TASK_RUNNABLE, memory_order_relaxed);
+        k_runq_put(p, list, false);
+        list = next;
+    }
+    k_wakep();
+}
+
 /* Polls (timeout as k_poll) and returns a task to run; the others go to
  * the caller's own queue (it holds a proc), from where idle procs steal
  * them once k_wakep has started a spinner (Go: injectglist's local half;
@@ -596,19 +614,9 @@ static struct task *poll_take(struct proc *p, int64_t timeout_ns)
     if (!list)
         return NULL;
     struct task *first = list;
-    list = list->schedlink;
-    /* state: relaxed, the first runs on this thread; the others are
-     * published by k_runq_put's release store (or runnext exchange). */
+    /* state: relaxed, the first runs on this thread. */
     atomic_store_explicit(&first->state, TASK_RUNNABLE, memory_order_relaxed);
-    if (list) {
-        while (list) {
-            struct task *next = list->schedlink;
-            atomic_store_explicit(&list->state, TASK_RUNNABLE, memory_order_relaxed);
-            k_runq_put(p, list, false);
-            list = next;
-        }
-        k_wakep();
-    }
+    queue_ready(p, first->schedlink);
     return first;
 }
 
@@ -735,22 +743,12 @@ static bool poll_or_stop(struct thread *th)
              * no thread is woken on the way from the event to its task. */
             if (take_idle_proc(th)) {
                 if (list) {
-                    struct proc *p = th->proc;
-                    struct task *first = list;
-                    list = list->schedlink;
-                    /* Relaxed: published by k_runq_put, as in poll_take. */
-                    atomic_store_explicit(&first->state, TASK_RUNNABLE, memory_order_relaxed);
-                    k_runq_put(p, first, true);
-                    if (list) {
-                        while (list) {
-                            struct task *next = list->schedlink;
-                            atomic_store_explicit(&list->state, TASK_RUNNABLE,
-                                                  memory_order_relaxed);
-                            k_runq_put(p, list, false);
-                            list = next;
-                        }
-                        k_wakep();
-                    }
+                    /* rest first: once queued, list may be stolen and run. */
+                    struct task *rest = list->schedlink;
+                    /* Relaxed: published by k_runq_put. */
+                    atomic_store_explicit(&list->state, TASK_RUNNABLE, memory_order_relaxed);
+                    k_runq_put(th->proc, list, true);
+                    queue_ready(th->proc, rest);
                 }
                 return true;
             }

@@ -32,7 +32,7 @@ static void nap_ns(int64_t ns)
     }
 }
 
-/* ---- block_handoff: procs 1, a 500 ms raw read does not stall others ---- */
+/* ---- block_handoff: procs 1, a 1 s raw read does not stall others ---- */
 
 struct handoff {
     int fds[2];
@@ -45,7 +45,7 @@ struct handoff {
 static void *late_writer(void *arg)
 {
     struct handoff *h = arg;
-    nap_ns(550000000); /* 50 ms warm-up + 500 ms */
+    nap_ns(1050000000); /* 50 ms warm-up + 1 s */
     CHECK_EQ(write(h->fds[1], "x", 1), 1);
     return NULL;
 }
@@ -94,12 +94,11 @@ static void handoff_main(void *arg)
     CHECK_EQ(n, 1);
     CHECK_EQ(c, 'x');
     CHECK_GE(st.syscall_retakes, 1);
-    /* Starvation would be ~500 ms (the whole read); the bench measures the
-     * real figure. The bound only has to tell the two apart: 100 ms
-     * natively, up to 300 ms under emulation on a loaded machine (seen:
-     * 166 ms under qemu with both cores busy). */
-    int64_t bound = 100000000 * t_slack();
-    CHECK_LT(h->max_gap, bound < 300000000 ? bound : 300000000);
+    /* Starvation would be ~1 s (the whole read); the bench measures the
+     * real figure. The bound only has to tell the two apart on a loaded
+     * machine (seen: gaps of 148 ms natively at a load of 8 on 2 cores,
+     * 166 ms under qemu). */
+    CHECK_LT(h->max_gap, 500000000);
 }
 
 void t_block_handoff(void)
