@@ -162,6 +162,10 @@ enum thread_call {
 };
 
 struct thread {
+    /* First, where lock.c finds it through hal_thread_get() (lock.h).
+     * Owned by this thread: */
+    struct k_lock_count locks;
+
     /* Immutable after start: */
     int id;
     hal_thread_t handle;       /* for joining; unused for thread 0 */
@@ -175,7 +179,6 @@ struct thread {
     bool preempted;            /* its last task was preempted (find_runnable) */
     bool hold_wakep;           /* k_ready counts in held_wakes, no k_wakep */
     int held_wakes;
-    int locks;                 /* k_locks held right now */
     hal_thread_t os;           /* for hal_thread_preempt */
     struct task *locked;       /* the task locked to this thread (weft_lock_thread) */
     struct proc *old_proc;     /* the proc held before a blocking call (Go: oldp) */
@@ -267,6 +270,9 @@ struct sched {
     /* Counters for weft_stats. */
     _Atomic uint64_t nretake;      /* procs retaken from blocking calls */
 };
+
+K_STATIC_ASSERT(offsetof(struct thread, locks) == 0,
+                "lock.c reads the lock count at the thread pointer");
 
 extern struct sched k_sched;
 
