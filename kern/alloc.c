@@ -19,8 +19,9 @@
  * earlier and then carves new ones from its span, which it gets from the
  * heap. k_free pushes onto the cache; past a high mark (two batches) half
  * of the list goes back to the central list. A thread holding no proc
- * (k_mcache_self() == NULL: the runtime starting or stopping, a test) uses
- * the central list directly, one object at a time, under its lock.
+ * (the lookup given to k_mem_init returns NULL: the runtime starting or
+ * stopping, a test) uses the central list directly, one object at a time,
+ * under its lock.
  *
  * Large objects (> K_SMALL_MAX) get a reservation each, with a 64-byte
  * header in front that links them into the heap's list, so that k_free
@@ -119,6 +120,7 @@ struct central {
 
 static struct {
     /* Set by k_mem_init, read-only until k_mem_fini: */
+    struct k_mcache *(*cache_self)(void); /* NULL: no thread has a cache */
     size_t page;
     uint32_t span_bytes[K_NCLASS];
     uint32_t batch[K_NCLASS]; /* objects per cache refill */
@@ -139,6 +141,12 @@ static struct {
  * by any thread, read by weft_stats. A statistic: every access is
  * relaxed. */
 static _Atomic uint64_t reserved;
+
+/* The calling thread's proc cache, or NULL (k_mem_init). */
+static inline struct k_mcache *cache_self(void)
+{
+    return mem.cache_self ? mem.cache_self() : NULL;
+}
 
 static inline unsigned size_class(size_t size)
 {
@@ -406,7 +414,7 @@ void *k_alloc(size_t size)
     if (K_UNLIKELY(size > K_SMALL_MAX))
         return large_alloc(size);
     unsigned cls = size_class(size);
-    struct k_mcache *c = k_mcache_self();
+    struct k_mcache *c = cache_self();
     void *p;
     if (K_LIKELY(c != NULL)) {
         p = c->free[cls];
@@ -445,7 +453,7 @@ void k_free(void *p, size_t size)
     }
     unsigned cls = size_class(size);
     debug_free(p, cls);
-    struct k_mcache *c = k_mcache_self();
+    struct k_mcache *c = cache_self();
     if (K_LIKELY(c != NULL)) {
         *(void **)p = c->free[cls];
         c->free[cls] = p;
@@ -458,10 +466,11 @@ void k_free(void *p, size_t size)
 
 /* ---- Life cycle ---- */
 
-int k_mem_init(void)
+int k_mem_init(struct k_mcache *(*cache_self_fn)(void))
 {
     /* Zero is the initial state of every lock and list. */
     memset(&mem, 0, sizeof mem);
+    mem.cache_self = cache_self_fn;
     mem.page = hal_page_size();
 
     unsigned cls = 0;

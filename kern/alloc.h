@@ -31,15 +31,21 @@ struct k_mcache {
     uint32_t count[K_NCLASS];
 };
 
-/* Sets up the allocator. Called once by weft_run before anything else. */
-int k_mem_init(void);
+/* Sets up the allocator. Called once by weft_run before anything else.
+ * cache_self is how k_alloc and k_free find the calling thread's proc
+ * cache: it returns it, or NULL when the thread holds no proc (then the
+ * central lists serve it). The scheduler passes its lookup (task.c); NULL
+ * makes every thread use the central lists (the tests'). A function
+ * given, not one called by name, so that the allocator knows nothing of
+ * procs (docs/HACKING.md, "Layers"). */
+int k_mem_init(struct k_mcache *(*cache_self)(void));
 /* Gives every reservation back to the OS. Called last by weft_run; no
  * object may be used afterwards. */
 void k_mem_fini(void);
 
 /* Allocates size bytes (> 0), 16-byte aligned, contents unspecified.
  * NULL when out of memory. Any thread; uses the calling thread's proc
- * cache when it holds a proc, the central lists otherwise. */
+ * cache when it holds a proc (k_mem_init), the central lists otherwise. */
 void *k_alloc(size_t size);
 /* The same, zero-filled. */
 void *k_zalloc(size_t size);
@@ -112,9 +118,8 @@ void k_stack_unkeep(void *region);
  * does not count again. */
 void k_stack_counts(uint64_t *region, uint64_t *protect, uint64_t *none);
 
-/* The calling thread's proc caches, or NULL when it holds no proc.
+/* The calling thread's proc stack cache, or NULL when it holds no proc.
  * Defined by the scheduler (task.c). */
-struct k_mcache *k_mcache_self(void);
 struct k_stack_cache *k_stack_cache_self(void);
 
 #endif /* WEFT_KERN_ALLOC_H */

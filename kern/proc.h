@@ -318,6 +318,9 @@ struct task *k_task_new(struct proc *p, size_t stack_size);
 void k_task_recycle(struct proc *p, struct task *t);
 void k_task_first_run(struct task *t);
 _Noreturn void k_task_exit(void);
+/* The calling thread's proc's allocator cache, NULL when it holds no proc:
+ * the allocator's lookup (k_mem_init). */
+struct k_mcache *k_mcache_self(void);
 
 /* ---- sched.c, for block.c, monitor.c and preempt.c ---- */
 /* Switches the calling task to its thread's scheduler stack for why;

@@ -293,7 +293,7 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
         return err;
     }
     size_t stack_size = k_sched.stack_size;
-    if (k_mem_init() != 0) {
+    if (k_mem_init(k_mcache_self) != 0) {
         memset(&k_sched, 0, sizeof k_sched);
         atomic_store(&running, 0);
         return WEFT_ENOMEM;

@@ -5,9 +5,10 @@
  * (guards, the pool and its discards, 200k at once); mem_tasks runs the
  * allocator under weft_run, where the per-proc caches are in play.
  *
- * Every case but mem_tasks calls k_mem_init/k_mem_fini itself, outside
- * weft_run: there k_mcache_self() and k_stack_cache_self() are NULL, so
- * these exercise the central lists and the stack pool directly.
+ * Every case but mem_tasks calls k_mem_init(NULL)/k_mem_fini itself,
+ * outside weft_run: no thread has a proc cache then (and
+ * k_stack_cache_self() is NULL), so these exercise the central lists and
+ * the stack pool directly.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -54,7 +55,7 @@ static int cmp_ptr(const void *a, const void *b)
 static void mem_begin(void)
 {
     CHECK_EQ(k_mem_reserved(), 0);
-    CHECK_OK(k_mem_init());
+    CHECK_OK(k_mem_init(NULL));
 }
 
 static void mem_end(void)
@@ -325,7 +326,7 @@ void t_mem_fini_releases(void)
 #endif
     CHECK_EQ(k_mem_reserved(), 0);
     for (int run = 0; run < 100; run++) {
-        CHECK_OK(k_mem_init());
+        CHECK_OK(k_mem_init(NULL));
         k_stack_init(run % 2 ? 64 * 1024 : 0, 0);
         void *small[200];
         for (int i = 0; i < 200; i++) {
@@ -363,7 +364,7 @@ void t_mem_fini_releases(void)
 static void double_free_child(void *arg)
 {
     (void)arg;
-    k_mem_init();
+    k_mem_init(NULL);
     void *p = k_alloc(64);
     k_free(p, 64);
     k_free(p, 64);
@@ -372,7 +373,7 @@ static void double_free_child(void *arg)
 static void write_after_free_child(void *arg)
 {
     (void)arg;
-    k_mem_init();
+    k_mem_init(NULL);
     unsigned char *p = k_alloc(100);
     k_free(p, 100);
     p[40] = 1;
@@ -382,7 +383,7 @@ static void write_after_free_child(void *arg)
 static void stack_double_free_child(void *arg)
 {
     (void)arg;
-    k_mem_init();
+    k_mem_init(NULL);
     k_stack_init(0, 0);
     struct k_stack s;
     k_stack_alloc(0, &s);
@@ -504,7 +505,7 @@ static void guard_child(void *arg)
     struct guard_case *g = arg;
     if (g->force)
         setenv("WEFT_GUARD", g->force, 1);
-    k_mem_init();
+    k_mem_init(NULL);
     k_stack_init(0, 0);
     struct k_stack s[4];
     for (int i = 0; i <= g->index; i++)
@@ -550,7 +551,7 @@ static void unguarded_child(void *arg)
 {
     (void)arg;
     setenv("WEFT_GUARD", "none", 1);
-    k_mem_init();
+    k_mem_init(NULL);
     k_stack_init(0, 0);
     struct k_stack s[3];
     for (int i = 0; i < 3; i++) {
@@ -565,7 +566,7 @@ static void unguarded_child(void *arg)
         _exit(5);
     /* A new run warns again. */
     k_mem_fini();
-    k_mem_init();
+    k_mem_init(NULL);
     k_stack_init(0, 0);
     if (k_stack_alloc(0, &s[0]) != 0)
         _exit(6);
