@@ -98,10 +98,14 @@ void k_stack_init(size_t default_size, size_t headroom);
  * calling it again is harmless. */
 void k_stack_fini(void);
 /* Gets a stack with size bytes for the task (0 = the default) plus the
- * headroom. 0 or HAL_ENOMEM. */
-int k_stack_alloc(size_t size, struct k_stack *out);
-/* Returns a stack for reuse; its pages may be discarded. */
-void k_stack_free(struct k_stack *s);
+ * headroom. c is the stack cache of the proc the calling thread holds, or
+ * NULL when it holds none (then the pool serves it directly): an argument,
+ * so that stack.c knows nothing of procs (docs/HACKING.md, "Layers").
+ * 0 or HAL_ENOMEM. */
+int k_stack_alloc(struct k_stack_cache *c, size_t size, struct k_stack *out);
+/* Returns a stack for reuse, to c (as for k_stack_alloc) or the pool; its
+ * pages may be discarded. */
+void k_stack_free(struct k_stack_cache *c, struct k_stack *s);
 /* Whether s is a stack of the run's default size (what a spawn with size 0
  * gets, preemption headroom included), as opposed to one of its own size. */
 bool k_stack_is_default(const struct k_stack *s);
@@ -117,9 +121,5 @@ void k_stack_unkeep(void *region);
  * stack is counted once, when it is created and its guard installed; reuse
  * does not count again. */
 void k_stack_counts(uint64_t *region, uint64_t *protect, uint64_t *none);
-
-/* The calling thread's proc stack cache, or NULL when it holds no proc.
- * Defined by the scheduler (task.c). */
-struct k_stack_cache *k_stack_cache_self(void);
 
 #endif /* WEFT_KERN_ALLOC_H */

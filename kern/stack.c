@@ -301,9 +301,8 @@ static void pool_put(const struct k_stack *s, uint32_t n)
 
 /* ---- Default-size stacks: proc cache, then pool, then a new one ---- */
 
-static int default_alloc(struct k_stack *out)
+static int default_alloc(struct k_stack_cache *c, struct k_stack *out)
 {
-    struct k_stack_cache *c = k_stack_cache_self();
     if (c != NULL) {
         if (c->n == 0) {
             struct k_stack got[BATCH];
@@ -338,9 +337,8 @@ static K_NOINLINE void cache_spill(struct k_stack_cache *c)
     pool_put(rev, BATCH);
 }
 
-static void default_free(struct k_stack *s)
+static void default_free(struct k_stack_cache *c, struct k_stack *s)
 {
-    struct k_stack_cache *c = k_stack_cache_self();
     if (c != NULL) {
         if (c->n == K_STACK_CACHE)
             cache_spill(c);
@@ -387,16 +385,16 @@ static void own_free(struct k_stack *s)
 
 /* ---- The API ---- */
 
-int k_stack_alloc(size_t size, struct k_stack *out)
+int k_stack_alloc(struct k_stack_cache *c, size_t size, struct k_stack *out)
 {
     k_assert(pool.usable != 0); /* k_stack_init was called */
     if (size == 0)
-        return default_alloc(out);
+        return default_alloc(c, out);
     if (size > STACK_MAX)
         return HAL_ENOMEM;
     size_t usable = K_ROUND_UP(K_MAX(size, STACK_MIN) + pool.headroom, pool.page);
     if (usable == pool.usable)
-        return default_alloc(out);
+        return default_alloc(c, out);
     return own_alloc(usable, out);
 }
 
@@ -405,14 +403,14 @@ bool k_stack_is_default(const struct k_stack *s)
     return s->lo != NULL && (size_t)(s->hi - s->lo) == pool.stride;
 }
 
-void k_stack_free(struct k_stack *s)
+void k_stack_free(struct k_stack_cache *c, struct k_stack *s)
 {
     if (s->lo == NULL)
         return;
     k_assert(s->guard == pool.guard);
     debug_free(s);
     if (k_stack_is_default(s))
-        default_free(s);
+        default_free(c, s);
     else
         own_free(s);
 }
