@@ -504,7 +504,6 @@ int k_mem_init(struct k_mcache *(*cache_self_fn)(void))
 
 void k_mem_fini(void)
 {
-    k_stack_fini();
     while (mem.large != NULL) {
         struct large *l = mem.large;
         mem.large = l->next;

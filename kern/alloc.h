@@ -3,8 +3,8 @@
  * alloc.h — kern's memory: a size-class allocator and task stacks, both
  * built on hal_mem_* alone. See alloc.c and stack.c.
  *
- * Every byte kern takes from the OS is recorded, so k_mem_fini() gives all
- * of it back when weft_run returns.
+ * Every byte kern takes from the OS is recorded, so k_stack_fini() and
+ * k_mem_fini() give all of it back when weft_run returns.
  */
 #ifndef WEFT_KERN_ALLOC_H
 #define WEFT_KERN_ALLOC_H
@@ -39,7 +39,8 @@ struct k_mcache {
  * given, not one called by name, so that the allocator knows nothing of
  * procs (docs/HACKING.md, "Layers"). */
 int k_mem_init(struct k_mcache *(*cache_self)(void));
-/* Gives every reservation back to the OS. Called last by weft_run; no
+/* Gives every reservation back to the OS. Called last by weft_run, after
+ * k_stack_fini (every other reservation must be released by then); no
  * object may be used afterwards. */
 void k_mem_fini(void);
 
@@ -59,7 +60,7 @@ uint64_t k_mem_reserved(void);
 
 /* hal_mem_reserve / hal_mem_release with the bookkeeping behind
  * k_mem_reserved. Every reservation kern makes goes through these (stack.c
- * uses them); whoever reserves must release before k_mem_fini returns. */
+ * uses them); whoever reserves must release before k_mem_fini. */
 void *k_mem_reserve(size_t size, size_t align);
 void k_mem_release(void *p, size_t size);
 /* Stops counting a reservation that outlives the run (a stack region kept
@@ -94,8 +95,8 @@ struct k_stack_cache {
  * sizes are rounded up to pages here) for this run, and resets the stack
  * pool and counts. Call after k_mem_init. */
 void k_stack_init(size_t default_size, size_t headroom);
-/* Releases every stack reservation, in use or not. k_mem_fini calls it;
- * calling it again is harmless. */
+/* Releases every stack reservation, in use or not. weft_run calls it
+ * just before k_mem_fini; calling it again is harmless. */
 void k_stack_fini(void);
 /* Gets a stack with size bytes for the task (0 = the default) plus the
  * headroom. c is the stack cache of the proc the calling thread holds, or

@@ -303,6 +303,7 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
     k_stack_init(stack_size, k_sched.preempt > 0 ? hal_preempt_headroom() : 0);
     k_sema_init();
     if (k_poller_init() != 0) {
+        k_stack_fini();
         k_mem_fini();
         memset(&k_sched, 0, sizeof k_sched);
         atomic_store(&running, 0);
@@ -372,6 +373,7 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
     hal_thread_set(NULL);
     hal_thread_leave();
     k_panic_set_dump(NULL); /* the tasks' memory goes now */
+    k_stack_fini();
     k_mem_fini();
     memset(&k_sched, 0, sizeof k_sched);
     /* seq_cst (release is what matters): pairs with the CAS of the next

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * stack.c — task stacks: reserved in big arenas, each with a guard page
- * below it, cached per proc and pooled centrally, given back at k_mem_fini.
+ * below it, cached per proc and pooled centrally, given back at k_stack_fini.
  * (Go: stack.go's stackpool and stackcache, with stackcacherefill and
  * stackcacherelease moving half a cache at a time. Go's stacks start small
  * and are copied when the function prologue finds them too short; C code

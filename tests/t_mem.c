@@ -60,6 +60,7 @@ static void mem_begin(void)
 
 static void mem_end(void)
 {
+    k_stack_fini(); /* harmless when no stack was made */
     k_mem_fini();
     CHECK_EQ(k_mem_reserved(), 0);
 }
@@ -345,6 +346,7 @@ void t_mem_fini_releases(void)
         k_stack_free(NULL, &s[0]);
         k_stack_free(NULL, &s[5]);
         CHECK_GT(k_mem_reserved(), 0);
+        k_stack_fini();
         k_mem_fini();
         CHECK_EQ(k_mem_reserved(), 0);
 #ifdef __linux__
@@ -565,11 +567,13 @@ static void unguarded_child(void *arg)
     if (region != 0 || protect != 0 || none != 3)
         _exit(5);
     /* A new run warns again. */
+    k_stack_fini();
     k_mem_fini();
     k_mem_init(NULL);
     k_stack_init(0, 0);
     if (k_stack_alloc(NULL, 0, &s[0]) != 0)
         _exit(6);
+    k_stack_fini();
     k_mem_fini();
     _exit(k_mem_reserved() == 0 ? 0 : 7);
 }
