@@ -52,6 +52,7 @@
  * thus comes back 0xDB-filled, so reads of uninitialised memory show.
  */
 #include "kern/alloc.h"
+#include "kern/list.h"
 #include "kern/lock.h"
 
 /* ---- Size classes ---- */
@@ -103,7 +104,7 @@ struct large {
     uint64_t magic;
     size_t size;               /* what k_alloc was given */
     size_t reserved;           /* bytes of the reservation, header included */
-    struct large *next, *prev; /* mem.large list (heap_lock) */
+    struct k_link link;        /* on mem.large (heap_lock) */
 };
 K_STATIC_ASSERT(sizeof(struct large) <= LARGE_HDR, "large header fits");
 
@@ -134,7 +135,7 @@ static struct {
      * after it). Protects the fields below. */
     struct k_lock heap_lock;
     struct arena *arenas; /* newest (the one being carved) first */
-    struct large *large;  /* every live large object */
+    struct k_list large;  /* every live large object */
 } mem;
 
 /* Bytes reserved through k_mem_reserve and not released. Atomic: updated
@@ -377,12 +378,8 @@ static K_NOINLINE void *large_alloc(size_t size)
     l->magic = LARGE_MAGIC;
     l->size = size;
     l->reserved = total;
-    l->prev = NULL;
     k_lock(&mem.heap_lock);
-    l->next = mem.large;
-    if (l->next)
-        l->next->prev = l;
-    mem.large = l;
+    k_list_push(&mem.large, &l->link);
     k_unlock(&mem.heap_lock);
     return base + LARGE_HDR;
 }
@@ -396,12 +393,7 @@ static K_NOINLINE void large_free(void *p, size_t size)
         k_panic("bad k_free");
     }
     k_lock(&mem.heap_lock);
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        mem.large = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
+    k_list_remove(&mem.large, &l->link);
     k_unlock(&mem.heap_lock);
     l->magic = 0;
     k_mem_release(l, l->reserved);
@@ -504,9 +496,8 @@ int k_mem_init(struct k_mcache *(*cache_self_fn)(void))
 
 void k_mem_fini(void)
 {
-    while (mem.large != NULL) {
-        struct large *l = mem.large;
-        mem.large = l->next;
+    for (struct k_link *n; (n = k_list_pop(&mem.large)) != NULL;) {
+        struct large *l = K_LIST_ENTRY(n, struct large, link);
         k_mem_release(l, l->reserved);
     }
     while (mem.arenas != NULL) {

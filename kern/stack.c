@@ -66,6 +66,7 @@
  * per stack (guards, discards) are made outside it.
  */
 #include "kern/alloc.h"
+#include "kern/list.h"
 #include "kern/lock.h"
 
 #define STACK_DEFAULT ((size_t)256 << 10)
@@ -87,7 +88,7 @@
 /* The first page of every stack reservation. */
 struct region {
     uint64_t magic;
-    struct region *next, *prev; /* pool.regions (pool.lock) */
+    struct k_link link;         /* on pool.regions (pool.lock) */
     size_t size;                /* bytes of the reservation */
     uint32_t nstacks;           /* 1 for a stack of its own size */
     uint32_t ncarved;           /* stacks cut out so far (pool.lock) */
@@ -122,7 +123,7 @@ static struct {
     /* Rank: stack pool, a leaf (nothing is locked after it). Protects the
      * fields below. */
     struct k_lock lock;
-    struct region *regions; /* every reservation, arenas and own-size stacks */
+    struct k_list regions;  /* every reservation, arenas and own-size stacks */
     struct region *carving; /* the arena new default stacks are cut from */
     uint32_t next_arena;    /* stacks in the next arena */
     struct pooled *free;    /* free default stacks, LIFO */
@@ -191,11 +192,7 @@ static void region_link(struct region *r, size_t size, uint32_t nstacks)
     r->nstacks = nstacks;
     r->ncarved = 0;
     atomic_store_explicit(&r->keep, 0, memory_order_relaxed);
-    r->prev = NULL;
-    r->next = pool.regions;
-    if (r->next)
-        r->next->prev = r;
-    pool.regions = r;
+    k_list_push(&pool.regions, &r->link);
 }
 
 /* Reserves and commits bytes for a region, or NULL. */
@@ -372,12 +369,7 @@ static void own_free(struct k_stack *s)
         k_panic("bad k_stack_free");
     }
     k_lock(&pool.lock);
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        pool.regions = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    k_list_remove(&pool.regions, &r->link);
     k_unlock(&pool.lock);
     r->magic = 0;
     k_mem_release(r, r->size);
@@ -455,9 +447,12 @@ void k_stack_init(size_t default_size, size_t headroom)
 void *k_stack_keep(const struct k_stack *s)
 {
     k_lock(&pool.lock);
-    struct region *r = pool.regions;
-    while (r != NULL && !(s->lo >= (char *)r && s->lo < (char *)r + r->size))
-        r = r->next;
+    struct region *r = NULL;
+    for (struct k_link *n = pool.regions.first; n != NULL && r == NULL; n = n->next) {
+        struct region *x = K_LIST_ENTRY(n, struct region, link);
+        if (s->lo >= (char *)x && s->lo < (char *)x + x->size)
+            r = x;
+    }
     if (r != NULL)
         atomic_fetch_add_explicit(&r->keep, 1, memory_order_relaxed);
     k_unlock(&pool.lock);
@@ -478,9 +473,8 @@ void k_stack_unkeep(void *region)
 
 void k_stack_fini(void)
 {
-    while (pool.regions != NULL) {
-        struct region *r = pool.regions;
-        pool.regions = r->next;
+    for (struct k_link *n; (n = k_list_pop(&pool.regions)) != NULL;) {
+        struct region *r = K_LIST_ENTRY(n, struct region, link);
         /* Acquire: pairs with a keeper's decrement (k_stack_unkeep), which
          * comes after that thread's last use of its stack. */
         if (atomic_load_explicit(&r->keep, memory_order_acquire) == 0) {
