@@ -52,6 +52,7 @@
  * thus comes back 0xDB-filled, so reads of uninitialised memory show.
  */
 #include "kern/alloc.h"
+#include "kern/ktest.h"
 #include "kern/list.h"
 #include "kern/lock.h"
 
@@ -507,4 +508,21 @@ void k_mem_fini(void)
     }
     k_assert(k_mem_reserved() == 0);
     memset(&mem, 0, sizeof mem);
+}
+
+/* ---- White-box hooks for the tests (kern/ktest.h) ---- */
+
+unsigned k_alloc_class_of(size_t size)
+{
+    return size_class(size);
+}
+
+size_t k_alloc_class_size(unsigned cls)
+{
+    return class_size[cls];
+}
+
+uint32_t k_alloc_class_batch(unsigned cls)
+{
+    return mem.batch[cls];
 }

@@ -66,6 +66,7 @@
  * per stack (guards, discards) are made outside it.
  */
 #include "kern/alloc.h"
+#include "kern/ktest.h"
 #include "kern/list.h"
 #include "kern/lock.h"
 
@@ -488,4 +489,17 @@ void k_stack_fini(void)
             hal_mem_release(r, size); /* the last keeper left since the load */
     }
     memset(&pool, 0, sizeof pool); /* zero: the lock unlocked, lists empty */
+}
+
+/* ---- White-box hooks for the tests (kern/ktest.h) ---- */
+
+uint32_t k_stack_pooled(uint32_t *hot)
+{
+    uint32_t n = 0;
+    k_lock(&pool.lock);
+    for (struct pooled *p = pool.free; p != NULL; p = p->next)
+        n++;
+    *hot = (uint32_t)pool.nhot;
+    k_unlock(&pool.lock);
+    return n;
 }

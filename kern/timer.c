@@ -36,6 +36,7 @@
  */
 #include "kern/timer.h"
 
+#include "kern/ktest.h"
 #include "kern/poller.h"
 #include "kern/proc.h"
 
@@ -334,6 +335,23 @@ void k_timers_fini(struct proc *p)
         k_free(p->timers, sizeof *p->timers * p->timers_cap);
     p->timers = NULL;
     p->ntimers = p->timers_cap = 0;
+}
+
+/* ---- White-box hooks for the tests (kern/ktest.h) ---- */
+
+int k_timers_check(struct proc *p)
+{
+    for (uint32_t i = 0; i < p->ntimers; i++) {
+        struct k_timer_slot s = p->timers[i];
+        if (s.t->idx != (int32_t)i || s.when != s.t->when ||
+            atomic_load_explicit(&s.t->proc, memory_order_relaxed) != p ||
+            (i > 0 && p->timers[(i - 1) / HEAP_ARY].when > s.when))
+            return (int)i;
+    }
+    int64_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
+    if (t0 != (p->ntimers ? p->timers[0].when : 0))
+        return (int)p->ntimers;
+    return -1;
 }
 
 /* ---- weft_sleep ---- */

@@ -8,7 +8,7 @@
  * Every case but mem_tasks calls k_mem_init(NULL)/k_mem_fini itself,
  * outside weft_run, and passes no stack cache to k_stack_alloc/free: no
  * thread has a proc cache then, so these exercise the central lists and
- * the stack pool directly.
+ * the stack pool directly (tests/t_kern.c tests the caches).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
