@@ -256,6 +256,11 @@ static void steal_race(void)
             (long long)race.n, (long long)atomic_load(&race.stolen), THIEVES,
             (int)atomic_load(&k_sched.runq_size));
     CHECK_GT(atomic_load(&race.stolen), 0);
+    for (int i = 0; i < THIEVES; i++)
+        free(tp[i]);
+    free(race.victim);
+    free(race.taken);
+    free(race.tasks);
 }
 
 void t_kern_runq_steal(void)
@@ -402,6 +407,8 @@ static void heap_end(void)
     k_timers_fini(heap.p);
     k_mem_fini();
     CHECK_EQ(k_mem_reserved(), 0);
+    free(heap.th);
+    free(heap.p);
 }
 
 static void heap_check(void)
