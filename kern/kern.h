@@ -84,9 +84,15 @@ void k_vprint(const char *fmt, va_list ap);
 int k_snprint(char *buf, size_t n, const char *fmt, ...);
 int k_vsnprint(char *buf, size_t n, const char *fmt, va_list ap);
 
-/* A broken invariant: prints "weft: fatal: <what>", every task's state and
- * aborts (Go's throw). Print details with k_print before calling it. */
+/* A broken invariant: prints "weft: fatal: <what>", then calls the dump
+ * function set by k_panic_set_dump (once, even when the dump panics too),
+ * and aborts (Go's throw). Print details with k_print before calling it. */
 _Noreturn void k_panic(const char *what);
+/* Sets what k_panic calls after its message: weft_run sets the dump of
+ * every task's state (dump.c) for the time of a run and clears it (NULL)
+ * at the end. A hook, so that print.c, at the bottom of kern, needs
+ * nothing of the scheduler (docs/HACKING.md, "Layers"). */
+void k_panic_set_dump(void (*dump)(void));
 
 /* Assertions. k_assert is live in DEBUG builds only; k_check always. */
 #define k_check(cond)                                                          \

@@ -162,6 +162,10 @@ enum thread_call {
 };
 
 struct thread {
+    /* First, where lock.c finds it through hal_thread_get() (lock.h).
+     * Owned by this thread: */
+    struct k_lock_count locks;
+
     /* Immutable after start: */
     int id;
     hal_thread_t handle;       /* for joining; unused for thread 0 */
@@ -175,7 +179,6 @@ struct thread {
     bool preempted;            /* its last task was preempted (find_runnable) */
     bool hold_wakep;           /* k_ready counts in held_wakes, no k_wakep */
     int held_wakes;
-    int locks;                 /* k_locks held right now */
     hal_thread_t os;           /* for hal_thread_preempt */
     struct task *locked;       /* the task locked to this thread (weft_lock_thread) */
     struct proc *old_proc;     /* the proc held before a blocking call (Go: oldp) */
@@ -268,6 +271,9 @@ struct sched {
     _Atomic uint64_t nretake;      /* procs retaken from blocking calls */
 };
 
+K_STATIC_ASSERT(offsetof(struct thread, locks) == 0,
+                "lock.c reads the lock count at the thread pointer");
+
 extern struct sched k_sched;
 
 /* The calling thread's kern thread, or NULL for foreign threads. */
@@ -312,6 +318,9 @@ struct task *k_task_new(struct proc *p, size_t stack_size);
 void k_task_recycle(struct proc *p, struct task *t);
 void k_task_first_run(struct task *t);
 _Noreturn void k_task_exit(void);
+/* The calling thread's proc's allocator cache, NULL when it holds no proc:
+ * the allocator's lookup (k_mem_init). */
+struct k_mcache *k_mcache_self(void);
 
 /* ---- sched.c, for block.c, monitor.c and preempt.c ---- */
 /* Switches the calling task to its thread's scheduler stack for why;

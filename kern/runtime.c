@@ -293,7 +293,7 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
         return err;
     }
     size_t stack_size = k_sched.stack_size;
-    if (k_mem_init() != 0) {
+    if (k_mem_init(k_mcache_self) != 0) {
         memset(&k_sched, 0, sizeof k_sched);
         atomic_store(&running, 0);
         return WEFT_ENOMEM;
@@ -303,11 +303,14 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
     k_stack_init(stack_size, k_sched.preempt > 0 ? hal_preempt_headroom() : 0);
     k_sema_init();
     if (k_poller_init() != 0) {
+        k_stack_fini();
         k_mem_fini();
         memset(&k_sched, 0, sizeof k_sched);
         atomic_store(&running, 0);
         return WEFT_EIO;
     }
+    /* From here until its memory goes, a panic dumps the run's tasks. */
+    k_panic_set_dump(k_dump_tasks);
     /* No other thread of the run exists yet (default seq_cst, harmless). */
     atomic_store(&k_sched.last_poll, hal_now_ns());
     atomic_store(&k_sched.next_id, 1);
@@ -369,6 +372,8 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
                 k_timers_fini(k_sched.procs[i]);
     hal_thread_set(NULL);
     hal_thread_leave();
+    k_panic_set_dump(NULL); /* the tasks' memory goes now */
+    k_stack_fini();
     k_mem_fini();
     memset(&k_sched, 0, sizeof k_sched);
     /* seq_cst (release is what matters): pairs with the CAS of the next

@@ -9,6 +9,10 @@ LIBS := -lws2_32 -lmswsock -lsynchronization
 SHARED := 0
 PIC  :=
 ARCH_CFLAGS :=
+# The port's sources, every one named (docs/PORTING.md). hal/win32 is not
+# written yet (hal/win32/README.md says what goes there): its files join
+# this list as they are written, with hal/x86_64/switch_win64.S.
+HAL_SRCS := hal/x86_64/context.c
 CROSS := x86_64-w64-mingw32-
 RUN   := wine
 TEST_TIMEOUT_MULT := 4

@@ -60,6 +60,17 @@ CASE(stack_unguarded, 10000, F_NONE)
 CASE(stack_many, 120000, F_SCALED)
 CASE(stack_discard, 30000, F_NONE)
 
+/* ---- kern's internals, white box (t_kern.c) ---- */
+CASE(kern_runq_wrap, 10000, F_NONE)
+CASE(kern_runq_steal, 60000, F_SCALED)
+CASE(kern_runq_runnext, 10000, F_NONE)
+CASE(kern_timerheap_order, 30000, F_SCALED)
+CASE(kern_timerheap_delete, 30000, F_SCALED)
+CASE(kern_timerheap_modify, 60000, F_SCALED)
+CASE(kern_alloc_classes, 30000, F_NONE)
+CASE(kern_stack_cache, 10000, F_NONE)
+CASE(crash_panic_dump, 30000, F_CRASH)
+
 /* ---- synchronisation (t_sync.c) ---- */
 CASE(sync_mutex, 60000, F_SCALED)
 CASE(sync_mutex_starvation, 60000, F_NONE)
