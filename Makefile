@@ -408,6 +408,8 @@ test:
 	@$(build_test_targets)
 	@$(MAKE) --no-print-directory check-freestanding
 	@$(MAKE) --no-print-directory check-template
+	@echo "== lint"
+	@$(MAKE) --no-print-directory lint
 	@echo "== pytest ($(TEST_TARGETS))"
 	@$(PYTEST) tests $(PYTEST_ARGS)
 	@echo "== regressions ($(TEST_TARGETS)): x$(REGRESSION_REPEAT) each"

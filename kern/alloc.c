@@ -103,9 +103,9 @@ struct arena {
 /* A large object's header, LARGE_HDR bytes before the object. */
 struct large {
     uint64_t magic;
-    size_t size;               /* what k_alloc was given */
-    size_t reserved;           /* bytes of the reservation, header included */
-    struct k_link link;        /* on mem.large (heap_lock) */
+    size_t size;        /* what k_alloc was given */
+    size_t reserved;    /* bytes of the reservation, header included */
+    struct k_link link; /* on mem.large (heap_lock) */
 };
 K_STATIC_ASSERT(sizeof(struct large) <= LARGE_HDR, "large header fits");
 
@@ -115,7 +115,7 @@ struct central {
      * timers_lock and the poller's locks (lock.h), before heap_lock.
      * Protects the fields below. */
     alignas(K_CACHELINE) struct k_lock lock;
-    void *free; /* objects given back, linked through their first word */
+    void *free;      /* objects given back, linked through their first word */
     char *span_next; /* the uncarved part of the class's current span */
     char *span_end;
 };

@@ -28,10 +28,10 @@
 #define K_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define K_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define K_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define K_CONTAINER_OF(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
+#define K_CONTAINER_OF(p, type, field) ((type *)((char *)(p)-offsetof(type, field)))
 
 /* Round x up to a multiple of a (a power of two). */
-#define K_ROUND_UP(x, a) (((x) + ((a) - 1)) & ~((size_t)(a) - 1))
+#define K_ROUND_UP(x, a) (((x) + ((a)-1)) & ~((size_t)(a)-1))
 
 /* The four functions a freestanding compiler may emit calls to; the port
  * provides them (from libc on hosted ports). */
@@ -58,7 +58,10 @@ static inline void k_fence_seq_cst(void)
     atomic_fetch_add_explicit(&fence_word, 0, memory_order_seq_cst);
 }
 #else
-static inline void k_fence_seq_cst(void) { atomic_thread_fence(memory_order_seq_cst); }
+static inline void k_fence_seq_cst(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+}
 #endif
 
 /* Time arithmetic: a time (hal_now_ns()'s scale) plus a duration,
@@ -95,10 +98,10 @@ _Noreturn void k_panic(const char *what);
 void k_panic_set_dump(void (*dump)(void));
 
 /* Assertions. k_assert is live in DEBUG builds only; k_check always. */
-#define k_check(cond)                                                          \
-    do {                                                                       \
-        if (K_UNLIKELY(!(cond)))                                               \
-            k_panic_at(__FILE__, __LINE__, #cond);                             \
+#define k_check(cond)                                                                              \
+    do {                                                                                           \
+        if (K_UNLIKELY(!(cond)))                                                                   \
+            k_panic_at(__FILE__, __LINE__, #cond);                                                 \
     } while (0)
 #ifdef WEFT_DEBUG
 #define k_assert(cond) k_check(cond)

@@ -11,8 +11,8 @@
  */
 #include "kern/lock.h"
 
-#define SPIN_ROUNDS 4     /* active spins before yielding the CPU */
-#define SPIN_RELAX 30     /* hal_cpu_relax per active spin */
+#define SPIN_ROUNDS 4 /* active spins before yielding the CPU */
+#define SPIN_RELAX 30 /* hal_cpu_relax per active spin */
 
 /* The calling thread's count, NULL outside kern threads (lock.h). */
 static struct k_lock_count *count_self(void)
@@ -70,9 +70,8 @@ void k_lock(struct k_lock *l)
             /* Relaxed: a hint to try the CAS; failure values too. */
             while (atomic_load_explicit(&l->key, memory_order_relaxed) == 0) {
                 uint32_t expect = 0;
-                if (atomic_compare_exchange_weak_explicit(&l->key, &expect, wait,
-                                                          memory_order_acquire,
-                                                          memory_order_relaxed)) {
+                if (atomic_compare_exchange_weak_explicit(
+                        &l->key, &expect, wait, memory_order_acquire, memory_order_relaxed)) {
                     set_owner(l);
                     return;
                 }

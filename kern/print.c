@@ -216,10 +216,23 @@ int k_parse_int(const char *s, int64_t *out)
     }
     uint64_t mult = 1;
     switch (*s) {
-    case 'K': case 'k': mult = 1ull << 10; s++; break;
-    case 'M': case 'm': mult = 1ull << 20; s++; break;
-    case 'G': case 'g': mult = 1ull << 30; s++; break;
-    default: break;
+    case 'K':
+    case 'k':
+        mult = 1ull << 10;
+        s++;
+        break;
+    case 'M':
+    case 'm':
+        mult = 1ull << 20;
+        s++;
+        break;
+    case 'G':
+    case 'g':
+        mult = 1ull << 30;
+        s++;
+        break;
+    default:
+        break;
     }
     if (*s)
         return -1;

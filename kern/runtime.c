@@ -182,8 +182,8 @@ static int env_int(const char *name, int64_t lo, int64_t hi, int64_t *out)
         return 0;
     int64_t v;
     if (k_parse_int(s, &v) != 0 || v < lo || v > hi) {
-        k_print("weft: %s=%s: expected a number from %lld to %lld\n", name, s,
-                (long long)lo, (long long)hi);
+        k_print("weft: %s=%s: expected a number from %lld to %lld\n", name, s, (long long)lo,
+                (long long)hi);
         return -1;
     }
     *out = v;

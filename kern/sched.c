@@ -219,8 +219,7 @@ static void thread_main(void *arg)
     /* Release, like every store of p->thread: pairs with the monitor's
      * acquire load (preempt_one), which then reads th's fields. */
     if (th->proc)
-        atomic_store_explicit(&th->proc->thread, th,
-                              memory_order_release);
+        atomic_store_explicit(&th->proc->thread, th, memory_order_release);
     k_sched_loop(th);
     hal_thread_set(NULL);
     if (K_UNLIKELY(th->why == SW_ORPHAN)) {
@@ -304,8 +303,8 @@ void k_wakep(void)
         return;
     int32_t zero = 0;
     if (atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed) != 0 ||
-        !atomic_compare_exchange_strong_explicit(&k_sched.nspinning, &zero, 1,
-                                                 memory_order_seq_cst, memory_order_relaxed))
+        !atomic_compare_exchange_strong_explicit(&k_sched.nspinning, &zero, 1, memory_order_seq_cst,
+                                                 memory_order_relaxed))
         return;
     startm(NULL, true);
 }
@@ -354,8 +353,7 @@ static void stopm(struct thread *th)
     th->next_proc = NULL;
     /* Release: pairs with the monitor's acquire load of p->thread. */
     if (th->proc)
-        atomic_store_explicit(&th->proc->thread, th,
-                              memory_order_release);
+        atomic_store_explicit(&th->proc->thread, th, memory_order_release);
 }
 
 /* Go: handoffp. p is held by nobody and not on the idle list (a proc the
@@ -377,8 +375,8 @@ void k_handoff(struct proc *p)
     }
     int32_t zero = 0;
     if (atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_strong_explicit(&k_sched.nspinning, &zero, 1,
-                                                memory_order_seq_cst, memory_order_relaxed)) {
+        atomic_compare_exchange_strong_explicit(&k_sched.nspinning, &zero, 1, memory_order_seq_cst,
+                                                memory_order_relaxed)) {
         startm(p, true);
         return;
     }
@@ -504,7 +502,8 @@ static struct task *steal_work(struct thread *th)
              * timer0 is a hint (acquire pairs with publish_timer0's
              * release, though nothing depends on it): k_timers_run
              * re-reads the heap under its lock. */
-            int64_t t0 = pass == 0 ? atomic_load_explicit(&victim->timer0, memory_order_acquire) : 0;
+            int64_t t0 =
+                pass == 0 ? atomic_load_explicit(&victim->timer0, memory_order_acquire) : 0;
             if (t0 != 0 && t0 <= (now ? now : (now = hal_now_ns()))) {
                 k_timers_run(victim, now);
                 struct task *t = k_runq_get(p);
@@ -860,8 +859,7 @@ static struct task *find_runnable(struct thread *th)
             int64_t now = hal_now_ns();
             if (now - last > 1000000)
                 atomic_compare_exchange_strong_explicit(&k_sched.last_poll, &last, now,
-                                                        memory_order_seq_cst,
-                                                        memory_order_relaxed);
+                                                        memory_order_seq_cst, memory_order_relaxed);
             if ((t = poll_take(p, 0)) != NULL)
                 return t;
         }
@@ -869,8 +867,8 @@ static struct task *find_runnable(struct thread *th)
         /* Steal, unless enough threads already spin: at most half of the
          * busy procs' worth (Go's limit), so that many idle threads do
          * not burn the CPUs the busy ones need. */
-        int32_t busy = k_sched.nprocs - atomic_load_explicit(&k_sched.nidle_procs,
-                                                             memory_order_relaxed);
+        int32_t busy =
+            k_sched.nprocs - atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed);
         if (th->spinning ||
             2 * atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed) < busy) {
             if (!th->spinning) {
@@ -940,8 +938,7 @@ static void begin_run(struct thread *th, struct proc *p, struct task *t, uint32_
     if ((tick & 63) == 0)
         p->clock_ns = hal_now_ns();
     atomic_store_explicit(&th->preempt_req, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->nswitch,
-                          atomic_load_explicit(&p->nswitch, memory_order_relaxed) + 1,
+    atomic_store_explicit(&p->nswitch, atomic_load_explicit(&p->nswitch, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     if (K_UNLIKELY(t->fresh))
         k_task_first_run(t);
@@ -1001,8 +998,7 @@ static void execute(struct thread *th, struct task *t)
             k_unlock(&k_sched.lock);
             th->proc = pp;
             /* Release: pairs with the monitor's acquire load. */
-            atomic_store_explicit(&pp->thread, th,
-                                  memory_order_release);
+            atomic_store_explicit(&pp->thread, th, memory_order_release);
             k_runq_put(pp, t, true);
             return;
         }
@@ -1221,8 +1217,7 @@ static struct task *direct_next(struct thread *th, struct proc *p)
 
 /* Switches from t (th->cur) straight to next for why: SW_PARK (with
  * th->park_fn set) or SW_YIELD. */
-static void switch_direct(struct thread *th, struct task *t, struct task *next,
-                          enum switch_why why)
+static void switch_direct(struct thread *th, struct task *t, struct task *next, enum switch_why why)
 {
     th->prev = t;
     th->prev_why = why;
@@ -1274,8 +1269,8 @@ void k_ready(struct task *t)
      * published with t by the run queue (release) or sched.lock. */
     int s = atomic_load_explicit(&t->state, memory_order_acquire);
     if (K_UNLIKELY(s != TASK_WAITING)) {
-        k_print("weft: k_ready: task %llu is in state %d, not waiting\n",
-                (unsigned long long)t->id, s);
+        k_print("weft: k_ready: task %llu is in state %d, not waiting\n", (unsigned long long)t->id,
+                s);
         k_panic("readying a task that is not waiting");
     }
     atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);

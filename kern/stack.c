@@ -89,10 +89,10 @@
 /* The first page of every stack reservation. */
 struct region {
     uint64_t magic;
-    struct k_link link;         /* on pool.regions (pool.lock) */
-    size_t size;                /* bytes of the reservation */
-    uint32_t nstacks;           /* 1 for a stack of its own size */
-    uint32_t ncarved;           /* stacks cut out so far (pool.lock) */
+    struct k_link link; /* on pool.regions (pool.lock) */
+    size_t size;        /* bytes of the reservation */
+    uint32_t nstacks;   /* 1 for a stack of its own size */
+    uint32_t ncarved;   /* stacks cut out so far (pool.lock) */
     /* Keepers (k_stack_keep): threads abandoned in a blocking call on one
      * of its stacks, plus REGION_RUN_GONE once k_stack_fini has let it go.
      * Whoever takes it to exactly REGION_RUN_GONE releases it (acq_rel
@@ -115,11 +115,11 @@ K_STATIC_ASSERT(sizeof(struct pooled) <= POOLED_AT, "pool node fits the top");
 static struct {
     /* Set by k_stack_init, read-only during the run: */
     size_t page;
-    size_t guard;   /* bytes of guard below each stack */
+    size_t guard;    /* bytes of guard below each stack */
     size_t headroom; /* added to every size asked for: preemption's frames */
     size_t usable;   /* the default usable size (headroom included) */
-    size_t stride;  /* guard + usable: the distance between stacks in an arena */
-    size_t hot_cap; /* undiscarded stacks the pool may hold */
+    size_t stride;   /* guard + usable: the distance between stacks in an arena */
+    size_t hot_cap;  /* undiscarded stacks the pool may hold */
 
     /* Rank: stack pool, a leaf (nothing is locked after it). Protects the
      * fields below. */
@@ -128,7 +128,7 @@ static struct {
     struct region *carving; /* the arena new default stacks are cut from */
     uint32_t next_arena;    /* stacks in the next arena */
     struct pooled *free;    /* free default stacks, LIFO */
-    size_t nhot; /* free stacks not discarded */
+    size_t nhot;            /* free stacks not discarded */
 } pool;
 
 /* Stacks created this run, by guard kind (enum hal_guard_kind). Atomic:

@@ -252,8 +252,7 @@ int64_t k_timers_run(struct proc *p, int64_t now)
     struct thread *th = k_thread_self();
     struct proc *dst = th ? th->proc : NULL;
     k_lock(&p->timers_lock);
-    while (p->ntimers && p->timers[0].when <= now &&
-           (dst == NULL || k_runq_has_room(dst))) {
+    while (p->ntimers && p->timers[0].when <= now && (dst == NULL || k_runq_has_room(dst))) {
         struct k_timer *t = p->timers[0].t;
         /* Acquire: pairs with the release store of 0 below, on the thread
          * that ran the previous fire; its effects are visible to ours. */

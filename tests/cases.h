@@ -165,5 +165,8 @@ BENCH(workers, "8 workers draining a pre-filled channel of n (1M) ~195 ns jobs: 
 BENCH(sleep, "sleep dur_us n times: overshoot p50/p99")
 BENCH(timers, "n tasks sleeping random 0-1 s: max lateness")
 BENCH(echo, "TCP loopback echo, 64 B: round trips/s, latency p50/p99")
-BENCH(preempt, "1 ms sleeper (nanosleep in weft_block_begin/end) next to a tight loop, procs 1: lateness p50 and max (n 50)")
-BENCH(syscall, "500 ms raw read of a pipe in weft_block_begin/end, procs 1: longest stall of a counting task")
+BENCH(preempt, "1 ms sleeper (nanosleep in weft_block_begin/end) next to a tight loop, procs 1: "
+               "lateness p50 and max (n 50)")
+BENCH(
+    syscall,
+    "500 ms raw read of a pipe in weft_block_begin/end, procs 1: longest stall of a counting task")

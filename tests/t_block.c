@@ -88,8 +88,9 @@ static void handoff_main(void *arg)
     CHECK_OK(weft_wg_wait(&h->wg));
     struct weft_stats st;
     CHECK_OK(weft_stats(&st));
-    fprintf(stderr, "read blocked %.1f ms; counting task: %ld iterations, longest gap %.3f ms; "
-                    "%llu retakes\n",
+    fprintf(stderr,
+            "read blocked %.1f ms; counting task: %ld iterations, longest gap %.3f ms; "
+            "%llu retakes\n",
             took / 1e6, h->iters, h->max_gap / 1e6, (unsigned long long)st.syscall_retakes);
     CHECK_EQ(n, 1);
     CHECK_EQ(c, 'x');

@@ -309,7 +309,7 @@ void t_kern_runq_runnext(void)
     CHECK(atomic_load(&p->runnext) == a);
     CHECK_EQ(ring_len(p), 0);
     CHECK(!k_runq_empty(p)); /* runnext counts */
-    k_runq_put(p, b, true); /* a is kicked to the ring's tail */
+    k_runq_put(p, b, true);  /* a is kicked to the ring's tail */
     CHECK(atomic_load(&p->runnext) == b);
     CHECK_EQ(ring_len(p), 1);
     k_runq_put(p, c, false);
@@ -354,9 +354,9 @@ void t_kern_runq_runnext(void)
 
 struct ttimer {
     struct k_timer kt;
-    int64_t when;  /* the latest time it was started for */
-    uint64_t seq;  /* kt.seq then */
-    bool pending;  /* started and neither fired nor stopped */
+    int64_t when; /* the latest time it was started for */
+    uint64_t seq; /* kt.seq then */
+    bool pending; /* started and neither fired nor stopped */
     int fired;
 };
 
@@ -626,7 +626,7 @@ void t_kern_alloc_classes(void)
         CHECK_LE(size - prev - 1, K_MAX(size / 8, (size_t)15));
         uint32_t b = k_alloc_class_batch(c);
         CHECK(b >= 2 && b <= 32);
-        CHECK(b == 2 || b * size <= 32768);      /* about 32 KiB a batch */
+        CHECK(b == 2 || b * size <= 32768);       /* about 32 KiB a batch */
         CHECK(b == 32 || (b + 1) * size > 32768); /* and no less */
         prev = size;
     }
