@@ -304,11 +304,13 @@ void k_wakep(void);
 void k_sched_inject(struct task *list); /* tasks from a poll, any thread */
 void k_stop_the_world(int result);      /* begin shutdown (any thread) */
 
-/* ---- runtime.c: worker threads' structs, and threads left in the OS ---- */
+/* Worker threads' structs, and threads left in the OS (runtime.c). */
 /* A zeroed struct thread for a worker, or NULL. Its memory is not the
  * run's (it outlives the run when weft_run abandons the thread). */
 struct thread *k_thread_alloc(void);
 void k_thread_free(struct thread *th);
+/* weft_run abandons a thread in its blocking call (counted until it ends). */
+void k_orphan_begin(void);
 /* The end of an abandoned thread, on its own stack, its kern pointer
  * cleared: lets its task's stack go and frees th (thread_main). */
 void k_orphan_exit(struct thread *th);

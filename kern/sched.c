@@ -58,6 +58,64 @@
 
 struct sched k_sched;
 
+/* ---- Thread structs and abandoned threads (weft_run's end: runtime.c) ---- */
+
+/* Threads abandoned in a blocking call that have not ended yet, across
+ * runs (k_orphans_live). Incremented by weft_run (k_orphan_begin), decremented by the
+ * thread as the last thing it does with weft (release: its stack and
+ * struct are gone by then). */
+static _Atomic uint32_t orphans_live;
+
+static size_t thread_bytes(void)
+{
+    return K_ROUND_UP(sizeof(struct thread), hal_page_size());
+}
+
+struct thread *k_thread_alloc(void)
+{
+    size_t size = thread_bytes();
+    struct thread *th = hal_mem_reserve(size, hal_page_size());
+    if (th == NULL)
+        return NULL;
+    if (hal_mem_commit(th, size) != 0) {
+        hal_mem_release(th, size);
+        return NULL;
+    }
+    memset(th, 0, sizeof *th);
+    return th;
+}
+
+void k_thread_free(struct thread *th)
+{
+    hal_mem_release(th, thread_bytes());
+}
+
+void k_orphan_begin(void)
+{
+    /* Relaxed: the count publishes nothing. weft_run's release store of
+     * ORPHANED, after this, orders it before the thread's decrement
+     * (which follows its acquire load of ORPHANED), so the count never
+     * goes below zero; and k_orphans_live's readers read it after
+     * weft_run returns, on its thread or one ordered after it. */
+    atomic_fetch_add_explicit(&orphans_live, 1, memory_order_relaxed);
+}
+
+void k_orphan_exit(struct thread *th)
+{
+    void *region = th->orphan_region;
+    k_thread_free(th);
+    k_stack_unkeep(region);
+    /* Release: pairs with the acquire load in k_orphans_live; whoever sees
+     * the count drop sees th and its stack let go. */
+    atomic_fetch_sub_explicit(&orphans_live, 1, memory_order_release);
+}
+
+uint32_t k_orphans_live(void)
+{
+    /* Acquire: pairs with the decrement in k_orphan_exit. */
+    return atomic_load_explicit(&orphans_live, memory_order_acquire);
+}
+
 /* ---- thread parking (the thread's own futex word) ---- */
 
 static void thread_park(struct thread *th)
