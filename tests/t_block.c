@@ -298,8 +298,8 @@ void t_block_locked_deadlock(void)
  * retakes proc 0 and hands it to another thread, which runs T2; T2 blocks
  * too (proc 0 is SYSCALL again, for T2's call); only then does T1's call
  * return. T1 must not take proc 0 from under T2's call: it waits until the
- * monitor retakes proc 0 from T2 (a second retake). The bug (issue 12,
- * 4: weft_block_end's CAS from SYSCALL to RUNNING could not tell the two
+ * monitor retakes proc 0 from T2 (a second retake). The bug (an ABA:
+ * weft_block_end's CAS from SYSCALL to RUNNING could not tell the two
  * calls apart) let T1 run on proc 0 while the proc still named T2's thread
  * as its holder, so the monitor's preemption signals for T1's time slice
  * went to T2's thread, interrupting its blocking call (EINTR) every
@@ -422,7 +422,7 @@ void t_block_aba(void)
  * Procs 1. The main task blocks, so that proc 0 goes to a second thread,
  * which runs B; B enters a long blocking call (1 s) and the main task
  * returns at once. weft_run must return without waiting for B's call
- * (before, it joined B's thread: issue 12, 8), and B's thread, abandoned
+ * (it once joined B's thread instead), and B's thread, abandoned
  * in the OS, must come back to nothing: B's code after weft_block_end
  * never runs, and a second run, going on meanwhile with blocking calls,
  * spawns, channels and stats of its own, is not disturbed when it does. */
