@@ -398,7 +398,12 @@ static void aba_main(void *arg)
     if (!a->conclusive)
         return;
     CHECK(holder == th);
-    CHECK_EQ(a->t2_eintr, 0);
+    /* The bug interrupts T2's call once a slice (~30 times here). One
+     * signal that was meant for T2's own short time slice on proc 0, sent
+     * before its call began, can still land in the call after T1 runs
+     * again: qemu on a loaded machine delivers a signal milliseconds late
+     * (seen once in 20 runs). */
+    CHECK_LE(a->t2_eintr, 2);
     /* Proc 0 retaken from T1's call, then from T2's for T1. */
     CHECK_GE(st2.syscall_retakes, 2);
     if (async)
