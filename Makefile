@@ -173,23 +173,14 @@ SO_LDFLAGS := -shared -Wl,-soname,$(SONAME) $(if $(SAN),,-Wl,--no-undefined) \
               -Wl,--version-script=$(SO_MAP)
 
 # ---- sources -------------------------------------------------------------
-# Wildcards: a file is built as soon as it exists. Assembly is picked by OS
-# from the file name: a .S whose name contains "win64" is linked only on
-# win32, one whose name contains "sysv" only on posix, any other on both
-# (hal/x86_64/switch_sysv.S vs switch_win64.S; hal/aarch64/switch.S).
-
-ASM_SKIP_posix := win64
-ASM_SKIP_win32 := sysv
+# kern, tests and examples: wildcards, a file is built as soon as it exists.
+# The port: the list of its target, HAL_SRCS in mk/<target>.mk (C and
+# assembly), so that a second backend of a mechanism (another poller,
+# another context switch) is linked only by the targets that name it.
 
 KERN_SRC := $(wildcard kern/*.c)
-ifdef HAL_SRCS
-# The target names its port's files (mk/<target>.mk).
 HAL_SRC  := $(filter %.c,$(HAL_SRCS))
 ASM_SRC  := $(filter %.S,$(HAL_SRCS))
-else
-HAL_SRC  := $(wildcard hal/$(OS)/*.c hal/$(ARCH)/*.c)
-ASM_SRC  := $(foreach f,$(wildcard hal/$(ARCH)/*.S),$(if $(findstring $(ASM_SKIP_$(OS)),$(notdir $(f))),,$(f)))
-endif
 TEST_SRC := $(wildcard tests/*.c) $(wildcard tests/*_$(ARCH).S)
 DEMO_SRC := examples/demo.c
 # Every other examples/*.c is a program of its own: build/<target>/<name>.
@@ -417,6 +408,8 @@ test:
 	@$(build_test_targets)
 	@$(MAKE) --no-print-directory check-freestanding
 	@$(MAKE) --no-print-directory check-template
+	@echo "== lint"
+	@$(MAKE) --no-print-directory lint
 	@echo "== pytest ($(TEST_TARGETS))"
 	@$(PYTEST) tests $(PYTEST_ARGS)
 	@echo "== regressions ($(TEST_TARGETS)): x$(REGRESSION_REPEAT) each"

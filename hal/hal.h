@@ -29,11 +29,11 @@
 #include "hal_os.h"   /* hal_thread_t and the OS's inline hot calls */
 
 /* Errors a HAL function may return (negative). */
-#define HAL_EFAIL     (-1) /* generic failure */
-#define HAL_ENOMEM    (-2) /* no memory, address space or mappings left */
+#define HAL_EFAIL (-1)     /* generic failure */
+#define HAL_ENOMEM (-2)    /* no memory, address space or mappings left */
 #define HAL_ETIMEDOUT (-3) /* a wait ran out its timeout */
-#define HAL_EINVAL    (-4) /* bad argument */
-#define HAL_EPENDING  (-5) /* an I/O operation has not finished (see hal_io_submit) */
+#define HAL_EINVAL (-4)    /* bad argument */
+#define HAL_EPENDING (-5)  /* an I/O operation has not finished (see hal_io_submit) */
 
 /* ------------------------------------------------------------------------
  * Memory. Sizes and addresses are multiples of hal_page_size() unless
@@ -198,20 +198,21 @@ _Noreturn void hal_abort(void);
  * other than 0. hal_poll_wake is called from any thread.
  * ------------------------------------------------------------------------ */
 
-#define HAL_POLL_READ  1u /* readable, or a read-side operation completed */
+#define HAL_POLL_READ 1u  /* readable, or a read-side operation completed */
 #define HAL_POLL_WRITE 2u /* writable, or a write-side operation completed */
-#define HAL_POLL_ERR   4u /* error or hang-up: both sides should retry */
-#define HAL_POLL_NODRAIN 8u /* readiness ports: the object reported more than
-                               data (peer hang-up, error, urgent data): see
-                               hal_poll_short_read_drains */
+#define HAL_POLL_ERR 4u   /* error or hang-up: both sides should retry */
+#define HAL_POLL_NODRAIN                                                                           \
+    8u /* readiness ports: the object reported more than                                           \
+          data (peer hang-up, error, urgent data): see                                             \
+          hal_poll_short_read_drains */
 
 struct hal_io;
 
 struct hal_poll_event {
-    void *key;          /* as registered */
-    uint32_t events;    /* HAL_POLL_* */
-    struct hal_io *op;  /* completion ports: the operation that completed;
-                           readiness ports: NULL */
+    void *key;         /* as registered */
+    uint32_t events;   /* HAL_POLL_* */
+    struct hal_io *op; /* completion ports: the operation that completed;
+                          readiness ports: NULL */
 };
 
 /* Creates the process's poller. 0, HAL_ENOMEM or HAL_EFAIL. Called once per
@@ -260,10 +261,10 @@ void hal_poll_wake(void);
  * None block.
  * ------------------------------------------------------------------------ */
 
-#define HAL_AF_INET  4
+#define HAL_AF_INET 4
 #define HAL_AF_INET6 6
 #define HAL_SOCK_STREAM 1
-#define HAL_SOCK_DGRAM  2
+#define HAL_SOCK_DGRAM 2
 
 /* A socket address in a portable form (kern parses and prints it). */
 struct hal_sockaddr {
@@ -287,12 +288,13 @@ int hal_sock_close(intptr_t h);
 int hal_sock_name(intptr_t h, struct hal_sockaddr *a);
 
 #define HAL_SO_REUSEADDR 1 /* value 0/1 */
-#define HAL_SO_NODELAY   2 /* TCP_NODELAY, value 0/1 */
-#define HAL_SO_V6ONLY    3 /* value 0/1 */
-#define HAL_SO_RCVBUF    4 /* bytes */
-#define HAL_SO_SNDBUF    5 /* bytes */
-#define HAL_SO_READ_LEFT 6 /* value 0/1: stream reads report op->drained (below);
-                              HAL_EINVAL where the port cannot tell */
+#define HAL_SO_NODELAY 2   /* TCP_NODELAY, value 0/1 */
+#define HAL_SO_V6ONLY 3    /* value 0/1 */
+#define HAL_SO_RCVBUF 4    /* bytes */
+#define HAL_SO_SNDBUF 5    /* bytes */
+#define HAL_SO_READ_LEFT                                                                           \
+    6 /* value 0/1: stream reads report op->drained (below);                                       \
+         HAL_EINVAL where the port cannot tell */
 int hal_sock_setopt(intptr_t h, int opt, int value);
 
 /* ------------------------------------------------------------------------
@@ -313,22 +315,22 @@ int hal_sock_setopt(intptr_t h, int opt, int value);
  * ------------------------------------------------------------------------ */
 
 enum hal_io_kind {
-    HAL_IO_READ = 1,  /* read/recv into buf[len] */
-    HAL_IO_WRITE,     /* write/send buf[len] (may be partial) */
-    HAL_IO_ACCEPT,    /* a connection from the listening h */
-    HAL_IO_CONNECT,   /* connect h to addr */
-    HAL_IO_RECVFROM,  /* a datagram into buf[len], its sender in addr */
-    HAL_IO_SENDTO,    /* a datagram buf[len] to addr */
+    HAL_IO_READ = 1, /* read/recv into buf[len] */
+    HAL_IO_WRITE,    /* write/send buf[len] (may be partial) */
+    HAL_IO_ACCEPT,   /* a connection from the listening h */
+    HAL_IO_CONNECT,  /* connect h to addr */
+    HAL_IO_RECVFROM, /* a datagram into buf[len], its sender in addr */
+    HAL_IO_SENDTO,   /* a datagram buf[len] to addr */
 };
 
 struct hal_io {
-    int kind;                /* enum hal_io_kind */
+    int kind; /* enum hal_io_kind */
     intptr_t h;
     void *buf;
     size_t len;
     struct hal_sockaddr addr;
-    int64_t result;          /* DONE: bytes or the accepted handle */
-    int os_error;            /* on failure */
+    int64_t result; /* DONE: bytes or the accepted handle */
+    int os_error;   /* on failure */
     /* READ of a connected stream socket (kern sets stream = 1): drained = 1
      * when the port knows that nothing was left to read right after this
      * DONE read, 0 when something was or it cannot tell (kern zeroes it).
@@ -336,8 +338,8 @@ struct hal_io {
      * poller's next report before reading again (poller.c, "Short reads"). */
     int stream;
     int drained;
-    int started;             /* kern zeroes it before the first submit */
-    uint64_t port[8];        /* opaque, the port's */
+    int started;      /* kern zeroes it before the first submit */
+    uint64_t port[8]; /* opaque, the port's */
 };
 
 int hal_io_submit(struct hal_io *op);
@@ -358,8 +360,8 @@ void hal_io_cancel(struct hal_io *op);
  * Never blocks. hal_arch.h also defines HAL_SIGNAL_HEADROOM, the least
  * stack one signal frame needs below a task's SP on the architecture (the
  * floor of hal_preempt_headroom, which measures the machine). */
-void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size,
-                  void (*entry)(void *), void *arg);
+void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size, void (*entry)(void *),
+                  void *arg);
 
 /* Saves the callee-saved state of the caller (integer and vector registers
  * the ABI says survive a call, the FP control words) in *from and resumes

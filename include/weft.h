@@ -65,16 +65,16 @@ extern "C" {
 WEFT_EXTERN const char *weft_version(void);
 
 /* ---- Error codes: distinct negative numbers. ---- */
-#define WEFT_EINVAL    (-1)  /* bad argument */
-#define WEFT_ENOMEM    (-2)  /* out of memory or address space */
-#define WEFT_EAGAIN    (-3)  /* would block (try operations) */
-#define WEFT_ECLOSED   (-4)  /* channel or descriptor closed */
-#define WEFT_ETIMEDOUT (-5)  /* deadline passed */
-#define WEFT_EDEADLK   (-6)  /* every task is blocked forever */
-#define WEFT_ENOTASK   (-7)  /* called outside a task */
-#define WEFT_EBADF     (-8)  /* not a valid descriptor */
-#define WEFT_EIO       (-9)  /* other OS error (see weft_errno) */
-#define WEFT_EBUSY     (-10) /* the runtime is already running */
+#define WEFT_EINVAL (-1)    /* bad argument */
+#define WEFT_ENOMEM (-2)    /* out of memory or address space */
+#define WEFT_EAGAIN (-3)    /* would block (try operations) */
+#define WEFT_ECLOSED (-4)   /* channel or descriptor closed */
+#define WEFT_ETIMEDOUT (-5) /* deadline passed */
+#define WEFT_EDEADLK (-6)   /* every task is blocked forever */
+#define WEFT_ENOTASK (-7)   /* called outside a task */
+#define WEFT_EBADF (-8)     /* not a valid descriptor */
+#define WEFT_EIO (-9)       /* other OS error (see weft_errno) */
+#define WEFT_EBUSY (-10)    /* the runtime is already running */
 
 /* The name of an error code ("WEFT_EINVAL: invalid argument"); never NULL. */
 WEFT_EXTERN const char *weft_strerror(int code);
@@ -506,22 +506,22 @@ WEFT_EXTERN int weft_wait_fd(weft_fd fd, int events, int64_t deadline);
 /* The struct has no typedef: its name is the function's (C keeps one namespace
  * for both), so it is spelled `struct weft_stats`. */
 struct weft_stats {
-    uint64_t tasks;            /* live tasks */
-    uint64_t tasks_created;    /* since weft_run started */
-    uint64_t threads;          /* OS threads started */
+    uint64_t tasks;         /* live tasks */
+    uint64_t tasks_created; /* since weft_run started */
+    uint64_t threads;       /* OS threads started */
     uint64_t procs;
     uint64_t idle_procs;
     uint64_t spinning_threads;
     uint64_t context_switches;
-    uint64_t steals;           /* successful steals */
+    uint64_t steals; /* successful steals */
     uint64_t preemptions;
     uint64_t syscall_retakes;
-    uint64_t poller_wakeups;   /* times a thread blocked in the poller was woken early */
-    uint64_t timers;           /* pending timers (sleeps, timers, deadlines) */
+    uint64_t poller_wakeups;       /* times a thread blocked in the poller was woken early */
+    uint64_t timers;               /* pending timers (sleeps, timers, deadlines) */
     uint64_t stacks_guard_region;  /* stacks guarded by a guard region (no extra mapping) */
     uint64_t stacks_guard_protect; /* stacks guarded by a protected page (one mapping each) */
     uint64_t stacks_unguarded;     /* stacks that got no guard (mapping budget exhausted) */
-    uint64_t mem_reserved;     /* bytes of address space held by the allocator and stacks */
+    uint64_t mem_reserved;         /* bytes of address space held by the allocator and stacks */
 };
 
 /* Fills *s. 0, WEFT_EINVAL (NULL). Outside a run the counts are zero. */

@@ -19,8 +19,9 @@
  * earlier and then carves new ones from its span, which it gets from the
  * heap. k_free pushes onto the cache; past a high mark (two batches) half
  * of the list goes back to the central list. A thread holding no proc
- * (k_mcache_self() == NULL: the runtime starting or stopping, a test) uses
- * the central list directly, one object at a time, under its lock.
+ * (the lookup given to k_mem_init returns NULL: the runtime starting or
+ * stopping, a test) uses the central list directly, one object at a time,
+ * under its lock.
  *
  * Large objects (> K_SMALL_MAX) get a reservation each, with a 64-byte
  * header in front that links them into the heap's list, so that k_free
@@ -51,6 +52,8 @@
  * thus comes back 0xDB-filled, so reads of uninitialised memory show.
  */
 #include "kern/alloc.h"
+#include "kern/ktest.h"
+#include "kern/list.h"
 #include "kern/lock.h"
 
 /* ---- Size classes ---- */
@@ -100,9 +103,9 @@ struct arena {
 /* A large object's header, LARGE_HDR bytes before the object. */
 struct large {
     uint64_t magic;
-    size_t size;               /* what k_alloc was given */
-    size_t reserved;           /* bytes of the reservation, header included */
-    struct large *next, *prev; /* mem.large list (heap_lock) */
+    size_t size;        /* what k_alloc was given */
+    size_t reserved;    /* bytes of the reservation, header included */
+    struct k_link link; /* on mem.large (heap_lock) */
 };
 K_STATIC_ASSERT(sizeof(struct large) <= LARGE_HDR, "large header fits");
 
@@ -112,13 +115,14 @@ struct central {
      * timers_lock and the poller's locks (lock.h), before heap_lock.
      * Protects the fields below. */
     alignas(K_CACHELINE) struct k_lock lock;
-    void *free; /* objects given back, linked through their first word */
+    void *free;      /* objects given back, linked through their first word */
     char *span_next; /* the uncarved part of the class's current span */
     char *span_end;
 };
 
 static struct {
     /* Set by k_mem_init, read-only until k_mem_fini: */
+    struct k_mcache *(*cache_self)(void); /* NULL: no thread has a cache */
     size_t page;
     uint32_t span_bytes[K_NCLASS];
     uint32_t batch[K_NCLASS]; /* objects per cache refill */
@@ -132,13 +136,19 @@ static struct {
      * after it). Protects the fields below. */
     struct k_lock heap_lock;
     struct arena *arenas; /* newest (the one being carved) first */
-    struct large *large;  /* every live large object */
+    struct k_list large;  /* every live large object */
 } mem;
 
 /* Bytes reserved through k_mem_reserve and not released. Atomic: updated
  * by any thread, read by weft_stats. A statistic: every access is
  * relaxed. */
 static _Atomic uint64_t reserved;
+
+/* The calling thread's proc cache, or NULL (k_mem_init). */
+static inline struct k_mcache *cache_self(void)
+{
+    return mem.cache_self ? mem.cache_self() : NULL;
+}
 
 static inline unsigned size_class(size_t size)
 {
@@ -369,12 +379,8 @@ static K_NOINLINE void *large_alloc(size_t size)
     l->magic = LARGE_MAGIC;
     l->size = size;
     l->reserved = total;
-    l->prev = NULL;
     k_lock(&mem.heap_lock);
-    l->next = mem.large;
-    if (l->next)
-        l->next->prev = l;
-    mem.large = l;
+    k_list_push(&mem.large, &l->link);
     k_unlock(&mem.heap_lock);
     return base + LARGE_HDR;
 }
@@ -388,12 +394,7 @@ static K_NOINLINE void large_free(void *p, size_t size)
         k_panic("bad k_free");
     }
     k_lock(&mem.heap_lock);
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        mem.large = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
+    k_list_remove(&mem.large, &l->link);
     k_unlock(&mem.heap_lock);
     l->magic = 0;
     k_mem_release(l, l->reserved);
@@ -406,7 +407,7 @@ void *k_alloc(size_t size)
     if (K_UNLIKELY(size > K_SMALL_MAX))
         return large_alloc(size);
     unsigned cls = size_class(size);
-    struct k_mcache *c = k_mcache_self();
+    struct k_mcache *c = cache_self();
     void *p;
     if (K_LIKELY(c != NULL)) {
         p = c->free[cls];
@@ -445,7 +446,7 @@ void k_free(void *p, size_t size)
     }
     unsigned cls = size_class(size);
     debug_free(p, cls);
-    struct k_mcache *c = k_mcache_self();
+    struct k_mcache *c = cache_self();
     if (K_LIKELY(c != NULL)) {
         *(void **)p = c->free[cls];
         c->free[cls] = p;
@@ -458,10 +459,11 @@ void k_free(void *p, size_t size)
 
 /* ---- Life cycle ---- */
 
-int k_mem_init(void)
+int k_mem_init(struct k_mcache *(*cache_self_fn)(void))
 {
     /* Zero is the initial state of every lock and list. */
     memset(&mem, 0, sizeof mem);
+    mem.cache_self = cache_self_fn;
     mem.page = hal_page_size();
 
     unsigned cls = 0;
@@ -495,10 +497,8 @@ int k_mem_init(void)
 
 void k_mem_fini(void)
 {
-    k_stack_fini();
-    while (mem.large != NULL) {
-        struct large *l = mem.large;
-        mem.large = l->next;
+    for (struct k_link *n; (n = k_list_pop(&mem.large)) != NULL;) {
+        struct large *l = K_LIST_ENTRY(n, struct large, link);
         k_mem_release(l, l->reserved);
     }
     while (mem.arenas != NULL) {
@@ -508,4 +508,21 @@ void k_mem_fini(void)
     }
     k_assert(k_mem_reserved() == 0);
     memset(&mem, 0, sizeof mem);
+}
+
+/* ---- White-box hooks for the tests (kern/ktest.h) ---- */
+
+unsigned k_alloc_class_of(size_t size)
+{
+    return size_class(size);
+}
+
+size_t k_alloc_class_size(unsigned cls)
+{
+    return class_size[cls];
+}
+
+uint32_t k_alloc_class_batch(unsigned cls)
+{
+    return mem.batch[cls];
 }

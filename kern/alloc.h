@@ -3,8 +3,8 @@
  * alloc.h — kern's memory: a size-class allocator and task stacks, both
  * built on hal_mem_* alone. See alloc.c and stack.c.
  *
- * Every byte kern takes from the OS is recorded, so k_mem_fini() gives all
- * of it back when weft_run returns.
+ * Every byte kern takes from the OS is recorded, so k_stack_fini() and
+ * k_mem_fini() give all of it back when weft_run returns.
  */
 #ifndef WEFT_KERN_ALLOC_H
 #define WEFT_KERN_ALLOC_H
@@ -31,15 +31,22 @@ struct k_mcache {
     uint32_t count[K_NCLASS];
 };
 
-/* Sets up the allocator. Called once by weft_run before anything else. */
-int k_mem_init(void);
-/* Gives every reservation back to the OS. Called last by weft_run; no
+/* Sets up the allocator. Called once by weft_run before anything else.
+ * cache_self is how k_alloc and k_free find the calling thread's proc
+ * cache: it returns it, or NULL when the thread holds no proc (then the
+ * central lists serve it). The scheduler passes its lookup (task.c); NULL
+ * makes every thread use the central lists (the tests'). A function
+ * given, not one called by name, so that the allocator knows nothing of
+ * procs (docs/HACKING.md, "Layers"). */
+int k_mem_init(struct k_mcache *(*cache_self)(void));
+/* Gives every reservation back to the OS. Called last by weft_run, after
+ * k_stack_fini (every other reservation must be released by then); no
  * object may be used afterwards. */
 void k_mem_fini(void);
 
 /* Allocates size bytes (> 0), 16-byte aligned, contents unspecified.
  * NULL when out of memory. Any thread; uses the calling thread's proc
- * cache when it holds a proc, the central lists otherwise. */
+ * cache when it holds a proc (k_mem_init), the central lists otherwise. */
 void *k_alloc(size_t size);
 /* The same, zero-filled. */
 void *k_zalloc(size_t size);
@@ -53,7 +60,7 @@ uint64_t k_mem_reserved(void);
 
 /* hal_mem_reserve / hal_mem_release with the bookkeeping behind
  * k_mem_reserved. Every reservation kern makes goes through these (stack.c
- * uses them); whoever reserves must release before k_mem_fini returns. */
+ * uses them); whoever reserves must release before k_mem_fini. */
 void *k_mem_reserve(size_t size, size_t align);
 void k_mem_release(void *p, size_t size);
 /* Stops counting a reservation that outlives the run (a stack region kept
@@ -88,14 +95,18 @@ struct k_stack_cache {
  * sizes are rounded up to pages here) for this run, and resets the stack
  * pool and counts. Call after k_mem_init. */
 void k_stack_init(size_t default_size, size_t headroom);
-/* Releases every stack reservation, in use or not. k_mem_fini calls it;
- * calling it again is harmless. */
+/* Releases every stack reservation, in use or not. weft_run calls it
+ * just before k_mem_fini; calling it again is harmless. */
 void k_stack_fini(void);
 /* Gets a stack with size bytes for the task (0 = the default) plus the
- * headroom. 0 or HAL_ENOMEM. */
-int k_stack_alloc(size_t size, struct k_stack *out);
-/* Returns a stack for reuse; its pages may be discarded. */
-void k_stack_free(struct k_stack *s);
+ * headroom. c is the stack cache of the proc the calling thread holds, or
+ * NULL when it holds none (then the pool serves it directly): an argument,
+ * so that stack.c knows nothing of procs (docs/HACKING.md, "Layers").
+ * 0 or HAL_ENOMEM. */
+int k_stack_alloc(struct k_stack_cache *c, size_t size, struct k_stack *out);
+/* Returns a stack for reuse, to c (as for k_stack_alloc) or the pool; its
+ * pages may be discarded. */
+void k_stack_free(struct k_stack_cache *c, struct k_stack *s);
 /* Whether s is a stack of the run's default size (what a spawn with size 0
  * gets, preemption headroom included), as opposed to one of its own size. */
 bool k_stack_is_default(const struct k_stack *s);
@@ -111,10 +122,5 @@ void k_stack_unkeep(void *region);
  * stack is counted once, when it is created and its guard installed; reuse
  * does not count again. */
 void k_stack_counts(uint64_t *region, uint64_t *protect, uint64_t *none);
-
-/* The calling thread's proc caches, or NULL when it holds no proc.
- * Defined by the scheduler (task.c). */
-struct k_mcache *k_mcache_self(void);
-struct k_stack_cache *k_stack_cache_self(void);
 
 #endif /* WEFT_KERN_ALLOC_H */

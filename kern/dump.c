@@ -11,11 +11,16 @@
 static const char *state_str(int s)
 {
     switch (s) {
-    case TASK_RUNNABLE: return "runnable";
-    case TASK_RUNNING: return "running";
-    case TASK_WAITING: return "waiting";
-    case TASK_DEAD: return "dead";
-    default: return "?";
+    case TASK_RUNNABLE:
+        return "runnable";
+    case TASK_RUNNING:
+        return "running";
+    case TASK_WAITING:
+        return "waiting";
+    case TASK_DEAD:
+        return "dead";
+    default:
+        return "?";
     }
 }
 
@@ -42,15 +47,15 @@ void k_dump_tasks(void)
         if (s == TASK_WAITING) {
             int64_t since = atomic_load_explicit(&t->wait_since_ns, memory_order_relaxed);
             int64_t ms = since ? (now - since) / 1000000 : -1;
-            k_print("  task %llu [%s: %s, %lld ms] on %p, stack %p-%p\n",
-                    (unsigned long long)t->id, state_str(s),
-                    k_wait_reason_str((enum wait_reason)atomic_load_explicit(
-                        &t->wait_reason, memory_order_relaxed)),
+            k_print("  task %llu [%s: %s, %lld ms] on %p, stack %p-%p\n", (unsigned long long)t->id,
+                    state_str(s),
+                    k_wait_reason_str((enum wait_reason)atomic_load_explicit(&t->wait_reason,
+                                                                             memory_order_relaxed)),
                     (long long)ms, atomic_load_explicit(&t->wait_obj, memory_order_relaxed),
                     (void *)t->stack.lo, (void *)t->stack.hi);
         } else {
-            k_print("  task %llu [%s], stack %p-%p\n", (unsigned long long)t->id,
-                    state_str(s), (void *)t->stack.lo, (void *)t->stack.hi);
+            k_print("  task %llu [%s], stack %p-%p\n", (unsigned long long)t->id, state_str(s),
+                    (void *)t->stack.lo, (void *)t->stack.hi);
         }
     }
     if (shown > 1000)

@@ -28,10 +28,10 @@
 #define K_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define K_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define K_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define K_CONTAINER_OF(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
+#define K_CONTAINER_OF(p, type, field) ((type *)((char *)(p)-offsetof(type, field)))
 
 /* Round x up to a multiple of a (a power of two). */
-#define K_ROUND_UP(x, a) (((x) + ((a) - 1)) & ~((size_t)(a) - 1))
+#define K_ROUND_UP(x, a) (((x) + ((a)-1)) & ~((size_t)(a)-1))
 
 /* The four functions a freestanding compiler may emit calls to; the port
  * provides them (from libc on hosted ports). */
@@ -58,7 +58,10 @@ static inline void k_fence_seq_cst(void)
     atomic_fetch_add_explicit(&fence_word, 0, memory_order_seq_cst);
 }
 #else
-static inline void k_fence_seq_cst(void) { atomic_thread_fence(memory_order_seq_cst); }
+static inline void k_fence_seq_cst(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+}
 #endif
 
 /* Time arithmetic: a time (hal_now_ns()'s scale) plus a duration,
@@ -84,15 +87,21 @@ void k_vprint(const char *fmt, va_list ap);
 int k_snprint(char *buf, size_t n, const char *fmt, ...);
 int k_vsnprint(char *buf, size_t n, const char *fmt, va_list ap);
 
-/* A broken invariant: prints "weft: fatal: <what>", every task's state and
- * aborts (Go's throw). Print details with k_print before calling it. */
+/* A broken invariant: prints "weft: fatal: <what>", then calls the dump
+ * function set by k_panic_set_dump (once, even when the dump panics too),
+ * and aborts (Go's throw). Print details with k_print before calling it. */
 _Noreturn void k_panic(const char *what);
+/* Sets what k_panic calls after its message: weft_run sets the dump of
+ * every task's state (dump.c) for the time of a run and clears it (NULL)
+ * at the end. A hook, so that print.c, at the bottom of kern, needs
+ * nothing of the scheduler (docs/HACKING.md, "Layers"). */
+void k_panic_set_dump(void (*dump)(void));
 
 /* Assertions. k_assert is live in DEBUG builds only; k_check always. */
-#define k_check(cond)                                                          \
-    do {                                                                       \
-        if (K_UNLIKELY(!(cond)))                                               \
-            k_panic_at(__FILE__, __LINE__, #cond);                             \
+#define k_check(cond)                                                                              \
+    do {                                                                                           \
+        if (K_UNLIKELY(!(cond)))                                                                   \
+            k_panic_at(__FILE__, __LINE__, #cond);                                                 \
     } while (0)
 #ifdef WEFT_DEBUG
 #define k_assert(cond) k_check(cond)

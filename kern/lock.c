@@ -10,31 +10,36 @@
  * others still sleep), which costs at most one spurious wake later.
  */
 #include "kern/lock.h"
-#include "kern/proc.h"
 
-#define SPIN_ROUNDS 4     /* active spins before yielding the CPU */
-#define SPIN_RELAX 30     /* hal_cpu_relax per active spin */
+#define SPIN_ROUNDS 4 /* active spins before yielding the CPU */
+#define SPIN_RELAX 30 /* hal_cpu_relax per active spin */
+
+/* The calling thread's count, NULL outside kern threads (lock.h). */
+static struct k_lock_count *count_self(void)
+{
+    return hal_thread_get();
+}
 
 static void held_inc(void)
 {
-    struct thread *th = k_thread_self();
-    if (th)
-        th->locks++;
+    struct k_lock_count *c = count_self();
+    if (c)
+        c->held++;
 }
 
 static void held_dec(void)
 {
-    struct thread *th = k_thread_self();
-    if (th) {
-        k_assert(th->locks > 0);
-        th->locks--;
+    struct k_lock_count *c = count_self();
+    if (c) {
+        k_assert(c->held > 0);
+        c->held--;
     }
 }
 
 static void set_owner(struct k_lock *l)
 {
 #ifdef WEFT_DEBUG
-    l->owner = k_thread_self();
+    l->owner = hal_thread_get();
 #else
     (void)l;
 #endif
@@ -43,7 +48,7 @@ static void set_owner(struct k_lock *l)
 void k_lock(struct k_lock *l)
 {
 #ifdef WEFT_DEBUG
-    if (l->owner != NULL && l->owner == k_thread_self())
+    if (l->owner != NULL && l->owner == hal_thread_get())
         k_panic("k_lock: recursive lock");
 #endif
     held_inc();
@@ -65,9 +70,8 @@ void k_lock(struct k_lock *l)
             /* Relaxed: a hint to try the CAS; failure values too. */
             while (atomic_load_explicit(&l->key, memory_order_relaxed) == 0) {
                 uint32_t expect = 0;
-                if (atomic_compare_exchange_weak_explicit(&l->key, &expect, wait,
-                                                          memory_order_acquire,
-                                                          memory_order_relaxed)) {
+                if (atomic_compare_exchange_weak_explicit(
+                        &l->key, &expect, wait, memory_order_acquire, memory_order_relaxed)) {
                     set_owner(l);
                     return;
                 }
@@ -101,7 +105,7 @@ bool k_trylock(struct k_lock *l)
 void k_unlock(struct k_lock *l)
 {
 #ifdef WEFT_DEBUG
-    if (l->owner != k_thread_self())
+    if (l->owner != hal_thread_get())
         k_panic("k_unlock: not the owner");
     l->owner = NULL;
 #endif
@@ -118,7 +122,7 @@ void k_lock_assert_held(struct k_lock *l)
 {
 #ifdef WEFT_DEBUG
     /* A DEBUG check of our own lock: any order would do. */
-    if (l->owner != k_thread_self() || atomic_load(&l->key) == 0)
+    if (l->owner != hal_thread_get() || atomic_load(&l->key) == 0)
         k_panic("lock not held by this thread");
 #else
     (void)l;
@@ -127,6 +131,6 @@ void k_lock_assert_held(struct k_lock *l)
 
 int k_locks_held(void)
 {
-    struct thread *th = k_thread_self();
-    return th ? th->locks : 0;
+    struct k_lock_count *c = count_self();
+    return c ? c->held : 0;
 }

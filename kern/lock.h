@@ -58,4 +58,14 @@ void k_lock_assert_held(struct k_lock *l);
 /* Number of k_locks the calling thread holds (0 outside kern threads). */
 int k_locks_held(void);
 
+/*
+ * The locks' per-thread state. Every kern thread's struct thread (proc.h)
+ * begins with it, and hal_thread_get() returns that struct (NULL on a
+ * thread that is no kern thread, whose locks are not counted), so lock.c
+ * finds it without knowing the scheduler (docs/HACKING.md, "Layers").
+ */
+struct k_lock_count {
+    int held; /* k_locks held right now; owned by the thread */
+};
+
 #endif /* WEFT_KERN_LOCK_H */

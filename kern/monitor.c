@@ -57,13 +57,13 @@
 #include "kern/proc.h"
 #include "kern/timer.h"
 
-#define MIN_SLEEP_NS 20000           /* Go: 20 µs */
-#define MAX_SLEEP_NS 10000000        /* Go: 10 ms */
-#define IDLE_ROUNDS 50               /* rounds before the sleep doubles */
-#define RETAKE_NS 20000              /* a blocking call older than this loses its proc */
-#define LONG_RETAKE_NS 10000000      /* ... unless nobody needs the proc (Go: 10 ms) */
-#define PREEMPT_RESEND_NS 1000000    /* interrupt an overrunning thread at most this often */
-#define KICK_ABOVE_NS 1000000        /* k_monitor_kick wakes a monitor sleeping longer */
+#define MIN_SLEEP_NS 20000        /* Go: 20 µs */
+#define MAX_SLEEP_NS 10000000     /* Go: 10 ms */
+#define IDLE_ROUNDS 50            /* rounds before the sleep doubles */
+#define RETAKE_NS 20000           /* a blocking call older than this loses its proc */
+#define LONG_RETAKE_NS 10000000   /* ... unless nobody needs the proc (Go: 10 ms) */
+#define PREEMPT_RESEND_NS 1000000 /* interrupt an overrunning thread at most this often */
+#define KICK_ABOVE_NS 1000000     /* k_monitor_kick wakes a monitor sleeping longer */
 
 /* Why the monitor was woken (mon.wake). A kick restarts the short naps; a
  * proc leaving the idle list or the run stopping only ends a park or a nap:
@@ -79,18 +79,18 @@ struct montick {
     int64_t sched_when;
     uint64_t syscall_word; /* the SYSCALL status word (one blocking call) */
     int64_t syscall_when;
-    int64_t signalled;   /* when it last interrupted this proc's thread */
+    int64_t signalled; /* when it last interrupted this proc's thread */
 };
 
 static struct {
     hal_thread_t handle;
-    struct montick *ticks;       /* one per proc */
+    struct montick *ticks; /* one per proc */
     /* The futex word the monitor sleeps on: anyone who wants it awake
      * stores a WAKE_* reason and wakes it (k_monitor_wake, k_monitor_work,
      * k_monitor_kick). The monitor exchanges it with 0 after each nap. */
     _Atomic uint32_t wake;
-    _Atomic int parked;          /* 1 while parked (every proc idle) */
-    _Atomic int64_t sleep_ns;    /* its current sleep, for k_monitor_kick */
+    _Atomic int parked;       /* 1 while parked (every proc idle) */
+    _Atomic int64_t sleep_ns; /* its current sleep, for k_monitor_kick */
     /* When it looks again by itself (hal_now_ns), 0 when unknown (awake,
      * or parked with no timer). Stored before every nap and park, seq_cst:
      * pairs with the nidle_procs store in proc_idle_get (k_monitor_work). */
@@ -207,7 +207,8 @@ static int retake(int64_t now, bool *running)
              * leaves it until LONG_RETAKE_NS. */
             if (k_runq_empty(p) &&
                 atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed) +
-                        atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) > 0 &&
+                        atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) >
+                    0 &&
                 held < LONG_RETAKE_NS)
                 continue;
             /* Acquire: pairs with the release store of s in
@@ -215,9 +216,8 @@ static int retake(int64_t now, bool *running)
              * inherits it from here. Release: nothing of ours to publish,
              * kept from before. */
             uint64_t expect = s;
-            if (atomic_compare_exchange_strong_explicit(&p->status, &expect, PROC_IDLE,
-                                                        memory_order_acq_rel,
-                                                        memory_order_relaxed)) {
+            if (atomic_compare_exchange_strong_explicit(
+                    &p->status, &expect, PROC_IDLE, memory_order_acq_rel, memory_order_relaxed)) {
                 /* Relaxed: a statistic (weft_stats). */
                 atomic_fetch_add_explicit(&k_sched.nretake, 1, memory_order_relaxed);
                 k_handoff(p);
@@ -308,8 +308,7 @@ static void monitor_main(void *arg)
              * exchange: acquire, as after a nap. */
             atomic_store_explicit(&mon.until, 0, memory_order_seq_cst);
             atomic_store_explicit(&mon.parked, 0, memory_order_relaxed);
-            if (atomic_exchange_explicit(&mon.wake, WAKE_NONE, memory_order_acquire) ==
-                WAKE_KICK) {
+            if (atomic_exchange_explicit(&mon.wake, WAKE_NONE, memory_order_acquire) == WAKE_KICK) {
                 idle = 0;
                 sleep_ns = MIN_SLEEP_NS;
             }

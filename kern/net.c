@@ -34,9 +34,12 @@ static int parse_network(const char *net, struct netspec *ns)
         const char *name;
         int type, family;
     } nets[] = {
-        {"tcp", HAL_SOCK_STREAM, 0},      {"tcp4", HAL_SOCK_STREAM, HAL_AF_INET},
-        {"tcp6", HAL_SOCK_STREAM, HAL_AF_INET6}, {"udp", HAL_SOCK_DGRAM, 0},
-        {"udp4", HAL_SOCK_DGRAM, HAL_AF_INET},   {"udp6", HAL_SOCK_DGRAM, HAL_AF_INET6},
+        {"tcp", HAL_SOCK_STREAM, 0},
+        {"tcp4", HAL_SOCK_STREAM, HAL_AF_INET},
+        {"tcp6", HAL_SOCK_STREAM, HAL_AF_INET6},
+        {"udp", HAL_SOCK_DGRAM, 0},
+        {"udp4", HAL_SOCK_DGRAM, HAL_AF_INET},
+        {"udp6", HAL_SOCK_DGRAM, HAL_AF_INET6},
     };
     if (!net)
         return WEFT_EINVAL;
@@ -283,8 +286,7 @@ static int64_t run_op(struct task *self, struct k_pollfd *pd, int mode, struct h
         uint64_t seq = stream_read ? k_pollfd_read_seq(pd) : 0;
         int r = hal_io_submit(op);
         if (r == 0) {
-            if (stream_read && op->result > 0 &&
-                ((uint64_t)op->result < op->len || op->drained))
+            if (stream_read && op->result > 0 && ((uint64_t)op->result < op->len || op->drained))
                 k_pollfd_read_short(pd, seq);
             return op->result;
         }

@@ -78,17 +78,17 @@ static struct {
     /* Serialises the set-up and the tear-down of descriptors weft does not
      * own (their slots, registration and count). Rank: before lock. */
     struct k_lock foreign;
-    struct k_lock lock;          /* the free list, the all list, chunk allocation */
+    struct k_lock lock; /* the free list, the all list, chunk allocation */
     struct k_pollfd *free;
-    struct k_pollfd *all;        /* every descriptor allocated this run */
+    struct k_pollfd *all; /* every descriptor allocated this run */
     /* Set once each, under lock (release), read without it (acquire):
      * slot_of. */
     pd_slot *_Atomic chunks[NCHUNKS];
-    _Atomic int32_t nwaiters;    /* k_poll_waiters: see k_pollfd_wait */
-    _Atomic uint64_t wakeups;    /* k_poll_wakeups (stats); relaxed: a count */
-    _Atomic uint64_t readied;    /* k_poll_readied (tests); relaxed: see k_poll */
+    _Atomic int32_t nwaiters; /* k_poll_waiters: see k_pollfd_wait */
+    _Atomic uint64_t wakeups; /* k_poll_wakeups (stats); relaxed: a count */
+    _Atomic uint64_t readied; /* k_poll_readied (tests); relaxed: see k_poll */
     bool inited;
-    bool short_read_drains;      /* hal_poll_short_read_drains(), per run */
+    bool short_read_drains; /* hal_poll_short_read_drains(), per run */
 } poller;
 
 int k_poller_init(void)

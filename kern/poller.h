@@ -50,22 +50,22 @@ struct k_pollfd {
     /* Protected by lock (rank: after poller.lock, before timers_lock and
      * sched.lock): */
     struct k_lock lock;
-    bool ready[2];              /* readiness seen since the last wait */
-    struct task *waiter[2];     /* the task parked on each side */
-    int wake_code[2];           /* what the waker says: 0 retry, or a WEFT_E* */
+    bool ready[2];          /* readiness seen since the last wait */
+    struct task *waiter[2]; /* the task parked on each side */
+    int wake_code[2];       /* what the waker says: 0 retry, or a WEFT_E* */
     /* 0 none, -1 expired, else absolute ns. Written under lock; also read
      * without it by k_pollfd_prepare (relaxed: see there). */
     _Atomic int64_t deadline[2];
-    struct k_timer timer[2];    /* the deadlines' timers */
-    struct task *closer;        /* CLOSING: the closer, parked until the count is 0 */
-    bool last_out;              /* CLOSING: the count reached 0 before the closer parked */
+    struct k_timer timer[2]; /* the deadlines' timers */
+    struct task *closer;     /* CLOSING: the closer, parked until the count is 0 */
+    bool last_out;           /* CLOSING: the count reached 0 before the closer parked */
 
     /* Set while FREE by the one setting it up, constant while OPEN and
      * CLOSING (read by holders of a reference, who are ordered after the
      * set-up by ref's acquire): */
     intptr_t fd;
-    int kind;                   /* enum pd_kind */
-    bool owned;                 /* weft opened it; weft_close closes it */
+    int kind;   /* enum pd_kind */
+    bool owned; /* weft opened it; weft_close closes it */
     /* The OS handle is open (owned) or registered (not owned): set by the
      * set-up, cleared by the closer or the last release; read by
      * k_poller_fini once every thread has stopped. */

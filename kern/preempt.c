@@ -12,7 +12,7 @@
  *   - a task is running on the thread and the thread holds a proc (not the
  *     scheduler, the monitor, or a task inside a blocking call, whose proc
  *     the monitor may have given away);
- *   - the thread holds no kern lock (thread->locks == 0);
+ *   - the thread holds no kern lock (thread->locks.held == 0);
  *   - the task has not opted out (weft_nopreempt_begin/end);
  *   - the interrupted PC is in the program's own code: inside the main
  *     program's text or a module registered with weft_preemptible_module,
@@ -100,7 +100,7 @@ void k_preempt_setup(void)
 static bool task_may_switch(struct thread *th)
 {
     struct task *t = th->cur;
-    return t && th->proc && th->locks == 0 && t->nopreempt == 0 && !t->blocking;
+    return t && th->proc && th->locks.held == 0 && t->nopreempt == 0 && !t->blocking;
 }
 
 bool kern_preempt(uintptr_t pc)

@@ -9,7 +9,6 @@
  * the last one from a signal handler.
  */
 #include "kern/kern.h"
-#include "kern/proc.h"
 
 struct out {
     char *buf;
@@ -148,7 +147,17 @@ void k_print(const char *fmt, ...)
     va_end(ap);
 }
 
-/* Go: throw. Prints, dumps every task once (a panic inside the dump must not
+/* k_panic's dump (k_panic_set_dump). Release store, acquire load: a
+ * panicking thread that sees the function sees what weft_run set up
+ * before it. */
+static void (*_Atomic panic_dump)(void);
+
+void k_panic_set_dump(void (*dump)(void))
+{
+    atomic_store_explicit(&panic_dump, dump, memory_order_release);
+}
+
+/* Go: throw. Prints, dumps once (a panic inside the dump must not
  * recurse), aborts. */
 _Noreturn void k_panic(const char *what)
 {
@@ -157,8 +166,11 @@ _Noreturn void k_panic(const char *what)
     /* seq_cst by default, but no pair: only the read-modify-write's
      * atomicity matters (exactly one caller sees 0 and dumps; the others,
      * a nested panic in the dump included, go straight to abort). */
-    if (atomic_fetch_add(&panicking, 1) == 0 && k_sched.nprocs > 0)
-        k_dump_tasks();
+    if (atomic_fetch_add(&panicking, 1) == 0) {
+        void (*dump)(void) = atomic_load_explicit(&panic_dump, memory_order_acquire);
+        if (dump)
+            dump();
+    }
     hal_abort();
 }
 
@@ -204,10 +216,23 @@ int k_parse_int(const char *s, int64_t *out)
     }
     uint64_t mult = 1;
     switch (*s) {
-    case 'K': case 'k': mult = 1ull << 10; s++; break;
-    case 'M': case 'm': mult = 1ull << 20; s++; break;
-    case 'G': case 'g': mult = 1ull << 30; s++; break;
-    default: break;
+    case 'K':
+    case 'k':
+        mult = 1ull << 10;
+        s++;
+        break;
+    case 'M':
+    case 'm':
+        mult = 1ull << 20;
+        s++;
+        break;
+    case 'G':
+    case 'g':
+        mult = 1ull << 30;
+        s++;
+        break;
+    default:
+        break;
     }
     if (*s)
         return -1;

@@ -32,8 +32,7 @@ static K_NOINLINE bool runq_put_slow(struct proc *p, struct task *t, uint32_t he
      * release like every claim of the head (see k_runq_get_ring); its
      * failure value is only retried. */
     for (uint32_t i = 0; i < n; i++)
-        batch[i] = atomic_load_explicit(&p->runq[(head + i) % K_RUNQ_SIZE],
-                                        memory_order_relaxed);
+        batch[i] = atomic_load_explicit(&p->runq[(head + i) % K_RUNQ_SIZE], memory_order_relaxed);
     if (!atomic_compare_exchange_strong_explicit(&p->runq_head, &head, head + n,
                                                  memory_order_release, memory_order_relaxed))
         return false; /* a thief took some: the ring has room again */
@@ -85,8 +84,7 @@ struct task *k_runq_get(struct proc *p)
      * relaxed, the CAS only has to win against a thief's. */
     struct task *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
     if (next && atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL,
-                                                        memory_order_acquire,
-                                                        memory_order_relaxed))
+                                                        memory_order_acquire, memory_order_relaxed))
         return next;
     return k_runq_get_ring(p);
 }
@@ -103,11 +101,9 @@ struct task *k_runq_get_ring(struct proc *p)
         uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
         if (tail == head)
             return NULL;
-        struct task *t =
-            atomic_load_explicit(&p->runq[head % K_RUNQ_SIZE], memory_order_relaxed);
+        struct task *t = atomic_load_explicit(&p->runq[head % K_RUNQ_SIZE], memory_order_relaxed);
         if (atomic_compare_exchange_weak_explicit(&p->runq_head, &head, head + 1,
-                                                  memory_order_release,
-                                                  memory_order_relaxed))
+                                                  memory_order_release, memory_order_relaxed))
             return t;
     }
 }
@@ -178,9 +174,8 @@ static uint32_t runq_grab(struct proc *victim, struct task **batch, bool steal_n
              * decides whether to sleep. */
             if (atomic_load_explicit(&victim->status, memory_order_relaxed) == PROC_RUNNING)
                 hal_sleep_ns(K_RUNNEXT_STEAL_WAIT_NS);
-            if (!atomic_compare_exchange_strong_explicit(&victim->runnext, &next, NULL,
-                                                         memory_order_acq_rel,
-                                                         memory_order_relaxed))
+            if (!atomic_compare_exchange_strong_explicit(
+                    &victim->runnext, &next, NULL, memory_order_acq_rel, memory_order_relaxed))
                 continue;
             batch[0] = next;
             return 1;
@@ -192,11 +187,10 @@ static uint32_t runq_grab(struct proc *victim, struct task **batch, bool steal_n
          * reads come before the producer reuses them); its acquire half
          * pairs with other consumers' claims. */
         for (uint32_t i = 0; i < n; i++)
-            batch[i] = atomic_load_explicit(&victim->runq[(head + i) % K_RUNQ_SIZE],
-                                            memory_order_relaxed);
+            batch[i] =
+                atomic_load_explicit(&victim->runq[(head + i) % K_RUNQ_SIZE], memory_order_relaxed);
         if (atomic_compare_exchange_weak_explicit(&victim->runq_head, &head, head + n,
-                                                  memory_order_acq_rel,
-                                                  memory_order_relaxed))
+                                                  memory_order_acq_rel, memory_order_relaxed))
             return n;
     }
 }
@@ -220,8 +214,7 @@ struct task *k_runq_steal(struct proc *p, struct proc *victim, bool steal_next)
     uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
     k_assert(tail - atomic_load_explicit(&p->runq_head, memory_order_acquire) + n <= K_RUNQ_SIZE);
     for (uint32_t i = 0; i < n; i++)
-        atomic_store_explicit(&p->runq[(tail + i) % K_RUNQ_SIZE], batch[i],
-                              memory_order_relaxed);
+        atomic_store_explicit(&p->runq[(tail + i) % K_RUNQ_SIZE], batch[i], memory_order_relaxed);
     atomic_store_explicit(&p->runq_tail, tail + n, memory_order_release);
     return t;
 }

@@ -20,12 +20,12 @@
 #include "kern/timer.h"
 #include "kern/waiter.h"
 
-#define K_RUNQ_SIZE 256        /* slots in a proc's ring run queue */
-#define K_GLOBAL_TICK 61       /* check the global queue every this many ticks */
+#define K_RUNQ_SIZE 256              /* slots in a proc's ring run queue */
+#define K_GLOBAL_TICK 61             /* check the global queue every this many ticks */
 #define K_RUNNEXT_STEAL_WAIT_NS 3000 /* a thief's sleep before taking runnext (proc.c) */
 #define K_MAX_PROCS 1024
-#define K_TASK_CACHE 64        /* dead tasks (with stacks) kept per proc */
-#define K_WAITER_CACHE 64      /* free waiters kept per proc */
+#define K_TASK_CACHE 64   /* dead tasks (with stacks) kept per proc */
+#define K_WAITER_CACHE 64 /* free waiters kept per proc */
 
 /*
  * A proc's status word (proc.status). Its low K_PROC_STATE_BITS bits are
@@ -88,11 +88,11 @@ struct proc {
     /* Written by the holder (relaxed), read by the monitor: */
     _Alignas(K_CACHELINE) _Atomic uint32_t schedtick; /* incremented per task run */
     /* Owned by the holder (no lock, no atomic needed): */
-    uint64_t syscall_gen;      /* blocking calls begun on this proc (its SYSCALL words) */
-    int64_t clock_ns;          /* recent hal_now_ns, refreshed every 64 ticks */
+    uint64_t syscall_gen; /* blocking calls begun on this proc (its SYSCALL words) */
+    int64_t clock_ns;     /* recent hal_now_ns, refreshed every 64 ticks */
     struct k_mcache mcache;
     struct k_stack_cache stack_cache;
-    struct task *dead;         /* dead tasks with default stacks, for reuse */
+    struct task *dead; /* dead tasks with default stacks, for reuse */
     uint32_t ndead;
     struct waiter *waiters[K_WAITER_CACHE];
     uint32_t nwaiters;
@@ -118,15 +118,15 @@ struct proc {
     /* Statistics: written by the holder with relaxed stores, read by anyone: */
     _Atomic uint64_t nswitch;
     _Atomic uint64_t nsteal;
-    _Atomic uint64_t npreempt;  /* tasks switched out by preemption */
+    _Atomic uint64_t npreempt; /* tasks switched out by preemption */
 };
 
 /* Why a task switched to its thread's scheduler stack. */
 enum switch_why {
     SW_NONE = 0,
-    SW_YIELD,  /* runnable again: back of the local run queue */
-    SW_PARK,   /* WAITING: call thread->park_fn, then forget the task */
-    SW_EXIT,   /* DEAD: recycle */
+    SW_YIELD,   /* runnable again: back of the local run queue */
+    SW_PARK,    /* WAITING: call thread->park_fn, then forget the task */
+    SW_EXIT,    /* DEAD: recycle */
     SW_PREEMPT, /* preempted (signal or pending request): back of the queue */
     SW_BLOCKED, /* ended a blocking call and found no proc: queue it, park */
     SW_DISCARD, /* ended a blocking call in a stopping run: dropped, and the
@@ -162,37 +162,40 @@ enum thread_call {
 };
 
 struct thread {
+    /* First, where lock.c finds it through hal_thread_get() (lock.h).
+     * Owned by this thread: */
+    struct k_lock_count locks;
+
     /* Immutable after start: */
     int id;
-    hal_thread_t handle;       /* for joining; unused for thread 0 */
-    struct thread *all_next;   /* sched.all_threads (append under sched.lock) */
+    hal_thread_t handle;     /* for joining; unused for thread 0 */
+    struct thread *all_next; /* sched.all_threads (append under sched.lock) */
 
     /* Owned by this thread: */
     struct hal_context sched_ctx; /* its scheduler loop, on its OS stack */
-    struct task *cur;          /* the task it runs, NULL on its scheduler stack */
-    struct proc *proc;         /* the proc it holds, NULL when idle */
-    bool spinning;             /* counted in sched.nspinning */
-    bool preempted;            /* its last task was preempted (find_runnable) */
-    bool hold_wakep;           /* k_ready counts in held_wakes, no k_wakep */
+    struct task *cur;             /* the task it runs, NULL on its scheduler stack */
+    struct proc *proc;            /* the proc it holds, NULL when idle */
+    bool spinning;                /* counted in sched.nspinning */
+    bool preempted;               /* its last task was preempted (find_runnable) */
+    bool hold_wakep;              /* k_ready counts in held_wakes, no k_wakep */
     int held_wakes;
-    int locks;                 /* k_locks held right now */
-    hal_thread_t os;           /* for hal_thread_preempt */
-    struct task *locked;       /* the task locked to this thread (weft_lock_thread) */
-    struct proc *old_proc;     /* the proc held before a blocking call (Go: oldp) */
-    uint64_t syscall_word;     /* the SYSCALL word that call stored in old_proc */
-    uint64_t rand;             /* k_rand_next state */
-    enum switch_why why;       /* set by the task before switching out */
-    k_unlock_fn park_fn;       /* with SW_PARK */
+    hal_thread_t os;       /* for hal_thread_preempt */
+    struct task *locked;   /* the task locked to this thread (weft_lock_thread) */
+    struct proc *old_proc; /* the proc held before a blocking call (Go: oldp) */
+    uint64_t syscall_word; /* the SYSCALL word that call stored in old_proc */
+    uint64_t rand;         /* k_rand_next state */
+    enum switch_why why;   /* set by the task before switching out */
+    k_unlock_fn park_fn;   /* with SW_PARK */
     void *park_arg;
-    struct task *prev;         /* a direct switch's old task, whose park or
-                                  yield the task switched to finishes (sched.c) */
-    enum switch_why prev_why;  /* SW_PARK or SW_YIELD, with prev */
+    struct task *prev;        /* a direct switch's old task, whose park or
+                                 yield the task switched to finishes (sched.c) */
+    enum switch_why prev_why; /* SW_PARK or SW_YIELD, with prev */
 
     /* Protected by sched.lock: */
     struct thread *idle_next;
-    struct proc *next_proc;    /* proc handed over by the waker (Go: nextp) */
-    bool locked_idle;          /* waiting for its locked task (counted in
-                                  sched.nidle_locked, on sched.locked_threads) */
+    struct proc *next_proc; /* proc handed over by the waker (Go: nextp) */
+    bool locked_idle;       /* waiting for its locked task (counted in
+                               sched.nidle_locked, on sched.locked_threads) */
     struct thread *locked_next;
 
     /* Set by the monitor (relaxed) to ask the running task to switch out;
@@ -218,7 +221,7 @@ struct sched {
      * lock, never the other way round; alloc's locks may be taken under it. */
     struct k_lock lock;
     struct proc *idle_procs;
-    _Atomic int32_t nidle_procs;   /* written under lock, read without */
+    _Atomic int32_t nidle_procs; /* written under lock, read without */
     struct thread *idle_threads;
     int32_t nidle_threads;
     struct thread *locked_threads; /* threads waiting for their locked task */
@@ -226,7 +229,7 @@ struct sched {
     struct thread *all_threads;
     int32_t nthreads;
     struct task *runq_head, *runq_tail; /* global queue, linked by schedlink */
-    _Atomic int32_t runq_size;     /* written under lock, read without */
+    _Atomic int32_t runq_size;          /* written under lock, read without */
     /* Dead task structs without stacks, linked by schedlink. Changed under
      * lock; k_task_new peeks at it without the lock (relaxed: a stale peek
      * costs at most a fresh allocation, the list is read again under the
@@ -247,13 +250,13 @@ struct sched {
     /* Immutable during a run: */
     int nprocs;
     struct proc **procs;
-    size_t stack_size;             /* default usable stack bytes */
-    int preempt;                   /* 1 on, -1 off */
-    bool preempt_async;            /* the port can interrupt threads */
+    size_t stack_size;  /* default usable stack bytes */
+    int preempt;        /* 1 on, -1 off */
+    bool preempt_async; /* the port can interrupt threads */
     int64_t timeslice_ns;
 
-    _Atomic bool stopping;         /* weft_run is ending: threads leave */
-    _Atomic int result;            /* weft_run's return value */
+    _Atomic bool stopping; /* weft_run is ending: threads leave */
+    _Atomic int result;    /* weft_run's return value */
     struct task *main_task;
 
     /* Every task struct ever allocated in this run (never freed before the
@@ -265,13 +268,19 @@ struct sched {
     _Atomic uint64_t next_id;
 
     /* Counters for weft_stats. */
-    _Atomic uint64_t nretake;      /* procs retaken from blocking calls */
+    _Atomic uint64_t nretake; /* procs retaken from blocking calls */
 };
+
+K_STATIC_ASSERT(offsetof(struct thread, locks) == 0,
+                "lock.c reads the lock count at the thread pointer");
 
 extern struct sched k_sched;
 
 /* The calling thread's kern thread, or NULL for foreign threads. */
-static inline struct thread *k_thread_self(void) { return (struct thread *)hal_thread_get(); }
+static inline struct thread *k_thread_self(void)
+{
+    return (struct thread *)hal_thread_get();
+}
 
 /* ---- proc.c: run queues ---- */
 void k_runq_put(struct proc *p, struct task *t, bool next);
@@ -290,16 +299,18 @@ void k_globrunq_put(struct task *t);
 struct task *k_globrunq_get(struct proc *p, int max);
 
 /* ---- sched.c ---- */
-void k_sched_loop(struct thread *th);       /* a thread's scheduler loop */
+void k_sched_loop(struct thread *th); /* a thread's scheduler loop */
 void k_wakep(void);
-void k_sched_inject(struct task *list);     /* tasks from a poll, any thread */
-void k_stop_the_world(int result);          /* begin shutdown (any thread) */
+void k_sched_inject(struct task *list); /* tasks from a poll, any thread */
+void k_stop_the_world(int result);      /* begin shutdown (any thread) */
 
-/* ---- runtime.c: worker threads' structs, and threads left in the OS ---- */
+/* Worker threads' structs, and threads left in the OS (runtime.c). */
 /* A zeroed struct thread for a worker, or NULL. Its memory is not the
  * run's (it outlives the run when weft_run abandons the thread). */
 struct thread *k_thread_alloc(void);
 void k_thread_free(struct thread *th);
+/* weft_run abandons a thread in its blocking call (counted until it ends). */
+void k_orphan_begin(void);
 /* The end of an abandoned thread, on its own stack, its kern pointer
  * cleared: lets its task's stack go and frees th (thread_main). */
 void k_orphan_exit(struct thread *th);
@@ -312,6 +323,9 @@ struct task *k_task_new(struct proc *p, size_t stack_size);
 void k_task_recycle(struct proc *p, struct task *t);
 void k_task_first_run(struct task *t);
 _Noreturn void k_task_exit(void);
+/* The calling thread's proc's allocator cache, NULL when it holds no proc:
+ * the allocator's lookup (k_mem_init). */
+struct k_mcache *k_mcache_self(void);
 
 /* ---- sched.c, for block.c, monitor.c and preempt.c ---- */
 /* Switches the calling task to its thread's scheduler stack for why;
@@ -329,15 +343,15 @@ struct proc *k_proc_idle_take(void);
 
 /* ---- monitor.c ---- */
 int k_monitor_start(void);
-void k_monitor_stop(void);   /* after sched.stopping is set */
-void k_monitor_wake(void);   /* wake it now (stopping) */
+void k_monitor_stop(void); /* after sched.stopping is set */
+void k_monitor_wake(void); /* wake it now (stopping) */
 /* A proc left the idle list while every proc was idle: wake the monitor
  * unless it looks again by itself within a grace (monitor.c). */
 void k_monitor_work(void);
-void k_monitor_kick(void);   /* a blocking call began: shorten its sleep */
+void k_monitor_kick(void); /* a blocking call began: shorten its sleep */
 
 /* ---- preempt.c ---- */
-void k_preempt_setup(void);  /* at weft_run: text ranges, the port */
+void k_preempt_setup(void); /* at weft_run: text ranges, the port */
 /* Honours a pending preemption request if the task may switch here. */
 void k_preempt_point(void);
 

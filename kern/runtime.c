@@ -53,52 +53,6 @@
 /* 1 while a run is active; guards against concurrent and nested runs. */
 static _Atomic int running;
 
-/* Threads abandoned in a blocking call that have not ended yet, across
- * runs (k_orphans_live). Incremented by weft_run, decremented by the
- * thread as the last thing it does with weft (release: its stack and
- * struct are gone by then). */
-static _Atomic uint32_t orphans_live;
-
-static size_t thread_bytes(void)
-{
-    return K_ROUND_UP(sizeof(struct thread), hal_page_size());
-}
-
-struct thread *k_thread_alloc(void)
-{
-    size_t size = thread_bytes();
-    struct thread *th = hal_mem_reserve(size, hal_page_size());
-    if (th == NULL)
-        return NULL;
-    if (hal_mem_commit(th, size) != 0) {
-        hal_mem_release(th, size);
-        return NULL;
-    }
-    memset(th, 0, sizeof *th);
-    return th;
-}
-
-void k_thread_free(struct thread *th)
-{
-    hal_mem_release(th, thread_bytes());
-}
-
-void k_orphan_exit(struct thread *th)
-{
-    void *region = th->orphan_region;
-    k_thread_free(th);
-    k_stack_unkeep(region);
-    /* Release: pairs with the acquire load in k_orphans_live; whoever sees
-     * the count drop sees th and its stack let go. */
-    atomic_fetch_sub_explicit(&orphans_live, 1, memory_order_release);
-}
-
-uint32_t k_orphans_live(void)
-{
-    /* Acquire: pairs with the decrement in k_orphan_exit. */
-    return atomic_load_explicit(&orphans_live, memory_order_acquire);
-}
-
 /* Abandons th, whose task is in a blocking call (weft_run's end, after the
  * CAS of th->call to ORPHANING): keeps its task's stack, then lets it go
  * (ORPHANED). See the top of this file. */
@@ -108,12 +62,7 @@ static void orphan(struct thread *th, hal_thread_t handle)
      * acquire pairs with its release store of CALL_IN. */
     struct task *t = th->cur;
     th->orphan_region = k_stack_keep(&t->stack);
-    /* Relaxed: the count publishes nothing. The release store of ORPHANED
-     * below orders it before the thread's decrement (which follows its
-     * acquire load of ORPHANED), so the count never goes below zero; and
-     * k_orphans_live's readers read it after weft_run returns, on this
-     * thread or one ordered after it. */
-    atomic_fetch_add_explicit(&orphans_live, 1, memory_order_relaxed);
+    k_orphan_begin(); /* before the release store below: see there */
     /* Release: pairs with the acquire load in block_orphaned (block.c). No
      * futex wake: th may be gone the moment it sees this; it polls. */
     atomic_store_explicit(&th->call, CALL_ORPHANED, memory_order_release);
@@ -182,8 +131,8 @@ static int env_int(const char *name, int64_t lo, int64_t hi, int64_t *out)
         return 0;
     int64_t v;
     if (k_parse_int(s, &v) != 0 || v < lo || v > hi) {
-        k_print("weft: %s=%s: expected a number from %lld to %lld\n", name, s,
-                (long long)lo, (long long)hi);
+        k_print("weft: %s=%s: expected a number from %lld to %lld\n", name, s, (long long)lo,
+                (long long)hi);
         return -1;
     }
     *out = v;
@@ -293,7 +242,7 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
         return err;
     }
     size_t stack_size = k_sched.stack_size;
-    if (k_mem_init() != 0) {
+    if (k_mem_init(k_mcache_self) != 0) {
         memset(&k_sched, 0, sizeof k_sched);
         atomic_store(&running, 0);
         return WEFT_ENOMEM;
@@ -303,11 +252,14 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
     k_stack_init(stack_size, k_sched.preempt > 0 ? hal_preempt_headroom() : 0);
     k_sema_init();
     if (k_poller_init() != 0) {
+        k_stack_fini();
         k_mem_fini();
         memset(&k_sched, 0, sizeof k_sched);
         atomic_store(&running, 0);
         return WEFT_EIO;
     }
+    /* From here until its memory goes, a panic dumps the run's tasks. */
+    k_panic_set_dump(k_dump_tasks);
     /* No other thread of the run exists yet (default seq_cst, harmless). */
     atomic_store(&k_sched.last_poll, hal_now_ns());
     atomic_store(&k_sched.next_id, 1);
@@ -369,6 +321,8 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
                 k_timers_fini(k_sched.procs[i]);
     hal_thread_set(NULL);
     hal_thread_leave();
+    k_panic_set_dump(NULL); /* the tasks' memory goes now */
+    k_stack_fini();
     k_mem_fini();
     memset(&k_sched, 0, sizeof k_sched);
     /* seq_cst (release is what matters): pairs with the CAS of the next

@@ -58,6 +58,64 @@
 
 struct sched k_sched;
 
+/* ---- Thread structs and abandoned threads (weft_run's end: runtime.c) ---- */
+
+/* Threads abandoned in a blocking call that have not ended yet, across
+ * runs (k_orphans_live). Incremented by weft_run (k_orphan_begin), decremented by the
+ * thread as the last thing it does with weft (release: its stack and
+ * struct are gone by then). */
+static _Atomic uint32_t orphans_live;
+
+static size_t thread_bytes(void)
+{
+    return K_ROUND_UP(sizeof(struct thread), hal_page_size());
+}
+
+struct thread *k_thread_alloc(void)
+{
+    size_t size = thread_bytes();
+    struct thread *th = hal_mem_reserve(size, hal_page_size());
+    if (th == NULL)
+        return NULL;
+    if (hal_mem_commit(th, size) != 0) {
+        hal_mem_release(th, size);
+        return NULL;
+    }
+    memset(th, 0, sizeof *th);
+    return th;
+}
+
+void k_thread_free(struct thread *th)
+{
+    hal_mem_release(th, thread_bytes());
+}
+
+void k_orphan_begin(void)
+{
+    /* Relaxed: the count publishes nothing. weft_run's release store of
+     * ORPHANED, after this, orders it before the thread's decrement
+     * (which follows its acquire load of ORPHANED), so the count never
+     * goes below zero; and k_orphans_live's readers read it after
+     * weft_run returns, on its thread or one ordered after it. */
+    atomic_fetch_add_explicit(&orphans_live, 1, memory_order_relaxed);
+}
+
+void k_orphan_exit(struct thread *th)
+{
+    void *region = th->orphan_region;
+    k_thread_free(th);
+    k_stack_unkeep(region);
+    /* Release: pairs with the acquire load in k_orphans_live; whoever sees
+     * the count drop sees th and its stack let go. */
+    atomic_fetch_sub_explicit(&orphans_live, 1, memory_order_release);
+}
+
+uint32_t k_orphans_live(void)
+{
+    /* Acquire: pairs with the decrement in k_orphan_exit. */
+    return atomic_load_explicit(&orphans_live, memory_order_acquire);
+}
+
 /* ---- thread parking (the thread's own futex word) ---- */
 
 static void thread_park(struct thread *th)
@@ -219,8 +277,7 @@ static void thread_main(void *arg)
     /* Release, like every store of p->thread: pairs with the monitor's
      * acquire load (preempt_one), which then reads th's fields. */
     if (th->proc)
-        atomic_store_explicit(&th->proc->thread, th,
-                              memory_order_release);
+        atomic_store_explicit(&th->proc->thread, th, memory_order_release);
     k_sched_loop(th);
     hal_thread_set(NULL);
     if (K_UNLIKELY(th->why == SW_ORPHAN)) {
@@ -304,14 +361,27 @@ void k_wakep(void)
         return;
     int32_t zero = 0;
     if (atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed) != 0 ||
-        !atomic_compare_exchange_strong_explicit(&k_sched.nspinning, &zero, 1,
-                                                 memory_order_seq_cst, memory_order_relaxed))
+        !atomic_compare_exchange_strong_explicit(&k_sched.nspinning, &zero, 1, memory_order_seq_cst,
+                                                 memory_order_relaxed))
         return;
     startm(NULL, true);
 }
 
 /* Go: stopm. Parks the calling thread (which holds no proc) until it is
  * handed a proc or the run stops. */
+/* Go: checkdead. Called with sched.lock held once every thread is idle
+ * (everyone_idle) and no timer is pending and no task waits on I/O: no
+ * proc is held, so every run queue is empty and no task is running;
+ * nothing is in a blocking call or the poller. No task can ever run:
+ * report it and stop the run with WEFT_EDEADLK. */
+static void deadlock_locked(void)
+{
+    k_print("weft: deadlock: all %llu tasks are asleep\n",
+            (unsigned long long)atomic_load(&k_sched.ntasks_live));
+    k_dump_tasks();
+    stop_locked(WEFT_EDEADLK);
+}
+
 static void stopm(struct thread *th)
 {
     k_assert(th->proc == NULL && !th->spinning);
@@ -331,14 +401,7 @@ static void stopm(struct thread *th)
         return;
     }
     if (all_idle) {
-        /* Go: checkdead. Every thread is idle: no proc is held, so every
-         * run queue is empty and no task is running; nothing is in a
-         * blocking call or the poller, no timer is pending and no task
-         * waits on I/O. No task can ever run. */
-        k_print("weft: deadlock: all %llu tasks are asleep\n",
-                (unsigned long long)atomic_load(&k_sched.ntasks_live));
-        k_dump_tasks();
-        stop_locked(WEFT_EDEADLK);
+        deadlock_locked();
         k_unlock(&k_sched.lock);
         return;
     }
@@ -348,8 +411,7 @@ static void stopm(struct thread *th)
     th->next_proc = NULL;
     /* Release: pairs with the monitor's acquire load of p->thread. */
     if (th->proc)
-        atomic_store_explicit(&th->proc->thread, th,
-                              memory_order_release);
+        atomic_store_explicit(&th->proc->thread, th, memory_order_release);
 }
 
 /* Go: handoffp. p is held by nobody and not on the idle list (a proc the
@@ -371,8 +433,8 @@ void k_handoff(struct proc *p)
     }
     int32_t zero = 0;
     if (atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_strong_explicit(&k_sched.nspinning, &zero, 1,
-                                                memory_order_seq_cst, memory_order_relaxed)) {
+        atomic_compare_exchange_strong_explicit(&k_sched.nspinning, &zero, 1, memory_order_seq_cst,
+                                                memory_order_relaxed)) {
         startm(p, true);
         return;
     }
@@ -426,11 +488,7 @@ static bool locked_wait(struct thread *th)
         k_sched.nidle_locked++;
         if (everyone_idle()) {
             if (k_timers_earliest() == 0 && k_poll_waiters() == 0) {
-                /* Go: checkdead, as in stopm. */
-                k_print("weft: deadlock: all %llu tasks are asleep\n",
-                        (unsigned long long)atomic_load(&k_sched.ntasks_live));
-                k_dump_tasks();
-                stop_locked(WEFT_EDEADLK);
+                deadlock_locked();
                 k_unlock(&k_sched.lock);
                 return false;
             }
@@ -502,7 +560,8 @@ static struct task *steal_work(struct thread *th)
              * timer0 is a hint (acquire pairs with publish_timer0's
              * release, though nothing depends on it): k_timers_run
              * re-reads the heap under its lock. */
-            int64_t t0 = pass == 0 ? atomic_load_explicit(&victim->timer0, memory_order_acquire) : 0;
+            int64_t t0 =
+                pass == 0 ? atomic_load_explicit(&victim->timer0, memory_order_acquire) : 0;
             if (t0 != 0 && t0 <= (now ? now : (now = hal_now_ns()))) {
                 k_timers_run(victim, now);
                 struct task *t = k_runq_get(p);
@@ -585,6 +644,22 @@ void k_sched_inject(struct task *list)
     }
 }
 
+/* Makes list (linked by schedlink, maybe empty) runnable on p's queue,
+ * held by this thread, and starts a spinner to steal them. state:
+ * relaxed, published by k_runq_put's release store. */
+static void queue_ready(struct proc *p, struct task *list)
+{
+    if (!list)
+        return;
+    while (list) {
+        struct task *next = list->schedlink;
+        atomic_store_explicit(&list->state, TASK_RUNNABLE, memory_order_relaxed);
+        k_runq_put(p, list, false);
+        list = next;
+    }
+    k_wakep();
+}
+
 /* Polls (timeout as k_poll) and returns a task to run; the others go to
  * the caller's own queue (it holds a proc), from where idle procs steal
  * them once k_wakep has started a spinner (Go: injectglist's local half;
@@ -596,19 +671,9 @@ static struct task *poll_take(struct proc *p, int64_t timeout_ns)
     if (!list)
         return NULL;
     struct task *first = list;
-    list = list->schedlink;
-    /* state: relaxed, the first runs on this thread; the others are
-     * published by k_runq_put's release store (or runnext exchange). */
+    /* state: relaxed, the first runs on this thread. */
     atomic_store_explicit(&first->state, TASK_RUNNABLE, memory_order_relaxed);
-    if (list) {
-        while (list) {
-            struct task *next = list->schedlink;
-            atomic_store_explicit(&list->state, TASK_RUNNABLE, memory_order_relaxed);
-            k_runq_put(p, list, false);
-            list = next;
-        }
-        k_wakep();
-    }
+    queue_ready(p, first->schedlink);
     return first;
 }
 
@@ -735,22 +800,12 @@ static bool poll_or_stop(struct thread *th)
              * no thread is woken on the way from the event to its task. */
             if (take_idle_proc(th)) {
                 if (list) {
-                    struct proc *p = th->proc;
-                    struct task *first = list;
-                    list = list->schedlink;
-                    /* Relaxed: published by k_runq_put, as in poll_take. */
-                    atomic_store_explicit(&first->state, TASK_RUNNABLE, memory_order_relaxed);
-                    k_runq_put(p, first, true);
-                    if (list) {
-                        while (list) {
-                            struct task *next = list->schedlink;
-                            atomic_store_explicit(&list->state, TASK_RUNNABLE,
-                                                  memory_order_relaxed);
-                            k_runq_put(p, list, false);
-                            list = next;
-                        }
-                        k_wakep();
-                    }
+                    /* rest first: once queued, list may be stolen and run. */
+                    struct task *rest = list->schedlink;
+                    /* Relaxed: published by k_runq_put. */
+                    atomic_store_explicit(&list->state, TASK_RUNNABLE, memory_order_relaxed);
+                    k_runq_put(th->proc, list, true);
+                    queue_ready(th->proc, rest);
                 }
                 return true;
             }
@@ -862,8 +917,7 @@ static struct task *find_runnable(struct thread *th)
             int64_t now = hal_now_ns();
             if (now - last > 1000000)
                 atomic_compare_exchange_strong_explicit(&k_sched.last_poll, &last, now,
-                                                        memory_order_seq_cst,
-                                                        memory_order_relaxed);
+                                                        memory_order_seq_cst, memory_order_relaxed);
             if ((t = poll_take(p, 0)) != NULL)
                 return t;
         }
@@ -871,8 +925,8 @@ static struct task *find_runnable(struct thread *th)
         /* Steal, unless enough threads already spin: at most half of the
          * busy procs' worth (Go's limit), so that many idle threads do
          * not burn the CPUs the busy ones need. */
-        int32_t busy = k_sched.nprocs - atomic_load_explicit(&k_sched.nidle_procs,
-                                                             memory_order_relaxed);
+        int32_t busy =
+            k_sched.nprocs - atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed);
         if (th->spinning ||
             2 * atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed) < busy) {
             if (!th->spinning) {
@@ -942,8 +996,7 @@ static void begin_run(struct thread *th, struct proc *p, struct task *t, uint32_
     if ((tick & 63) == 0)
         p->clock_ns = hal_now_ns();
     atomic_store_explicit(&th->preempt_req, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->nswitch,
-                          atomic_load_explicit(&p->nswitch, memory_order_relaxed) + 1,
+    atomic_store_explicit(&p->nswitch, atomic_load_explicit(&p->nswitch, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     if (K_UNLIKELY(t->fresh))
         k_task_first_run(t);
@@ -1003,8 +1056,7 @@ static void execute(struct thread *th, struct task *t)
             k_unlock(&k_sched.lock);
             th->proc = pp;
             /* Release: pairs with the monitor's acquire load. */
-            atomic_store_explicit(&pp->thread, th,
-                                  memory_order_release);
+            atomic_store_explicit(&pp->thread, th, memory_order_release);
             k_runq_put(pp, t, true);
             return;
         }
@@ -1223,8 +1275,7 @@ static struct task *direct_next(struct thread *th, struct proc *p)
 
 /* Switches from t (th->cur) straight to next for why: SW_PARK (with
  * th->park_fn set) or SW_YIELD. */
-static void switch_direct(struct thread *th, struct task *t, struct task *next,
-                          enum switch_why why)
+static void switch_direct(struct thread *th, struct task *t, struct task *next, enum switch_why why)
 {
     th->prev = t;
     th->prev_why = why;
@@ -1276,8 +1327,8 @@ void k_ready(struct task *t)
      * published with t by the run queue (release) or sched.lock. */
     int s = atomic_load_explicit(&t->state, memory_order_acquire);
     if (K_UNLIKELY(s != TASK_WAITING)) {
-        k_print("weft: k_ready: task %llu is in state %d, not waiting\n",
-                (unsigned long long)t->id, s);
+        k_print("weft: k_ready: task %llu is in state %d, not waiting\n", (unsigned long long)t->id,
+                s);
         k_panic("readying a task that is not waiting");
     }
     atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * stack.c — task stacks: reserved in big arenas, each with a guard page
- * below it, cached per proc and pooled centrally, given back at k_mem_fini.
+ * below it, cached per proc and pooled centrally, given back at k_stack_fini.
  * (Go: stack.go's stackpool and stackcache, with stackcacherefill and
  * stackcacherelease moving half a cache at a time. Go's stacks start small
  * and are copied when the function prologue finds them too short; C code
@@ -66,6 +66,8 @@
  * per stack (guards, discards) are made outside it.
  */
 #include "kern/alloc.h"
+#include "kern/ktest.h"
+#include "kern/list.h"
 #include "kern/lock.h"
 
 #define STACK_DEFAULT ((size_t)256 << 10)
@@ -87,10 +89,10 @@
 /* The first page of every stack reservation. */
 struct region {
     uint64_t magic;
-    struct region *next, *prev; /* pool.regions (pool.lock) */
-    size_t size;                /* bytes of the reservation */
-    uint32_t nstacks;           /* 1 for a stack of its own size */
-    uint32_t ncarved;           /* stacks cut out so far (pool.lock) */
+    struct k_link link; /* on pool.regions (pool.lock) */
+    size_t size;        /* bytes of the reservation */
+    uint32_t nstacks;   /* 1 for a stack of its own size */
+    uint32_t ncarved;   /* stacks cut out so far (pool.lock) */
     /* Keepers (k_stack_keep): threads abandoned in a blocking call on one
      * of its stacks, plus REGION_RUN_GONE once k_stack_fini has let it go.
      * Whoever takes it to exactly REGION_RUN_GONE releases it (acq_rel
@@ -113,20 +115,20 @@ K_STATIC_ASSERT(sizeof(struct pooled) <= POOLED_AT, "pool node fits the top");
 static struct {
     /* Set by k_stack_init, read-only during the run: */
     size_t page;
-    size_t guard;   /* bytes of guard below each stack */
+    size_t guard;    /* bytes of guard below each stack */
     size_t headroom; /* added to every size asked for: preemption's frames */
     size_t usable;   /* the default usable size (headroom included) */
-    size_t stride;  /* guard + usable: the distance between stacks in an arena */
-    size_t hot_cap; /* undiscarded stacks the pool may hold */
+    size_t stride;   /* guard + usable: the distance between stacks in an arena */
+    size_t hot_cap;  /* undiscarded stacks the pool may hold */
 
     /* Rank: stack pool, a leaf (nothing is locked after it). Protects the
      * fields below. */
     struct k_lock lock;
-    struct region *regions; /* every reservation, arenas and own-size stacks */
+    struct k_list regions;  /* every reservation, arenas and own-size stacks */
     struct region *carving; /* the arena new default stacks are cut from */
     uint32_t next_arena;    /* stacks in the next arena */
     struct pooled *free;    /* free default stacks, LIFO */
-    size_t nhot; /* free stacks not discarded */
+    size_t nhot;            /* free stacks not discarded */
 } pool;
 
 /* Stacks created this run, by guard kind (enum hal_guard_kind). Atomic:
@@ -191,11 +193,7 @@ static void region_link(struct region *r, size_t size, uint32_t nstacks)
     r->nstacks = nstacks;
     r->ncarved = 0;
     atomic_store_explicit(&r->keep, 0, memory_order_relaxed);
-    r->prev = NULL;
-    r->next = pool.regions;
-    if (r->next)
-        r->next->prev = r;
-    pool.regions = r;
+    k_list_push(&pool.regions, &r->link);
 }
 
 /* Reserves and commits bytes for a region, or NULL. */
@@ -301,9 +299,8 @@ static void pool_put(const struct k_stack *s, uint32_t n)
 
 /* ---- Default-size stacks: proc cache, then pool, then a new one ---- */
 
-static int default_alloc(struct k_stack *out)
+static int default_alloc(struct k_stack_cache *c, struct k_stack *out)
 {
-    struct k_stack_cache *c = k_stack_cache_self();
     if (c != NULL) {
         if (c->n == 0) {
             struct k_stack got[BATCH];
@@ -338,9 +335,8 @@ static K_NOINLINE void cache_spill(struct k_stack_cache *c)
     pool_put(rev, BATCH);
 }
 
-static void default_free(struct k_stack *s)
+static void default_free(struct k_stack_cache *c, struct k_stack *s)
 {
-    struct k_stack_cache *c = k_stack_cache_self();
     if (c != NULL) {
         if (c->n == K_STACK_CACHE)
             cache_spill(c);
@@ -374,12 +370,7 @@ static void own_free(struct k_stack *s)
         k_panic("bad k_stack_free");
     }
     k_lock(&pool.lock);
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        pool.regions = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    k_list_remove(&pool.regions, &r->link);
     k_unlock(&pool.lock);
     r->magic = 0;
     k_mem_release(r, r->size);
@@ -387,16 +378,16 @@ static void own_free(struct k_stack *s)
 
 /* ---- The API ---- */
 
-int k_stack_alloc(size_t size, struct k_stack *out)
+int k_stack_alloc(struct k_stack_cache *c, size_t size, struct k_stack *out)
 {
     k_assert(pool.usable != 0); /* k_stack_init was called */
     if (size == 0)
-        return default_alloc(out);
+        return default_alloc(c, out);
     if (size > STACK_MAX)
         return HAL_ENOMEM;
     size_t usable = K_ROUND_UP(K_MAX(size, STACK_MIN) + pool.headroom, pool.page);
     if (usable == pool.usable)
-        return default_alloc(out);
+        return default_alloc(c, out);
     return own_alloc(usable, out);
 }
 
@@ -405,14 +396,14 @@ bool k_stack_is_default(const struct k_stack *s)
     return s->lo != NULL && (size_t)(s->hi - s->lo) == pool.stride;
 }
 
-void k_stack_free(struct k_stack *s)
+void k_stack_free(struct k_stack_cache *c, struct k_stack *s)
 {
     if (s->lo == NULL)
         return;
     k_assert(s->guard == pool.guard);
     debug_free(s);
     if (k_stack_is_default(s))
-        default_free(s);
+        default_free(c, s);
     else
         own_free(s);
 }
@@ -457,9 +448,12 @@ void k_stack_init(size_t default_size, size_t headroom)
 void *k_stack_keep(const struct k_stack *s)
 {
     k_lock(&pool.lock);
-    struct region *r = pool.regions;
-    while (r != NULL && !(s->lo >= (char *)r && s->lo < (char *)r + r->size))
-        r = r->next;
+    struct region *r = NULL;
+    for (struct k_link *n = pool.regions.first; n != NULL && r == NULL; n = n->next) {
+        struct region *x = K_LIST_ENTRY(n, struct region, link);
+        if (s->lo >= (char *)x && s->lo < (char *)x + x->size)
+            r = x;
+    }
     if (r != NULL)
         atomic_fetch_add_explicit(&r->keep, 1, memory_order_relaxed);
     k_unlock(&pool.lock);
@@ -480,9 +474,8 @@ void k_stack_unkeep(void *region)
 
 void k_stack_fini(void)
 {
-    while (pool.regions != NULL) {
-        struct region *r = pool.regions;
-        pool.regions = r->next;
+    for (struct k_link *n; (n = k_list_pop(&pool.regions)) != NULL;) {
+        struct region *r = K_LIST_ENTRY(n, struct region, link);
         /* Acquire: pairs with a keeper's decrement (k_stack_unkeep), which
          * comes after that thread's last use of its stack. */
         if (atomic_load_explicit(&r->keep, memory_order_acquire) == 0) {
@@ -496,4 +489,17 @@ void k_stack_fini(void)
             hal_mem_release(r, size); /* the last keeper left since the load */
     }
     memset(&pool, 0, sizeof pool); /* zero: the lock unlocked, lists empty */
+}
+
+/* ---- White-box hooks for the tests (kern/ktest.h) ---- */
+
+uint32_t k_stack_pooled(uint32_t *hot)
+{
+    uint32_t n = 0;
+    k_lock(&pool.lock);
+    for (struct pooled *p = pool.free; p != NULL; p = p->next)
+        n++;
+    *hot = (uint32_t)pool.nhot;
+    k_unlock(&pool.lock);
+    return n;
 }

@@ -72,7 +72,7 @@ struct task *k_task_new(struct proc *p, size_t stack_size)
             k_unlock(&k_sched.alltasks_lock);
         }
         k_assert(t->stack.lo == NULL);
-        if (!dflt && k_stack_alloc(stack_size, &t->stack) != 0) {
+        if (!dflt && k_stack_alloc(&p->stack_cache, stack_size, &t->stack) != 0) {
             t->stack.lo = NULL;
             atomic_store(&t->state, TASK_DEAD);
             /* free_tasks: under sched.lock, relaxed (see above). */
@@ -109,7 +109,9 @@ struct task *k_task_new(struct proc *p, size_t stack_size)
  * initial context. Scheduler stack, holding a proc. */
 void k_task_first_run(struct task *t)
 {
-    if (!t->stack.lo && k_stack_alloc(0, &t->stack) != 0) {
+    struct thread *th = k_thread_self();
+    k_assert(th && th->proc);
+    if (!t->stack.lo && k_stack_alloc(&th->proc->stack_cache, 0, &t->stack) != 0) {
         k_print("weft: no memory for the stack of task %llu (%llu bytes)\n",
                 (unsigned long long)t->id, (unsigned long long)k_sched.stack_size);
         k_panic("out of memory");
@@ -137,7 +139,7 @@ void k_task_recycle(struct proc *p, struct task *t)
         p->ndead++;
         return;
     }
-    k_stack_free(&t->stack);
+    k_stack_free(&p->stack_cache, &t->stack);
     t->stack.lo = t->stack.hi = NULL;
     k_lock(&k_sched.lock);
     t->schedlink = atomic_load_explicit(&k_sched.free_tasks, memory_order_relaxed);
@@ -178,10 +180,4 @@ struct k_mcache *k_mcache_self(void)
 {
     struct thread *th = k_thread_self();
     return th && th->proc ? &th->proc->mcache : NULL;
-}
-
-struct k_stack_cache *k_stack_cache_self(void)
-{
-    struct thread *th = k_thread_self();
-    return th && th->proc ? &th->proc->stack_cache : NULL;
 }

@@ -53,32 +53,32 @@ enum task_state {
 
 /* Why a task waits, printed by the dump. Add new ones at the end; each
  * string is the dump's text (Go: waitReason). */
-#define K_WAIT_REASONS(X)                                                      \
-    X(WAIT_NONE, "")                                                           \
-    X(WAIT_CHAN_SEND, "chan send")                                             \
-    X(WAIT_CHAN_RECV, "chan receive")                                          \
-    X(WAIT_CHAN_NIL_SEND, "chan send (nil chan)")                              \
-    X(WAIT_CHAN_NIL_RECV, "chan receive (nil chan)")                           \
-    X(WAIT_SELECT, "select")                                                   \
-    X(WAIT_SELECT_NO_CASES, "select (no cases)")                               \
-    X(WAIT_MUTEX, "mutex lock")                                                \
-    X(WAIT_RWMUTEX_R, "rwmutex read lock")                                     \
-    X(WAIT_RWMUTEX_W, "rwmutex write lock")                                    \
-    X(WAIT_COND, "cond wait")                                                  \
-    X(WAIT_WAITGROUP, "waitgroup wait")                                        \
-    X(WAIT_SEMA, "semaphore")                                                  \
-    X(WAIT_SLEEP, "sleep")                                                     \
-    X(WAIT_TIMER, "timer")                                                     \
-    X(WAIT_IO_READ, "I/O read")                                                \
-    X(WAIT_IO_WRITE, "I/O write")                                              \
-    X(WAIT_TEST, "test")                                                       \
+#define K_WAIT_REASONS(X)                                                                          \
+    X(WAIT_NONE, "")                                                                               \
+    X(WAIT_CHAN_SEND, "chan send")                                                                 \
+    X(WAIT_CHAN_RECV, "chan receive")                                                              \
+    X(WAIT_CHAN_NIL_SEND, "chan send (nil chan)")                                                  \
+    X(WAIT_CHAN_NIL_RECV, "chan receive (nil chan)")                                               \
+    X(WAIT_SELECT, "select")                                                                       \
+    X(WAIT_SELECT_NO_CASES, "select (no cases)")                                                   \
+    X(WAIT_MUTEX, "mutex lock")                                                                    \
+    X(WAIT_RWMUTEX_R, "rwmutex read lock")                                                         \
+    X(WAIT_RWMUTEX_W, "rwmutex write lock")                                                        \
+    X(WAIT_COND, "cond wait")                                                                      \
+    X(WAIT_WAITGROUP, "waitgroup wait")                                                            \
+    X(WAIT_SEMA, "semaphore")                                                                      \
+    X(WAIT_SLEEP, "sleep")                                                                         \
+    X(WAIT_TIMER, "timer")                                                                         \
+    X(WAIT_IO_READ, "I/O read")                                                                    \
+    X(WAIT_IO_WRITE, "I/O write")                                                                  \
+    X(WAIT_TEST, "test")                                                                           \
     X(WAIT_IO_CLOSE, "I/O close")
 
 enum wait_reason {
 #define K_WAIT_ENUM(name, str) name,
     K_WAIT_REASONS(K_WAIT_ENUM)
 #undef K_WAIT_ENUM
-    WAIT_NREASONS
+        WAIT_NREASONS
 };
 const char *k_wait_reason_str(enum wait_reason r);
 
@@ -87,27 +87,27 @@ struct thread;
 struct task {
     /* Owned by the thread running the task (or, while it is not running,
      * by whoever holds it per the state machine above): */
-    struct hal_context ctx;     /* saved context while not running */
+    struct hal_context ctx; /* saved context while not running */
     struct k_stack stack;
     void (*fn)(void *);
     void *arg;
-    struct task *schedlink;     /* next in the global run queue (sched.lock) */
-    bool fresh;                 /* never ran: no context yet, maybe no stack */
-    int nopreempt;              /* weft_nopreempt_begin depth */
-    bool blocking;              /* between weft_block_begin and _end */
-    int nlocked;                /* weft_lock_thread depth */
-    int os_errno;               /* weft_errno: errno at the last weft_block_end, or the
-                                   OS error of the last weft I/O call that failed */
-    struct thread *locked_to;   /* runs only on this thread (nlocked > 0) */
+    struct task *schedlink;   /* next in the global run queue (sched.lock) */
+    bool fresh;               /* never ran: no context yet, maybe no stack */
+    int nopreempt;            /* weft_nopreempt_begin depth */
+    bool blocking;            /* between weft_block_begin and _end */
+    int nlocked;              /* weft_lock_thread depth */
+    int os_errno;             /* weft_errno: errno at the last weft_block_end, or the
+                                 OS error of the last weft I/O call that failed */
+    struct thread *locked_to; /* runs only on this thread (nlocked > 0) */
 
     /* Immutable after spawn (until it is recycled): */
     uint64_t id;
 
     /* Written by the owner; read by the dump from any thread: */
-    _Atomic int state;          /* enum task_state */
-    _Atomic int wait_reason;    /* enum wait_reason, while WAITING */
+    _Atomic int state;       /* enum task_state */
+    _Atomic int wait_reason; /* enum wait_reason, while WAITING */
     _Atomic int64_t wait_since_ns;
-    void *_Atomic wait_obj;     /* the channel, lock, ... it waits on */
+    void *_Atomic wait_obj; /* the channel, lock, ... it waits on */
 
     /* Protected by sched.alltasks_lock: */
     struct task *all_next;

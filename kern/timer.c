@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * timer.c — per-proc timer heaps, weft_sleep and the public timers (Go:
- * time.go's addtimer/deltimer/runtimer since 1.14, and time.Timer).
+ * timer.c — per-proc timer heaps and weft_sleep (Go: time.go's
+ * addtimer/deltimer/runtimer since 1.14). The public timers, which
+ * deliver on a channel, are built on these in timer_api.c.
  *
  * Each proc has a 4-ary min-heap of pending timers ordered by when, under
  * the proc's timers_lock, and publishes its earliest time in timer0 so that
@@ -35,7 +36,7 @@
  */
 #include "kern/timer.h"
 
-#include "kern/chan.h"
+#include "kern/ktest.h"
 #include "kern/poller.h"
 #include "kern/proc.h"
 
@@ -251,8 +252,7 @@ int64_t k_timers_run(struct proc *p, int64_t now)
     struct thread *th = k_thread_self();
     struct proc *dst = th ? th->proc : NULL;
     k_lock(&p->timers_lock);
-    while (p->ntimers && p->timers[0].when <= now &&
-           (dst == NULL || k_runq_has_room(dst))) {
+    while (p->ntimers && p->timers[0].when <= now && (dst == NULL || k_runq_has_room(dst))) {
         struct k_timer *t = p->timers[0].t;
         /* Acquire: pairs with the release store of 0 below, on the thread
          * that ran the previous fire; its effects are visible to ours. */
@@ -336,6 +336,23 @@ void k_timers_fini(struct proc *p)
     p->ntimers = p->timers_cap = 0;
 }
 
+/* ---- White-box hooks for the tests (kern/ktest.h) ---- */
+
+int k_timers_check(struct proc *p)
+{
+    for (uint32_t i = 0; i < p->ntimers; i++) {
+        struct k_timer_slot s = p->timers[i];
+        if (s.t->idx != (int32_t)i || s.when != s.t->when ||
+            atomic_load_explicit(&s.t->proc, memory_order_relaxed) != p ||
+            (i > 0 && p->timers[(i - 1) / HEAP_ARY].when > s.when))
+            return (int)i;
+    }
+    int64_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
+    if (t0 != (p->ntimers ? p->timers[0].when : 0))
+        return (int)p->ntimers;
+    return -1;
+}
+
 /* ---- weft_sleep ---- */
 
 static void sleep_fire(struct k_timer *t, uint64_t seq, int64_t now)
@@ -374,93 +391,4 @@ int weft_sleep(int64_t ns)
      * stack frame holding t goes away. */
     k_timer_quiesce(&t);
     return 0;
-}
-
-/* ---- public timers (Go's time.Timer and time.Ticker) ---- */
-
-struct weft_timer {
-    struct k_timer kt;
-    weft_chan *c;
-    struct k_lock mu; /* serialises stop/reset/free of this timer */
-};
-
-static void timer_fire(struct k_timer *kt, uint64_t seq, int64_t now)
-{
-    (void)seq;
-    struct weft_timer *t = K_CONTAINER_OF(kt, struct weft_timer, kt);
-    /* Capacity 1 and never blocking: a tick the reader has not taken yet
-     * makes this one drop, as with Go's Ticker. */
-    (void)k_chan_send(t->c, &now, false, NULL);
-}
-
-static int64_t deadline_after(int64_t delay_ns)
-{
-    return k_add_sat(hal_now_ns(), K_MAX(delay_ns, 0));
-}
-
-weft_timer *weft_timer_new(int64_t delay_ns, int64_t period_ns)
-{
-    if (period_ns < 0 || !k_task_self())
-        return NULL;
-    struct weft_timer *t = k_zalloc(sizeof *t);
-    if (!t)
-        return NULL;
-    t->c = weft_chan_make(sizeof(int64_t), 1);
-    if (!t->c) {
-        k_free(t, sizeof *t);
-        return NULL;
-    }
-    t->kt.fn = timer_fire;
-    t->kt.period_ns = period_ns;
-    t->kt.idx = -1;
-    k_timer_start(&t->kt, deadline_after(delay_ns));
-    return t;
-}
-
-weft_chan *weft_timer_chan(weft_timer *t)
-{
-    return t ? t->c : NULL;
-}
-
-int weft_timer_stop(weft_timer *t)
-{
-    if (!t)
-        return WEFT_EINVAL;
-    k_lock(&t->mu);
-    bool was = k_timer_stop(&t->kt);
-    k_unlock(&t->mu);
-    return was ? 1 : 0;
-}
-
-int weft_timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns)
-{
-    if (!t || period_ns < 0)
-        return WEFT_EINVAL;
-    if (!k_task_self())
-        return WEFT_ENOTASK;
-    k_lock(&t->mu);
-    bool was = k_timer_stop(&t->kt);
-    /* A fire in progress must finish before the period and seq change
-     * under it (k_timer_quiesce, spinning: we hold mu); it cannot run
-     * long (a non-blocking send). Acquire: pairs with the release store
-     * of 0 after the fire (k_timers_run). */
-    while (atomic_load_explicit(&t->kt.running, memory_order_acquire))
-        hal_cpu_relax();
-    t->kt.period_ns = period_ns;
-    t->kt.seq++;
-    k_timer_start(&t->kt, deadline_after(delay_ns));
-    k_unlock(&t->mu);
-    return was ? 1 : 0;
-}
-
-void weft_timer_free(weft_timer *t)
-{
-    if (!t || !k_sched.procs)
-        return;
-    k_lock(&t->mu);
-    k_timer_stop(&t->kt);
-    k_unlock(&t->mu);
-    k_timer_quiesce(&t->kt);
-    weft_chan_free(t->c);
-    k_free(t, sizeof *t);
 }

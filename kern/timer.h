@@ -27,12 +27,12 @@ struct k_timer {
     /* Set by the owner while the timer is not pending: */
     k_timer_fn fn;
     void *arg;
-    int64_t period_ns;         /* 0: once */
-    uint64_t seq;              /* bumped by the owner on every (re)start */
+    int64_t period_ns; /* 0: once */
+    uint64_t seq;      /* bumped by the owner on every (re)start */
 
     /* Protected by the lock of the heap it is in (proc->timers_lock): */
-    int64_t when;              /* absolute hal_now_ns() time */
-    int32_t idx;               /* its slot in the heap */
+    int64_t when; /* absolute hal_now_ns() time */
+    int32_t idx;  /* its slot in the heap */
     /* The proc whose heap holds it, NULL when not pending. Written under
      * that heap's lock; read without it to find the lock (then checked).
      * The store of NULL when a fire takes a one-shot timer off its heap is

@@ -18,14 +18,14 @@
 struct waiter {
     /* Immutable while linked: */
     struct task *task;
-    void *obj;              /* the channel or semaphore address */
+    void *obj; /* the channel or semaphore address */
 
     /* Protected by the lock of the object the waiter is linked on: */
     struct waiter *next, *prev;
-    void *elem;             /* the element to send from / receive into */
-    uint32_t ticket;        /* sema: FIFO ticket; select: case index */
-    bool is_select;         /* part of a select: must win task->select_done */
-    bool success;           /* chan: true = completed by a value, false = closed */
+    void *elem;      /* the element to send from / receive into */
+    uint32_t ticket; /* sema: FIFO ticket; select: case index */
+    bool is_select;  /* part of a select: must win task->select_done */
+    bool success;    /* chan: true = completed by a value, false = closed */
 
     /* Owned by the waiting task: */
     struct waiter *wait_link; /* the task's next waiter (select) */

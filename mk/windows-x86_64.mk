@@ -17,9 +17,19 @@ RUN   := wine
 TEST_TIMEOUT_MULT := 4
 TEST_SCALE := 4
 
-# The port's sources, named one by one (the Makefile takes every file of
-# hal/$(OS) and hal/$(ARCH) when a target does not say).
-HAL_SRCS := $(wildcard hal/win32/*.c hal/win32/*.S) hal/x86_64/context.c hal/x86_64/switch_win64.S
+# The port's sources, every one named (docs/PORTING.md).
+HAL_SRCS := hal/win32/env.c \
+            hal/win32/fault.c \
+            hal/win32/futex.c \
+            hal/win32/mem.c \
+            hal/win32/poll_iocp.c \
+            hal/win32/preempt.c \
+            hal/win32/sock.c \
+            hal/win32/thread.c \
+            hal/win32/time.c \
+            hal/win32/call_on.S \
+            hal/x86_64/context.c \
+            hal/x86_64/switch_win64.S
 
 # kern is built with -nostdinc and only GCC's own include directory; GCC's
 # stddef.h and stdarg.h #include_next mingw-w64's, so that directory comes

@@ -2,12 +2,12 @@
 # SPDX-License-Identifier: MIT
 # deps.sh — install what a fresh Debian 12 lacks for weft's make targets.
 #
-#   scripts/deps.sh            make test: everything below but bench, windows, lint
+#   scripts/deps.sh            make test: everything below but bench and windows
 #   scripts/deps.sh demo       make demo, make, make install: the native gcc and make
 #   scripts/deps.sh cross      + the aarch64 cross toolchain and qemu-user
 #   scripts/deps.sh test       the same as no group: cross, python3-pytest,
 #                              valgrind, g++ and pkg-config (tests/test_install.py),
-#                              clang and its TSan runtime (the TSan pass)
+#                              clang and its TSan runtime (the TSan pass), clang-format
 #   scripts/deps.sh bench      + golang-go, python3-matplotlib (make bench)
 #   scripts/deps.sh windows    + mingw-w64 and wine (windows-x86_64; not yet in make test)
 #   scripts/deps.sh lint       + clang-format
@@ -40,6 +40,7 @@ test=(
     "g++|g++"
     "pkg-config|pkg-config"
     "clang|clang"
+    "clang-format|clang-format"
     "libclang-rt-14-dev|dpkg:libclang-rt-14-dev"
 )
 bench=(

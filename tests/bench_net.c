@@ -63,10 +63,10 @@ void b_sleep(void)
     c.over = calloc((size_t)c.n, sizeof *c.over);
     t_run(sleep_main, &c, (int)t_param("procs", 0));
     int ok = c.not_early == c.n;
-    t_bench_emit("sleep", c.procs, c.n, "overshoot_p50", percentile(c.over, c.n, 0.50) / 1e3,
-                 "us", "lower", c.not_early, ok);
-    t_bench_emit("sleep", c.procs, c.n, "overshoot_p99", percentile(c.over, c.n, 0.99) / 1e3,
-                 "us", "lower", c.not_early, ok);
+    t_bench_emit("sleep", c.procs, c.n, "overshoot_p50", percentile(c.over, c.n, 0.50) / 1e3, "us",
+                 "lower", c.not_early, ok);
+    t_bench_emit("sleep", c.procs, c.n, "overshoot_p99", percentile(c.over, c.n, 0.99) / 1e3, "us",
+                 "lower", c.not_early, ok);
     free(c.over);
 }
 

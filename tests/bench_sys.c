@@ -172,8 +172,7 @@ void b_syscall(void)
     int status;
     waitpid(pid, &status, 0);
     close(fds[0]);
-    int ok = c.got == 1 && c.buf[0] == 'x' && c.iters > 0 &&
-             c.read_ns > c.delay_ms * 1000000 / 2;
+    int ok = c.got == 1 && c.buf[0] == 'x' && c.iters > 0 && c.read_ns > c.delay_ms * 1000000 / 2;
     t_bench_emit("syscall", c.procs, 1, "max_stall", c.max_gap / 1e6, "ms", "lower", c.got, ok);
 }
 

@@ -67,6 +67,17 @@ CASE(stack_unguarded, 10000, F_NONE)
 CASE(stack_many, 120000, F_SCALED)
 CASE(stack_discard, 30000, F_NONE)
 
+/* ---- kern's internals, white box (t_kern.c) ---- */
+CASE(kern_runq_wrap, 10000, F_NONE)
+CASE(kern_runq_steal, 60000, F_SCALED)
+CASE(kern_runq_runnext, 10000, F_NONE)
+CASE(kern_timerheap_order, 30000, F_SCALED)
+CASE(kern_timerheap_delete, 30000, F_SCALED)
+CASE(kern_timerheap_modify, 60000, F_SCALED)
+CASE(kern_alloc_classes, 30000, F_NONE)
+CASE(kern_stack_cache, 10000, F_NONE)
+CASE(crash_panic_dump, 30000, F_CRASH)
+
 /* ---- synchronisation (t_sync.c) ---- */
 CASE(sync_mutex, 60000, F_SCALED)
 CASE(sync_mutex_starvation, 60000, F_NONE)
@@ -166,5 +177,8 @@ BENCH(workers, "8 workers draining a pre-filled channel of n (1M) ~195 ns jobs: 
 BENCH(sleep, "sleep dur_us n times: overshoot p50/p99")
 BENCH(timers, "n tasks sleeping random 0-1 s: max lateness")
 BENCH(echo, "TCP loopback echo, 64 B: round trips/s, latency p50/p99")
-BENCH(preempt, "1 ms sleeper (nanosleep in weft_block_begin/end) next to a tight loop, procs 1: lateness p50 and max (n 50)")
-BENCH(syscall, "500 ms raw read of a pipe in weft_block_begin/end, procs 1: longest stall of a counting task")
+BENCH(preempt, "1 ms sleeper (nanosleep in weft_block_begin/end) next to a tight loop, procs 1: "
+               "lateness p50 and max (n 50)")
+BENCH(
+    syscall,
+    "500 ms raw read of a pipe in weft_block_begin/end, procs 1: longest stall of a counting task")

@@ -25,32 +25,30 @@
 
 /* A case or scenario whose file is not built on this target (its cases
  * carry F_NOWINE in cases.h, with the reason): a stub that skips. */
-#define T_NOT_BUILT(fn, why)                                                   \
-    void fn(void)                                                              \
-    {                                                                          \
-        t_skip(why);                                                           \
+#define T_NOT_BUILT(fn, why)                                                                       \
+    void fn(void)                                                                                  \
+    {                                                                                              \
+        t_skip(why);                                                                               \
     }
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-            fflush(NULL);                                                      \
-            _Exit(1);                                                          \
-        }                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+            fflush(NULL);                                                                          \
+            _Exit(1);                                                                              \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_OP_(a, op, b)                                                    \
-    do {                                                                       \
-        int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                          \
-        if (!(a_ op b_)) {                                                     \
-            fprintf(stderr, "%s:%d: CHECK failed: %s %s %s (%" PRId64          \
-                            " vs %" PRId64 ")\n",                              \
-                    __FILE__, __LINE__, #a, #op, #b, a_, b_);                  \
-            fflush(NULL);                                                      \
-            _Exit(1);                                                          \
-        }                                                                      \
+#define CHECK_OP_(a, op, b)                                                                        \
+    do {                                                                                           \
+        int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                                              \
+        if (!(a_ op b_)) {                                                                         \
+            fprintf(stderr, "%s:%d: CHECK failed: %s %s %s (%" PRId64 " vs %" PRId64 ")\n",        \
+                    __FILE__, __LINE__, #a, #op, #b, a_, b_);                                      \
+            fflush(NULL);                                                                          \
+            _Exit(1);                                                                              \
+        }                                                                                          \
     } while (0)
 #define CHECK_EQ(a, b) CHECK_OP_(a, ==, b)
 #define CHECK_NE(a, b) CHECK_OP_(a, !=, b)
@@ -63,11 +61,12 @@
 
 /* Case flags (cases.h). */
 #define F_NONE 0
-#define F_SCALED 1u   /* counts go through t_count(), divided by up to 10 on slow targets */
-#define F_STRESS 2u   /* only in `make stress` */
-#define F_NOWINE 4u   /* not on windows-x86_64 (reason in cases.h) */
-#define F_CRASH 8u    /* must end the process abnormally: run by test_crash.py, which
-                         checks the exit status and the message, not by the generic runner */
+#define F_SCALED 1u /* counts go through t_count(), divided by up to 10 on slow targets */
+#define F_STRESS 2u /* only in `make stress` */
+#define F_NOWINE 4u /* not on windows-x86_64 (reason in cases.h) */
+#define F_CRASH                                                                                    \
+    8u /* must end the process abnormally: run by test_crash.py, which                             \
+          checks the exit status and the message, not by the generic runner */
 
 /* Skips the case (exit 77) with a reason. */
 _Noreturn void t_skip(const char *why);
@@ -107,9 +106,8 @@ extern const int t_procs_list[4];
  *   check   the scenario's own result check (a count or checksum), so a
  *           bench that does nothing fails instead of winning; ok = 1 if it
  *           matched the expected value. */
-void t_bench_emit(const char *scenario, int procs, int64_t n, const char *metric,
-                  double value, const char *unit, const char *better,
-                  int64_t check, int ok);
+void t_bench_emit(const char *scenario, int procs, int64_t n, const char *metric, double value,
+                  const char *unit, const char *better, int64_t check, int ok);
 
 /* Bench parameters: key=value from the command line, or dflt. */
 int64_t t_param(const char *key, int64_t dflt);

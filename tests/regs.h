@@ -19,14 +19,14 @@
 
 #include <stdint.h>
 
-#define REGS_GPR 32     /* slots, indexed by register number (see the .c) */
-#define REGS_VEC 32     /* vector registers, 32 bytes each (ymm / q) */
-#define REGS_RZ 16      /* red-zone canaries (x86_64) */
+#define REGS_GPR 32 /* slots, indexed by register number (see the .c) */
+#define REGS_VEC 32 /* vector registers, 32 bytes each (ymm / q) */
+#define REGS_RZ 16  /* red-zone canaries (x86_64) */
 
 struct regs {
     uint64_t gpr[REGS_GPR];
-    uint64_t flags;     /* rflags / nzcv */
-    uint64_t ctrl;      /* mxcsr / fpcr */
+    uint64_t flags; /* rflags / nzcv */
+    uint64_t ctrl;  /* mxcsr / fpcr */
     uint64_t rz[REGS_RZ];
     uint8_t vec[REGS_VEC][32];
 };

@@ -39,7 +39,7 @@ static void nap_ns(int64_t ns)
     }
 }
 
-/* ---- block_handoff: procs 1, a 500 ms raw read does not stall others ---- */
+/* ---- block_handoff: procs 1, a 1 s raw read does not stall others ---- */
 
 struct handoff {
     int fds[2];
@@ -52,7 +52,7 @@ struct handoff {
 static void *late_writer(void *arg)
 {
     struct handoff *h = arg;
-    nap_ns(550000000); /* 50 ms warm-up + 500 ms */
+    nap_ns(1050000000); /* 50 ms warm-up + 1 s */
     CHECK_EQ(write(h->fds[1], "x", 1), 1);
     return NULL;
 }
@@ -95,18 +95,18 @@ static void handoff_main(void *arg)
     CHECK_OK(weft_wg_wait(&h->wg));
     struct weft_stats st;
     CHECK_OK(weft_stats(&st));
-    fprintf(stderr, "read blocked %.1f ms; counting task: %ld iterations, longest gap %.3f ms; "
-                    "%llu retakes\n",
+    fprintf(stderr,
+            "read blocked %.1f ms; counting task: %ld iterations, longest gap %.3f ms; "
+            "%llu retakes\n",
             took / 1e6, h->iters, h->max_gap / 1e6, (unsigned long long)st.syscall_retakes);
     CHECK_EQ(n, 1);
     CHECK_EQ(c, 'x');
     CHECK_GE(st.syscall_retakes, 1);
-    /* Starvation would be ~500 ms (the whole read); the bench measures the
-     * real figure. The bound only has to tell the two apart: 100 ms
-     * natively, up to 300 ms under emulation on a loaded machine (seen:
-     * 166 ms under qemu with both cores busy). */
-    int64_t bound = 100000000 * t_slack();
-    CHECK_LT(h->max_gap, bound < 300000000 ? bound : 300000000);
+    /* Starvation would be ~1 s (the whole read); the bench measures the
+     * real figure. The bound only has to tell the two apart on a loaded
+     * machine (seen: gaps of 148 ms natively at a load of 8 on 2 cores,
+     * 166 ms under qemu). */
+    CHECK_LT(h->max_gap, 500000000);
 }
 
 void t_block_handoff(void)
@@ -305,8 +305,8 @@ void t_block_locked_deadlock(void)
  * retakes proc 0 and hands it to another thread, which runs T2; T2 blocks
  * too (proc 0 is SYSCALL again, for T2's call); only then does T1's call
  * return. T1 must not take proc 0 from under T2's call: it waits until the
- * monitor retakes proc 0 from T2 (a second retake). The bug (issue 12,
- * 4: weft_block_end's CAS from SYSCALL to RUNNING could not tell the two
+ * monitor retakes proc 0 from T2 (a second retake). The bug (an ABA:
+ * weft_block_end's CAS from SYSCALL to RUNNING could not tell the two
  * calls apart) let T1 run on proc 0 while the proc still named T2's thread
  * as its holder, so the monitor's preemption signals for T1's time slice
  * went to T2's thread, interrupting its blocking call (EINTR) every
@@ -405,7 +405,12 @@ static void aba_main(void *arg)
     if (!a->conclusive)
         return;
     CHECK(holder == th);
-    CHECK_EQ(a->t2_eintr, 0);
+    /* The bug interrupts T2's call once a slice (~30 times here). One
+     * signal that was meant for T2's own short time slice on proc 0, sent
+     * before its call began, can still land in the call after T1 runs
+     * again: qemu on a loaded machine delivers a signal milliseconds late
+     * (seen once in 20 runs). */
+    CHECK_LE(a->t2_eintr, 2);
     /* Proc 0 retaken from T1's call, then from T2's for T1. */
     CHECK_GE(st2.syscall_retakes, 2);
     if (async)
@@ -429,7 +434,7 @@ void t_block_aba(void)
  * Procs 1. The main task blocks, so that proc 0 goes to a second thread,
  * which runs B; B enters a long blocking call (1 s) and the main task
  * returns at once. weft_run must return without waiting for B's call
- * (before, it joined B's thread: issue 12, 8), and B's thread, abandoned
+ * (it once joined B's thread instead), and B's thread, abandoned
  * in the OS, must come back to nothing: B's code after weft_block_end
  * never runs, and a second run, going on meanwhile with blocking calls,
  * spawns, channels and stats of its own, is not disturbed when it does. */

@@ -5,9 +5,10 @@
  * (guards, the pool and its discards, 200k at once); mem_tasks runs the
  * allocator under weft_run, where the per-proc caches are in play.
  *
- * Every case but mem_tasks calls k_mem_init/k_mem_fini itself, outside
- * weft_run: there k_mcache_self() and k_stack_cache_self() are NULL, so
- * these exercise the central lists and the stack pool directly.
+ * Every case but mem_tasks calls k_mem_init(NULL)/k_mem_fini itself,
+ * outside weft_run, and passes no stack cache to k_stack_alloc/free: no
+ * thread has a proc cache then, so these exercise the central lists and
+ * the stack pool directly (tests/t_kern.c tests the caches).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -54,11 +55,12 @@ static int cmp_ptr(const void *a, const void *b)
 static void mem_begin(void)
 {
     CHECK_EQ(k_mem_reserved(), 0);
-    CHECK_OK(k_mem_init());
+    CHECK_OK(k_mem_init(NULL));
 }
 
 static void mem_end(void)
 {
+    k_stack_fini(); /* harmless when no stack was made */
     k_mem_fini();
     CHECK_EQ(k_mem_reserved(), 0);
 }
@@ -326,7 +328,7 @@ void t_mem_fini_releases(void)
 #endif
     CHECK_EQ(k_mem_reserved(), 0);
     for (int run = 0; run < 100; run++) {
-        CHECK_OK(k_mem_init());
+        CHECK_OK(k_mem_init(NULL));
         k_stack_init(run % 2 ? 64 * 1024 : 0, 0);
         void *small[200];
         for (int i = 0; i < 200; i++) {
@@ -341,10 +343,11 @@ void t_mem_fini_releases(void)
         k_free(l, 40000);
         struct k_stack s[6];
         for (int i = 0; i < 6; i++)
-            CHECK_OK(k_stack_alloc(i == 5 ? 100000 : 0, &s[i]));
-        k_stack_free(&s[0]);
-        k_stack_free(&s[5]);
+            CHECK_OK(k_stack_alloc(NULL, i == 5 ? 100000 : 0, &s[i]));
+        k_stack_free(NULL, &s[0]);
+        k_stack_free(NULL, &s[5]);
         CHECK_GT(k_mem_reserved(), 0);
+        k_stack_fini();
         k_mem_fini();
         CHECK_EQ(k_mem_reserved(), 0);
 #ifdef __linux__
@@ -364,7 +367,7 @@ void t_mem_fini_releases(void)
 static void double_free_child(void *arg)
 {
     (void)arg;
-    k_mem_init();
+    k_mem_init(NULL);
     void *p = k_alloc(64);
     k_free(p, 64);
     k_free(p, 64);
@@ -373,7 +376,7 @@ static void double_free_child(void *arg)
 static void write_after_free_child(void *arg)
 {
     (void)arg;
-    k_mem_init();
+    k_mem_init(NULL);
     unsigned char *p = k_alloc(100);
     k_free(p, 100);
     p[40] = 1;
@@ -383,13 +386,13 @@ static void write_after_free_child(void *arg)
 static void stack_double_free_child(void *arg)
 {
     (void)arg;
-    k_mem_init();
+    k_mem_init(NULL);
     k_stack_init(0, 0);
     struct k_stack s;
-    k_stack_alloc(0, &s);
+    k_stack_alloc(NULL, 0, &s);
     struct k_stack copy = s;
-    k_stack_free(&s);
-    k_stack_free(&copy);
+    k_stack_free(NULL, &s);
+    k_stack_free(NULL, &copy);
 }
 #endif
 
@@ -428,18 +431,18 @@ void t_stack_basic(void)
     k_stack_init(0, 0);
     size_t page = hal_page_size();
     struct k_stack s;
-    CHECK_OK(k_stack_alloc(0, &s));
+    CHECK_OK(k_stack_alloc(NULL, 0, &s));
     CHECK_EQ((uintptr_t)s.lo % page, 0);
     CHECK_GE(s.guard, page);
     CHECK_EQ((size_t)(s.hi - s.lo) - s.guard, 256 * 1024);
     fill(s.lo + s.guard, (size_t)(s.hi - s.lo) - s.guard, 0xAB);
     char *lo = s.lo;
-    k_stack_free(&s);
-    CHECK_OK(k_stack_alloc(0, &s)); /* the pool is LIFO */
+    k_stack_free(NULL, &s);
+    CHECK_OK(k_stack_alloc(NULL, 0, &s)); /* the pool is LIFO */
     CHECK(s.lo == lo);
     /* The default size asked for explicitly is the default. */
     struct k_stack d;
-    CHECK_OK(k_stack_alloc(256 * 1024, &d));
+    CHECK_OK(k_stack_alloc(NULL, 256 * 1024, &d));
     CHECK_EQ((size_t)(d.hi - d.lo) - d.guard, 256 * 1024);
     CHECK_GE((size_t)(d.lo - s.lo), (size_t)(s.hi - s.lo)); /* same arena, next slot */
 
@@ -448,30 +451,30 @@ void t_stack_basic(void)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         uint64_t before = k_mem_reserved();
         struct k_stack o;
-        CHECK_OK(k_stack_alloc(sizes[i], &o));
+        CHECK_OK(k_stack_alloc(NULL, sizes[i], &o));
         size_t usable = (size_t)(o.hi - o.lo) - o.guard;
         CHECK_GE(usable, sizes[i]);
         CHECK_EQ(usable % page, 0);
         CHECK_EQ((uintptr_t)o.lo % page, 0);
         CHECK_GT(k_mem_reserved(), before);
         fill(o.lo + o.guard, usable, 0xCD);
-        k_stack_free(&o);
+        k_stack_free(NULL, &o);
         CHECK_EQ(k_mem_reserved(), before);
     }
     struct k_stack bad;
-    CHECK_EQ(k_stack_alloc(SIZE_MAX, &bad), HAL_ENOMEM);
+    CHECK_EQ(k_stack_alloc(NULL, SIZE_MAX, &bad), HAL_ENOMEM);
 
     uint64_t region, protect, none;
     k_stack_counts(&region, &protect, &none);
     CHECK_EQ(region + protect + none, 2 + 4); /* two default, four own */
-    k_stack_free(&s);
-    k_stack_free(&d);
+    k_stack_free(NULL, &s);
+    k_stack_free(NULL, &d);
     mem_end();
 
     /* A non-default default. */
     mem_begin();
     k_stack_init(100000, 0);
-    CHECK_OK(k_stack_alloc(0, &s));
+    CHECK_OK(k_stack_alloc(NULL, 0, &s));
     CHECK_GE((size_t)(s.hi - s.lo) - s.guard, 100000);
     CHECK_EQ(((size_t)(s.hi - s.lo) - s.guard) % page, 0);
     mem_end();
@@ -481,13 +484,13 @@ void t_stack_basic(void)
     size_t head = 3 * page + 100;
     mem_begin();
     k_stack_init(64 * 1024, head);
-    CHECK_OK(k_stack_alloc(0, &s));
+    CHECK_OK(k_stack_alloc(NULL, 0, &s));
     CHECK_GE((size_t)(s.hi - s.lo) - s.guard, 64 * 1024 + head);
-    CHECK_OK(k_stack_alloc(1, &d));
+    CHECK_OK(k_stack_alloc(NULL, 1, &d));
     CHECK_GE((size_t)(d.hi - d.lo) - d.guard, 16 * 1024 + head);
     CHECK_EQ(((size_t)(d.hi - d.lo) - d.guard) % page, 0);
-    k_stack_free(&s);
-    k_stack_free(&d);
+    k_stack_free(NULL, &s);
+    k_stack_free(NULL, &d);
     mem_end();
 }
 
@@ -505,11 +508,11 @@ static void guard_child(void *arg)
     struct guard_case *g = arg;
     if (g->force)
         setenv("WEFT_GUARD", g->force, 1);
-    k_mem_init();
+    k_mem_init(NULL);
     k_stack_init(0, 0);
     struct k_stack s[4];
     for (int i = 0; i <= g->index; i++)
-        if (k_stack_alloc(g->size, &s[i]) != 0)
+        if (k_stack_alloc(NULL, g->size, &s[i]) != 0)
             _exit(3);
     struct k_stack *t = &s[g->index];
     if (t->guard_kind == HAL_GUARD_NONE)
@@ -551,11 +554,11 @@ static void unguarded_child(void *arg)
 {
     (void)arg;
     setenv("WEFT_GUARD", "none", 1);
-    k_mem_init();
+    k_mem_init(NULL);
     k_stack_init(0, 0);
     struct k_stack s[3];
     for (int i = 0; i < 3; i++) {
-        if (k_stack_alloc(i == 2 ? 50000 : 0, &s[i]) != 0)
+        if (k_stack_alloc(NULL, i == 2 ? 50000 : 0, &s[i]) != 0)
             _exit(3);
         if (s[i].guard_kind != HAL_GUARD_NONE)
             _exit(4);
@@ -565,11 +568,13 @@ static void unguarded_child(void *arg)
     if (region != 0 || protect != 0 || none != 3)
         _exit(5);
     /* A new run warns again. */
+    k_stack_fini();
     k_mem_fini();
-    k_mem_init();
+    k_mem_init(NULL);
     k_stack_init(0, 0);
-    if (k_stack_alloc(0, &s[0]) != 0)
+    if (k_stack_alloc(NULL, 0, &s[0]) != 0)
         _exit(6);
+    k_stack_fini();
     k_mem_fini();
     _exit(k_mem_reserved() == 0 ? 0 : 7);
 }
@@ -608,7 +613,7 @@ void t_stack_many(void)
     long maps_before = map_count();
 #endif
     for (int64_t i = 0; i < n; i++) {
-        CHECK_OK(k_stack_alloc(0, &s[i]));
+        CHECK_OK(k_stack_alloc(NULL, 0, &s[i]));
         if (i % 64 == 0) { /* touch a sample: top and bottom of the usable part */
             s[i].hi[-1] = 1;
             s[i].lo[s[i].guard] = 1;
@@ -650,9 +655,9 @@ void t_stack_many(void)
      * beyond the pool's own bookkeeping. */
     uint64_t reserved = k_mem_reserved();
     for (int64_t i = 0; i < n; i++)
-        k_stack_free(&s[i]);
+        k_stack_free(NULL, &s[i]);
     for (int64_t i = 0; i < n; i++)
-        CHECK_OK(k_stack_alloc(0, &s[i]));
+        CHECK_OK(k_stack_alloc(NULL, 0, &s[i]));
     uint64_t r2, p2, n2;
     k_stack_counts(&r2, &p2, &n2);
     CHECK_EQ(r2 + p2 + n2, (uint64_t)n);
@@ -673,12 +678,12 @@ void t_stack_discard(void)
     enum { N = 600, DEEP = 64 * 1024 };
     static struct k_stack s[N];
     for (int i = 0; i < N; i++) {
-        CHECK_OK(k_stack_alloc(0, &s[i]));
+        CHECK_OK(k_stack_alloc(NULL, 0, &s[i]));
         fill(s[i].lo + s[i].guard, DEEP, 0xEE); /* the deep end of the stack */
     }
     long long rss_used = rss_bytes();
     for (int i = 0; i < N; i++)
-        k_stack_free(&s[i]);
+        k_stack_free(NULL, &s[i]);
     long long rss_freed = rss_bytes();
     fprintf(stderr, "stack_discard: RSS %lld MiB with %d stacks used, %lld MiB after freeing\n",
             rss_used >> 20, N, rss_freed >> 20);
@@ -687,7 +692,7 @@ void t_stack_discard(void)
     /* Taken again: the discarded ones read back as zero (Linux). */
     int zeroed = 0, kept = 0;
     for (int i = 0; i < N; i++) {
-        CHECK_OK(k_stack_alloc(0, &s[i]));
+        CHECK_OK(k_stack_alloc(NULL, 0, &s[i]));
         unsigned char *deep = (unsigned char *)s[i].lo + s[i].guard;
         if (filled(deep, DEEP, 0))
             zeroed++;

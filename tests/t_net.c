@@ -396,7 +396,7 @@ static void sr_main(void *arg)
     pair(&fa, &fb);
     CHECK_EQ(weft_write(fa, "123456789abc", 12), 12);
     CHECK_OK(weft_sleep(20000000)); /* all 12 bytes are queued at fb */
-    for (int i = 0; i < 3; i++) /* 3: the first wait uses up the report */
+    for (int i = 0; i < 3; i++)     /* 3: the first wait uses up the report */
         CHECK_EQ(weft_read(fb, buf + 4 * i, 4), 4);
     CHECK_EQ(memcmp(buf, "123456789abc", 12), 0);
     sr_late_fd = fa;
@@ -475,8 +475,7 @@ static void udp_main(void *arg)
 
     weft_fd ln = weft_listen("tcp6", "[::1]:0");
     if (ln < 0) {
-        fprintf(stderr, "no IPv6 loopback here (%s); skipping that part\n",
-                weft_strerror((int)ln));
+        fprintf(stderr, "no IPv6 loopback here (%s); skipping that part\n", weft_strerror((int)ln));
         return;
     }
     CHECK_OK(weft_addr(ln, addr, sizeof addr));
@@ -537,11 +536,27 @@ void t_net_wait_fd(void)
 static void bad_main(void *arg)
 {
     (void)arg;
-    static const char *bad_addr[] = {
-        "", "127.0.0.1", "127.0.0.1:", ":", "127.0.0.1:65536", "127.0.0.1:-1",
-        "127.0.0.1:99999999", "127.0.0.1:8x", "256.0.0.1:80", "1.2.3:80", "1.2.3.4.5:80",
-        "example.com:80", "[::1:80", "::1:80", "[::1]80", "[1:2:3:4:5:6:7:8:9]:80",
-        "[1::2::3]:80", "[:::]:80", "[g::1]:80", "1..2.3:80", "1.2.3.04444:80"};
+    static const char *bad_addr[] = {"",
+                                     "127.0.0.1",
+                                     "127.0.0.1:",
+                                     ":",
+                                     "127.0.0.1:65536",
+                                     "127.0.0.1:-1",
+                                     "127.0.0.1:99999999",
+                                     "127.0.0.1:8x",
+                                     "256.0.0.1:80",
+                                     "1.2.3:80",
+                                     "1.2.3.4.5:80",
+                                     "example.com:80",
+                                     "[::1:80",
+                                     "::1:80",
+                                     "[::1]80",
+                                     "[1:2:3:4:5:6:7:8:9]:80",
+                                     "[1::2::3]:80",
+                                     "[:::]:80",
+                                     "[g::1]:80",
+                                     "1..2.3:80",
+                                     "1.2.3.04444:80"};
     for (size_t i = 0; i < sizeof bad_addr / sizeof bad_addr[0]; i++) {
         weft_fd r = weft_listen("tcp", bad_addr[i]);
         if (r != WEFT_EINVAL)
@@ -624,11 +639,11 @@ static const char *const cr_names[CR_KINDS] = {"read", "write", "accept", "wait_
 
 static struct {
     int kind;
-    weft_fd fd;              /* what the parked task uses */
-    _Atomic int64_t result;  /* its return value, INT64_MIN while running */
+    weft_fd fd;             /* what the parked task uses */
+    _Atomic int64_t result; /* its return value, INT64_MIN while running */
     weft_waitgroup wg;
-    int64_t victim_rc;       /* what it returned */
-    bool owner_ok;           /* the new object's owner got all and only its data */
+    int64_t victim_rc; /* what it returned */
+    bool owner_ok;     /* the new object's owner got all and only its data */
 } cr;
 
 static char cr_big[1 << 20];
@@ -639,10 +654,18 @@ static void cr_victim(void *arg)
     char buf[64];
     int64_t r = 0;
     switch (cr.kind) {
-    case CR_READ: r = weft_read(cr.fd, buf, sizeof buf); break;
-    case CR_WRITE: r = weft_write(cr.fd, cr_big, sizeof cr_big); break;
-    case CR_ACCEPT: r = weft_accept(cr.fd); break;
-    case CR_WAIT: r = weft_wait_fd(cr.fd, WEFT_READABLE, 0); break;
+    case CR_READ:
+        r = weft_read(cr.fd, buf, sizeof buf);
+        break;
+    case CR_WRITE:
+        r = weft_write(cr.fd, cr_big, sizeof cr_big);
+        break;
+    case CR_ACCEPT:
+        r = weft_accept(cr.fd);
+        break;
+    case CR_WAIT:
+        r = weft_wait_fd(cr.fd, WEFT_READABLE, 0);
+        break;
     }
     atomic_store(&cr.result, r);
     CHECK_OK(weft_wg_done(&cr.wg));
@@ -743,9 +766,14 @@ static void close_reuse_main(void *arg)
     uint64_t base = k_poll_readied();
     switch (cr.kind) { /* make the victim's side ready */
     case CR_READ:
-    case CR_WAIT: CHECK_EQ(send((int)b, "x", 1, 0), 1); break;
-    case CR_WRITE: break; /* wait_readied drains b */
-    case CR_ACCEPT: raw_connect(cli2, ln); break;
+    case CR_WAIT:
+        CHECK_EQ(send((int)b, "x", 1, 0), 1);
+        break;
+    case CR_WRITE:
+        break; /* wait_readied drains b */
+    case CR_ACCEPT:
+        raw_connect(cli2, ln);
+        break;
     }
     wait_readied(base, 1, cr.kind == CR_WRITE ? (int)b : -1);
     CHECK_EQ(atomic_load(&cr.result), INT64_MIN); /* readied, has not run */
@@ -917,8 +945,8 @@ void t_net_close_race(void)
 
 /* ---- net_wait_fd_shared: weft_wait_fd by two tasks on one descriptor
  * weft does not own (one per side), the first returning (the descriptor
- * became readable) while the other still waits. net_wait_fd_deadline: on a weft socket, the deadlines of
- * weft_wait_fd and of weft_set_deadline kept apart. ---- */
+ * became readable) while the other still waits. net_wait_fd_deadline: on a weft socket, the
+ * deadlines of weft_wait_fd and of weft_set_deadline kept apart. ---- */
 
 static struct {
     int s0, s1;
@@ -1032,7 +1060,7 @@ static void wait_deadline_main(void *arg)
     r = weft_wait_fd(ws.a, WEFT_WRITABLE, weft_now() + 10000000);
     CHECK(r == 0 || r == WEFT_ETIMEDOUT);
     CHECK_EQ(weft_wait_fd(ws.a, WEFT_READABLE, weft_now() + 10000000), WEFT_ETIMEDOUT);
-    CHECK_LT(weft_now() - t0, 300000000); /* its own deadline, not the socket's */
+    CHECK_LT(weft_now() - t0, 300000000);             /* its own deadline, not the socket's */
     CHECK_EQ(weft_read(ws.a, &c, 1), WEFT_ETIMEDOUT); /* the socket's, still there */
     CHECK_GE(weft_now() - t0, 300000000);
     /* The earlier of the two ends a wait: the socket's here. */

@@ -81,8 +81,9 @@ static void sleeper_main(void *arg)
     atomic_store(&spin_stop, 1);
     struct weft_stats st;
     CHECK_OK(weft_stats(&st));
-    fprintf(stderr, "1 ms sleeper beside a tight loop: lateness mean %.2f ms, max %.2f ms; "
-                    "%llu preemptions, %llu retakes\n",
+    fprintf(stderr,
+            "1 ms sleeper beside a tight loop: lateness mean %.2f ms, max %.2f ms; "
+            "%llu preemptions, %llu retakes\n",
             sum / 1e6 / n, max_late / 1e6, (unsigned long long)st.preemptions,
             (unsigned long long)st.syscall_retakes);
     /* Without preemption the sleeper never runs again (the spinner stops
@@ -213,22 +214,28 @@ void t_preempt_small_stack(void)
 /* ---- register integrity ---- */
 
 #if defined(__x86_64__)
-#define FLAGS_SET 0x8D5ull      /* CF PF AF ZF SF OF */
+#define FLAGS_SET 0x8D5ull /* CF PF AF ZF SF OF */
 #define FLAGS_MASK 0x8D5ull
-#define CTRL_SET 0x7F80ull      /* MXCSR: round toward zero, all masked */
+#define CTRL_SET 0x7F80ull /* MXCSR: round toward zero, all masked */
 #define CTRL_MASK 0xFFFFull
 #define VEC_N 16
 #define VEC_BYTES (regs_avx ? 32 : 16)
-static bool gpr_used(int i) { return i != 4 && i < 16; } /* not rsp */
-#define GPR_COUNTER 1                                      /* rcx */
+static bool gpr_used(int i)
+{
+    return i != 4 && i < 16;
+} /* not rsp */
+#define GPR_COUNTER 1 /* rcx */
 #else
 #define FLAGS_SET 0xA0000000ull /* N and C */
 #define FLAGS_MASK 0xF0000000ull
-#define CTRL_SET 0x03C00000ull  /* FPCR: DN, FZ, round toward zero */
+#define CTRL_SET 0x03C00000ull /* FPCR: DN, FZ, round toward zero */
 #define CTRL_MASK 0x07C00000ull
 #define VEC_N 32
 #define VEC_BYTES 16
-static bool gpr_used(int i) { return i != 18 && i <= 30; }
+static bool gpr_used(int i)
+{
+    return i != 18 && i <= 30;
+}
 #define GPR_COUNTER 17
 #endif
 
@@ -411,8 +418,9 @@ static void storm_main(void *arg)
     CHECK_OK(weft_wg_wait(&s->wg));
     struct weft_stats st;
     CHECK_OK(weft_stats(&st));
-    fprintf(stderr, "  procs %d: %ld probe runs, %llu preemptions, %ld resumed on another "
-                    "thread, %ld mismatches\n",
+    fprintf(stderr,
+            "  procs %d: %ld probe runs, %llu preemptions, %ld resumed on another "
+            "thread, %ld mismatches\n",
             weft_procs(), atomic_load(&s->calls), (unsigned long long)st.preemptions,
             atomic_load(&s->migrations), atomic_load(&s->mismatches));
     CHECK_GT(st.preemptions, 10);
@@ -607,8 +615,8 @@ static void libc_main(void *arg)
     CHECK_OK(weft_wg_wait(&c->wg));
     struct weft_stats st;
     CHECK_OK(weft_stats(&st));
-    fprintf(stderr, "  procs %d: %ld malloc/snprintf/free rounds, %llu preemptions\n",
-            weft_procs(), atomic_load(&c->ops), (unsigned long long)st.preemptions);
+    fprintf(stderr, "  procs %d: %ld malloc/snprintf/free rounds, %llu preemptions\n", weft_procs(),
+            atomic_load(&c->ops), (unsigned long long)st.preemptions);
 #ifndef WEFT_SAN_ASAN
     /* Under ASan most of the loop runs in libasan's interceptors (malloc,
      * memset, snprintf), a module that is never preemptible, so a 400 ms
@@ -879,8 +887,9 @@ static void spawn_main(void *arg)
     weft_chan_free(spawns.done);
     struct weft_stats st;
     CHECK_OK(weft_stats(&st));
-    fprintf(stderr, "procs %d: %lld spawns with stacks of their own, each seen once; "
-                    "%llu preemptions\n",
+    fprintf(stderr,
+            "procs %d: %lld spawns with stacks of their own, each seen once; "
+            "%llu preemptions\n",
             weft_procs(), (long long)spawns.n, (unsigned long long)st.preemptions);
 }
 
@@ -996,18 +1005,32 @@ void t_preempt_user_handler(void)
 
 #else /* _WIN32 */
 #include "check.h"
-T_NOT_BUILT(t_preempt_sleeper, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_share, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_small_stack, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_regs, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_regs_long, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_regs_negative, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_libc, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_nopreempt, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_off_stress, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_host_handler, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_host_blocked, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_stray_signal, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_spawn_storm, "preemption on Windows is cooperative for now (signals and ucontext here)")
-T_NOT_BUILT(t_preempt_user_handler, "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_sleeper,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_share,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_small_stack,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_regs,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_regs_long,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_regs_negative,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_libc,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_nopreempt,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_off_stress,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_host_handler,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_host_blocked,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_stray_signal,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_spawn_storm,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
+T_NOT_BUILT(t_preempt_user_handler,
+            "preemption on Windows is cooperative for now (signals and ucontext here)")
 #endif /* _WIN32 */

@@ -100,16 +100,15 @@ static void park_main(void *arg)
     CHECK_OK(weft_stats(&st));
     CHECK_EQ(st.tasks, n + 1);
     CHECK_EQ(atomic_load(&park_passed), 0);
-    fprintf(stderr, "%lld tasks parked; stacks guarded: %llu region, %llu protect, %llu none; "
-                    "%llu MiB reserved\n",
+    fprintf(stderr,
+            "%lld tasks parked; stacks guarded: %llu region, %llu protect, %llu none; "
+            "%llu MiB reserved\n",
             (long long)n, (unsigned long long)st.stacks_guard_region,
-            (unsigned long long)st.stacks_guard_protect,
-            (unsigned long long)st.stacks_unguarded,
+            (unsigned long long)st.stacks_guard_protect, (unsigned long long)st.stacks_unguarded,
             (unsigned long long)(st.mem_reserved >> 20));
     CHECK_EQ(st.stacks_guard_region + st.stacks_guard_protect + st.stacks_unguarded,
              st.stacks_guard_region + st.stacks_guard_protect + st.stacks_unguarded);
-    CHECK_GE(st.stacks_guard_region + st.stacks_guard_protect + st.stacks_unguarded,
-             (uint64_t)n);
+    CHECK_GE(st.stacks_guard_region + st.stacks_guard_protect + st.stacks_unguarded, (uint64_t)n);
     CHECK_OK(weft_rwmutex_unlock(&park_gate));
     CHECK_OK(weft_wg_wait(&park_wg));
     CHECK_EQ(atomic_load(&park_passed), n);
@@ -375,7 +374,10 @@ void t_sched_errors(void)
     /* Bad configuration. */
     CHECK_EQ(weft_run(NULL, NULL, NULL), WEFT_EINVAL);
     weft_config bad[] = {
-        {.procs = -1}, {.procs = 100000}, {.preempt = 2}, {.timeslice_ns = -5},
+        {.procs = -1},
+        {.procs = 100000},
+        {.preempt = 2},
+        {.timeslice_ns = -5},
         {.stack_size = (size_t)1 << 40},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -397,8 +399,8 @@ void t_sched_errors(void)
     atomic_int n = 0;
     CHECK_OK(weft_run(stack_main, &n, NULL));
     /* Error names are distinct. */
-    int codes[] = {WEFT_EINVAL, WEFT_ENOMEM, WEFT_EAGAIN, WEFT_ECLOSED, WEFT_ETIMEDOUT,
-                   WEFT_EDEADLK, WEFT_ENOTASK, WEFT_EBADF, WEFT_EIO, WEFT_EBUSY};
+    int codes[] = {WEFT_EINVAL,  WEFT_ENOMEM,  WEFT_EAGAIN, WEFT_ECLOSED, WEFT_ETIMEDOUT,
+                   WEFT_EDEADLK, WEFT_ENOTASK, WEFT_EBADF,  WEFT_EIO,     WEFT_EBUSY};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         CHECK_LT(codes[i], 0);
         CHECK(strstr(weft_strerror(codes[i]), "WEFT_E") != NULL);

@@ -113,7 +113,8 @@ static void many_main(void *arg)
     uint64_t seed = 1;
     CHECK_OK(weft_wg_add(&many.wg, many.n));
     for (int64_t i = 0; i < many.n; i++)
-        CHECK_OK(weft_go_stack(many_task, (void *)(intptr_t)(int64_t)(lcg(&seed) % 300000000), 16384));
+        CHECK_OK(
+            weft_go_stack(many_task, (void *)(intptr_t)(int64_t)(lcg(&seed) % 300000000), 16384));
     CHECK_OK(weft_wg_wait(&many.wg));
     struct weft_stats st;
     CHECK_OK(weft_stats(&st));
@@ -280,7 +281,7 @@ static struct {
     _Atomic uint64_t progress[BUSY_MAX_PROCS]; /* iterations, one per loop (relaxed) */
     weft_waitgroup spin_wg, work_wg;
     _Atomic int64_t fired, early, max_late, max_gap;
-    int64_t bound_ns;                          /* starved beyond this */
+    int64_t bound_ns; /* starved beyond this */
 } busy;
 
 /* The watchdog (a plain thread): when the run has not finished in time,

@@ -18,6 +18,9 @@ from conftest import ROOT, read_target, run_case, tail
 # What each crash case must print on stderr (regular expressions).
 EXPECT = {
     "crash_stack_overflow": r"weft: task (\d+): stack overflow \(fault at 0x[0-9a-f]+",
+    # k_panic's message, then the dump weft_run hooked in: the blocked task.
+    "crash_panic_dump": r"weft: fatal: planted by crash_panic_dump\n[\s\S]*"
+    r"  task \d+ \[waiting: chan receive, ",
 }
 
 

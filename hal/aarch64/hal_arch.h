@@ -73,11 +73,11 @@ struct hal_context {
 #if defined(WEFT_SAN_ASAN) || defined(WEFT_SAN_TSAN)
     const void *san_stack_lo; /* ASan: the stack this context runs on */
     size_t san_stack_size;
-    void *san_fake_stack;        /* ASan: its fake stack while suspended */
-    void *san_fiber;             /* TSan: its fiber */
-    size_t san_slot;             /* TSan: its entry in sanitizer.c's fiber table */
-    int san_running;             /* TSan: a thread runs on its fiber (relaxed) */
-    void (*san_entry)(void *);   /* what hal_ctx_init was asked to call */
+    void *san_fake_stack;      /* ASan: its fake stack while suspended */
+    void *san_fiber;           /* TSan: its fiber */
+    size_t san_slot;           /* TSan: its entry in sanitizer.c's fiber table */
+    int san_running;           /* TSan: a thread runs on its fiber (relaxed) */
+    void (*san_entry)(void *); /* what hal_ctx_init was asked to call */
     void *san_arg;
 #endif
 };

@@ -109,15 +109,29 @@ int hal_sock_setopt(intptr_t h, int opt, int value)
 {
     int level, name;
     switch (opt) {
-    case HAL_SO_REUSEADDR: level = SOL_SOCKET, name = SO_REUSEADDR; break;
-    case HAL_SO_NODELAY: level = IPPROTO_TCP, name = TCP_NODELAY; break;
-    case HAL_SO_V6ONLY: level = IPPROTO_IPV6, name = IPV6_V6ONLY; break;
-    case HAL_SO_RCVBUF: level = SOL_SOCKET, name = SO_RCVBUF; break;
-    case HAL_SO_SNDBUF: level = SOL_SOCKET, name = SO_SNDBUF; break;
+    case HAL_SO_REUSEADDR:
+        level = SOL_SOCKET, name = SO_REUSEADDR;
+        break;
+    case HAL_SO_NODELAY:
+        level = IPPROTO_TCP, name = TCP_NODELAY;
+        break;
+    case HAL_SO_V6ONLY:
+        level = IPPROTO_IPV6, name = IPV6_V6ONLY;
+        break;
+    case HAL_SO_RCVBUF:
+        level = SOL_SOCKET, name = SO_RCVBUF;
+        break;
+    case HAL_SO_SNDBUF:
+        level = SOL_SOCKET, name = SO_SNDBUF;
+        break;
 #ifdef TCP_INQ
-    case HAL_SO_READ_LEFT: level = IPPROTO_TCP, name = TCP_INQ; break;
+    case HAL_SO_READ_LEFT:
+        level = IPPROTO_TCP, name = TCP_INQ;
+        break;
 #endif
-    default: errno = EINVAL; return HAL_EINVAL;
+    default:
+        errno = EINVAL;
+        return HAL_EINVAL;
     }
     return setsockopt((int)h, level, name, &value, sizeof value) == 0 ? 0 : HAL_EFAIL;
 }

@@ -73,7 +73,7 @@ static bool budget_fixed;              /* WEFT_GUARD_BUDGET was given */
  * never goes below zero; refilled only by recount(). */
 static _Atomic long protect_budget;
 static pthread_mutex_t recount_lock = PTHREAD_MUTEX_INITIALIZER;
-static int64_t last_recount_ns; /* protected by recount_lock */
+static int64_t last_recount_ns;   /* protected by recount_lock */
 static unsigned long counted_gen; /* release_gen at the last count; recount_lock */
 
 /* The page size, from sysconf once and cached. Never blocks; not

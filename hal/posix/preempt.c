@@ -88,8 +88,8 @@ extern char __start_weft_text[] __attribute__((visibility("hidden")));
 extern char __stop_weft_text[] __attribute__((visibility("hidden")));
 
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
-static int install_result;         /* 0 or HAL_EFAIL; written once */
-static struct sigaction prev_urg;  /* the host's disposition before ours */
+static int install_result;        /* 0 or HAL_EFAIL; written once */
+static struct sigaction prev_urg; /* the host's disposition before ours */
 static pid_t self_pid;
 static _Atomic int warned_blocked;
 

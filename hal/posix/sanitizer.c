@@ -65,8 +65,8 @@
 
 /* The arch routines under their sanitizer-build names. */
 void hal_ctx_switch_raw(struct hal_context *from, struct hal_context *to);
-void hal_ctx_init_raw(struct hal_context *ctx, void *stack_lo, size_t size,
-                      void (*entry)(void *), void *arg);
+void hal_ctx_init_raw(struct hal_context *ctx, void *stack_lo, size_t size, void (*entry)(void *),
+                      void *arg);
 
 #ifdef WEFT_SAN_ASAN
 /* Never inlined, and (GCC) no interprocedural assumptions, so a TLS

@@ -55,7 +55,7 @@ struct altstack {
     bool segv_blocked, bus_blocked; /* in the mask before; restored */
     uint64_t normal_mask;           /* the kernel's sigset word after entering */
     bool mask_known;
-    int depth;                      /* nesting of hal_thread_enter */
+    int depth; /* nesting of hal_thread_enter */
 };
 static __thread struct altstack altstack;
 

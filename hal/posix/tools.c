@@ -33,7 +33,7 @@ struct reg {
 
 /* Registered stacks, sorted by nothing: releases are rare (a run's end). */
 static pthread_mutex_t regs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct reg *regs;   /* protected by regs_lock */
+static struct reg *regs; /* protected by regs_lock */
 static size_t nregs, capregs;
 
 void hal_stack_register(void *lo, void *hi)

@@ -7,8 +7,8 @@
  * WriteFile directly, never through stdio: kern prints from exception
  * handlers and its output must not sit in a buffer when the process ends.
  */
-#include <windows.h>
 #include <stdlib.h>
+#include <windows.h>
 
 #include "win32.h"
 

@@ -18,9 +18,9 @@
  * max_map_count, so there is no budget: every guard is HAL_GUARD_PROTECT.
  * WEFT_GUARD=none forces unguarded stacks, as on Linux.
  */
-#include <windows.h>
 #include <stdlib.h>
 #include <string.h>
+#include <windows.h>
 
 #include "win32.h"
 

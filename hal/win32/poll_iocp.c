@@ -23,8 +23,8 @@
  *
  * Sockets (hal_poll_register) are not yet supported (sock.c).
  */
-#include <windows.h>
 #include <string.h>
+#include <windows.h>
 
 #include "win32.h"
 

@@ -47,11 +47,10 @@ int hal_module_text(const void *addr, uintptr_t *lo, uintptr_t *hi)
 {
     HMODULE m = NULL;
     DWORD last = GetLastError();
-    BOOL ok = addr == NULL
-                  ? (m = GetModuleHandleW(NULL)) != NULL
-                  : GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
-                                           GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
-                                       (LPCWSTR)addr, &m);
+    BOOL ok = addr == NULL ? (m = GetModuleHandleW(NULL)) != NULL
+                           : GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
+                                                    GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                                                (LPCWSTR)addr, &m);
     SetLastError(last);
     if (!ok || m == NULL)
         return HAL_EINVAL;

@@ -10,10 +10,10 @@
  * change behind its back. The slot is allocated once per process, before
  * the first thread enters weft.
  */
-#include <windows.h>
 #include <errno.h>
 #include <intrin.h>
 #include <stdlib.h>
+#include <windows.h>
 
 #include "win32.h"
 
@@ -85,8 +85,8 @@ int hal_thread_start(void (*fn)(void *), void *arg, hal_thread_t *out)
     t->arg = arg;
     t->refs = 2;
     DWORD last = GetLastError();
-    t->h = CreateThread(NULL, THREAD_STACK_SIZE, thread_main, t,
-                        STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+    t->h = CreateThread(NULL, THREAD_STACK_SIZE, thread_main, t, STACK_SIZE_PARAM_IS_A_RESERVATION,
+                        NULL);
     if (t->h == NULL) {
         DWORD e = GetLastError();
         free(t);

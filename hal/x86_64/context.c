@@ -90,7 +90,8 @@ void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size, void (*e
         put64(frame, HAL_FRAME_XMM6 + i, 0);
     put64(frame, HAL_FRAME_STACK_BASE, (uint64_t)top);
     put64(frame, HAL_FRAME_STACK_LIMIT, (uint64_t)(uintptr_t)stack_lo);
-    put64(frame, HAL_FRAME_STACK_DEALLOC, (uint64_t)((uintptr_t)stack_lo - HAL_STACK_GUARD_PAGES * 4096u));
+    put64(frame, HAL_FRAME_STACK_DEALLOC,
+          (uint64_t)((uintptr_t)stack_lo - HAL_STACK_GUARD_PAGES * 4096u));
 #endif
     ctx->sp = frame;
 }
