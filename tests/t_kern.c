@@ -37,11 +37,24 @@ static uint64_t rnd(void)
 static struct proc *proc_new(int id)
 {
     size_t size = K_ROUND_UP(sizeof(struct proc), K_CACHELINE);
+#ifdef _WIN32
+    struct proc *p = _aligned_malloc(size, K_CACHELINE); /* no aligned_alloc */
+#else
     struct proc *p = aligned_alloc(K_CACHELINE, size);
+#endif
     CHECK(p != NULL);
     memset(p, 0, size);
     p->id = id;
     return p;
+}
+
+static void proc_free(struct proc *p)
+{
+#ifdef _WIN32
+    _aligned_free(p);
+#else
+    free(p);
+#endif
 }
 
 /* Puts p's ring counters at start (the ring must be empty). */
@@ -135,7 +148,7 @@ void t_kern_runq_wrap(void)
     CHECK(k_globrunq_get(p, 0) == extra);
     CHECK(k_globrunq_get(p, 0) == NULL);
     k_unlock(&k_sched.lock);
-    free(p);
+    proc_free(p);
     free(t);
 }
 
@@ -257,8 +270,8 @@ static void steal_race(void)
             (int)atomic_load(&k_sched.runq_size));
     CHECK_GT(atomic_load(&race.stolen), 0);
     for (int i = 0; i < THIEVES; i++)
-        free(tp[i]);
-    free(race.victim);
+        proc_free(tp[i]);
+    proc_free(race.victim);
     free(race.taken);
     free(race.tasks);
 }
@@ -287,8 +300,8 @@ void t_kern_runq_steal(void)
     CHECK(atomic_load(&victim->runnext) == NULL);
     CHECK(k_runq_empty(victim));
     CHECK(k_runq_steal(thief, victim, true) == NULL);
-    free(victim);
-    free(thief);
+    proc_free(victim);
+    proc_free(thief);
     free(t);
 
     steal_race();
@@ -340,7 +353,7 @@ void t_kern_runq_runnext(void)
     CHECK(glob[0] == &t[3]);
     CHECK(glob[K_RUNQ_SIZE / 2] == x);
     CHECK(k_runq_has_room(p));
-    free(p);
+    proc_free(p);
     free(t);
 }
 
@@ -408,7 +421,7 @@ static void heap_end(void)
     k_mem_fini();
     CHECK_EQ(k_mem_reserved(), 0);
     free(heap.th);
-    free(heap.p);
+    proc_free(heap.p);
 }
 
 static void heap_check(void)
