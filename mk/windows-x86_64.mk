@@ -27,6 +27,7 @@ HAL_SRCS := hal/win32/env.c \
             hal/win32/sock.c \
             hal/win32/thread.c \
             hal/win32/time.c \
+            hal/win32/timer_hr.c \
             hal/win32/call_on.S \
             hal/x86_64/context.c \
             hal/x86_64/switch_win64.S

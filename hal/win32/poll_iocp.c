@@ -6,52 +6,56 @@
  *
  * Waiting is GetQueuedCompletionStatusEx, which takes batches. A wake-up
  * is a packet posted with a key of the poller's own (KEY_WAKE); repeated
- * wakes before one is dequeued are coalesced into one packet. Whichever
- * thread dequeues it (also another thread's timeout-0 poll) clears the
- * flag, and the packet is not reported to kern: hal_poll_wait then returns
- * 0, which kern takes as "look again".
+ * wakes before one is dequeued are coalesced into one packet. Neither it
+ * nor the timer's packet (KEY_TIMER, below) is reported to kern:
+ * hal_poll_wait then returns 0, which kern takes as "look again". Any
+ * thread may dequeue either, also one polling with timeout 0 while another
+ * blocks; that one posts a wake-up in its place, so that the blocking
+ * waiter still returns (Go forwards its break the same way).
  *
- * The timeout. GQCSEx takes milliseconds, so a timeout is rounded up
- * (never early; kern fires timers that are due when the wait returns).
- * hal.h asks for nanosecond resolution; Windows gives it with a
- * high-resolution waitable timer associated with the port through the wait
- * completion packets of ntdll (docs/platforms.md, "Timer resolution"),
- * which this file does not do yet: the millisecond timeout is the fallback
- * such a port keeps for systems without those exports, and the only path
- * here. WEFT_POLLER_TIMER=fallback selects it explicitly; any other value
- * is an error (waitpacket and emulated name the paths still to come).
+ * The timeout. GQCSEx takes milliseconds, which are rounded up here (never
+ * early; kern fires timers that are due when the wait returns), and the
+ * port's clock ticks every 15.6 ms on Windows. hal.h asks for nanosecond
+ * resolution: timer_hr.c arms a high-resolution timer whose expiry is
+ * queued on the port, where the exports it needs exist (or as a model of
+ * them, for tests), and the millisecond timeout alone is the fallback.
+ * With the timer armed, GQCSEx still gets a timeout, TIMER_SLACK_MS later
+ * than the rounded one: a backstop for a packet that never arrives, late
+ * enough that the timer wins wherever it works (under Wine both tick at
+ * about 1 ms, and the timer's packet goes through a thread-pool thread in
+ * the emulation).
  *
  * Sockets (hal_poll_register) are not yet supported (sock.c).
  */
-#include <string.h>
 #include <windows.h>
 
 #include "win32.h"
 
-#define KEY_WAKE ((ULONG_PTR)1)
+#define KEY_WAKE ((ULONG_PTR)HAL_WIN32_KEY_WAKE)
+#define KEY_TIMER ((ULONG_PTR)HAL_WIN32_KEY_TIMER)
 #define MAX_EVENTS 128
+#define TIMER_SLACK_MS 2
 
 static HANDLE port;
 static volatile LONG wake_pending; /* a wake packet is queued and not dequeued */
 
 int hal_poll_init(void)
 {
-    const char *m = getenv("WEFT_POLLER_TIMER");
-    if (m != NULL && strcmp(m, "fallback") != 0) {
-        static const char bad[] = "weft: WEFT_POLLER_TIMER: only 'fallback' is available "
-                                  "on this port (waitpacket and emulated are not yet)\n";
-        hal_write_err(bad, sizeof bad - 1);
-        return HAL_EINVAL;
-    }
     port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 0);
     if (port == NULL)
         return HAL_EFAIL;
     wake_pending = 0;
-    return 0;
+    int err = hal_win32_timer_init(port);
+    if (err != 0) {
+        CloseHandle(port);
+        port = NULL;
+    }
+    return err;
 }
 
 void hal_poll_fini(void)
 {
+    hal_win32_timer_fini();
     if (port != NULL)
         CloseHandle(port);
     port = NULL;
@@ -106,32 +110,46 @@ int hal_poll_wait(struct hal_poll_event *ev, int max, int64_t timeout_ns)
     if (max <= 0)
         return 0;
     DWORD last = GetLastError();
+    DWORD ms = timeout_ms(timeout_ns);
+    int arm = hal_win32_timer_arm(timeout_ns);
+    if (arm == HAL_WIN32_ARM_FIRED) {
+        SetLastError(last);
+        return 0; /* the deadline passed while the timer was being armed */
+    }
+    if (arm == HAL_WIN32_ARM_ON && ms < INFINITE - 1 - TIMER_SLACK_MS)
+        ms += TIMER_SLACK_MS;
     ULONG n = 0;
     int out = 0;
-    if (!GetQueuedCompletionStatusEx(port, ents, (ULONG)max, &n, timeout_ms(timeout_ns), FALSE)) {
+    if (!GetQueuedCompletionStatusEx(port, ents, (ULONG)max, &n, ms, FALSE)) {
         DWORD e = GetLastError();
         SetLastError(last);
-        return e == WAIT_TIMEOUT ? 0 : HAL_EFAIL;
+        if (e != WAIT_TIMEOUT)
+            return HAL_EFAIL;
+        if (timeout_ns != 0)
+            hal_win32_timer_count(HAL_WIN32_TC_WOKE_TIMEOUT);
+        return 0;
     }
     for (ULONG i = 0; i < n; i++) {
-        if (ents[i].lpCompletionKey == KEY_WAKE) {
-            wake_pending = 0;
+        ULONG_PTR key = ents[i].lpCompletionKey;
+        if (key == KEY_WAKE || key == KEY_TIMER) {
+            if (key == KEY_WAKE)
+                wake_pending = 0;
+            if (timeout_ns == 0) {
+                /* Perhaps the blocking waiter's: hand it on. */
+                hal_win32_timer_count(key == KEY_WAKE ? HAL_WIN32_TC_STOLEN_WAKE
+                                                      : HAL_WIN32_TC_STOLEN_TIMER);
+                hal_poll_wake();
+            } else {
+                hal_win32_timer_count(key == KEY_WAKE ? HAL_WIN32_TC_WOKE_WAKE
+                                                      : HAL_WIN32_TC_WOKE_TIMER);
+            }
             continue;
         }
-        ev[out].key = (void *)ents[i].lpCompletionKey;
+        ev[out].key = (void *)key;
         ev[out].events = HAL_POLL_READ | HAL_POLL_WRITE;
         ev[out].op = NULL;
         out++;
     }
     SetLastError(last);
     return out;
-}
-
-/* For tests/t_timer.c's report only (not part of hal.h): the timeout path
- * in use, 2 = the millisecond fallback (1 and 3 are kept for the wait
- * packet and its emulation). */
-int hal_poll_timer_mode(void);
-int hal_poll_timer_mode(void)
-{
-    return 2;
 }

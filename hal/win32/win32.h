@@ -12,6 +12,7 @@
  *   time.c     QueryPerformanceCounter and the wall clock
  *   env.c      environment, the error stream, abort
  *   poll_iocp.c the poller: an I/O completion port
+ *   timer_hr.c the poller's high-resolution deadline on that port
  *   sock.c     sockets (not yet: docs/platforms.md)
  *   preempt.c  preemption (cooperative for now) and code ranges
  *   call_on.S  running a function on another stack (fault.c)
@@ -31,5 +32,65 @@ void hal_win32_rescue_off(void);
 /* call_on.S: calls fn(arg) with rsp at stack_top (16-aligned), and returns
  * to the caller's stack afterwards. */
 void hal_win32_call_on(void (*fn)(void *), void *arg, void *stack_top);
+
+/* Completion keys of the poller's own packets (kern's keys are pointers
+ * to its objects, never these small values). */
+#define HAL_WIN32_KEY_WAKE ((uintptr_t)1)
+#define HAL_WIN32_KEY_TIMER ((uintptr_t)2)
+
+/* timer_hr.c: the timeout paths (hal_poll_timer_mode's values). */
+enum {
+    HAL_WIN32_TIMER_WAITPACKET = 1, /* ntdll's wait completion packets */
+    HAL_WIN32_TIMER_FALLBACK = 2,   /* the port's millisecond timeout */
+    HAL_WIN32_TIMER_EMULATED = 3,   /* a model of the wait packets (tests) */
+};
+
+/* Picks the path (WEFT_POLLER_TIMER) for the port iocp (a HANDLE) and makes
+ * the timer and its packet. 0, HAL_EINVAL (a bad WEFT_POLLER_TIMER, or
+ * waitpacket without the exports; a message says which) or HAL_EFAIL.
+ * Called by hal_poll_init only; hal_win32_timer_fini undoes it. */
+int hal_win32_timer_init(void *iocp);
+void hal_win32_timer_fini(void);
+
+/* What hal_win32_timer_arm did. */
+enum {
+    HAL_WIN32_ARM_OFF = 0,   /* no timer for this wait: the port's timeout alone */
+    HAL_WIN32_ARM_ON = 1,    /* the timer's packet will arrive with KEY_TIMER */
+    HAL_WIN32_ARM_FIRED = 2, /* the timer fired during association: return now */
+};
+
+/* Arms the timer for a blocking wait of timeout_ns (> 0; otherwise
+ * HAL_WIN32_ARM_OFF). Only the one thread that blocks in hal_poll_wait
+ * calls it (hal.h). Never blocks, except under the emulation's forced
+ * firing (about a tick). */
+int hal_win32_timer_arm(int64_t timeout_ns);
+
+/* Counts of the branches taken, for tests/t_win32.c (any thread). */
+enum {
+    HAL_WIN32_TC_CANCEL_SUCCESS,   /* cancel: a live association ended */
+    HAL_WIN32_TC_CANCEL_CANCELLED, /* cancel: nothing was associated */
+    HAL_WIN32_TC_CANCEL_PENDING,   /* cancel: in delivery; this wait goes without */
+    HAL_WIN32_TC_ASSOC_ARMED,      /* associated; the packet will come */
+    HAL_WIN32_TC_ASSOC_FIRED,      /* fired during association (AlreadySignaled) */
+    HAL_WIN32_TC_GAVE_UP,          /* an unexpected status: fallback for the run */
+    HAL_WIN32_TC_WOKE_TIMER,       /* a blocking wait got the timer's packet */
+    HAL_WIN32_TC_WOKE_TIMEOUT,     /* a blocking wait ran out the port's timeout */
+    HAL_WIN32_TC_WOKE_WAKE,        /* a blocking wait got a wake packet */
+    HAL_WIN32_TC_STOLEN_TIMER,     /* a timeout-0 poll got the timer's packet */
+    HAL_WIN32_TC_STOLEN_WAKE,      /* a timeout-0 poll got a wake packet */
+    HAL_WIN32_TC_EMU_POSTED,       /* the model's timer fired and posted */
+    HAL_WIN32_TC_EMU_RACE,         /* the model's cancel met its callback running */
+    HAL_WIN32_TC_N
+};
+void hal_win32_timer_count(int which);
+
+/* Tests only (tests/t_win32.c), not part of hal.h. The count of one
+ * HAL_WIN32_TC_* since the process started (-1 for a bad index). */
+int64_t hal_win32_timer_counter(int which);
+/* The emulation's knobs (0: off): every Nth cancel answers PENDING, every
+ * Nth association finds the timer firing, every Nth association fails. */
+void hal_win32_timer_emu_force(int pending_every, int signal_every, int fail_every);
+/* The path in use now: HAL_WIN32_TIMER_* (also tests/t_timer.c). */
+int hal_poll_timer_mode(void);
 
 #endif /* WEFT_HAL_WIN32_H */
