@@ -122,6 +122,13 @@ CASE(timer_deadlock, 30000, F_NONE)
 CASE(timer_one_firer, 30000, F_NONE)
 CASE(timer_huge, 60000, F_NONE)
 
+/* ---- the Windows port's timeout paths (t_win32.c) ----
+ * F_WINONLY: hal/win32/timer_hr.c's paths, forced by WEFT_POLLER_TIMER
+ * (the Linux poller's are timer_mode_timerfd and timer_mode_pwait2). */
+CASE(timer_mode_emulated, 60000, F_WINONLY)
+CASE(timer_mode_fallback, 60000, F_WINONLY)
+CASE(timer_mode_bad, 30000, F_WINONLY)
+
 /* ---- the poller and sockets (t_net.c) ----
  * F_NOWINE: sockets on Windows are part 2 of the port (hal/win32/sock.c). */
 CASE(net_echo, 120000, F_SCALED | F_NOWINE)

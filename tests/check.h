@@ -65,8 +65,9 @@
 #define F_STRESS 2u /* only in `make stress` */
 #define F_NOWINE 4u /* not on windows-x86_64 (reason in cases.h) */
 #define F_CRASH                                                                                    \
-    8u /* must end the process abnormally: run by test_crash.py, which                             \
-          checks the exit status and the message, not by the generic runner */
+    8u                /* must end the process abnormally: run by test_crash.py, which              \
+                         checks the exit status and the message, not by the generic runner */
+#define F_WINONLY 16u /* only on windows-x86_64 (the port's own cases) */
 
 /* Skips the case (exit 77) with a reason. */
 _Noreturn void t_skip(const char *why);

@@ -26,6 +26,8 @@ def test_case(case):
         pytest.fail(f"target {t.name}: {t.error}", pytrace=False)
     if "nowine" in case.flags and t.env.get("OS") == "win32":
         pytest.skip("F_NOWINE: not on windows-x86_64 (see tests/cases.h)")
+    if "winonly" in case.flags and t.env.get("OS") != "win32":
+        pytest.skip("F_WINONLY: only on windows-x86_64 (see tests/cases.h)")
 
     rc, out, err, secs, timed_out, cmd, timeout = run_case(case)
     where = f"$ {' '.join(cmd)}"

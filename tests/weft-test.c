@@ -245,8 +245,11 @@ static void print_flags(unsigned flags)
     static const struct {
         unsigned bit;
         const char *name;
-    } names[] = {
-        {F_SCALED, "scaled"}, {F_STRESS, "stress"}, {F_NOWINE, "nowine"}, {F_CRASH, "crash"}};
+    } names[] = {{F_SCALED, "scaled"},
+                 {F_STRESS, "stress"},
+                 {F_NOWINE, "nowine"},
+                 {F_CRASH, "crash"},
+                 {F_WINONLY, "winonly"}};
     const char *sep = "";
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (flags & names[i].bit) {

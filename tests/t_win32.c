@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * t_win32.c — cases for the Windows port alone (F_WINONLY in cases.h; on
+ * other targets they skip): the poller's timeout paths of
+ * hal/win32/timer_hr.c.
+ *
+ * Wine lacks the wait completion packets, so the real path cannot run
+ * here; the emulated path drives the same code through a model of them,
+ * and hal_win32_timer_counter tells which branches ran:
+ *   timer_mode_emulated  every branch of the arming sequence and of the
+ *                        packets' handling, taken on purpose through the
+ *                        HAL alone; then 100 µs sleeps under weft_run,
+ *                        which must end by the timer's packet, not by the
+ *                        port's timeout.
+ *   timer_mode_fallback  the millisecond path, measured (printed) with
+ *                        generous bounds: Wine's waits tick at ~1.1 ms.
+ *   timer_mode_bad       a bad WEFT_POLLER_TIMER, and waitpacket where
+ *                        ntdll lacks the exports, fail weft_run clearly.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/check.h"
+
+#ifdef _WIN32
+#include <windows.h>
+
+#include "hal/win32/win32.h"
+
+#define MS 1000000LL
+
+static int64_t cnt(int which)
+{
+    return hal_win32_timer_counter(which);
+}
+
+struct snap {
+    int64_t v[HAL_WIN32_TC_N];
+};
+
+static void snap_take(struct snap *s)
+{
+    for (int i = 0; i < HAL_WIN32_TC_N; i++)
+        s->v[i] = cnt(i);
+}
+
+static int64_t since(const struct snap *s, int which)
+{
+    return cnt(which) - s->v[which];
+}
+
+static const char *const tc_names[HAL_WIN32_TC_N] = {
+    "cancel_success", "cancel_cancelled", "cancel_pending", "assoc_armed", "assoc_fired",
+    "gave_up",        "woke_timer",       "woke_timeout",   "woke_wake",   "stolen_timer",
+    "stolen_wake",    "emu_posted",       "emu_race"};
+
+static void snap_print(const char *what, const struct snap *s)
+{
+    fprintf(stderr, "%s:", what);
+    for (int i = 0; i < HAL_WIN32_TC_N; i++)
+        fprintf(stderr, " %s=%lld", tc_names[i], (long long)since(s, i));
+    fprintf(stderr, "\n");
+}
+
+static int64_t now_ns(void)
+{
+    return hal_now_ns();
+}
+
+/* One blocking poll: returns how long it took. */
+static int64_t wait_took(int64_t timeout_ns)
+{
+    struct hal_poll_event ev[8];
+    int64_t t0 = now_ns();
+    CHECK_EQ(hal_poll_wait(ev, 8, timeout_ns), 0); /* nothing is registered */
+    return now_ns() - t0;
+}
+
+/* The sequence that takes every branch once, knobs off. */
+static void emulated_branches(void)
+{
+    struct snap s;
+    snap_take(&s);
+    CHECK_OK(hal_poll_init());
+    CHECK_EQ(hal_poll_timer_mode(), HAL_WIN32_TIMER_EMULATED);
+
+    /* A fresh packet: cancel finds nothing associated; the 1 ms timer's
+     * packet ends the wait (the port's timeout is 2 ms later; retried in
+     * case a loaded machine let it win once). */
+    for (int i = 0; i < 20 && since(&s, HAL_WIN32_TC_WOKE_TIMER) == 0; i++)
+        wait_took(1 * MS);
+    CHECK_GE(since(&s, HAL_WIN32_TC_CANCEL_CANCELLED), 1);
+    CHECK_GE(since(&s, HAL_WIN32_TC_ASSOC_ARMED), 1);
+    CHECK_GE(since(&s, HAL_WIN32_TC_EMU_POSTED), 1);
+    CHECK_GE(since(&s, HAL_WIN32_TC_WOKE_TIMER), 1);
+
+    /* A wake ends a long wait at once, its timer still associated; the
+     * next wait cancels that live association. */
+    hal_poll_wake();
+    CHECK_LT(wait_took(2000 * MS), 1000 * MS);
+    CHECK_GE(since(&s, HAL_WIN32_TC_WOKE_WAKE), 1);
+    int64_t ok0 = since(&s, HAL_WIN32_TC_CANCEL_SUCCESS);
+    hal_poll_wake();
+    CHECK_LT(wait_took(200 * MS), 150 * MS);
+    CHECK_EQ(since(&s, HAL_WIN32_TC_CANCEL_SUCCESS), ok0 + 1);
+
+    /* The 200 ms timer fires while no thread blocks: a timeout-0 poll
+     * dequeues its packet and hands it on as a wake-up, which the next
+     * timeout-0 poll hands on again, and a blocking wait takes at once. */
+    Sleep(400);
+    int64_t stolen = since(&s, HAL_WIN32_TC_STOLEN_TIMER);
+    for (int i = 0; i < 100 && since(&s, HAL_WIN32_TC_STOLEN_TIMER) == stolen; i++) {
+        CHECK_LT(wait_took(0), 1000 * MS);
+        Sleep(10);
+    }
+    CHECK_EQ(since(&s, HAL_WIN32_TC_STOLEN_TIMER), stolen + 1);
+    int64_t sw = since(&s, HAL_WIN32_TC_STOLEN_WAKE);
+    wait_took(0);
+    CHECK_EQ(since(&s, HAL_WIN32_TC_STOLEN_WAKE), sw + 1);
+    int64_t ww = since(&s, HAL_WIN32_TC_WOKE_WAKE);
+    CHECK_LT(wait_took(5000 * MS), 1000 * MS);
+    CHECK_EQ(since(&s, HAL_WIN32_TC_WOKE_WAKE), ww + 1);
+
+    /* A timeout with no timer: the port's own. */
+    int64_t wt = since(&s, HAL_WIN32_TC_WOKE_TIMEOUT);
+    hal_win32_timer_emu_force(1, 0, 0); /* every cancel: PENDING */
+    CHECK_GE(wait_took(1 * MS), 1 * MS);
+    hal_win32_timer_emu_force(0, 0, 0);
+    CHECK_GE(since(&s, HAL_WIN32_TC_CANCEL_PENDING), 1);
+    CHECK_EQ(since(&s, HAL_WIN32_TC_WOKE_TIMEOUT), wt + 1);
+
+    /* The timer fires during association: the wait returns at once. */
+    int64_t af = since(&s, HAL_WIN32_TC_ASSOC_FIRED);
+    hal_win32_timer_emu_force(0, 1, 0);
+    CHECK_LT(wait_took(3000 * MS), 1000 * MS);
+    hal_win32_timer_emu_force(0, 0, 0);
+    CHECK_EQ(since(&s, HAL_WIN32_TC_ASSOC_FIRED), af + 1);
+    /* and the next association works again */
+    int64_t aa = since(&s, HAL_WIN32_TC_ASSOC_ARMED);
+    wait_took(1 * MS);
+    CHECK_EQ(since(&s, HAL_WIN32_TC_ASSOC_ARMED), aa + 1);
+
+    /* An unexpected status: said once, then the fallback for the run. */
+    hal_win32_timer_emu_force(0, 0, 1);
+    fprintf(stderr, "an association fails on purpose now:\n");
+    /* (a cancel may race the last timer's callback: PENDING, no attempt) */
+    for (int i = 0; i < 20 && since(&s, HAL_WIN32_TC_GAVE_UP) == 0; i++)
+        wait_took(1 * MS);
+    hal_win32_timer_emu_force(0, 0, 0);
+    CHECK_EQ(since(&s, HAL_WIN32_TC_GAVE_UP), 1);
+    CHECK_EQ(hal_poll_timer_mode(), HAL_WIN32_TIMER_FALLBACK);
+    aa = since(&s, HAL_WIN32_TC_ASSOC_ARMED);
+    wait_took(1 * MS);
+    CHECK_EQ(since(&s, HAL_WIN32_TC_ASSOC_ARMED), aa);
+    hal_poll_fini();
+
+    snap_print("branches", &s);
+    for (int i = 0; i < HAL_WIN32_TC_N; i++)
+        if (i != HAL_WIN32_TC_EMU_RACE) /* a race the test cannot force */
+            CHECK_GE(since(&s, i), 1);
+}
+
+/* ---- sleeps under weft_run ---- */
+
+struct sleeps {
+    int n;
+    int64_t dur_ns;
+    int64_t took[200];
+};
+
+static void sleeps_main(void *arg)
+{
+    struct sleeps *sl = arg;
+    for (int i = 0; i < sl->n; i++) {
+        int64_t t0 = weft_now();
+        CHECK_OK(weft_sleep(sl->dur_ns));
+        sl->took[i] = weft_now() - t0;
+        CHECK_GE(sl->took[i], sl->dur_ns); /* never early */
+    }
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Runs n sleeps of dur_ns on procs procs; returns the median overshoot
+ * and stores the worst in *worst. */
+static int64_t sleeps_run(int procs, int n, int64_t dur_ns, int64_t *worst)
+{
+    static struct sleeps sl;
+    memset(&sl, 0, sizeof sl);
+    sl.n = n;
+    sl.dur_ns = dur_ns;
+    t_run(sleeps_main, &sl, procs);
+    qsort(sl.took, (size_t)n, sizeof sl.took[0], cmp64);
+    *worst = sl.took[n - 1] - dur_ns;
+    return sl.took[n / 2] - dur_ns;
+}
+
+void t_timer_mode_emulated(void)
+{
+    setenv("WEFT_POLLER_TIMER", "emulated", 1);
+    emulated_branches();
+
+    /* 100 µs sleeps: with a timer path active, the blocking waits end by
+     * the timer's packet; the port's timeout (the backstop) ends few. */
+    static const int procs[2] = {1, 2};
+    for (int p = 0; p < 2; p++) {
+        struct snap s;
+        snap_take(&s);
+        int64_t worst, med = sleeps_run(procs[p], 100, 100000, &worst);
+        fprintf(stderr,
+                "emulated, procs %d: 100 us sleeps overshoot median %lld us, worst %lld us\n",
+                procs[p], (long long)med / 1000, (long long)worst / 1000);
+        snap_print("sleeps", &s);
+        int64_t by_timer = since(&s, HAL_WIN32_TC_WOKE_TIMER);
+        int64_t by_timeout = since(&s, HAL_WIN32_TC_WOKE_TIMEOUT);
+        CHECK_EQ(since(&s, HAL_WIN32_TC_GAVE_UP), 0);
+        CHECK_GE(by_timer, 50);
+        CHECK_LE(by_timeout * 10, by_timer);
+        CHECK_LT(med, 50 * MS); /* generous: Wine's timers tick at ~1.1 ms */
+    }
+    unsetenv("WEFT_POLLER_TIMER");
+}
+
+void t_timer_mode_fallback(void)
+{
+    setenv("WEFT_POLLER_TIMER", "fallback", 1);
+    static const int procs[2] = {1, 2};
+    for (int p = 0; p < 2; p++) {
+        struct snap s;
+        snap_take(&s);
+        int64_t worst, med = sleeps_run(procs[p], 100, 100000, &worst);
+        fprintf(stderr,
+                "fallback, procs %d: 100 us sleeps overshoot median %lld us, worst %lld us\n",
+                procs[p], (long long)med / 1000, (long long)worst / 1000);
+        snap_print("sleeps", &s);
+        CHECK_EQ(hal_poll_timer_mode(), HAL_WIN32_TIMER_FALLBACK);
+        /* No timer at all: the port's timeouts end the waits. */
+        CHECK_EQ(since(&s, HAL_WIN32_TC_ASSOC_ARMED) + since(&s, HAL_WIN32_TC_WOKE_TIMER), 0);
+        CHECK_GE(since(&s, HAL_WIN32_TC_WOKE_TIMEOUT), 50);
+        /* Generous (at least 2 ms, docs/platforms.md "Test tolerances"):
+         * a millisecond, rounded up, on a loaded machine. */
+        CHECK_LT(med, 50 * MS);
+    }
+    unsetenv("WEFT_POLLER_TIMER");
+}
+
+static void noop_main(void *arg)
+{
+    (void)arg;
+}
+
+void t_timer_mode_bad(void)
+{
+    weft_config cfg = {.procs = 1};
+    setenv("WEFT_POLLER_TIMER", "highres", 1);
+    fprintf(stderr, "a bad value now:\n");
+    CHECK_EQ(weft_run(noop_main, NULL, &cfg), WEFT_EIO);
+    HMODULE nt = GetModuleHandleW(L"ntdll.dll");
+    int have = nt != NULL && GetProcAddress(nt, "NtCreateWaitCompletionPacket") != NULL &&
+               GetProcAddress(nt, "NtAssociateWaitCompletionPacket") != NULL &&
+               GetProcAddress(nt, "NtCancelWaitCompletionPacket") != NULL;
+    setenv("WEFT_POLLER_TIMER", "waitpacket", 1);
+    fprintf(stderr, "waitpacket, with the exports %s:\n", have ? "present" : "missing");
+    CHECK_EQ(weft_run(noop_main, NULL, &cfg), have ? 0 : WEFT_EIO);
+    setenv("WEFT_POLLER_TIMER", "fallback", 1);
+    CHECK_OK(weft_run(noop_main, NULL, &cfg));
+    setenv("WEFT_POLLER_TIMER", "emulated", 1);
+    CHECK_OK(weft_run(noop_main, NULL, &cfg));
+    unsetenv("WEFT_POLLER_TIMER");
+    CHECK_OK(weft_run(noop_main, NULL, &cfg));
+    /* The default: the wait packets where they exist (unless the timer
+     * refuses the high-resolution flag, before Windows 10 1803). */
+    int m = hal_poll_timer_mode();
+    if (have)
+        CHECK(m == HAL_WIN32_TIMER_WAITPACKET || m == HAL_WIN32_TIMER_FALLBACK);
+    else
+        CHECK_EQ(m, HAL_WIN32_TIMER_FALLBACK);
+}
+
+#else /* not Windows: F_WINONLY cases */
+T_NOT_BUILT(t_timer_mode_emulated, "Windows-only case (hal/win32/timer_hr.c)")
+T_NOT_BUILT(t_timer_mode_fallback, "Windows-only case (hal/win32/timer_hr.c)")
+T_NOT_BUILT(t_timer_mode_bad, "Windows-only case (hal/win32/timer_hr.c)")
+#endif
