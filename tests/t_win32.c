@@ -50,9 +50,9 @@ static int64_t since(const struct snap *s, int which)
 }
 
 static const char *const tc_names[HAL_WIN32_TC_N] = {
-    "cancel_success", "cancel_cancelled", "cancel_pending", "assoc_armed", "assoc_fired",
-    "gave_up",        "woke_timer",       "woke_timeout",   "woke_wake",   "stolen_timer",
-    "stolen_wake",    "emu_posted",       "emu_race"};
+    "cancel_success", "cancel_cancelled", "cancel_pending", "assoc_armed",   "assoc_fired",
+    "gave_up",        "woke_timer",       "woke_timeout",   "woke_backstop", "woke_wake",
+    "stolen_timer",   "stolen_wake",      "emu_posted",     "emu_race"};
 
 static void snap_print(const char *what, const struct snap *s)
 {
@@ -158,7 +158,9 @@ static void emulated_branches(void)
 
     snap_print("branches", &s);
     for (int i = 0; i < HAL_WIN32_TC_N; i++)
-        if (i != HAL_WIN32_TC_EMU_RACE) /* a race the test cannot force */
+        /* races the test cannot force: the model's cancel meeting its
+         * callback, and the port's timeout beating an armed timer */
+        if (i != HAL_WIN32_TC_EMU_RACE && i != HAL_WIN32_TC_WOKE_BACKSTOP)
             CHECK_GE(since(&s, i), 1);
 }
 
@@ -207,7 +209,10 @@ void t_timer_mode_emulated(void)
     emulated_branches();
 
     /* 100 µs sleeps: with a timer path active, the blocking waits end by
-     * the timer's packet; the port's timeout (the backstop) ends few. */
+     * the timer's packet; the port's timeout (the backstop) ends few of
+     * those that armed it. Waits that went without the timer (the model
+     * answered PENDING while the thread pool was slow to run its
+     * callback) end by the port's timeout, and are not counted here. */
     static const int procs[2] = {1, 2};
     for (int p = 0; p < 2; p++) {
         struct snap s;
@@ -218,10 +223,10 @@ void t_timer_mode_emulated(void)
                 procs[p], (long long)med / 1000, (long long)worst / 1000);
         snap_print("sleeps", &s);
         int64_t by_timer = since(&s, HAL_WIN32_TC_WOKE_TIMER);
-        int64_t by_timeout = since(&s, HAL_WIN32_TC_WOKE_TIMEOUT);
+        int64_t by_backstop = since(&s, HAL_WIN32_TC_WOKE_BACKSTOP);
         CHECK_EQ(since(&s, HAL_WIN32_TC_GAVE_UP), 0);
-        CHECK_GE(by_timer, 50);
-        CHECK_LE(by_timeout * 10, by_timer);
+        CHECK_GE(by_timer, 25);
+        CHECK_LE(by_backstop * 10, by_timer);
         CHECK_LT(med, 50 * MS); /* generous: Wine's timers tick at ~1.1 ms */
     }
     unsetenv("WEFT_POLLER_TIMER");
@@ -241,7 +246,9 @@ void t_timer_mode_fallback(void)
         snap_print("sleeps", &s);
         CHECK_EQ(hal_poll_timer_mode(), HAL_WIN32_TIMER_FALLBACK);
         /* No timer at all: the port's timeouts end the waits. */
-        CHECK_EQ(since(&s, HAL_WIN32_TC_ASSOC_ARMED) + since(&s, HAL_WIN32_TC_WOKE_TIMER), 0);
+        CHECK_EQ(since(&s, HAL_WIN32_TC_ASSOC_ARMED) + since(&s, HAL_WIN32_TC_WOKE_TIMER) +
+                     since(&s, HAL_WIN32_TC_WOKE_BACKSTOP),
+                 0);
         CHECK_GE(since(&s, HAL_WIN32_TC_WOKE_TIMEOUT), 50);
         /* Generous (at least 2 ms, docs/platforms.md "Test tolerances"):
          * a millisecond, rounded up, on a loaded machine. */

@@ -126,7 +126,8 @@ int hal_poll_wait(struct hal_poll_event *ev, int max, int64_t timeout_ns)
         if (e != WAIT_TIMEOUT)
             return HAL_EFAIL;
         if (timeout_ns != 0)
-            hal_win32_timer_count(HAL_WIN32_TC_WOKE_TIMEOUT);
+            hal_win32_timer_count(arm == HAL_WIN32_ARM_ON ? HAL_WIN32_TC_WOKE_BACKSTOP
+                                                          : HAL_WIN32_TC_WOKE_TIMEOUT);
         return 0;
     }
     for (ULONG i = 0; i < n; i++) {

@@ -110,11 +110,13 @@ int64_t hal_win32_timer_counter(int which)
  *   IDLE     not associated (never, cancelled, or fired with no wait left)
  *   WAITING  associated: a thread-pool wait on the timer is registered,
  *            and its callback will post the packet to the port
+ *   DELIVERING  a cancel found the callback begun: it will post
  *   FIRED    the callback posted the packet (or the timer was signalled
  *            when the association was made)
  * cancel: WAITING and the wait is unregistered before its callback began:
- * SUCCESS, IDLE. WAITING but the callback has begun: PENDING (it will post
- * and go to FIRED). IDLE or FIRED: CANCELLED. A real packet that fired
+ * SUCCESS, IDLE. WAITING but the callback has begun, or DELIVERING:
+ * PENDING (it will post and go to FIRED; under a loaded Wine the thread
+ * pool can take milliseconds to run it). IDLE or FIRED: CANCELLED. A real packet that fired
  * but is still in the port's queue is removed by cancel (SUCCESS); the
  * model cannot take a packet back out of a port, so it answers CANCELLED
  * and leaves it there: the late packet the poller must tolerate anyway.
@@ -127,7 +129,7 @@ int64_t hal_win32_timer_counter(int which)
  * firing (it is made due at once and waited for), and every Nth
  * association fail. */
 
-enum { EMU_IDLE, EMU_WAITING, EMU_FIRED };
+enum { EMU_IDLE, EMU_WAITING, EMU_DELIVERING, EMU_FIRED };
 
 static struct {
     SRWLOCK lock;
@@ -161,10 +163,11 @@ static void CALLBACK emu_fired(void *ctx, BOOLEAN timed_out)
 {
     (void)timed_out;
     AcquireSRWLockExclusive(&emu.lock);
-    if (emu.state == EMU_WAITING && emu.gen == (unsigned)(uintptr_t)ctx) {
+    if ((emu.state == EMU_WAITING || emu.state == EMU_DELIVERING) &&
+        emu.gen == (unsigned)(uintptr_t)ctx) {
         emu.state = EMU_FIRED;
+        hal_win32_timer_count(HAL_WIN32_TC_EMU_POSTED); /* before the waiter can see it */
         PostQueuedCompletionStatus(emu.port, 0, (ULONG_PTR)emu.key, NULL);
-        hal_win32_timer_count(HAL_WIN32_TC_EMU_POSTED);
     }
     ReleaseSRWLockExclusive(&emu.lock);
 }
@@ -205,9 +208,12 @@ static LONG NTAPI emu_cancel(HANDLE h, BOOLEAN remove_signaled)
         } else {
             /* The callback has begun: it will post the packet. */
             hal_win32_timer_count(HAL_WIN32_TC_EMU_RACE);
+            emu.state = EMU_DELIVERING;
             st = ST_PENDING;
         }
         emu.wait = NULL;
+    } else if (emu.state == EMU_DELIVERING) {
+        st = ST_PENDING;
     } else {
         emu_unregister();
         emu.state = EMU_IDLE;
@@ -228,7 +234,7 @@ static LONG NTAPI emu_assoc(HANDLE h, HANDLE p, HANDLE target, void *key, void *
     LONG st = ST_SUCCESS;
     BOOLEAN fired = FALSE;
     AcquireSRWLockExclusive(&emu.lock);
-    if (emu.state == EMU_WAITING) {
+    if (emu.state == EMU_WAITING || emu.state == EMU_DELIVERING) {
         st = ST_IN_USE;
     } else if (every(&force_fail, n)) {
         st = ST_UNSUCCESSFUL;

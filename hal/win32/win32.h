@@ -74,7 +74,9 @@ enum {
     HAL_WIN32_TC_ASSOC_FIRED,      /* fired during association (AlreadySignaled) */
     HAL_WIN32_TC_GAVE_UP,          /* an unexpected status: fallback for the run */
     HAL_WIN32_TC_WOKE_TIMER,       /* a blocking wait got the timer's packet */
-    HAL_WIN32_TC_WOKE_TIMEOUT,     /* a blocking wait ran out the port's timeout */
+    HAL_WIN32_TC_WOKE_TIMEOUT,     /* a wait without the timer ran out the port's timeout */
+    HAL_WIN32_TC_WOKE_BACKSTOP,    /* a wait with the timer armed ran out the port's
+                                      timeout first: the timer came late or not at all */
     HAL_WIN32_TC_WOKE_WAKE,        /* a blocking wait got a wake packet */
     HAL_WIN32_TC_STOLEN_TIMER,     /* a timeout-0 poll got the timer's packet */
     HAL_WIN32_TC_STOLEN_WAKE,      /* a timeout-0 poll got a wake packet */
