@@ -215,7 +215,9 @@ struct hal_poll_event {
                           readiness ports: NULL */
 };
 
-/* Creates the process's poller. 0, HAL_ENOMEM or HAL_EFAIL. Called once per
+/* Creates the process's poller. 0, HAL_ENOMEM, HAL_EINVAL (a setting of the
+ * port's in the environment, such as WEFT_POLLER_TIMER, has a value it does
+ * not know: it has printed which) or HAL_EFAIL. Called once per
  * run before any other hal_poll_* call; hal_poll_fini undoes it after the
  * run's threads are joined. Not thread-safe (kern calls them alone). */
 int hal_poll_init(void);

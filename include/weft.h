@@ -112,8 +112,11 @@ typedef struct weft_config {
  * without weft_block_begin holds its thread like running code, and
  * weft_run waits for it.
  * Returns 0; WEFT_EDEADLK when every task is blocked forever (a dump of
- * every task is printed first); WEFT_EINVAL for a NULL fn or a negative or
- * absurd config field; WEFT_ENOMEM.
+ * every task is printed first); WEFT_EINVAL for a NULL fn, a negative or
+ * absurd config field, or a bad value of a WEFT_* environment variable
+ * (WEFT_PREEMPT, WEFT_PROCS, WEFT_POLLER_TIMER: a message names it);
+ * WEFT_ENOMEM; WEFT_EBUSY when a run is already going on; WEFT_EIO when
+ * the OS refuses a resource the run needs (the poller).
  */
 WEFT_EXTERN int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg);
 

@@ -94,8 +94,9 @@ static struct {
 int k_poller_init(void)
 {
     memset(&poller, 0, sizeof poller);
-    if (hal_poll_init() != 0)
-        return WEFT_EIO;
+    int rc = hal_poll_init();
+    if (rc != 0) /* HAL_EINVAL: a bad setting in the environment, as WEFT_PREEMPT */
+        return rc == HAL_EINVAL ? WEFT_EINVAL : rc == HAL_ENOMEM ? WEFT_ENOMEM : WEFT_EIO;
     poller.inited = true;
     poller.short_read_drains = hal_poll_short_read_drains() != 0;
     return 0;

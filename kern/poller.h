@@ -92,7 +92,9 @@ struct k_pollfd {
     struct k_pollfd *all_next;  /* every descriptor of the run (poller.lock) */
 };
 
-/* Called once per run by weft_run, before and after the scheduler runs. */
+/* Called once per run by weft_run, before and after the scheduler runs.
+ * k_poller_init: 0, WEFT_EINVAL (a bad WEFT_POLLER_TIMER), WEFT_ENOMEM or
+ * WEFT_EIO. */
 int k_poller_init(void);
 void k_poller_fini(void);
 

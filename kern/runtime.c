@@ -251,12 +251,13 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
      * (kern/stack.c); with preemption off nothing is pushed there. */
     k_stack_init(stack_size, k_sched.preempt > 0 ? hal_preempt_headroom() : 0);
     k_sema_init();
-    if (k_poller_init() != 0) {
+    int prc = k_poller_init();
+    if (prc != 0) {
         k_stack_fini();
         k_mem_fini();
         memset(&k_sched, 0, sizeof k_sched);
         atomic_store(&running, 0);
-        return WEFT_EIO;
+        return prc;
     }
     /* From here until its memory goes, a panic dumps the run's tasks. */
     k_panic_set_dump(k_dump_tasks);

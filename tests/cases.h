@@ -113,6 +113,7 @@ CASE(chan_handoff_fair, 30000, F_NONE)
 CASE(timer_sleep, 60000, F_NONE)
 CASE(timer_mode_timerfd, 60000, F_NOWINE)
 CASE(timer_mode_pwait2, 60000, F_NOWINE)
+CASE(timer_mode_unknown, 30000, F_NONE)
 CASE(timer_many, 120000, F_SCALED | F_NOWINE) /* as sched_park_1m: 100k stacks under Wine */
 CASE(timer_api, 30000, F_NONE)
 CASE(timer_races, 60000, F_SCALED)

@@ -76,6 +76,24 @@ void t_timer_mode_pwait2(void)
     sleep_modes("pwait2"); /* falls back to timerfd where the kernel lacks it (qemu) */
 }
 
+/* ---- timer_mode_unknown: a WEFT_POLLER_TIMER no port knows fails the run ---- */
+
+static void mode_noop(void *arg)
+{
+    (void)arg;
+}
+
+void t_timer_mode_unknown(void)
+{
+    weft_config cfg = {.procs = 1};
+    setenv("WEFT_POLLER_TIMER", "no-such-mode", 1);
+    fprintf(stderr, "expect a message naming the bad value:\n");
+    int rc = weft_run(mode_noop, NULL, &cfg);
+    unsetenv("WEFT_POLLER_TIMER");
+    CHECK_EQ(rc, WEFT_EINVAL);
+    CHECK_OK(weft_run(mode_noop, NULL, &cfg)); /* and the next run is fine */
+}
+
 /* ---- timer_many: 100k sleepers with random deadlines, none early ---- */
 
 struct many_ctx {

@@ -267,14 +267,14 @@ void t_timer_mode_bad(void)
     weft_config cfg = {.procs = 1};
     setenv("WEFT_POLLER_TIMER", "highres", 1);
     fprintf(stderr, "a bad value now:\n");
-    CHECK_EQ(weft_run(noop_main, NULL, &cfg), WEFT_EIO);
+    CHECK_EQ(weft_run(noop_main, NULL, &cfg), WEFT_EINVAL);
     HMODULE nt = GetModuleHandleW(L"ntdll.dll");
     int have = nt != NULL && GetProcAddress(nt, "NtCreateWaitCompletionPacket") != NULL &&
                GetProcAddress(nt, "NtAssociateWaitCompletionPacket") != NULL &&
                GetProcAddress(nt, "NtCancelWaitCompletionPacket") != NULL;
     setenv("WEFT_POLLER_TIMER", "waitpacket", 1);
     fprintf(stderr, "waitpacket, with the exports %s:\n", have ? "present" : "missing");
-    CHECK_EQ(weft_run(noop_main, NULL, &cfg), have ? 0 : WEFT_EIO);
+    CHECK_EQ(weft_run(noop_main, NULL, &cfg), have ? 0 : WEFT_EINVAL);
     setenv("WEFT_POLLER_TIMER", "fallback", 1);
     CHECK_OK(weft_run(noop_main, NULL, &cfg));
     setenv("WEFT_POLLER_TIMER", "emulated", 1);

@@ -80,7 +80,15 @@ int hal_poll_init(void)
         hal_poll_fini();
         return HAL_EFAIL;
     }
+    /* Unset or empty: pwait2 (which falls back to timerfd by itself). */
     const char *m = getenv("WEFT_POLLER_TIMER");
+    if (m && *m && strcmp(m, "timerfd") != 0 && strcmp(m, "pwait2") != 0) {
+        static const char msg[] = "weft: WEFT_POLLER_TIMER: not a timer mode of this port "
+                                  "(timerfd or pwait2)\n";
+        hal_write_err(msg, sizeof msg - 1);
+        hal_poll_fini();
+        return HAL_EINVAL;
+    }
     atomic_store(&mode, m && strcmp(m, "timerfd") == 0 ? MODE_TIMERFD : MODE_PWAIT2);
     atomic_store(&wake_pending, 0);
     timer_armed = 0;

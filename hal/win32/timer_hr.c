@@ -25,7 +25,7 @@
  *
  * WEFT_POLLER_TIMER=waitpacket|fallback|emulated forces one; any other
  * value, or waitpacket where the exports are missing, fails hal_poll_init
- * with a message (weft_run then returns WEFT_EIO).
+ * with a message (weft_run then returns WEFT_EINVAL).
  *
  * Arming, before every blocking wait with a finite timeout (only one
  * thread does that at a time, hal.h), is timer_arm's sequence:
