@@ -130,13 +130,25 @@ void hal_thread_set(void *kern_thread);
  * blocks; async-signal-safe. */
 hal_thread_t hal_thread_self(void);
 
-/* The calling thread's OS error number (errno, GetLastError), and setting
- * it. kern carries it with a task: saved when the task switches out and
- * put back when it resumes, perhaps on another thread. Real calls, never
- * inlined (the compiler must not reuse a thread-local address read before
- * a switch). Never block; async-signal-safe. */
+/* The calling thread's OS error number (the C runtime's errno), and
+ * setting it. Real calls, never inlined (the compiler must not reuse a
+ * thread-local address read before a switch). Never block;
+ * async-signal-safe. */
 int hal_errno_get(void);
 void hal_errno_set(int err);
+
+/* All of the calling thread's error state that a task owns: errno, and a
+ * second word where the OS keeps one (Windows: the last-error value of
+ * GetLastError; 0 elsewhere). kern saves it when a task switches out and
+ * at weft_block_end, and restores it when the task resumes, perhaps on
+ * another thread. save reads errno and the second word before it calls
+ * anything that could change them. Real calls, as above; never block. */
+struct hal_oserr {
+    int err;       /* errno */
+    uint32_t word; /* the OS's own last-error word, or 0 */
+};
+void hal_oserr_save(struct hal_oserr *e);
+void hal_oserr_restore(const struct hal_oserr *e);
 
 /* CPUs this process may run on (its affinity mask, later its quota), >= 1. */
 int hal_cpu_count(void);

@@ -189,8 +189,9 @@ WEFT_EXTERN int weft_preemptible_module(const void *addr);
  * something weft does not poll): the task's proc is handed to another
  * thread if the call lasts more than about 20 µs, so the other tasks keep
  * running; weft_block_end takes a proc back (the task waits in the run
- * queue if none is free). errno set by the call is intact after
- * weft_block_end, even if the task resumes on another thread. Between
+ * queue if none is free). errno set by the call (on Windows, the
+ * GetLastError value too) is intact after weft_block_end, even if the
+ * task resumes on another thread; so are both across any weft call. Between
  * the two the task must call no weft function but weft_now. No-ops
  * outside a task; a nested begin/end pair does nothing. If the run ends
  * during the call, weft_block_end does not return (see weft_run). (Go:

@@ -25,9 +25,11 @@
  *
  * The common path pins nothing (docs/design.md "Blocking calls"; for
  * Windows, docs/platforms.md): whatever the call leaves in thread-local
- * state that the task needs (errno) travels with the task. errno is saved
- * at every switch-out and put back at switch-in (sched.c k_switch), so it
- * survives weft_block_end even when the task resumes on another thread.
+ * state that the task needs (errno; on Windows also the last-error value)
+ * travels with the task. Both are saved at every switch-out and put back
+ * at switch-in (sched.c k_switch), and weft_block_end saves them before
+ * anything else can change them, so they survive it even when the task
+ * resumes on another thread.
  * One caveat no runtime can fix from inside: glibc declares
  * __errno_location const, so a compiler may compute &errno once in a
  * function and reuse it after a weft call that moved the task, reading the
@@ -114,16 +116,17 @@ void weft_block_end(void)
             block_orphaned(th);
         return; /* outside a task, or the end of a nested pair */
     }
-    int err = hal_errno_get();
+    struct hal_oserr err;
+    hal_oserr_save(&err);
     struct task *t = th->cur;
-    t->os_errno = err;
+    t->os_errno = err.err;
     struct proc *p = th->old_proc;
     th->old_proc = NULL;
     t->blocking = false;
     /* The run is ending: the task is not run any further (relaxed: a stale
      * false only lets it run until its next switch, as any running task). */
     if (K_UNLIKELY(atomic_load_explicit(&k_sched.stopping, memory_order_relaxed))) {
-        hal_errno_set(err);
+        hal_oserr_restore(&err);
         k_switch(SW_DISCARD);
         k_panic("a discarded task was resumed");
     }
@@ -143,7 +146,7 @@ void weft_block_end(void)
          * p; nobody else has held p since, as the CAS just showed). */
         k_assert(atomic_load_explicit(&p->thread, memory_order_relaxed) == th);
         th->proc = p;
-        hal_errno_set(err);
+        hal_oserr_restore(&err);
         return;
     }
     /* Any idle proc. */
@@ -154,12 +157,12 @@ void weft_block_end(void)
          * acquire load in preempt_one, which then reads th->os. pp itself
          * came off the idle list under sched.lock (k_proc_idle_take). */
         atomic_store_explicit(&pp->thread, th, memory_order_release);
-        hal_errno_set(err);
+        hal_oserr_restore(&err);
         return;
     }
     /* None: queue this task and park the thread (sched.c, SW_BLOCKED).
-     * k_switch carries errno across. */
-    hal_errno_set(err);
+     * k_switch carries the error state across. */
+    hal_oserr_restore(&err);
     k_switch(SW_BLOCKED);
 }
 

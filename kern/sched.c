@@ -1189,11 +1189,12 @@ void k_switch(enum switch_why why)
     struct thread *th = k_thread_self();
     struct task *t = th->cur;
     th->why = why;
-    /* errno belongs to the task (docs/design.md "Blocking calls"): it
-     * comes back on whichever thread resumes the task. */
-    int err = hal_errno_get();
+    /* errno (and Windows' last error) belong to the task (docs/design.md
+     * "Blocking calls"): they come back on whichever thread resumes it. */
+    struct hal_oserr err;
+    hal_oserr_save(&err);
     hal_ctx_switch(&t->ctx, &th->sched_ctx);
-    hal_errno_set(err);
+    hal_oserr_restore(&err);
     k_switched_in();
 }
 
@@ -1279,9 +1280,10 @@ static void switch_direct(struct thread *th, struct task *t, struct task *next, 
 {
     th->prev = t;
     th->prev_why = why;
-    int err = hal_errno_get();
+    struct hal_oserr err;
+    hal_oserr_save(&err);
     hal_ctx_switch(&t->ctx, &next->ctx);
-    hal_errno_set(err);
+    hal_oserr_restore(&err);
     k_switched_in();
 }
 

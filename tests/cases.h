@@ -173,6 +173,8 @@ CASE(block_locked_deadlock, 30000, F_NONE)
 CASE(block_aba, 30000, F_NONE)
 CASE(block_abandon, 30000, F_NONE)
 CASE(block_abandon_host, 30000, F_NONE)
+/* F_WINONLY: GetLastError travels with the task as errno does (t_win32.c). */
+CASE(block_lasterror, 60000, F_WINONLY)
 
 /* ---- bench scenarios (bench_*.c) ---- */
 BENCH(spawn, "n tasks (1M) started and finished: ns per task")

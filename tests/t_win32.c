@@ -16,7 +16,14 @@
  *                        generous bounds: Wine's waits tick at ~1.1 ms.
  *   timer_mode_bad       a bad WEFT_POLLER_TIMER, and waitpacket where
  *                        ntdll lacks the exports, fail weft_run clearly.
+ * And the port's blocking calls:
+ *   block_lasterror      the last-error value (GetLastError) belongs to
+ *                        the task, as errno does (block_errno): it
+ *                        survives weft_block_end and switches, even when
+ *                        the task resumes on another thread.
  */
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,8 +297,60 @@ void t_timer_mode_bad(void)
         CHECK_EQ(m, HAL_WIN32_TIMER_FALLBACK);
 }
 
+/* ---- block_lasterror ---- */
+
+static atomic_long lasterror_moves;
+static weft_waitgroup lasterror_wg;
+
+static void lasterror_task(void *arg)
+{
+    DWORD mine = 0x20000000u + 0x10000u * (DWORD)(intptr_t)arg;
+    for (DWORD i = 0; i < 200; i++) {
+        DWORD before = GetCurrentThreadId();
+        weft_block_begin();
+        /* 1 ms: long enough for the monitor to retake the proc, so that
+         * weft_block_end may find none free and queue the task. */
+        Sleep(i % 10 == 0 ? 1 : 0);
+        SetLastError(mine + i);
+        weft_block_end();
+        CHECK_EQ(GetLastError(), mine + i);
+        /* Any value survives switches across threads: a yield (a direct
+         * switch) and a park on a channel (through the scheduler). */
+        SetLastError(mine);
+        weft_yield();
+        CHECK_EQ(GetLastError(), mine);
+        SetLastError(mine + 1);
+        weft_sleep(i % 4 == 0 ? 100000 : 0);
+        CHECK_EQ(GetLastError(), mine + 1);
+        if (before != GetCurrentThreadId())
+            atomic_fetch_add(&lasterror_moves, 1);
+    }
+    CHECK_OK(weft_wg_done(&lasterror_wg));
+}
+
+static void lasterror_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_wg_add(&lasterror_wg, 8));
+    for (intptr_t i = 0; i < 8; i++)
+        CHECK_OK(weft_go(lasterror_task, (void *)i));
+    CHECK_OK(weft_wg_wait(&lasterror_wg));
+}
+
+void t_block_lasterror(void)
+{
+    for (int p = 1; p <= 4; p *= 2) {
+        memset(&lasterror_wg, 0, sizeof lasterror_wg);
+        weft_config cfg = {.procs = p};
+        CHECK_OK(weft_run(lasterror_main, NULL, &cfg));
+    }
+    fprintf(stderr, "tasks resumed on another thread: %ld times\n", atomic_load(&lasterror_moves));
+    CHECK_GT(atomic_load(&lasterror_moves), 0);
+}
+
 #else /* not Windows: F_WINONLY cases */
 T_NOT_BUILT(t_timer_mode_emulated, "Windows-only case (hal/win32/timer_hr.c)")
 T_NOT_BUILT(t_timer_mode_fallback, "Windows-only case (hal/win32/timer_hr.c)")
 T_NOT_BUILT(t_timer_mode_bad, "Windows-only case (hal/win32/timer_hr.c)")
+T_NOT_BUILT(t_block_lasterror, "Windows-only case (GetLastError)")
 #endif

@@ -336,6 +336,18 @@ OPAQUE void hal_errno_set(int err)
     errno = err;
 }
 
+/* POSIX keeps no error word beside errno. */
+OPAQUE void hal_oserr_save(struct hal_oserr *e)
+{
+    e->err = errno;
+    e->word = 0;
+}
+
+OPAQUE void hal_oserr_restore(const struct hal_oserr *e)
+{
+    errno = e->err;
+}
+
 /* ---- code ranges ----
  *
  * A module's preemptible code is its .text section, not its whole

@@ -367,6 +367,20 @@ void hal_errno_set(int err)
     (void)err;
 }
 
+/* Must: the thread's whole error state a task owns (errno, and the OS's
+ * own last-error word if it has one, else 0), read before anything can
+ * change it; and putting it back. Out of line, as above. */
+void hal_oserr_save(struct hal_oserr *e)
+{
+    e->err = 0;
+    e->word = 0;
+}
+
+void hal_oserr_restore(const struct hal_oserr *e)
+{
+    (void)e;
+}
+
 /* May: set up interrupting threads (POSIX: the SIGURG handler that calls
  * kern_preempt on the task's stack). HAL_EFAIL means cooperative only. */
 int hal_preempt_init(void)

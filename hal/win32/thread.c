@@ -154,8 +154,7 @@ hal_thread_t hal_thread_self(void)
     return (hal_thread_t)GetCurrentThreadId();
 }
 
-/* The C runtime's errno. Windows' last error (GetLastError) is not
- * carried yet: hal.h has room for one number. */
+/* The C runtime's errno. */
 HAL_OPAQUE int hal_errno_get(void)
 {
     return errno;
@@ -164,6 +163,21 @@ HAL_OPAQUE int hal_errno_get(void)
 HAL_OPAQUE void hal_errno_set(int err)
 {
     errno = err;
+}
+
+/* errno and the last-error value, both per thread on Windows, so both
+ * travel with a task. GetLastError first: reading errno calls the CRT's
+ * _errno(), which need not preserve the last-error value. */
+HAL_OPAQUE void hal_oserr_save(struct hal_oserr *e)
+{
+    e->word = GetLastError();
+    e->err = errno;
+}
+
+HAL_OPAQUE void hal_oserr_restore(const struct hal_oserr *e)
+{
+    errno = e->err;
+    SetLastError(e->word);
 }
 
 /* CPUs in the process's affinity mask (one processor group: up to 64). */
