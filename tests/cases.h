@@ -38,11 +38,9 @@ CASE(hal_write_err, 10000, F_NOWINE)
 /* ---- core: runtime and tasks (t_sched.c) ---- */
 CASE(sched_basic, 10000, F_NONE)
 CASE(sched_spawn_1m, 120000, F_SCALED)
-/* F_NOWINE: Wine backs every VirtualAlloc'ed and VirtualProtect'ed range
- * with a Linux mapping, so tens of thousands of guarded stacks exhaust the
- * host's vm.max_map_count (measured: ENOMEM near 33k tasks); Windows itself
- * has no such limit. */
-CASE(sched_park_1m, 180000, F_SCALED | F_NOWINE)
+/* sched_park_1m, stack_many and timer_many keep at most 10k stacks alive
+ * on Windows (t_live_stacks: Wine's mappings and the host's map limit). */
+CASE(sched_park_1m, 180000, F_SCALED)
 CASE(sched_chain, 60000, F_NONE)
 CASE(sched_yield, 60000, F_SCALED)
 CASE(sched_many, 60000, F_SCALED)
@@ -115,7 +113,7 @@ CASE(timer_sleep, 60000, F_NONE)
 CASE(timer_mode_timerfd, 60000, F_NOWINE)
 CASE(timer_mode_pwait2, 60000, F_NOWINE)
 CASE(timer_mode_unknown, 30000, F_NONE)
-CASE(timer_many, 120000, F_SCALED | F_NOWINE) /* as sched_park_1m: 100k stacks under Wine */
+CASE(timer_many, 120000, F_SCALED)
 CASE(timer_api, 30000, F_NONE)
 CASE(timer_races, 60000, F_SCALED)
 CASE(timer_busy, 60000, F_NOWINE)

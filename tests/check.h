@@ -77,6 +77,14 @@ _Noreturn void t_skip(const char *why);
  * WEFT_TEST_STRESS (>= 1) in `make stress`. */
 int64_t t_count(int64_t n);
 
+/* n, capped where the host limits how many task stacks can live at once:
+ * under Wine every reserved, committed or guarded range is a Linux mapping
+ * of its own, and the host's vm.max_map_count (65530 by default) ends a
+ * run early (measured: ENOMEM near 33k default stacks in sched_park_1m,
+ * between 12.5k and 16.7k of timer_many's 16 KiB stacks); Windows itself
+ * has no such limit. 10,000 there, n elsewhere. */
+int64_t t_live_stacks(int64_t n);
+
 /* Whether tasks can be preempted asynchronously in this process: not with
  * WEFT_PREEMPT=0, nor in a ThreadSanitizer build (hal/posix/preempt.c says
  * why). A case whose tasks spin without a scheduler call skips otherwise. */

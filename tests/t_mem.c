@@ -607,6 +607,7 @@ void t_stack_many(void)
     int64_t n = t_count(200000);
     if (n > 1000000)
         n = 1000000; /* a page each once freed: keep `make stress` within RAM */
+    n = t_live_stacks(n);
     struct k_stack *s = calloc((size_t)n, sizeof *s);
     CHECK(s != NULL);
 #ifdef __linux__

@@ -116,7 +116,7 @@ static void park_main(void *arg)
 
 void t_sched_park_1m(void)
 {
-    int64_t n = t_count(1000000);
+    int64_t n = t_live_stacks(t_count(1000000));
 #ifdef WEFT_SAN_TSAN
     /* TSan keeps 256 KiB of trace per fiber, and each parked task is one:
      * 100,000 of them would need 25 GiB. */

@@ -143,7 +143,7 @@ void t_timer_many(void)
 {
     for (int i = 0; i < 3; i++) {
         memset(&many, 0, sizeof many);
-        many.n = t_count(100000);
+        many.n = t_live_stacks(t_count(100000));
         t_run(many_main, NULL, procs3[i]);
         CHECK_EQ(atomic_load(&many.done), many.n);
         CHECK_EQ(atomic_load(&many.early), 0);

@@ -113,6 +113,15 @@ int64_t t_count(int64_t n)
     return n * stress;
 }
 
+int64_t t_live_stacks(int64_t n)
+{
+#ifdef _WIN32
+    return n > 10000 ? 10000 : n;
+#else
+    return n;
+#endif
+}
+
 bool t_async_preempt(void)
 {
 #ifdef WEFT_SAN_TSAN
