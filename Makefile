@@ -6,7 +6,7 @@
 #   make TARGET=linux-aarch64 cross-build (mk/<target>.mk: CC, OS, ARCH, RUN, ...)
 #   make DEBUG=1              -O0, k_assert live       -> build/<target>-debug/
 #   make SAN=asan|tsan|ubsan  sanitizer build          -> build/<target>-<san>/
-#   make test                 deps, both Linux targets, check-freestanding, pytest,
+#   make test                 deps, all three targets, check-freestanding, pytest,
 #                             preemption cases under qemu's SVE CPUs (test-sve),
 #                             then the native target under ASan+UBSan (test-san)
 #   make demo                 build and run examples/demo.c (needs only the compiler)
@@ -47,7 +47,7 @@ endif
 ifeq ($(origin TARGET),command line)
 TEST_TARGETS         ?= $(TARGET)
 else
-TEST_TARGETS         ?= linux-x86_64 linux-aarch64
+TEST_TARGETS         ?= linux-x86_64 linux-aarch64 windows-x86_64
 endif
 FREESTANDING_TARGETS ?= linux-x86_64 linux-aarch64 windows-x86_64
 

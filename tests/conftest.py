@@ -2,7 +2,7 @@
 """pytest driver for weft's C test cases (tests/cases.h, built into weft-test).
 
 For every required target (env WEFT_TARGETS, default "linux-x86_64
-linux-aarch64") it reads `build/<target><variant>/weft-test list` and makes one
+linux-aarch64 windows-x86_64") it reads `build/<target><variant>/weft-test list` and makes one
 item per (target, case), id `target::case`, in tests/test_cases.py. Each item
 runs `RUN weft-test run CASE` in its own process group with the case's
 timeout times the target's multiplier, and kills the group on timeout.
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_TARGETS = "linux-x86_64 linux-aarch64"
+DEFAULT_TARGETS = "linux-x86_64 linux-aarch64 windows-x86_64"
 TAIL_LINES = 60
 
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, read_target, run_case, sanitizer_env, tail
+from conftest import DEFAULT_TARGETS, ROOT, read_target, run_case, sanitizer_env, tail
 
 
 def _describe(rc):
@@ -61,7 +61,7 @@ def test_case(case):
 
 # ---- the runner itself --------------------------------------------------------
 
-TARGETS = os.environ.get("WEFT_TARGETS", "linux-x86_64 linux-aarch64").split()
+TARGETS = os.environ.get("WEFT_TARGETS", DEFAULT_TARGETS).split()
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, read_target, run_case, tail
+from conftest import DEFAULT_TARGETS, ROOT, read_target, run_case, tail
 
 # What each crash case must print on stderr (regular expressions).
 EXPECT = {
@@ -43,7 +43,7 @@ def test_crash(crash_case):
         assert announced and announced.group(1) == m.group(1), where
 
 
-TARGETS = os.environ.get("WEFT_TARGETS", "linux-x86_64 linux-aarch64").split()
+TARGETS = os.environ.get("WEFT_TARGETS", DEFAULT_TARGETS).split()
 
 
 def run(t, args, env=None, timeout=120):

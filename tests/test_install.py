@@ -18,10 +18,10 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT
+from conftest import DEFAULT_TARGETS, ROOT
 
 NATIVE = "linux-" + platform.machine()
-TARGETS = os.environ.get("WEFT_TARGETS", "linux-x86_64 linux-aarch64").split()
+TARGETS = os.environ.get("WEFT_TARGETS", DEFAULT_TARGETS).split()
 pytestmark = pytest.mark.skipif(NATIVE not in TARGETS,
                                 reason=f"the native target {NATIVE} is not under test")
 

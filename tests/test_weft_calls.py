@@ -14,13 +14,13 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import DEFAULT_TARGETS, ROOT
 
 SCRIPT = os.path.join(ROOT, "scripts", "check-weft-calls.py")
 OBJDUMP = {"linux-x86_64": "objdump", "linux-aarch64": "aarch64-linux-gnu-objdump"}
 CC = {"linux-x86_64": "gcc", "linux-aarch64": "aarch64-linux-gnu-gcc"}
 VARIANT = os.environ.get("WEFT_VARIANT", "")
-TARGETS = [t for t in os.environ.get("WEFT_TARGETS", "linux-x86_64 linux-aarch64").split()
+TARGETS = [t for t in os.environ.get("WEFT_TARGETS", DEFAULT_TARGETS).split()
            if t in OBJDUMP]
 
 
