@@ -197,6 +197,10 @@ LIBA := $(B)/libweft.a
 LIB_RELOC := $(B)/obj/libweft.o
 SO_REAL := $(B)/libweft.so.$(VERSION)
 LIBSO := $(if $(filter 1,$(SHARED)),$(SO_REAL) $(B)/$(SONAME) $(B)/libweft.so)
+# Windows: weft.dll and its import library libweft.dll.a (SHARED := dll).
+DLL := $(B)/weft.dll
+DLL_IMPLIB := $(B)/libweft.dll.a
+LIBDLL := $(if $(filter dll,$(SHARED)),$(DLL) $(DLL_IMPLIB))
 WEFT_TEST := $(B)/weft-test$(EXE)
 DEMO := $(B)/demo$(EXE)
 EXAMPLES := $(patsubst examples/%.c,$(B)/%$(EXE),$(EXAMPLE_SRC))
@@ -226,7 +230,7 @@ endif
 
 .PHONY: all lib
 all: lib $(WEFT_TEST) $(DEMO) $(EXAMPLES) $(TARGET_ENV)
-lib: $(LIBA) $(LIBSO)
+lib: $(LIBA) $(LIBSO) $(LIBDLL)
 
 # Everything is rebuilt when the build description or the flags change:
 # $(FLAGS_FILE) holds the flags of the last build in $(B) and is rewritten
@@ -289,6 +293,20 @@ $(SO_REAL): $(LIB_OBJ) $(SO_MAP)
 	$(call say,LINK,$@)$(LINK) $(SO_LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
 	$(call only_weft_exported,-D --defined-only $@)
 
+# weft.dll is linked from the static library's object, whose only global
+# names are weft_* (LIB_LOCALIZE), so exporting every global symbol exports
+# the API and nothing else; --exclude-libs keeps the static runtime's
+# (winpthreads, libgcc) out of the export table. The check reads the table.
+$(DLL): $(LIB_RELOC)
+	$(call say,LINK,$@)$(LINK) -shared -Wl,--export-all-symbols -Wl,--exclude-libs,ALL \
+	    -Wl,--out-implib,$(DLL_IMPLIB) -o $@ $(LIB_RELOC) $(LIBS)
+	@bad=$$($(OBJDUMP) -p $@ | awk '/^\[Ordinal\/Name Pointer\] Table/ {t=1; next} \
+	    t && /^\t\[/ {if ($$NF !~ /^weft_/) print $$NF; n++} t && /^$$/ {t=0} \
+	    END {if (!n) print "(no exports)"}'); \
+	if [ -n "$$bad" ]; then echo "$@: exports names other than weft_*:" $$bad >&2; rm -f $@; exit 1; fi
+
+$(DLL_IMPLIB): $(DLL)
+
 $(B)/$(SONAME): $(SO_REAL)
 	$(Q)ln -sf $(notdir $<) $@
 
@@ -342,10 +360,9 @@ INSTALLED := $(INCLUDEDIR)/weft.h $(LIBDIR)/libweft.a $(LIBDIR)/libweft.so.$(VER
 
 .PHONY: install uninstall
 ifeq ($(OS),win32)
-# windows-x86_64, once hal/win32 is built: weft.dll in $(PREFIX)/bin (built
-# with -DWEFT_BUILDING_DLL), its import library libweft.dll.a and libweft.a
-# in $(LIBDIR), weft.h, and a weft.pc whose Cflags add -DWEFT_USING_DLL
-# (weft.h: WEFT_EXTERN). Not yet.
+# windows-x86_64, not yet: weft.dll in $(PREFIX)/bin, its import library
+# libweft.dll.a and libweft.a in $(LIBDIR), weft.h, and a weft.pc whose
+# Cflags add -DWEFT_USING_DLL (weft.h: WEFT_EXTERN).
 install uninstall:
 	@echo "make $@: not yet for $(TARGET) (the windows port is in progress)" >&2; exit 1
 else

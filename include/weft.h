@@ -31,9 +31,12 @@ extern "C" {
  * WEFT_EXTERN marks every function of the API. The library is built with
  * hidden visibility, so these are the only names it exports: the rest of
  * weft (kern's k_*, the port's hal_*) cannot clash with a program's own.
- * Windows (the port in progress): the DLL is built with WEFT_BUILDING_DLL
- * and used with WEFT_USING_DLL (its weft.pc adds it); a static link
- * defines neither.
+ * Windows: weft.dll exports exactly these names. A program that links its
+ * import library (libweft.dll.a) may define WEFT_USING_DLL, so that calls
+ * go through the import table directly instead of a thunk; it works
+ * without. A static link defines nothing. WEFT_BUILDING_DLL is for a
+ * build that compiles weft's sources into a DLL of its own with
+ * dllexport (weft's Makefile exports from its static object instead).
  */
 #if defined(_WIN32)
 #if defined(WEFT_BUILDING_DLL)

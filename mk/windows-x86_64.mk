@@ -1,15 +1,14 @@
 # SPDX-License-Identifier: MIT
-# windows-x86_64: cross-built with mingw-w64, run under Wine (docs/platforms.md).
-# `make test` does not test it by default yet (hal/win32/README.md says what
-# is missing); `make TARGET=windows-x86_64` builds it. Install the toolchain
-# with `scripts/deps.sh windows`.
+# windows-x86_64: cross-built with mingw-w64, run under Wine (docs/platforms.md),
+# tested by `make test` (hal/win32/README.md says what the port still
+# lacks). `scripts/deps.sh windows` installs its toolchain and Wine alone.
 OS   := win32
 ARCH := x86_64
 EXE  := .exe
 # -static: weft-test.exe needs no DLL from the build machine (winpthreads,
 # libgcc) beside the system's.
 LIBS := -static -lws2_32 -lmswsock -lsynchronization -lntdll
-SHARED := 0
+SHARED := dll
 PIC  :=
 ARCH_CFLAGS :=
 CROSS := x86_64-w64-mingw32-

@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: MIT
+"""weft.dll on windows-x86_64: it exports the API and nothing else, and a
+program linked against its import library runs under Wine with the DLL
+beside it, and does not run without it (so the code it ran was the DLL's).
+
+Skipped unless windows-x86_64 is among the targets under test."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import DEFAULT_TARGETS, ROOT, read_target
+from test_install import header_api
+
+TARGET = "windows-x86_64"
+CC = "x86_64-w64-mingw32-gcc"
+OBJDUMP = "x86_64-w64-mingw32-objdump"
+
+pytestmark = pytest.mark.skipif(
+    TARGET not in os.environ.get("WEFT_TARGETS", DEFAULT_TARGETS).split(),
+    reason=f"{TARGET} is not under test")
+
+# Tasks, a channel, a wait group and a sleep: enough of the runtime to show
+# the DLL's scheduler, timers and poller at work.
+PROGRAM = r"""
+#include <stdio.h>
+#include <weft.h>
+
+static weft_chan *ch;
+static weft_waitgroup wg;
+
+static void producer(void *arg)
+{
+    long base = (long)(intptr_t)arg;
+    for (long i = 0; i < 1000; i++)
+        weft_chan_send(ch, &(long){base + i});
+    weft_wg_done(&wg);
+}
+
+static void main_task(void *arg)
+{
+    long *sum = arg;
+    ch = weft_chan_make(sizeof(long), 16);
+    weft_wg_add(&wg, 4);
+    for (long p = 0; p < 4; p++)
+        weft_go(producer, (void *)(intptr_t)(p * 1000));
+    for (int i = 0; i < 4000; i++) {
+        long v;
+        weft_chan_recv(ch, &v);
+        *sum += v;
+    }
+    weft_wg_wait(&wg);
+    weft_sleep(2000000);
+    weft_chan_free(ch);
+}
+
+int main(void)
+{
+    long sum = 0;
+    weft_config cfg = {.procs = 2};
+    int rc = weft_run(main_task, &sum, &cfg);
+    printf("rc=%d sum=%ld version=%s\n", rc, sum, weft_version());
+    return rc == 0 && sum == 3999L * 4000 / 2 ? 0 : 1;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def target():
+    t = read_target(TARGET)
+    if t.error:
+        pytest.fail(f"target {TARGET}: {t.error}", pytrace=False)
+    return t
+
+
+def dll_exports(path):
+    """The names in a PE image's export table (objdump -p)."""
+    out = subprocess.run([OBJDUMP, "-p", path], capture_output=True, text=True,
+                         check=True).stdout
+    table = out.split("[Ordinal/Name Pointer] Table", 1)
+    assert len(table) == 2, f"{path} has no export table"
+    names = []
+    for line in table[1].splitlines()[1:]:
+        m = re.match(r"\s*\[\s*\d+\]\s+(\S+)$", line)
+        if not m:
+            break
+        names.append(m.group(1))
+    return names
+
+
+def test_dll_exports_exactly_the_api(target):
+    dll = os.path.join(target.build_dir, "weft.dll")
+    assert os.path.exists(dll), f"{dll} missing: build it with `make TARGET={TARGET}`"
+    exported = set(dll_exports(dll))
+    api = set(header_api())
+    assert exported == api, (f"not in weft.h: {sorted(exported - api)}; "
+                             f"missing: {sorted(api - exported)}")
+
+
+@pytest.mark.parametrize("using_dll", [True, False], ids=["dllimport", "thunks"])
+def test_program_runs_on_the_dll(target, tmp_path, using_dll):
+    src = tmp_path / "prog.c"
+    src.write_text(PROGRAM)
+    exe = tmp_path / "prog.exe"
+    cmd = [CC, "-std=c11", "-O2", "-Wall", "-Werror", f"-I{ROOT}/include", str(src),
+           os.path.join(target.build_dir, "libweft.dll.a"), "-o", str(exe)]
+    if using_dll:
+        cmd.insert(1, "-DWEFT_USING_DLL")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    imports = subprocess.run([OBJDUMP, "-p", str(exe)], capture_output=True, text=True,
+                             check=True).stdout
+    assert "DLL Name: weft.dll" in imports, "the program does not import weft.dll"
+    run = lambda: subprocess.run(target.run_prefix + [str(exe)], capture_output=True,
+                                 text=True, timeout=60 * target.timeout_mult, cwd=tmp_path)
+    # Without the DLL the loader refuses the program: the code that runs
+    # below is the DLL's, not a copy linked into the program.
+    p = run()
+    assert p.returncode != 0 and "rc=" not in p.stdout, (p.returncode, p.stdout, p.stderr)
+    shutil.copy(os.path.join(target.build_dir, "weft.dll"), tmp_path / "weft.dll")
+    p = run()
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    assert f"rc=0 sum={3999 * 4000 // 2} version=" in p.stdout, p.stdout
