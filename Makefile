@@ -350,21 +350,41 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR      ?=
 INSTALL      ?= install
 
+# What a static link of libweft.a needs beyond -lweft (weft.pc's
+# Libs.private); a port's mk file may set its own.
+PC_LIBS_PRIVATE ?= -pthread
 # weft.pc spells its directories from ${prefix} when they lie under it, so
 # that `pkg-config --define-prefix` and relocated trees work.
 pc_dir = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 PC_SED := -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_dir,$(LIBDIR))|' \
-          -e 's|@INCLUDEDIR@|$(call pc_dir,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|'
+          -e 's|@INCLUDEDIR@|$(call pc_dir,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
+          -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|'
 INSTALLED := $(INCLUDEDIR)/weft.h $(LIBDIR)/libweft.a $(LIBDIR)/libweft.so.$(VERSION) \
              $(LIBDIR)/$(SONAME) $(LIBDIR)/libweft.so $(PKGCONFIGDIR)/weft.pc
 
 .PHONY: install uninstall
 ifeq ($(OS),win32)
-# windows-x86_64, not yet: weft.dll in $(PREFIX)/bin, its import library
-# libweft.dll.a and libweft.a in $(LIBDIR), weft.h, and a weft.pc whose
-# Cflags add -DWEFT_USING_DLL (weft.h: WEFT_EXTERN).
-install uninstall:
-	@echo "make $@: not yet for $(TARGET) (the windows port is in progress)" >&2; exit 1
+# windows-x86_64: weft.dll in $(BINDIR), its import library libweft.dll.a and
+# libweft.a in $(LIBDIR), weft.h, weft.pc. -lweft finds the import library
+# first; a static link passes -static (or names libweft.a) and adds
+# `pkg-config --static --libs`. weft.pc defines no WEFT_USING_DLL: calls
+# through the import library's thunks work, and the same flags then serve
+# a static link (include/weft.h).
+BINDIR ?= $(PREFIX)/bin
+INSTALLED_WIN := $(BINDIR)/weft.dll $(INCLUDEDIR)/weft.h $(LIBDIR)/libweft.a \
+                 $(LIBDIR)/libweft.dll.a $(PKGCONFIGDIR)/weft.pc
+install: lib
+	$(call say,INSTALL,$(DESTDIR)$(PREFIX))$(INSTALL) -d '$(DESTDIR)$(BINDIR)' \
+	    '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
+	$(Q)$(INSTALL) -m 755 $(DLL) '$(DESTDIR)$(BINDIR)/weft.dll'
+	$(Q)$(INSTALL) -m 644 include/weft.h '$(DESTDIR)$(INCLUDEDIR)/weft.h'
+	$(Q)$(INSTALL) -m 644 $(LIBA) '$(DESTDIR)$(LIBDIR)/libweft.a'
+	$(Q)$(INSTALL) -m 644 $(DLL_IMPLIB) '$(DESTDIR)$(LIBDIR)/libweft.dll.a'
+	$(Q)sed -e '/^#/d' $(PC_SED) weft.pc.in > '$(DESTDIR)$(PKGCONFIGDIR)/weft.pc'
+	$(Q)chmod 644 '$(DESTDIR)$(PKGCONFIGDIR)/weft.pc'
+
+uninstall:
+	$(call say,RM,$(DESTDIR)$(PREFIX))rm -f $(foreach f,$(INSTALLED_WIN),'$(DESTDIR)$(f)')
 else
 install: lib
 	$(call say,INSTALL,$(DESTDIR)$(PREFIX))$(INSTALL) -d '$(DESTDIR)$(INCLUDEDIR)' \

@@ -8,6 +8,8 @@ EXE  := .exe
 # -static: weft-test.exe needs no DLL from the build machine (winpthreads,
 # libgcc) beside the system's.
 LIBS := -static -lws2_32 -lmswsock -lsynchronization -lntdll
+# weft.pc's Libs.private: the system libraries the port calls.
+PC_LIBS_PRIVATE := -lws2_32 -lmswsock -lsynchronization -lntdll
 SHARED := dll
 PIC  :=
 ARCH_CFLAGS :=

@@ -124,3 +124,47 @@ def test_program_runs_on_the_dll(target, tmp_path, using_dll):
     p = run()
     assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
     assert f"rc=0 sum={3999 * 4000 // 2} version=" in p.stdout, p.stdout
+
+
+def test_install_and_pkg_config(target, tmp_path):
+    """`make install` for windows-x86_64 into a staging root, then the
+    program built through the installed weft.pc: on the DLL, and statically
+    (`-static` and `pkg-config --static`), which needs no DLL at all; then
+    `make uninstall` leaves nothing of weft behind."""
+    root = tmp_path / "root"
+    prefix = "/usr/x86_64-w64-mingw32"
+    make = ["make", "--no-print-directory", f"TARGET={TARGET}", f"DESTDIR={root}",
+            f"PREFIX={prefix}"]
+    p = subprocess.run(make + ["install"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert p.returncode == 0, p.stdout + p.stderr
+    top = root / prefix.lstrip("/")
+    want = {"bin/weft.dll", "include/weft.h", "lib/libweft.a", "lib/libweft.dll.a",
+            "lib/pkgconfig/weft.pc"}
+    got = {str(f.relative_to(top)) for f in top.rglob("*") if f.is_file()}
+    assert got == want, got
+    env = dict(os.environ, PKG_CONFIG_PATH=str(top / "lib/pkgconfig"),
+               PKG_CONFIG_SYSROOT_DIR=str(root))
+    pc = lambda *a: subprocess.run(["pkg-config", *a, "weft"], capture_output=True, text=True,
+                                   env=env, check=True).stdout.split()
+    src = tmp_path / "prog.c"
+    src.write_text(PROGRAM)
+    run = lambda exe: subprocess.run(target.run_prefix + [str(exe)], capture_output=True,
+                                     text=True, timeout=60 * target.timeout_mult,
+                                     cwd=exe.parent)
+    for kind, libs in (("dll", pc("--libs")), ("static", ["-static", *pc("--static", "--libs")])):
+        d = tmp_path / kind
+        d.mkdir()
+        exe = d / "prog.exe"
+        p = subprocess.run([CC, "-std=c11", "-O2", "-Wall", "-Werror", *pc("--cflags"), str(src),
+                            "-o", str(exe), *libs], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        imports = subprocess.run([OBJDUMP, "-p", str(exe)], capture_output=True, text=True,
+                                 check=True).stdout
+        assert ("DLL Name: weft.dll" in imports) == (kind == "dll"), imports
+        if kind == "dll":
+            shutil.copy(top / "bin/weft.dll", d / "weft.dll")
+        p = run(exe)
+        assert p.returncode == 0 and "rc=0 sum=" in p.stdout, (kind, p.stdout, p.stderr)
+    p = subprocess.run(make + ["uninstall"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert not [f for f in root.rglob("*") if f.is_file()], "uninstall left files"
