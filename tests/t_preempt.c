@@ -131,7 +131,15 @@ static void share_main(void *arg)
     fprintf(stderr, "three loops on one proc: %llu %llu %llu iterations\n",
             (unsigned long long)iters[0], (unsigned long long)iters[1],
             (unsigned long long)iters[2]);
-    CHECK_GE(lo * 2, hi); /* roughly even: none got less than half another's share */
+    /* Roughly even: natively none got less than half another's share.
+     * Under emulation the host's scheduler decides more than weft's: a
+     * slice is wall time, and the monitor that ends it, or the worker
+     * that runs it, may be off the CPU for a good part of it (qemu at a
+     * load of 6 on 2 cores: 80, 87 and 178 million iterations in make
+     * stress). There the bound only tells sharing from starvation: a
+     * loop never preempted leaves the others nothing at all. */
+    uint64_t ratio = t_slack() > 1 ? 6 : 2;
+    CHECK_GE(lo * ratio, hi);
 }
 
 void t_preempt_share(void)
