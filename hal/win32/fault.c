@@ -93,3 +93,9 @@ void hal_win32_rescue_off(void)
         rescue = NULL;
     }
 }
+
+/* Tests only (win32.h): the calling thread's rescue stack, or NULL. */
+void *hal_win32_rescue_stack(void)
+{
+    return rescue;
+}
