@@ -31,7 +31,7 @@ CASE(hal_mem_guard_budget, 10000, F_NONE)
 CASE(hal_mem_guard_maps, 10000, F_NONE)
 CASE(hal_fault_chain, 10000, F_NONE)
 CASE(hal_stack_overflow, 10000, F_NONE)
-CASE(hal_write_err, 10000, F_NOWINE)
+CASE(hal_write_err, 10000, F_NONE)
 /* F_WINONLY: a frame-based exception handler inside a task (t_hal_win32.c). */
 CASE(hal_seh_task, 10000, F_WINONLY)
 
