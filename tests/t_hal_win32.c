@@ -130,9 +130,10 @@ static const char *child_mode(void)
     return m;
 }
 
-/* Runs `weft-test.exe run CASE` again with WEFT_T_CHILD=mode, its stderr
- * on err (NULL: ours), and returns its exit code. */
-static DWORD child_run(const char *casename, const char *mode, HANDLE err)
+/* Starts `weft-test.exe run CASE` again with WEFT_T_CHILD=mode, our
+ * stdin and stdout, and its stderr on err (NULL: ours). Returns the
+ * process's handle, for child_wait. */
+static HANDLE child_start(const char *casename, const char *mode, HANDLE err)
 {
     char exe[MAX_PATH], cmd[2 * MAX_PATH];
     DWORD n = GetModuleFileNameA(NULL, exe, sizeof exe);
@@ -163,11 +164,23 @@ static DWORD child_run(const char *casename, const char *mode, HANDLE err)
             CloseHandle(std[i]);
     CHECK(ok);
     CloseHandle(pi.hThread);
-    CHECK_EQ(WaitForSingleObject(pi.hProcess, INFINITE), WAIT_OBJECT_0);
+    return pi.hProcess;
+}
+
+/* Waits for a child to end and returns its exit code. */
+static DWORD child_wait(HANDLE proc)
+{
+    CHECK_EQ(WaitForSingleObject(proc, INFINITE), WAIT_OBJECT_0);
     DWORD code = 0;
-    CHECK(GetExitCodeProcess(pi.hProcess, &code));
-    CloseHandle(pi.hProcess);
+    CHECK(GetExitCodeProcess(proc, &code));
+    CloseHandle(proc);
     return code;
+}
+
+/* Runs a child (child_start) to its end: its exit code. */
+static DWORD child_run(const char *casename, const char *mode)
+{
+    return child_wait(child_start(casename, mode, NULL));
 }
 
 /* ---- A frame-based handler (t_hal_win64_x86_64.S: t_seh_call) ---- */
@@ -445,7 +458,7 @@ void t_hal_ctx_return(void)
         hal_ctx_switch(&home, &c);
         ExitProcess(0);
     }
-    CHECK_EQ(child_run("hal_ctx_return", "ret", NULL), STATUS_ILLEGAL_INSTRUCTION);
+    CHECK_EQ(child_run("hal_ctx_return", "ret"), STATUS_ILLEGAL_INSTRUCTION);
 }
 
 /* ---- A frame-based handler inside a task ---- */
@@ -520,7 +533,7 @@ void t_hal_seh_task(void)
     CHECK_EQ(st.caught, 3);
     CHECK_EQ(st.finished, 1);
     CHECK(tib_eq(tib_now(), st.thread_tib));
-    DWORD code = child_run("hal_seh_task", "undo_tib", NULL);
+    DWORD code = child_run("hal_seh_task", "undo_tib");
     fprintf(stderr, "without the TIB switch the child ended with 0x%lx\n", (unsigned long)code);
     CHECK_EQ(code, STATUS_ACCESS_VIOLATION);
     hal_thread_leave();
@@ -652,7 +665,7 @@ void t_hal_mem_guard_kinds(void)
                 {"none", HAL_GUARD_NONE},
                 {"bogus", HAL_GUARD_PROTECT}};
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
-        CHECK_EQ(child_run("hal_mem_guard_kinds", runs[i].mode, NULL), 100 + runs[i].kind);
+        CHECK_EQ(child_run("hal_mem_guard_kinds", runs[i].mode), 100 + runs[i].kind);
 }
 
 /* Regions VirtualQuery sees in [p, p + size). */
@@ -676,8 +689,7 @@ void t_hal_mem_guard_budget(void)
 {
     setenv("WEFT_GUARD", "protect", 1);
     setenv("WEFT_GUARD_BUDGET", "3", 1);
-    size_t ps = hal_page_size(), stride = (HAL_STACK_GUARD_PAGES + 1) * ps,
-           size = 5 * stride + ps;
+    size_t ps = hal_page_size(), stride = (HAL_STACK_GUARD_PAGES + 1) * ps, size = 5 * stride + ps;
     char *r = hal_mem_reserve(size, ps);
     CHECK(r != NULL);
     CHECK_OK(hal_mem_commit(r, size));
@@ -813,9 +825,9 @@ void t_hal_fault_chain(void)
     CHECK_EQ(seh_try(touch, p), STATUS_ACCESS_VIOLATION);
     CHECK_EQ(seh_try(raise_custom, NULL), 0xE0057EF7);
     hal_thread_leave();
-    CHECK_EQ(child_run("hal_fault_chain", "filter", NULL), 41);
-    CHECK_EQ(child_run("hal_fault_chain", "signal", NULL), 42);
-    CHECK_EQ(child_run("hal_fault_chain", "none", NULL), STATUS_ACCESS_VIOLATION);
+    CHECK_EQ(child_run("hal_fault_chain", "filter"), 41);
+    CHECK_EQ(child_run("hal_fault_chain", "signal"), 42);
+    CHECK_EQ(child_run("hal_fault_chain", "none"), STATUS_ACCESS_VIOLATION);
 }
 
 /* ---- A context's stack overflow ---- */
@@ -845,11 +857,11 @@ static void so_report(void *arg)
     bool in_band = s->addr >= b && s->addr < b + band;
     bool on_task = s->sp > b + hal_page_size() && s->sp < so_hi;
     bool tib_task = s->tib.base == so_hi && s->tib.dealloc == b;
-    ExitProcess(!in_band                             ? 9
-                : s->code != STATUS_STACK_OVERFLOW   ? 6
-                : !on_task                           ? 8
-                : !tib_task                          ? 5
-                                                     : 7);
+    ExitProcess(!in_band                           ? 9
+                : s->code != STATUS_STACK_OVERFLOW ? 6
+                : !on_task                         ? 8
+                : !tib_task                        ? 5
+                                                   : 7);
 }
 
 static LONG CALLBACK so_vectored(EXCEPTION_POINTERS *ep)
@@ -909,7 +921,7 @@ void t_hal_stack_overflow(void)
 {
     if (child_mode() != NULL)
         so_child();
-    CHECK_EQ(child_run("hal_stack_overflow", "overflow", NULL), 7);
+    CHECK_EQ(child_run("hal_stack_overflow", "overflow"), 7);
 }
 
 /* ---- Threads ---- */
@@ -1034,28 +1046,9 @@ void t_hal_write_err(void)
         we_child(m);
     static const char *const modes[] = {"wait", "nowait"};
     for (int k = 0; k < 2; k++) {
-        SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
         HANDLE rd, wr;
-        CHECK(CreatePipe(&rd, &wr, &sa, 4096));
-        CHECK(SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0));
-        char exe[MAX_PATH], cmd[2 * MAX_PATH];
-        DWORD len = GetModuleFileNameA(NULL, exe, sizeof exe);
-        CHECK(len > 0 && len < sizeof exe);
-        snprintf(cmd, sizeof cmd, "\"%s\" run hal_write_err", exe);
-        STARTUPINFOA si;
-        memset(&si, 0, sizeof si);
-        si.cb = sizeof si;
-        si.dwFlags = STARTF_USESTDHANDLES;
-        si.hStdInput = NULL;
-        si.hStdOutput = wr;
-        si.hStdError = wr;
-        PROCESS_INFORMATION pi;
-        fflush(NULL);
-        CHECK(SetEnvironmentVariableA("WEFT_T_CHILD", modes[k]));
-        BOOL ok = CreateProcessA(exe, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
-        SetEnvironmentVariableA("WEFT_T_CHILD", NULL);
-        CHECK(ok);
-        CloseHandle(pi.hThread);
+        CHECK(CreatePipe(&rd, &wr, NULL, 4096));
+        HANDLE proc = child_start("hal_write_err", modes[k], wr);
         CloseHandle(wr);
         hal_sleep_ns(50 * MS);
         char *got = malloc(WE_SIZE + 1);
@@ -1074,12 +1067,8 @@ void t_hal_write_err(void)
                 break;
         }
         CloseHandle(rd);
-        CHECK_EQ(WaitForSingleObject(pi.hProcess, INFINITE), WAIT_OBJECT_0);
-        DWORD code = 1;
-        CHECK(GetExitCodeProcess(pi.hProcess, &code));
-        CloseHandle(pi.hProcess);
-        fprintf(stderr, "%s: child exited %lu, %zu bytes read\n", modes[k], (unsigned long)code,
-                n);
+        DWORD code = child_wait(proc);
+        fprintf(stderr, "%s: child exited %lu, %zu bytes read\n", modes[k], (unsigned long)code, n);
         CHECK_EQ(code, 0);
         CHECK_EQ(n, WE_SIZE);
         for (int i = 0; i < WE_SIZE; i++)
