@@ -790,17 +790,51 @@ static char *noaccess_page(void)
     return p;
 }
 
-/* The children: an access violation in a thread that entered weft, with
- * the host's unhandled-exception filter, its C runtime signal handler,
- * or nothing. */
+/* The children: an access violation in a thread that entered weft, or in
+ * a task ("task_..."), with the host's unhandled-exception filter, its C
+ * runtime signal handler, or nothing. */
+static void fc_task(void *arg)
+{
+    (void)arg;
+    touch(fc_page);
+    ExitProcess(3); /* the fault was lost */
+}
+
+static char *fc_task_stack;
+
+/* A thread that runs fc_task on fc_task_stack. */
+static void fc_task_thread(void *arg)
+{
+    (void)arg;
+    struct hal_context home, c;
+    CHECK_LT((uintptr_t)fc_task_stack, tib_now().limit);
+    hal_ctx_init(&c, fc_task_stack, 64 << 10, fc_task, NULL);
+    hal_ctx_switch(&home, &c);
+}
+
 static void fc_child(const char *mode)
 {
+    bool in_task = strncmp(mode, "task_", 5) == 0;
+    if (in_task)
+        mode += 5;
     if (strcmp(mode, "filter") == 0)
         SetUnhandledExceptionFilter(fc_filter);
     else if (strcmp(mode, "signal") == 0)
         signal(SIGSEGV, fc_signal);
     hal_thread_enter();
     fc_page = noaccess_page();
+    if (in_task) {
+        /* The task's stack below the thread's: Wine runs the handlers a
+         * thread's start registers in its TEB (the one that calls
+         * UnhandledExceptionFilter) as soon as the walk of the stack
+         * passes their address, so with the task's stack above the
+         * thread's it would find them by chance. Windows keeps no such
+         * list on x86_64. */
+        fc_task_stack = stack_new(64 << 10);
+        hal_thread_t t;
+        CHECK_OK(hal_thread_start(fc_task_thread, NULL, &t));
+        hal_thread_join(t);
+    }
     touch(fc_page);
     ExitProcess(2); /* the fault was lost */
 }
@@ -810,7 +844,8 @@ static void fc_child(const char *mode)
  * would have without weft: a vectored handler that resumes (and sees the
  * thread's last-error value unchanged), a frame-based handler, an
  * exception that is no fault, the unhandled-exception filter, the C
- * runtime's SIGSEGV handler, and nothing (the process dies of it). */
+ * runtime's SIGSEGV handler, and nothing (the process dies of it); the
+ * last three also for a fault inside a task. */
 void t_hal_fault_chain(void)
 {
     const char *m = child_mode();
@@ -834,6 +869,10 @@ void t_hal_fault_chain(void)
     CHECK_EQ(child_run("hal_fault_chain", "filter"), 41);
     CHECK_EQ(child_run("hal_fault_chain", "signal"), 42);
     CHECK_EQ(child_run("hal_fault_chain", "none"), STATUS_ACCESS_VIOLATION);
+    /* The same from inside a task, which has no thread start below it. */
+    CHECK_EQ(child_run("hal_fault_chain", "task_filter"), 41);
+    CHECK_EQ(child_run("hal_fault_chain", "task_signal"), 42);
+    CHECK_EQ(child_run("hal_fault_chain", "task_none"), STATUS_ACCESS_VIOLATION);
 }
 
 /* ---- A context's stack overflow ---- */

@@ -64,6 +64,46 @@ static LONG CALLBACK on_exception(EXCEPTION_POINTERS *ep)
     return EXCEPTION_CONTINUE_SEARCH;
 }
 
+/*
+ * The language handler of hal_ctx_start (hal/x86_64/switch_win64.S), the
+ * bottom frame of every task's stack. Windows runs each thread's start
+ * routine under __except(UnhandledExceptionFilter(...)): that filter runs
+ * the host's SetUnhandledExceptionFilter filter (and through the C
+ * runtime's, its signal() handlers) and then ends the process. A task's
+ * stack has no such frame below it, so an exception that no frame of the
+ * task handled would end the process without any of them. This is that
+ * frame for tasks: the filter's EXCEPTION_CONTINUE_EXECUTION resumes the
+ * task; EXCEPTION_CONTINUE_SEARCH (a debugger is attached) gives the
+ * debugger its second chance at once, as the end of the search would,
+ * rather than walk on past the stack's top; EXCEPTION_EXECUTE_HANDLER ends
+ * the process with the exception's code, as the thread's start routine
+ * would. Runs on the task's stack, during dispatch only (not during
+ * unwinding).
+ */
+NTSTATUS NTAPI NtRaiseException(EXCEPTION_RECORD *rec, CONTEXT *ctx, BOOLEAN first_chance);
+
+EXCEPTION_DISPOSITION hal_win32_task_unhandled(EXCEPTION_RECORD *rec, void *frame, CONTEXT *ctx,
+                                               void *dispatch);
+EXCEPTION_DISPOSITION hal_win32_task_unhandled(EXCEPTION_RECORD *rec, void *frame, CONTEXT *ctx,
+                                               void *dispatch)
+{
+    (void)frame;
+    (void)dispatch;
+    if (rec->ExceptionFlags & (EXCEPTION_UNWINDING | EXCEPTION_EXIT_UNWIND))
+        return ExceptionContinueSearch;
+    EXCEPTION_POINTERS ep = {rec, ctx};
+    switch (UnhandledExceptionFilter(&ep)) {
+    case EXCEPTION_CONTINUE_EXECUTION:
+        return ExceptionContinueExecution;
+    case EXCEPTION_CONTINUE_SEARCH:
+        NtRaiseException(rec, ctx, FALSE);
+        return ExceptionContinueSearch;
+    default:
+        TerminateProcess(GetCurrentProcess(), rec->ExceptionCode);
+        return ExceptionContinueSearch;
+    }
+}
+
 static BOOL CALLBACK install(INIT_ONCE *once, void *param, void **ctx)
 {
     (void)once;
