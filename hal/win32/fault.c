@@ -4,22 +4,30 @@
  * names the task ("task N: stack overflow ..."), as on Linux, and leaving
  * every other exception to whoever else handles it.
  *
- * A task overflowing its stack runs into the guard band below it (mem.c):
- * the first PAGE_GUARD page it touches raises STATUS_GUARD_PAGE_VIOLATION
- * (the NOACCESS page below gives STATUS_ACCESS_VIOLATION, and Windows may
- * report STATUS_STACK_OVERFLOW) while the band still has room for the
- * exception frame. A vectored handler sees it first, before any
- * frame-based handler of the task. It moves to the thread's rescue stack
- * (64 KiB, allocated when the thread entered weft) and calls kern_fault
- * with the faulting address: if the address is in the running task's
- * guard, kern prints and aborts; otherwise kern_fault returns and the
- * handler lets the search continue (EXCEPTION_CONTINUE_SEARCH), so the
- * host's handlers and Windows' default behaviour are untouched.
+ * A task overflowing its stack runs into the guard band below it (mem.c)
+ * while the band still has room for the exception frame. Since the TIB
+ * describes the task's stack (switch_win64.S), the band's PAGE_GUARD pages
+ * count as the stack's own: the first touch moves the stack's limit down
+ * a page and the next raises STATUS_STACK_OVERFLOW (hal_stack_overflow in
+ * tests/t_hal_win32.c checks it); with the TIB elsewhere it would be
+ * STATUS_GUARD_PAGE_VIOLATION, and the NOACCESS page gives
+ * STATUS_ACCESS_VIOLATION. All three are handled alike. A vectored
+ * handler sees the exception first, before any frame-based handler of the
+ * task. It moves to the thread's rescue stack (64 KiB, allocated when the
+ * thread entered weft) and calls kern_fault with the faulting address:
+ * if the address is in the running task's guard, kern prints and aborts;
+ * otherwise kern_fault returns and the handler lets the search continue
+ * (EXCEPTION_CONTINUE_SEARCH), so the host's handlers and Windows' default
+ * behaviour are untouched.
  *
  * The handler is added once per process, first in the list, and never
  * removed (threads may still run tasks). Threads without a rescue stack
  * (the host's, outside weft) call kern_fault where they are; kern_fault
  * finds no task there and returns.
+ *
+ * An exception that nothing in a task handles reaches the task's bottom
+ * frame, hal_ctx_start's, whose handler (hal_win32_task_unhandled, below)
+ * calls UnhandledExceptionFilter as a thread's start routine would.
  */
 #include <windows.h>
 
