@@ -8,8 +8,9 @@
  *
  * hal_ctx_regs loads known values into every callee-saved register from
  * assembly written per ABI (below) around hal_ctx_switch. Crash cases run
- * in a fork()ed child and look at how it died. The POSIX-only cases skip
- * on win32, whose port will bring its own variants.
+ * in a fork()ed child and look at how it died. The cases written for
+ * POSIX are not built on win32: tests/t_hal_win32.c has their Windows
+ * variants.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -896,23 +897,7 @@ void t_hal_write_err(void)
         free(got);
     }
 }
-#else /* _WIN32: the win32 port brings its own variants of these */
-#define T_HAL_SKIP(name)                                                                           \
-    void t_##name(void)                                                                            \
-    {                                                                                              \
-        t_skip("POSIX/ELF-only case");                                                             \
-    }
-T_HAL_SKIP(hal_ctx_regs)
-T_HAL_SKIP(hal_ctx_entry)
-T_HAL_SKIP(hal_ctx_return)
-T_HAL_SKIP(hal_mem_basic)
-T_HAL_SKIP(hal_mem_guard_kinds)
-T_HAL_SKIP(hal_mem_guard_budget)
-T_HAL_SKIP(hal_mem_guard_maps)
-T_HAL_SKIP(hal_fault_chain)
-T_HAL_SKIP(hal_stack_overflow)
-T_HAL_SKIP(hal_threads)
-T_HAL_SKIP(hal_write_err)
+#else /* _WIN32: tests/t_hal_win32.c has the Windows variants of the cases above */
 void t_hal_cpu_count(void)
 {
     CHECK_GE(hal_cpu_count(), 1);

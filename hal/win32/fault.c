@@ -4,22 +4,30 @@
  * names the task ("task N: stack overflow ..."), as on Linux, and leaving
  * every other exception to whoever else handles it.
  *
- * A task overflowing its stack runs into the guard band below it (mem.c):
- * the first PAGE_GUARD page it touches raises STATUS_GUARD_PAGE_VIOLATION
- * (the NOACCESS page below gives STATUS_ACCESS_VIOLATION, and Windows may
- * report STATUS_STACK_OVERFLOW) while the band still has room for the
- * exception frame. A vectored handler sees it first, before any
- * frame-based handler of the task. It moves to the thread's rescue stack
- * (64 KiB, allocated when the thread entered weft) and calls kern_fault
- * with the faulting address: if the address is in the running task's
- * guard, kern prints and aborts; otherwise kern_fault returns and the
- * handler lets the search continue (EXCEPTION_CONTINUE_SEARCH), so the
- * host's handlers and Windows' default behaviour are untouched.
+ * A task overflowing its stack runs into the guard band below it (mem.c)
+ * while the band still has room for the exception frame. Since the TIB
+ * describes the task's stack (switch_win64.S), the band's PAGE_GUARD pages
+ * count as the stack's own: the first touch moves the stack's limit down
+ * a page and the next raises STATUS_STACK_OVERFLOW (hal_stack_overflow in
+ * tests/t_hal_win32.c checks it); with the TIB elsewhere it would be
+ * STATUS_GUARD_PAGE_VIOLATION, and the NOACCESS page gives
+ * STATUS_ACCESS_VIOLATION. All three are handled alike. A vectored
+ * handler sees the exception first, before any frame-based handler of the
+ * task. It moves to the thread's rescue stack (64 KiB, allocated when the
+ * thread entered weft) and calls kern_fault with the faulting address:
+ * if the address is in the running task's guard, kern prints and aborts;
+ * otherwise kern_fault returns and the handler lets the search continue
+ * (EXCEPTION_CONTINUE_SEARCH), so the host's handlers and Windows' default
+ * behaviour are untouched.
  *
  * The handler is added once per process, first in the list, and never
  * removed (threads may still run tasks). Threads without a rescue stack
  * (the host's, outside weft) call kern_fault where they are; kern_fault
  * finds no task there and returns.
+ *
+ * An exception that nothing in a task handles reaches the task's bottom
+ * frame, hal_ctx_start's, whose handler (hal_win32_task_unhandled, below)
+ * calls UnhandledExceptionFilter as a thread's start routine would.
  */
 #include <windows.h>
 
@@ -64,6 +72,46 @@ static LONG CALLBACK on_exception(EXCEPTION_POINTERS *ep)
     return EXCEPTION_CONTINUE_SEARCH;
 }
 
+/*
+ * The language handler of hal_ctx_start (hal/x86_64/switch_win64.S), the
+ * bottom frame of every task's stack. Windows runs each thread's start
+ * routine under __except(UnhandledExceptionFilter(...)): that filter runs
+ * the host's SetUnhandledExceptionFilter filter (and through the C
+ * runtime's, its signal() handlers) and then ends the process. A task's
+ * stack has no such frame below it, so an exception that no frame of the
+ * task handled would end the process without any of them. This is that
+ * frame for tasks: the filter's EXCEPTION_CONTINUE_EXECUTION resumes the
+ * task; EXCEPTION_CONTINUE_SEARCH (a debugger is attached) gives the
+ * debugger its second chance at once, as the end of the search would,
+ * rather than walk on past the stack's top; EXCEPTION_EXECUTE_HANDLER ends
+ * the process with the exception's code, as the thread's start routine
+ * would. Runs on the task's stack, during dispatch only (not during
+ * unwinding).
+ */
+NTSTATUS NTAPI NtRaiseException(EXCEPTION_RECORD *rec, CONTEXT *ctx, BOOLEAN first_chance);
+
+EXCEPTION_DISPOSITION hal_win32_task_unhandled(EXCEPTION_RECORD *rec, void *frame, CONTEXT *ctx,
+                                               void *dispatch);
+EXCEPTION_DISPOSITION hal_win32_task_unhandled(EXCEPTION_RECORD *rec, void *frame, CONTEXT *ctx,
+                                               void *dispatch)
+{
+    (void)frame;
+    (void)dispatch;
+    if (rec->ExceptionFlags & (EXCEPTION_UNWINDING | EXCEPTION_EXIT_UNWIND))
+        return ExceptionContinueSearch;
+    EXCEPTION_POINTERS ep = {rec, ctx};
+    switch (UnhandledExceptionFilter(&ep)) {
+    case EXCEPTION_CONTINUE_EXECUTION:
+        return ExceptionContinueExecution;
+    case EXCEPTION_CONTINUE_SEARCH:
+        NtRaiseException(rec, ctx, FALSE);
+        return ExceptionContinueSearch;
+    default:
+        TerminateProcess(GetCurrentProcess(), rec->ExceptionCode);
+        return ExceptionContinueSearch;
+    }
+}
+
 static BOOL CALLBACK install(INIT_ONCE *once, void *param, void **ctx)
 {
     (void)once;
@@ -92,4 +140,10 @@ void hal_win32_rescue_off(void)
         VirtualFree(rescue, 0, MEM_RELEASE);
         rescue = NULL;
     }
+}
+
+/* Tests only (win32.h): the calling thread's rescue stack, or NULL. */
+void *hal_win32_rescue_stack(void)
+{
+    return rescue;
 }

@@ -28,6 +28,9 @@
 void hal_win32_fault_install(void);
 void hal_win32_rescue_on(void);
 void hal_win32_rescue_off(void);
+/* Tests only (tests/t_hal_win32.c), not part of hal.h: the calling
+ * thread's rescue stack (64 KiB), or NULL when it has none. */
+void *hal_win32_rescue_stack(void);
 
 /* call_on.S: calls fn(arg) with rsp at stack_top (16-aligned), and returns
  * to the caller's stack afterwards. */

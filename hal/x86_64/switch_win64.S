@@ -97,16 +97,33 @@ hal_ctx_switch:
 /*
  * void hal_ctx_start(void);   (never called; "returned" into)
  * The first hal_ctx_switch to a new context returns here, with the frame
- * from hal_ctx_init: r12 = entry, r13 = arg, rbp = 0, rsp 16-aligned.
- * Calls entry(arg) with arg in rcx and the 32 bytes of shadow space the
- * Win64 ABI gives every callee, so rsp % 16 == 8 at entry's first
- * instruction. entry must not return; if it does, ud2 traps.
+ * from hal_ctx_init: r12 = entry, r13 = arg, rbp = 0, rsp 16-aligned at
+ * the stack's top. It pushes a return address of 0, so that what follows
+ * is entered as any function is (rsp % 16 == 8, a return address at rsp)
+ * and a walk of the stack ends there, inside the stack.
  */
         .globl  hal_ctx_start
         .def    hal_ctx_start; .scl 2; .type 32; .endef
         .p2align 4
 hal_ctx_start:
+        pushq   $0
+
+/*
+ * hal_ctx_task (local): calls entry(arg) with arg in rcx and the 32 bytes
+ * of shadow space the Win64 ABI gives every callee, so rsp % 16 == 8 at
+ * entry's first instruction. entry must not return; if it does, ud2
+ * traps. The bottom frame of every task's stack, so its unwind data names
+ * a handler: hal_win32_task_unhandled (hal/win32/fault.c) does for an
+ * exception that no frame of the task handled what a thread's start
+ * routine does, and calls UnhandledExceptionFilter.
+ */
+        .seh_proc hal_ctx_task
+hal_ctx_task:
+        subq    $40, %rsp
+        .seh_stackalloc 40
+        .seh_endprologue
+        .seh_handler hal_win32_task_unhandled, @except
         movq    %r13, %rcx
-        subq    $32, %rsp
         callq   *%r12
         ud2
+        .seh_endproc
