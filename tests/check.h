@@ -85,6 +85,23 @@ int64_t t_count(int64_t n);
  * has no such limit. 10,000 there, n elsewhere. */
 int64_t t_live_stacks(int64_t n);
 
+#ifdef _WIN32
+/* Windows has no fork: a case that must run something in a process of
+ * its own (a crash, a fresh environment) starts weft-test.exe again for
+ * itself. t_child_mode() is NULL in the case and the mode string in such a
+ * child, which also ends with the exception's code (e.g. 0xC0000005) if
+ * one goes unhandled, as Windows does without a debugger.
+ * t_child_start(case, mode, err) starts one with our stdin and stdout and
+ * its stderr on the HANDLE err (NULL: ours) and returns its process
+ * HANDLE; t_child_wait(proc) waits for it and returns its exit code;
+ * t_child_run(case, mode) is both with our stderr. HANDLEs are void *
+ * here so that this header needs no windows.h. */
+const char *t_child_mode(void);
+void *t_child_start(const char *casename, const char *mode, void *err);
+unsigned long t_child_wait(void *proc);
+unsigned long t_child_run(const char *casename, const char *mode);
+#endif
+
 /* Whether tasks can be preempted asynchronously in this process: not with
  * WEFT_PREEMPT=0, nor in a ThreadSanitizer build (hal/posix/preempt.c says
  * why). A case whose tasks spin without a scheduler call skips otherwise. */

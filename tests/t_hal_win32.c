@@ -106,89 +106,6 @@ static void tib_check_kernel32(struct tib_stack s)
     CHECK_EQ(hi, s.base);
 }
 
-/* The unhandled-exception filter the C runtime installed at start-up. */
-static LPTOP_LEVEL_EXCEPTION_FILTER crt_filter;
-
-/* Ends the process with the exception's code, as Windows does with an
- * unhandled exception when no debugger is configured. Wine would start
- * winedbg there whatever the error mode, and a debugger changes how a
- * crash ends; the C runtime's own filter (its signal() handlers) runs
- * first. */
-static LONG WINAPI child_unhandled(EXCEPTION_POINTERS *ep)
-{
-    LONG r = crt_filter != NULL ? crt_filter(ep) : EXCEPTION_CONTINUE_SEARCH;
-    if (r != EXCEPTION_CONTINUE_SEARCH)
-        return r;
-    fflush(NULL);
-    TerminateProcess(GetCurrentProcess(), ep->ExceptionRecord->ExceptionCode);
-    return EXCEPTION_EXECUTE_HANDLER;
-}
-
-/* Which part of a case this process runs: NULL in the case itself, the
- * value of WEFT_T_CHILD in a child it started (which then dies of an
- * unhandled exception as described at child_unhandled). */
-static const char *child_mode(void)
-{
-    const char *m = getenv("WEFT_T_CHILD");
-    if (m == NULL || *m == '\0')
-        return NULL;
-    crt_filter = SetUnhandledExceptionFilter(child_unhandled);
-    return m;
-}
-
-/* Starts `weft-test.exe run CASE` again with WEFT_T_CHILD=mode, our
- * stdin and stdout, and its stderr on err (NULL: ours). Returns the
- * process's handle, for child_wait. */
-static HANDLE child_start(const char *casename, const char *mode, HANDLE err)
-{
-    char exe[MAX_PATH], cmd[2 * MAX_PATH];
-    DWORD n = GetModuleFileNameA(NULL, exe, sizeof exe);
-    CHECK(n > 0 && n < sizeof exe);
-    snprintf(cmd, sizeof cmd, "\"%s\" run %s", exe, casename);
-    HANDLE self = GetCurrentProcess(), std[3];
-    DWORD which[3] = {STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE};
-    for (int i = 0; i < 3; i++) {
-        HANDLE h = i == 2 && err != NULL ? err : GetStdHandle(which[i]);
-        std[i] = NULL;
-        if (h != NULL && h != INVALID_HANDLE_VALUE)
-            DuplicateHandle(self, h, self, &std[i], 0, TRUE, DUPLICATE_SAME_ACCESS);
-    }
-    STARTUPINFOA si;
-    memset(&si, 0, sizeof si);
-    si.cb = sizeof si;
-    si.dwFlags = STARTF_USESTDHANDLES;
-    si.hStdInput = std[0];
-    si.hStdOutput = std[1];
-    si.hStdError = std[2];
-    PROCESS_INFORMATION pi;
-    fflush(NULL);
-    CHECK(SetEnvironmentVariableA("WEFT_T_CHILD", mode));
-    BOOL ok = CreateProcessA(exe, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
-    SetEnvironmentVariableA("WEFT_T_CHILD", NULL);
-    for (int i = 0; i < 3; i++)
-        if (std[i] != NULL)
-            CloseHandle(std[i]);
-    CHECK(ok);
-    CloseHandle(pi.hThread);
-    return pi.hProcess;
-}
-
-/* Waits for a child to end and returns its exit code. */
-static DWORD child_wait(HANDLE proc)
-{
-    CHECK_EQ(WaitForSingleObject(proc, INFINITE), WAIT_OBJECT_0);
-    DWORD code = 0;
-    CHECK(GetExitCodeProcess(proc, &code));
-    CloseHandle(proc);
-    return code;
-}
-
-/* Runs a child (child_start) to its end: its exit code. */
-static DWORD child_run(const char *casename, const char *mode)
-{
-    return child_wait(child_start(casename, mode, NULL));
-}
-
 /* ---- A frame-based handler (t_hal_win64_x86_64.S: t_seh_call) ---- */
 
 int t_seh_call(void (*fn)(void *), void *arg);
@@ -458,13 +375,13 @@ static void ret_entry(void *arg)
  * of STATUS_ILLEGAL_INSTRUCTION. */
 void t_hal_ctx_return(void)
 {
-    if (child_mode() != NULL) {
+    if (t_child_mode() != NULL) {
         struct hal_context home, c;
         hal_ctx_init(&c, stack_new(32 << 10), 32 << 10, ret_entry, NULL);
         hal_ctx_switch(&home, &c);
         ExitProcess(0);
     }
-    CHECK_EQ(child_run("hal_ctx_return", "ret"), STATUS_ILLEGAL_INSTRUCTION);
+    CHECK_EQ(t_child_run("hal_ctx_return", "ret"), STATUS_ILLEGAL_INSTRUCTION);
 }
 
 /* ---- A frame-based handler inside a task ---- */
@@ -530,7 +447,7 @@ static void seh_setup(int undo_tib)
  * the access violation. */
 void t_hal_seh_task(void)
 {
-    const char *m = child_mode();
+    const char *m = t_child_mode();
     if (m != NULL) {
         seh_setup(1);
         ExitProcess(st.caught > 0 ? 50 : 51); /* must not get here */
@@ -539,7 +456,7 @@ void t_hal_seh_task(void)
     CHECK_EQ(st.caught, 3);
     CHECK_EQ(st.finished, 1);
     CHECK(tib_eq(tib_now(), st.thread_tib));
-    DWORD code = child_run("hal_seh_task", "undo_tib");
+    DWORD code = t_child_run("hal_seh_task", "undo_tib");
     fprintf(stderr, "without the TIB switch the child ended with 0x%lx\n", (unsigned long)code);
     CHECK_EQ(code, STATUS_ACCESS_VIOLATION);
     hal_thread_leave();
@@ -659,7 +576,7 @@ static void guard_child(const char *mode)
  * "none"; a guard faults, first as a one-shot guard violation. */
 void t_hal_mem_guard_kinds(void)
 {
-    const char *m = child_mode();
+    const char *m = t_child_mode();
     if (m != NULL)
         guard_child(m);
     static const struct {
@@ -671,7 +588,7 @@ void t_hal_mem_guard_kinds(void)
                 {"none", HAL_GUARD_NONE},
                 {"bogus", HAL_GUARD_PROTECT}};
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
-        CHECK_EQ(child_run("hal_mem_guard_kinds", runs[i].mode), 100 + runs[i].kind);
+        CHECK_EQ(t_child_run("hal_mem_guard_kinds", runs[i].mode), 100 + runs[i].kind);
 }
 
 /* Regions VirtualQuery sees in [p, p + size). */
@@ -848,7 +765,7 @@ static void fc_child(const char *mode)
  * last three also for a fault inside a task. */
 void t_hal_fault_chain(void)
 {
-    const char *m = child_mode();
+    const char *m = t_child_mode();
     if (m != NULL)
         fc_child(m);
     hal_thread_enter();
@@ -866,13 +783,13 @@ void t_hal_fault_chain(void)
     CHECK_EQ(seh_try(touch, p), STATUS_ACCESS_VIOLATION);
     CHECK_EQ(seh_try(raise_custom, NULL), 0xE0057EF7);
     hal_thread_leave();
-    CHECK_EQ(child_run("hal_fault_chain", "filter"), 41);
-    CHECK_EQ(child_run("hal_fault_chain", "signal"), 42);
-    CHECK_EQ(child_run("hal_fault_chain", "none"), STATUS_ACCESS_VIOLATION);
+    CHECK_EQ(t_child_run("hal_fault_chain", "filter"), 41);
+    CHECK_EQ(t_child_run("hal_fault_chain", "signal"), 42);
+    CHECK_EQ(t_child_run("hal_fault_chain", "none"), STATUS_ACCESS_VIOLATION);
     /* The same from inside a task, which has no thread start below it. */
-    CHECK_EQ(child_run("hal_fault_chain", "task_filter"), 41);
-    CHECK_EQ(child_run("hal_fault_chain", "task_signal"), 42);
-    CHECK_EQ(child_run("hal_fault_chain", "task_none"), STATUS_ACCESS_VIOLATION);
+    CHECK_EQ(t_child_run("hal_fault_chain", "task_filter"), 41);
+    CHECK_EQ(t_child_run("hal_fault_chain", "task_signal"), 42);
+    CHECK_EQ(t_child_run("hal_fault_chain", "task_none"), STATUS_ACCESS_VIOLATION);
 }
 
 /* ---- A context's stack overflow ---- */
@@ -964,9 +881,9 @@ static void so_child(void)
  * NOACCESS page. weft's handler passes it on (no task here). */
 void t_hal_stack_overflow(void)
 {
-    if (child_mode() != NULL)
+    if (t_child_mode() != NULL)
         so_child();
-    CHECK_EQ(child_run("hal_stack_overflow", "overflow"), 7);
+    CHECK_EQ(t_child_run("hal_stack_overflow", "overflow"), 7);
 }
 
 /* ---- Threads ---- */
@@ -1087,14 +1004,14 @@ static void we_child(const char *mode)
  * nothing), and keeps the thread's last-error value. */
 void t_hal_write_err(void)
 {
-    const char *m = child_mode();
+    const char *m = t_child_mode();
     if (m != NULL)
         we_child(m);
     static const char *const modes[] = {"wait", "nowait"};
     for (int k = 0; k < 2; k++) {
         HANDLE rd, wr;
         CHECK(CreatePipe(&rd, &wr, NULL, 4096));
-        HANDLE proc = child_start("hal_write_err", modes[k], wr);
+        HANDLE proc = t_child_start("hal_write_err", modes[k], wr);
         CloseHandle(wr);
         hal_sleep_ns(50 * MS);
         char *got = malloc(WE_SIZE + 1);
@@ -1113,7 +1030,7 @@ void t_hal_write_err(void)
                 break;
         }
         CloseHandle(rd);
-        DWORD code = child_wait(proc);
+        DWORD code = t_child_wait(proc);
         fprintf(stderr, "%s: child exited %lu, %zu bytes read\n", modes[k], (unsigned long)code, n);
         CHECK_EQ(code, 0);
         CHECK_EQ(n, WE_SIZE);

@@ -10,11 +10,13 @@
  * thread has a proc cache then, so these exercise the central lists and
  * the stack pool directly (tests/t_kern.c tests the caches).
  */
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#ifndef _WIN32
-#include <signal.h>
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <sys/wait.h>
 #include <unistd.h>
 #endif
@@ -124,6 +126,32 @@ static int in_child(void (*fn)(void *), void *arg, char *buf, size_t n)
     int st;
     CHECK_EQ(waitpid(pid, &st, 0), pid);
     return st;
+}
+#else
+/* Windows: runs this case again as a child process in mode (t_child_mode
+ * there picks the child's part) with its stderr captured into buf (NUL-
+ * terminated, truncated to n - 1). Returns the child's exit code: 0 for a
+ * clean exit, the exception's code for a fault nothing handled. */
+static unsigned long in_child(const char *casename, const char *mode, char *buf, size_t n)
+{
+    SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
+    HANDLE rd, wr;
+    CHECK(CreatePipe(&rd, &wr, &sa, 0));
+    CHECK(SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0));
+    void *proc = t_child_start(casename, mode, wr);
+    CloseHandle(wr); /* the child holds its own copy: EOF when it ends */
+    size_t got = 0;
+    for (;;) {
+        char tmp[512];
+        DWORD r = 0;
+        if (!ReadFile(rd, tmp, sizeof tmp, &r, NULL) || r == 0)
+            break;
+        for (DWORD i = 0; i < r && got + 1 < n; i++)
+            buf[got++] = tmp[i];
+    }
+    buf[got] = '\0';
+    CloseHandle(rd);
+    return t_child_wait(proc);
 }
 #endif
 
@@ -496,7 +524,6 @@ void t_stack_basic(void)
 
 /* ---- stack_guard: a write just below a stack's usable area faults ---- */
 
-#ifndef _WIN32
 struct guard_case {
     const char *force; /* WEFT_GUARD, or NULL */
     size_t size;       /* stack size, 0 = default */
@@ -523,33 +550,50 @@ static void guard_child(void *arg)
     usable[-1] = 1;           /* the byte below it is the guard */
     _exit(5);
 }
-#endif
 
 void t_stack_guard(void)
 {
-#ifdef _WIN32
-    t_skip("needs fork; the runtime's crash_stack_overflow covers Windows");
-#else
     static struct guard_case cases[] = {
         {NULL, 0, 0},      {NULL, 0, 2},      {NULL, 100000, 0},
         {"protect", 0, 0}, {"protect", 0, 2}, {"protect", 100000, 1},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    enum { N = sizeof cases / sizeof cases[0] };
+#ifdef _WIN32
+    /* The child: WEFT_T_CHILD is the index of its case. */
+    const char *m = t_child_mode();
+    if (m != NULL) {
+        int i = atoi(m);
+        CHECK(i >= 0 && i < N);
+        guard_child(&cases[i]);
+    }
+#endif
+    for (size_t i = 0; i < N; i++) {
         char out[1024];
+#ifdef _WIN32
+        /* The guard band's first page is PAGE_GUARD (a guard page
+         * violation), the rest NOACCESS (an access violation): either is
+         * the guard doing its work. */
+        char mode[16];
+        snprintf(mode, sizeof mode, "%zu", i);
+        unsigned long st = in_child("stack_guard", mode, out, sizeof out);
+        bool faulted = st == STATUS_GUARD_PAGE_VIOLATION || st == STATUS_ACCESS_VIOLATION;
+        bool unguarded = st == 4;
+#else
         int st = in_child(guard_child, &cases[i], out, sizeof out);
-        if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV)) {
-            fprintf(stderr, "case %zu (WEFT_GUARD=%s size %zu index %d): status %#x%s\n", i,
-                    cases[i].force ? cases[i].force : "", cases[i].size, cases[i].index, st,
-                    WIFEXITED(st) && WEXITSTATUS(st) == 4 ? " (unguarded)" : "");
+        bool faulted = WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
+        bool unguarded = WIFEXITED(st) && WEXITSTATUS(st) == 4;
+#endif
+        if (!faulted) {
+            fprintf(stderr, "case %zu (WEFT_GUARD=%s size %zu index %d): status %#lx%s\n%s", i,
+                    cases[i].force ? cases[i].force : "", cases[i].size, cases[i].index,
+                    (unsigned long)st, unguarded ? " (unguarded)" : "", out);
             CHECK(!"a write into the guard did not fault");
         }
     }
-#endif
 }
 
 /* ---- stack_unguarded: counted, flagged, and warned about once ---- */
 
-#ifndef _WIN32
 static void unguarded_child(void *arg)
 {
     (void)arg;
@@ -578,24 +622,27 @@ static void unguarded_child(void *arg)
     k_mem_fini();
     _exit(k_mem_reserved() == 0 ? 0 : 7);
 }
-#endif
 
 void t_stack_unguarded(void)
 {
-#ifdef _WIN32
-    t_skip("needs fork");
-#else
     char out[4096];
+#ifdef _WIN32
+    if (t_child_mode() != NULL)
+        unguarded_child(NULL);
+    unsigned long st = in_child("stack_unguarded", "child", out, sizeof out);
+    bool ok = st == 0;
+#else
     int st = in_child(unguarded_child, NULL, out, sizeof out);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "child status %#x, said: %s\n", st, out);
+    bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+#endif
+    if (!ok) {
+        fprintf(stderr, "child status %#lx, said: %s\n", (unsigned long)st, out);
         CHECK(!"unguarded child failed");
     }
     int warnings = 0;
     for (const char *p = out; (p = strstr(p, "weft: warning:")) != NULL; p++)
         warnings++;
     CHECK_EQ(warnings, 2); /* once per run */
-#endif
 }
 
 /* ---- stack_many: 200k default stacks at once ---- */

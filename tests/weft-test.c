@@ -24,6 +24,10 @@
 
 #include "check.h"
 
+#ifdef _WIN32
+#include <windows.h>
+#endif
+
 /* Declarations of every case and scenario. */
 #define CASE(name, timeout_ms, flags) void t_##name(void);
 #define BENCH(name, summary) void b_##name(void);
@@ -121,6 +125,93 @@ int64_t t_live_stacks(int64_t n)
     return n;
 #endif
 }
+
+#ifdef _WIN32
+/* ---- child processes (Windows has no fork) ---- */
+
+/* The unhandled-exception filter the C runtime installed at start-up. */
+static LPTOP_LEVEL_EXCEPTION_FILTER crt_filter;
+
+/* Ends the process with the exception's code, as Windows does with an
+ * unhandled exception when no debugger is configured. Wine would start
+ * winedbg there whatever the error mode, and a debugger changes how a
+ * crash ends; the C runtime's own filter (its signal() handlers) runs
+ * first. */
+static LONG WINAPI child_unhandled(EXCEPTION_POINTERS *ep)
+{
+    LONG r = crt_filter != NULL ? crt_filter(ep) : EXCEPTION_CONTINUE_SEARCH;
+    if (r != EXCEPTION_CONTINUE_SEARCH)
+        return r;
+    fflush(NULL);
+    TerminateProcess(GetCurrentProcess(), ep->ExceptionRecord->ExceptionCode);
+    return EXCEPTION_EXECUTE_HANDLER;
+}
+
+/* Which part of a case this process runs: NULL in the case itself, the
+ * value of WEFT_T_CHILD in a child it started (which then dies of an
+ * unhandled exception as described at child_unhandled). */
+const char *t_child_mode(void)
+{
+    const char *m = getenv("WEFT_T_CHILD");
+    if (m == NULL || *m == '\0')
+        return NULL;
+    crt_filter = SetUnhandledExceptionFilter(child_unhandled);
+    return m;
+}
+
+/* Starts `weft-test.exe run CASE` again with WEFT_T_CHILD=mode, our
+ * stdin and stdout, and its stderr on err (NULL: ours). Returns the
+ * process's handle, for child_wait. */
+void *t_child_start(const char *casename, const char *mode, void *err)
+{
+    char exe[MAX_PATH], cmd[2 * MAX_PATH];
+    DWORD n = GetModuleFileNameA(NULL, exe, sizeof exe);
+    CHECK(n > 0 && n < sizeof exe);
+    snprintf(cmd, sizeof cmd, "\"%s\" run %s", exe, casename);
+    HANDLE self = GetCurrentProcess(), std[3];
+    DWORD which[3] = {STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE};
+    for (int i = 0; i < 3; i++) {
+        HANDLE h = i == 2 && err != NULL ? err : GetStdHandle(which[i]);
+        std[i] = NULL;
+        if (h != NULL && h != INVALID_HANDLE_VALUE)
+            DuplicateHandle(self, h, self, &std[i], 0, TRUE, DUPLICATE_SAME_ACCESS);
+    }
+    STARTUPINFOA si;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = std[0];
+    si.hStdOutput = std[1];
+    si.hStdError = std[2];
+    PROCESS_INFORMATION pi;
+    fflush(NULL);
+    CHECK(SetEnvironmentVariableA("WEFT_T_CHILD", mode));
+    BOOL ok = CreateProcessA(exe, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    SetEnvironmentVariableA("WEFT_T_CHILD", NULL);
+    for (int i = 0; i < 3; i++)
+        if (std[i] != NULL)
+            CloseHandle(std[i]);
+    CHECK(ok);
+    CloseHandle(pi.hThread);
+    return pi.hProcess;
+}
+
+/* Waits for a child to end and returns its exit code. */
+unsigned long t_child_wait(void *proc)
+{
+    CHECK_EQ(WaitForSingleObject(proc, INFINITE), WAIT_OBJECT_0);
+    DWORD code = 0;
+    CHECK(GetExitCodeProcess(proc, &code));
+    CloseHandle(proc);
+    return code;
+}
+
+/* Runs a child (child_start) to its end: its exit code. */
+unsigned long t_child_run(const char *casename, const char *mode)
+{
+    return t_child_wait(t_child_start(casename, mode, NULL));
+}
+#endif
 
 bool t_async_preempt(void)
 {
