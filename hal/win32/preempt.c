@@ -37,9 +37,10 @@ void hal_preempt_switching(void)
 {
 }
 
-int hal_thread_preempt(hal_thread_t t)
+int hal_thread_preempt(hal_thread_t t, void *kern_thread)
 {
     (void)t;
+    (void)kern_thread;
     return HAL_EFAIL;
 }
 
