@@ -146,10 +146,10 @@ CASE(net_wait_fd_shared, 30000, F_NOWINE)
 CASE(net_wait_fd_deadline, 60000, F_NOWINE)
 CASE(net_deadline_args, 30000, F_NOWINE)
 /* ---- preemption and the monitor (t_preempt.c) ----
- * F_NOWINE: preemption on Windows is cooperative for now (hal/win32/preempt.c),
- * and the file is written for signals and ucontext. */
-CASE(preempt_sleeper, 30000, F_NOWINE)
-CASE(preempt_share, 30000, F_NOWINE)
+ * F_NOWINE: written for signals and ucontext (POSIX); preempt_sleeper and
+ * preempt_share run under Wine too (hal/win32/preempt.c: SuspendThread). */
+CASE(preempt_sleeper, 30000, F_NONE)
+CASE(preempt_share, 30000, F_NONE)
 CASE(preempt_small_stack, 30000, F_NOWINE)
 CASE(preempt_regs, 60000, F_NOWINE)
 CASE(preempt_regs_long, 3600000, F_STRESS | F_NOWINE)

@@ -147,8 +147,8 @@ HAL_OPAQUE void hal_thread_set(void *kern_thread)
     SetLastError(last);
 }
 
-/* The thread's id: only hal_thread_preempt would use it, and preemption
- * is cooperative in this port for now (preempt.c). */
+/* The thread's id: hal_thread_preempt opens the thread by it for each
+ * suspension (preempt.c). */
 hal_thread_t hal_thread_self(void)
 {
     return (hal_thread_t)GetCurrentThreadId();

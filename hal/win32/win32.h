@@ -14,7 +14,8 @@
  *   poll_iocp.c the poller: an I/O completion port
  *   timer_hr.c the poller's high-resolution deadline on that port
  *   sock.c     sockets (not yet: docs/platforms.md)
- *   preempt.c  preemption (cooperative for now) and code ranges
+ *   preempt.c  preemption by SuspendThread, and code ranges
+ *   text_bounds.S the markers around weft's own code
  *   call_on.S  running a function on another stack (fault.c)
  */
 #ifndef WEFT_HAL_WIN32_H
@@ -28,6 +29,16 @@
 void hal_win32_fault_install(void);
 void hal_win32_rescue_on(void);
 void hal_win32_rescue_off(void);
+
+/* preempt.c: takes the suspension lock for good (exit, abort), so no
+ * thread is left suspended or gets suspended while the process ends.
+ * Waits at most one suspension cycle; returns at once on the thread that
+ * holds it. */
+void hal_win32_preempt_stop(void);
+
+/* preempt.c: suspensions that redirected the thread (which 0) or found
+ * it at an unsafe point (which 1), for tests (any thread). */
+int64_t hal_win32_preempt_count(int which);
 
 /* call_on.S: calls fn(arg) with rsp at stack_top (16-aligned), and returns
  * to the caller's stack afterwards. */
