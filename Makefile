@@ -241,7 +241,7 @@ lib: $(LIBA) $(LIBSO)
 # `make` rebuilds everything and a second `make` nothing. -Werror is left
 # out of it: it changes no output.
 FLAGS_FILE := $(B)/flags
-BUILD_DEPS := Makefile mk/$(TARGET).mk $(FLAGS_FILE)
+BUILD_DEPS := Makefile mk/$(TARGET).mk $(wildcard mk/*.inc) $(FLAGS_FILE)
 
 $(B)/obj/kern/%.o: kern/%.c $(BUILD_DEPS)
 	@mkdir -p $(@D)

@@ -70,10 +70,14 @@ void weft_dump(void)
         k_print("weft: dump: no run is active\n");
         return;
     }
-    /* Statistics for a human: any order would do. */
+    /* Statistics for a human: any order would do. nthreads is written by
+     * startm under sched.lock. */
+    k_lock(&k_sched.lock);
+    int nthreads = k_sched.nthreads;
+    k_unlock(&k_sched.lock);
     k_print("weft: dump: %llu tasks, %d procs (%d idle), %d threads\n",
             (unsigned long long)atomic_load(&k_sched.ntasks_live), k_sched.nprocs,
-            (int)atomic_load(&k_sched.nidle_procs), (int)k_sched.nthreads);
+            (int)atomic_load(&k_sched.nidle_procs), nthreads);
     k_dump_tasks();
 }
 

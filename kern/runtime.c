@@ -398,7 +398,9 @@ int weft_stats(struct weft_stats *s)
      * anything; the values need not be consistent with each other. */
     s->tasks = atomic_load_explicit(&k_sched.ntasks_live, memory_order_relaxed);
     s->tasks_created = atomic_load_explicit(&k_sched.next_id, memory_order_relaxed) - 1;
+    k_lock(&k_sched.lock); /* nthreads: written by startm under it */
     s->threads = (uint64_t)k_sched.nthreads;
+    k_unlock(&k_sched.lock);
     s->procs = (uint64_t)k_sched.nprocs;
     s->idle_procs = (uint64_t)atomic_load(&k_sched.nidle_procs);
     s->spinning_threads = (uint64_t)atomic_load(&k_sched.nspinning);

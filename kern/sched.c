@@ -61,9 +61,9 @@ struct sched k_sched;
 /* ---- Thread structs and abandoned threads (weft_run's end: runtime.c) ---- */
 
 /* Threads abandoned in a blocking call that have not ended yet, across
- * runs (k_orphans_live). Incremented by weft_run (k_orphan_begin), decremented by the
- * thread as the last thing it does with weft (release: its stack and
- * struct are gone by then). */
+ * runs (k_orphans_live). Incremented by weft_run (k_orphan_begin),
+ * decremented by the thread as the last thing it does with weft (release:
+ * its stack and struct are gone by then). */
 static _Atomic uint32_t orphans_live;
 
 static size_t thread_bytes(void)

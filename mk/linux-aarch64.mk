@@ -19,22 +19,10 @@ PIC  := -fPIC
 # (LL/SC or LSE by -march).
 ARCH_CFLAGS := -mno-outline-atomics
 
-# The port's sources, every one named (docs/PORTING.md): the OS half, then
-# the architecture's. A second backend of a mechanism (poll_*.c, switch_*.S)
-# is built only where a target lists it.
-HAL_SRCS := hal/posix/env.c \
-            hal/posix/futex.c \
-            hal/posix/io.c \
-            hal/posix/mem.c \
-            hal/posix/poll_epoll.c \
-            hal/posix/preempt.c \
-            hal/posix/sanitizer.c \
-            hal/posix/signal.c \
-            hal/posix/thread.c \
-            hal/posix/time.c \
-            hal/posix/tools.c \
-            hal/aarch64/context.c \
-            hal/aarch64/switch.S
+# The port's sources (docs/PORTING.md): the OS half, shared by the Linux
+# targets, then the architecture's.
+include mk/linux-hal.inc
+HAL_SRCS := $(LINUX_HAL_SRCS) hal/aarch64/context.c hal/aarch64/switch.S
 
 ifeq ($(HOST_ARCH),aarch64)
 CROSS :=

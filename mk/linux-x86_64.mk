@@ -9,22 +9,10 @@ SHARED := 1
 PIC  := -fPIC
 ARCH_CFLAGS :=
 
-# The port's sources, every one named (docs/PORTING.md): the OS half, then
-# the architecture's. A second backend of a mechanism (poll_*.c, switch_*.S)
-# is built only where a target lists it.
-HAL_SRCS := hal/posix/env.c \
-            hal/posix/futex.c \
-            hal/posix/io.c \
-            hal/posix/mem.c \
-            hal/posix/poll_epoll.c \
-            hal/posix/preempt.c \
-            hal/posix/sanitizer.c \
-            hal/posix/signal.c \
-            hal/posix/thread.c \
-            hal/posix/time.c \
-            hal/posix/tools.c \
-            hal/x86_64/context.c \
-            hal/x86_64/switch_sysv.S
+# The port's sources (docs/PORTING.md): the OS half, shared by the Linux
+# targets, then the architecture's.
+include mk/linux-hal.inc
+HAL_SRCS := $(LINUX_HAL_SRCS) hal/x86_64/context.c hal/x86_64/switch_sysv.S
 
 ifeq ($(HOST_ARCH),x86_64)
 CROSS :=

@@ -536,3 +536,54 @@ void t_sched_locked_sleep(void)
     for (int i = 0; i < 4; i++)
         t_run(locked_sleep_main, NULL, t_procs_list[i]);
 }
+
+/* ---- sched_stats_startup: weft_stats while threads are being started ----
+ * Each round a fresh run starts its threads as tasks appear, while a task
+ * reads weft_stats in a loop: the thread count it reads is written by
+ * startm under sched.lock (a data race for TSan when read without it). */
+
+static atomic_int stats_stop;
+
+static void stats_worker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++)
+        weft_yield();
+}
+
+static void stats_reader(void *arg)
+{
+    weft_waitgroup *wg = arg;
+    struct weft_stats st;
+    while (!atomic_load(&stats_stop)) {
+        CHECK_OK(weft_stats(&st));
+        CHECK_GE(st.threads, 1);
+        weft_yield();
+    }
+    CHECK_OK(weft_wg_done(wg));
+}
+
+static void stats_main(void *arg)
+{
+    (void)arg;
+    weft_waitgroup wg;
+    memset(&wg, 0, sizeof wg);
+    atomic_store(&stats_stop, 0);
+    CHECK_OK(weft_wg_add(&wg, 1));
+    CHECK_OK(weft_go(stats_reader, &wg));
+    for (int i = 0; i < 64; i++)
+        CHECK_OK(weft_go(stats_worker, NULL));
+    for (int i = 0; i < 50; i++)
+        weft_yield();
+    atomic_store(&stats_stop, 1);
+    CHECK_OK(weft_wg_wait(&wg));
+    struct weft_stats st;
+    CHECK_OK(weft_stats(&st));
+    CHECK_LE(st.threads, 64 + 8);
+}
+
+void t_sched_stats_startup(void)
+{
+    for (int r = 0; r < 20; r++)
+        t_run(stats_main, NULL, 8);
+}
