@@ -70,12 +70,37 @@ def file_format(objdump, path):
 INSN = re.compile(r"^\s*([0-9a-f]+):\t((?:[0-9a-f]{2} )+)\s*\t?(.*)$")
 
 
+# A line of `objdump -t` on PE: "[3737](sec  1)(fl 0x00)...(nx 0) 0x0000000000008060 name";
+# the value is relative to section 1-based "sec".
+PE_SYM = re.compile(r"^\[\s*\d+\]\(sec\s+(\d+)\).*\s0x([0-9a-f]+)\s+(\S+)$")
+
+
+def pe_symbols(objdump, path, names):
+    """{name: address} of the named symbols, local ones included (the
+    static library localizes hal_*, and objdump -d may label an address
+    with another symbol of the same value)."""
+    heads = subprocess.run([objdump, "-h", path], capture_output=True, text=True,
+                           check=True).stdout
+    vma = {}
+    for line in heads.splitlines():
+        parts = line.split()
+        if len(parts) >= 7 and parts[0].isdigit():
+            vma[int(parts[0]) + 1] = int(parts[3], 16)
+    syms = subprocess.run([objdump, "-t", path], capture_output=True, text=True,
+                          check=True).stdout
+    found = {}
+    for line in syms.splitlines():
+        m = PE_SYM.match(line)
+        if m and m.group(3) in names and int(m.group(1)) in vma:
+            found[m.group(3)] = vma[int(m.group(1))] + int(m.group(2), 16)
+    return found
+
+
 def check_pe(objdump, path):
     """The PE rule (module docstring): direct branches out of
     [hal_win32_text_lo, hal_win32_text_hi) land only on import thunks."""
     secs = sections(objdump, path)
     code = {}  # address -> first two bytes of the instruction there
-    labels = {}
     bad = []
     lines = []
     for name in secs:
@@ -83,16 +108,13 @@ def check_pe(objdump, path):
                              capture_output=True, text=True, check=True).stdout
         lines += dis.splitlines()
     for line in lines:
-        m = FUNC.match(line)
-        if m:
-            labels[m.group(2)] = int(m.group(1), 16)
-            continue
         m = INSN.match(line)
         if m:
             code[int(m.group(1), 16)] = m.group(2).split()[:2]
-    if "hal_win32_text_lo" not in labels or "hal_win32_text_hi" not in labels:
-        return [f"{path}: no hal_win32_text_lo/hi labels (is weft linked in, and renamed?)"]
-    lo, hi = labels["hal_win32_text_lo"], labels["hal_win32_text_hi"]
+    bounds = pe_symbols(objdump, path, ("hal_win32_text_lo", "hal_win32_text_hi"))
+    if len(bounds) != 2:
+        return [f"{path}: no hal_win32_text_lo/hi symbols (is weft linked in, and renamed?)"]
+    lo, hi = bounds["hal_win32_text_lo"], bounds["hal_win32_text_hi"]
     if not lo < hi:
         return [f"{path}: hal_win32_text_lo 0x{lo:x} is not below hal_win32_text_hi 0x{hi:x}"]
     func = "?"

@@ -114,9 +114,13 @@ void hal_win32_preempt_stop(void)
     }
 }
 
-static void __cdecl at_exit(void)
+/* Registered with msvcrt's _onexit, an import (not mingw's atexit, a
+ * wrapper linked into the program's .text: scripts/check-weft-calls.py);
+ * exit() runs it before ExitProcess, as it runs atexit handlers. */
+static int __cdecl at_exit(void)
 {
     hal_win32_preempt_stop();
+    return 0;
 }
 
 int hal_preempt_init(void)
@@ -124,7 +128,7 @@ int hal_preempt_init(void)
     if (InterlockedExchange(&init_done, 1) == 0) {
         measure();
         if (InterlockedExchange(&exit_hooked, 1) == 0)
-            atexit(at_exit);
+            _onexit(at_exit);
     }
     return 0;
 }
