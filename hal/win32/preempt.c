@@ -61,7 +61,7 @@
 
 extern char hal_win32_text_lo[], hal_win32_text_hi[]; /* text_bounds.S */
 void hal_win32_preempt_tramp(void);                   /* preempt_win64.S */
-void hal_win32_preempted(uintptr_t pc);
+void hal_win32_preempted(uintptr_t pc, uint64_t *saved);
 
 /* Read by the trampoline; written once, by measure(), before the first
  * redirection (racing first calls write the same values). */
@@ -78,6 +78,29 @@ static struct {
     DWORD tid;
     int64_t when_ns;
 } gaps[GAP_SLOTS];
+
+static volatile LONG64 counts[HAL_WIN32_PC_N]; /* hal_win32_preempt_count */
+
+int64_t hal_win32_preempt_count(int which)
+{
+    return which >= 0 && which < HAL_WIN32_PC_N ? counts[which] : -1;
+}
+
+/* The program's image, for HAL_WIN32_PC_FOREIGN: set by hal_preempt_init
+ * from the PE headers, independently of kern's ranges. */
+static uintptr_t image_lo, image_hi;
+
+/* The negative control's flip (hal_win32_preempt_test_flip): armed while
+ * flip_armed; the first redirection in range takes it. */
+static volatile uintptr_t flip_lo, flip_hi;
+static volatile LONG flip_armed;
+
+void hal_win32_preempt_test_flip(uintptr_t lo, uintptr_t hi)
+{
+    flip_lo = lo;
+    flip_hi = hi;
+    InterlockedExchange(&flip_armed, 1);
+}
 
 static void measure(void)
 {
@@ -127,6 +150,11 @@ int hal_preempt_init(void)
 {
     if (InterlockedExchange(&init_done, 1) == 0) {
         measure();
+        uintptr_t lo, hi;
+        if (hal_module_text(NULL, &lo, &hi) == 0) {
+            image_lo = lo;
+            image_hi = hi;
+        }
         if (InterlockedExchange(&exit_hooked, 1) == 0)
             _onexit(at_exit);
     }
@@ -148,11 +176,13 @@ void hal_preempt_switching(void)
 }
 
 /* Called by the trampoline on the task's stack, with the interrupted
- * code's volatile registers saved. kern_preempt may return on another
- * thread: the last error and errno are the task's, put back on whichever
- * thread that is. */
-void hal_win32_preempted(uintptr_t pc)
+ * code's volatile registers saved at `saved` (the trampoline's frame:
+ * saved[4] is r8). kern_preempt may return on another thread: the last
+ * error and errno are the task's, put back on whichever thread that is. */
+void hal_win32_preempted(uintptr_t pc, uint64_t *saved)
 {
+    if (flip_armed && pc >= flip_lo && pc < flip_hi && InterlockedExchange(&flip_armed, 0))
+        saved[4] ^= 0x100;
     DWORD last = GetLastError();
     int err = hal_errno_get();
     kern_preempt(pc);
@@ -175,14 +205,6 @@ static bool too_soon(DWORD tid, int64_t now)
     gaps[i].tid = tid;
     gaps[i].when_ns = now;
     return false;
-}
-
-static volatile LONG64 n_redirected; /* for tests (hal_win32_preempt_count) */
-static volatile LONG64 n_declined;
-
-int64_t hal_win32_preempt_count(int which)
-{
-    return which ? n_declined : n_redirected;
 }
 
 /* The context buffer: used by the monitor only, under the lock (1.2 KiB,
@@ -217,10 +239,13 @@ int hal_thread_preempt(hal_thread_t t, void *kern_thread)
             ctx.Rsp = sp;
             ctx.Rip = (uintptr_t)hal_win32_preempt_tramp;
             ctx.ContextFlags = CONTEXT_CONTROL;
-            if (SetThreadContext(h, &ctx))
-                InterlockedIncrement64(&n_redirected);
+            if (SetThreadContext(h, &ctx)) {
+                InterlockedIncrement64(&counts[HAL_WIN32_PC_REDIRECTED]);
+                if (pc < image_lo || pc >= image_hi)
+                    InterlockedIncrement64(&counts[HAL_WIN32_PC_FOREIGN]);
+            }
         } else {
-            InterlockedIncrement64(&n_declined);
+            InterlockedIncrement64(&counts[HAL_WIN32_PC_DECLINED]);
         }
     }
     ResumeThread(h);

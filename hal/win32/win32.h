@@ -36,9 +36,20 @@ void hal_win32_rescue_off(void);
  * holds it. */
 void hal_win32_preempt_stop(void);
 
-/* preempt.c: suspensions that redirected the thread (which 0) or found
- * it at an unsafe point (which 1), for tests (any thread). */
+/* preempt.c: counts of the suspensions, for tests (any thread). */
+enum {
+    HAL_WIN32_PC_REDIRECTED, /* the thread was sent into the trampoline */
+    HAL_WIN32_PC_DECLINED,   /* found at an unsafe point, resumed as it was */
+    HAL_WIN32_PC_FOREIGN,    /* redirected at a RIP outside the program's image:
+                              * never (a DLL, Wine's code, a JIT buffer) */
+    HAL_WIN32_PC_N
+};
 int64_t hal_win32_preempt_count(int which);
+
+/* preempt.c, tests only (the negative control of preempt_regs): the next
+ * redirection whose interrupted RIP lies in [lo, hi) flips bit 8 of the
+ * saved r8 before the trampoline restores it, as a broken save would. */
+void hal_win32_preempt_test_flip(uintptr_t lo, uintptr_t hi);
 
 /* call_on.S: calls fn(arg) with rsp at stack_top (16-aligned), and returns
  * to the caller's stack afterwards. */

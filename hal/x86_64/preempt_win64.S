@@ -12,7 +12,7 @@
  * with XSAVE, or FXSAVE where the OS has not enabled XSAVE: that covers
  * xmm0-15, the upper halves of the ymm/zmm registers, which Win64 does not
  * preserve across calls, MXCSR and the x87 control word), clears the
- * direction flag for C, calls hal_win32_preempted(pc), restores and
+ * direction flag for C, calls hal_win32_preempted(pc, frame), restores and
  * returns to the interrupted RIP. The callee-saved registers are kept by
  * C itself, also across a switch to another thread. Its frame lies below
  * the task's RSP for as long as the task is switched out (preempt.c:
@@ -81,6 +81,7 @@ hal_win32_preempt_tramp:
         jmp     2f
 1:      fxsave64 (%rsp)
 2:      movq    TRAMP_PC(%rbp), %rcx
+        movq    %rbp, %rdx
         subq    $32, %rsp
         call    hal_win32_preempted
         addq    $32, %rsp
