@@ -149,13 +149,17 @@ void t_preempt_share(void)
     CHECK_OK(weft_run(share_main, NULL, &cfg));
 }
 
-/* The rest is written for signals and ucontext (POSIX only for now). */
-#ifndef _WIN32
+/* The cases below run on Windows too, except those written for signals
+ * (host handlers, stray and user signals): #ifndef _WIN32 around them. */
+#ifdef _WIN32
+#include "hal/win32/win32.h"
+#else
 #include <pthread.h>
 #include <signal.h>
 #include <sys/auxv.h>
 #include <ucontext.h>
 #include <unistd.h>
+#endif
 
 #include "tests/regs.h"
 
@@ -163,6 +167,7 @@ _Static_assert(offsetof(struct regs, flags) == 256, "regs.S layout");
 _Static_assert(offsetof(struct regs, ctrl) == 264, "regs.S layout");
 _Static_assert(offsetof(struct regs, rz) == 272, "regs.S layout");
 _Static_assert(offsetof(struct regs, vec) == 400, "regs.S layout");
+_Static_assert(offsetof(struct regs, fpucw) == 1424, "regs.S layout");
 
 /* ---- preempt_small_stack: preempted deep in the smallest stack ----
  *
@@ -241,6 +246,8 @@ void t_preempt_small_stack(void)
 #define FLAGS_MASK 0x8D5ull
 #define CTRL_SET 0x7F80ull /* MXCSR: round toward zero, all masked */
 #define CTRL_MASK 0xFFFFull
+#define FPUCW_SET 0x0C7Full  /* x87 (Win64 probe): round toward zero, 24-bit, all masked */
+#define FPUCW_MASK 0x1F3Full /* the masks, precision and rounding fields */
 #define VEC_N 16
 #define VEC_BYTES (regs_avx ? 32 : 16)
 static bool gpr_used(int i)
@@ -276,6 +283,9 @@ static void regs_fill(struct regs *in, uint64_t seed)
     in->gpr[GPR_COUNTER] = 0;
     in->flags = FLAGS_SET | 0x2;
     in->ctrl = CTRL_SET;
+#if defined(_WIN32)
+    in->fpucw = FPUCW_SET;
+#endif
     for (int i = 0; i < REGS_RZ; i++) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         in->rz[i] = x;
@@ -320,6 +330,14 @@ static int regs_compare(const struct regs *in, const struct regs *out, int *prin
             fprintf(stderr, "register mismatch: control word %llx want %llx\n",
                     (unsigned long long)out->ctrl, (unsigned long long)in->ctrl);
     }
+#if defined(_WIN32)
+    if ((out->fpucw & FPUCW_MASK) != (in->fpucw & FPUCW_MASK)) {
+        bad++;
+        if ((*printed)++ < 8)
+            fprintf(stderr, "register mismatch: x87 control word %llx want %llx\n",
+                    (unsigned long long)out->fpucw, (unsigned long long)in->fpucw);
+    }
+#endif
 #if defined(__x86_64__)
     for (int i = 0; i < REGS_RZ; i++)
         if (out->rz[i] != in->rz[i]) {
@@ -398,9 +416,18 @@ static void regs_once(uint64_t seed, uint64_t spins, int *bad, int *printed)
     *bad += regs_compare(&in, &out, printed);
 }
 
-/* pthread_self is declared const: the compiler may reuse one call's result
- * across a preemption. This one is opaque. */
+/* The OS thread, to count migrations. pthread_self is declared const: the
+ * compiler may reuse one call's result across a preemption. This one is
+ * opaque. */
+#ifdef _WIN32
+static DWORD(WINAPI *volatile self_fn)(void) = GetCurrentThreadId;
+#else
 static pthread_t (*volatile self_fn)(void) = pthread_self;
+#endif
+static uint64_t thread_token(void)
+{
+    return (uint64_t)(uintptr_t)self_fn();
+}
 
 struct storm {
     int64_t deadline;
@@ -416,13 +443,13 @@ static void storm_task(void *arg)
     int bad = 0, printed = 0;
     long calls = 0, moves = 0;
     while (weft_now() < s->deadline) {
-        pthread_t before = self_fn();
+        uint64_t before = thread_token();
         regs_once(seed + (uint64_t)calls, 20000, &bad, &printed);
 #if defined(__aarch64__)
         if (regs_sve)
             regs_once_sve(seed + (uint64_t)calls, 20000, &bad, &printed);
 #endif
-        if (!pthread_equal(before, self_fn()))
+        if (before != thread_token())
             moves++;
         calls++;
     }
@@ -450,11 +477,43 @@ static void storm_main(void *arg)
     CHECK_EQ(atomic_load(&s->mismatches), 0);
 }
 
+#ifdef _WIN32
+/* Windows: how many suspensions of the storm redirected the thread into
+ * the trampoline, at least REGS_MIN_REDIRECTS in all (a suspend cycle
+ * costs 0.1-0.7 ms under Wine; the port waits 1 ms between two of one
+ * thread). */
+#define REGS_MIN_REDIRECTS 100
+static int64_t redirects0, declines0;
+static void redirects_start(void)
+{
+    redirects0 = hal_win32_preempt_count(HAL_WIN32_PC_REDIRECTED);
+    declines0 = hal_win32_preempt_count(HAL_WIN32_PC_DECLINED);
+}
+static void redirects_check(void)
+{
+    int64_t r = hal_win32_preempt_count(HAL_WIN32_PC_REDIRECTED) - redirects0;
+    int64_t d = hal_win32_preempt_count(HAL_WIN32_PC_DECLINED) - declines0;
+    fprintf(stderr, "suspensions: %lld redirected into the trampoline, %lld declined\n",
+            (long long)r, (long long)d);
+    CHECK_GE(r, REGS_MIN_REDIRECTS);
+}
+#else
+static void redirects_start(void)
+{
+}
+static void redirects_check(void)
+{
+}
+#endif
+
 static void storm(int64_t ms_per_procs)
 {
     regs_detect();
     fprintf(stderr, "register probe: %s\n",
-#if defined(__x86_64__)
+#if defined(_WIN32)
+            regs_avx ? "win64 gprs and flags (every spin), mxcsr, x87 cw, frame canaries, ymm0-15"
+                     : "win64 gprs and flags (every spin), mxcsr, x87 cw, frame canaries, xmm0-15"
+#elif defined(__x86_64__)
             regs_avx ? "x86_64 gprs, flags, mxcsr, red zone, ymm0-15"
                      : "x86_64 gprs, flags, mxcsr, red zone, xmm0-15"
 #else
@@ -466,6 +525,7 @@ static void storm(int64_t ms_per_procs)
                 regs_sve * 8);
     static const int procs[] = {1, 2, 4};
     const char *env = getenv("WEFT_PROCS");
+    redirects_start();
     for (int k = 0; k < 3; k++) {
         static struct storm s;
         memset(&s, 0, sizeof s);
@@ -476,6 +536,7 @@ static void storm(int64_t ms_per_procs)
         if (env && *env)
             break;
     }
+    redirects_check();
 }
 
 void t_preempt_regs(void)
@@ -490,6 +551,52 @@ void t_preempt_regs_long(void)
     storm(t_count(20000)); /* 20 s per procs value, times WEFT_TEST_STRESS */
 }
 
+#ifdef _WIN32
+/* Negative control (Windows): the port's test hook flips bit 8 of the
+ * saved r8 in the trampoline's frame at the first redirection inside the
+ * probe's spin, as a broken save would. The probe checks r8 on every spin,
+ * so it must leave early (the counter not 0) with r8 flipped, and every
+ * other register intact. Run as a task, since only tasks are preempted. */
+static void negative_main(void *arg)
+{
+    struct regs *io = arg;
+    if (regs_avx)
+        regs_run_avx(&io[0], &io[1], 4000000000ull);
+    else
+        regs_run(&io[0], &io[1], 4000000000ull);
+}
+
+void t_preempt_regs_negative(void)
+{
+    t_need_async_preempt();
+    regs_detect();
+    static struct regs io[2];
+    regs_fill(&io[0], 42);
+    memset(&io[1], 0, sizeof io[1]);
+    char *lo = regs_avx ? regs_win64_spin_lo1 : regs_win64_spin_lo0;
+    char *hi = regs_avx ? regs_win64_spin_hi1 : regs_win64_spin_hi0;
+    hal_win32_preempt_test_flip((uintptr_t)lo, (uintptr_t)hi);
+    int64_t t0 = weft_now();
+    weft_config cfg = {.procs = 1, .timeslice_ns = 2000000};
+    CHECK_OK(weft_run(negative_main, io, &cfg));
+    struct regs *in = &io[0], *out = &io[1];
+    int printed = 0;
+    int bad = regs_compare(in, out, &printed);
+    fprintf(stderr,
+            "negative control: %d mismatch(es) after %.0f ms, %llu spins left (expected r8 "
+            "flipped, the spin left early)\n",
+            bad, (weft_now() - t0) / 1e6, (unsigned long long)out->gpr[1]);
+    CHECK_EQ(out->gpr[8], in->gpr[8] ^ 0x100);
+    CHECK(out->gpr[1] != 0);
+    /* Apart from r8, the counter and the flags (the failed compare's),
+     * everything came back. */
+    out->gpr[8] = in->gpr[8];
+    out->gpr[1] = 0;
+    out->flags = in->flags;
+    printed = 0;
+    CHECK_EQ(regs_compare(in, out, &printed), 0);
+}
+#else
 /* Negative control: a signal handler that flips one bit of one register in
  * the saved context, as a broken preemption would; the probe must see it. */
 static void flip_handler(int sig, siginfo_t *info, void *ucv)
@@ -597,6 +704,7 @@ void t_preempt_regs_negative(void)
     }
 #endif
 }
+#endif /* _WIN32 */
 
 /* ---- preempt_libc: malloc/free/snprintf under a storm ---- */
 
@@ -761,6 +869,7 @@ void t_preempt_off_stress(void)
     fprintf(stderr, "preemption off: %lld runs at procs 1..8, all complete\n", (long long)runs);
 }
 
+#ifndef _WIN32
 /* ---- hosts that keep SIGURG ---- */
 
 static atomic_int host_urg;
@@ -857,6 +966,8 @@ void t_preempt_stray_signal(void)
     CHECK_OK(weft_run(stray_main, NULL, &cfg));
 }
 
+#endif /* !_WIN32 */
+
 /* ---- preempt_spawn_storm: preemption never lands inside a weft call ----
  *
  * The monitor's signal may interrupt a task anywhere; kern switches it out
@@ -931,6 +1042,7 @@ void t_preempt_spawn_storm(void)
     }
 }
 
+#ifndef _WIN32
 /* ---- preempt_user_handler: never inside the program's own signal handler ----
  *
  * A signal handler of the program runs on whatever the thread was doing,
@@ -1027,16 +1139,8 @@ void t_preempt_user_handler(void)
 }
 
 #else  /* _WIN32 */
-T_NOT_BUILT(t_preempt_small_stack, "written for signals and ucontext (POSIX)")
-T_NOT_BUILT(t_preempt_regs, "written for signals and ucontext (POSIX)")
-T_NOT_BUILT(t_preempt_regs_long, "written for signals and ucontext (POSIX)")
-T_NOT_BUILT(t_preempt_regs_negative, "written for signals and ucontext (POSIX)")
-T_NOT_BUILT(t_preempt_libc, "written for signals and ucontext (POSIX)")
-T_NOT_BUILT(t_preempt_nopreempt, "written for signals and ucontext (POSIX)")
-T_NOT_BUILT(t_preempt_off_stress, "written for signals and ucontext (POSIX)")
-T_NOT_BUILT(t_preempt_host_handler, "written for signals and ucontext (POSIX)")
-T_NOT_BUILT(t_preempt_host_blocked, "written for signals and ucontext (POSIX)")
-T_NOT_BUILT(t_preempt_stray_signal, "written for signals and ucontext (POSIX)")
-T_NOT_BUILT(t_preempt_spawn_storm, "written for signals and ucontext (POSIX)")
-T_NOT_BUILT(t_preempt_user_handler, "written for signals and ucontext (POSIX)")
+T_NOT_BUILT(t_preempt_host_handler, "written for signals (POSIX): SIGURG kept by the host")
+T_NOT_BUILT(t_preempt_host_blocked, "written for signals (POSIX): SIGURG blocked by the host")
+T_NOT_BUILT(t_preempt_stray_signal, "written for signals (POSIX): a SIGURG from outside")
+T_NOT_BUILT(t_preempt_user_handler, "written for signals (POSIX): the program's own handler")
 #endif /* _WIN32 */
