@@ -4,9 +4,12 @@
  * hal/posix/preempt.c): fairness with one proc, register integrity under a
  * storm of preemptions (and a negative control proving the checker sees a
  * corrupted register), libc safety, weft_nopreempt_begin/end, preemption
- * off, and hosts that keep SIGURG for themselves. preempt_sleeper and
- * preempt_share run on every target (Windows: hal/win32/preempt.c); the
- * rest is written for signals and ucontext.
+ * off, and hosts that keep SIGURG for themselves. Windows runs them by
+ * suspending the thread (hal/win32/preempt.c): the register probe is
+ * Win64's (regs_win64_x86_64.S) and the negative control flips a register
+ * through the port's test hook instead of a signal handler. The cases
+ * written for signals (a host's SIGURG handler or mask, stray signals, the
+ * program's own handler) are POSIX only.
  */
 #include <stdatomic.h>
 #include <stdbool.h>
