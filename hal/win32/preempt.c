@@ -30,12 +30,14 @@
  * The suspension lock: SuspendThread is asynchronous, so two threads that
  * suspend each other could both stop for good; only the monitor suspends,
  * and only under this lock, held until the target runs again. Exit (an
- * atexit handler installed by hal_preempt_init) and hal_abort take it and
- * never give it back: otherwise ExitProcess could kill the monitor while
- * its target stands suspended, or a suspension request could land on the
- * exiting thread after the monitor died, and the process would hang.
+ * exit handler, registered with _onexit by hal_preempt_init) and hal_abort
+ * take it and never give it back: otherwise ExitProcess could kill the
+ * monitor while its target stands suspended, or a suspension request could
+ * land on the exiting thread after the monitor died, and the process would
+ * hang.
  * A program that calls ExitProcess or TerminateProcess itself skips the
- * atexit handler; that race stays open for it.
+ * exit handler; that race stays open for it (tests/t_win32.c:
+ * preempt_exit_storm tests exit()).
  *
  * Rate: the monitor asks at most once per PREEMPT_RESEND_NS per proc; the
  * port adds a floor per thread (MIN_GAP_NS) so that a task caught at an
