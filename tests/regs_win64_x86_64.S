@@ -7,10 +7,11 @@
  * The same struct regs as the SysV probe (gpr by register number at 0,
  * flags 256, mxcsr 264, canaries 272, vectors 400, x87 control word 1424),
  * with three differences:
- *  - the spin checks every general register (rcx, the counter, aside) and
- *    the flags on every iteration against copies in its frame, and leaves
- *    at the first difference with rcx not 0, so a register that is wrong
- *    only for a while is caught too;
+ *  - the spin checks every register on every iteration against copies in
+ *    its frame: the general registers (rcx, the counter, aside), the
+ *    flags, xmm0-15 (ymm0-15 in regs_run_avx), mxcsr and the x87 control
+ *    word; it leaves at the first difference with rcx not 0, so a register
+ *    that is wrong only for a while is caught too;
  *  - Win64 has no red zone: the canaries sit in the probe's frame, above
  *    rsp, where a preempted thread's stack must stay untouched;
  *  - the x87 control word is loaded and stored back too; mxcsr's control
@@ -37,7 +38,12 @@
 #define F_GPR 192    /* the expected gprs, by register number: 128 bytes */
 #define F_WANTF 320  /* in->flags, for popfq */
 #define F_RZ 336     /* the canaries: 128 bytes */
-#define FRAME 472    /* 8 pushes + FRAME + the return address: 16-aligned */
+#define F_VEC 464    /* the expected vectors: 16 x 32 bytes */
+#define F_VSCR 976   /* one vector register stored, to compare: 32 bytes */
+#define F_WANTMX 1008 /* in's mxcsr */
+#define F_WANTCW 1012 /* in's x87 control word, masked with FPUCW_MASK */
+#define FRAME 1016   /* 8 pushes + FRAME + the return address: 16-aligned */
+#define FPUCW_MASK 0x1F3F
 
         .text
 
@@ -93,6 +99,17 @@
         movq    272+8*\i(%rax), %r10
         movq    %r10, F_RZ+8*\i(%rsp)
         .endr
+        .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        .irp q, 0,1,2,3
+        movq    400+32*\i+8*\q(%rax), %r10
+        movq    %r10, F_VEC+32*\i+8*\q(%rsp)
+        .endr
+        .endr
+        movl    264(%rax), %r10d
+        movl    %r10d, F_WANTMX(%rsp)
+        movzwl  IN_FPUCW(%rax), %r10d
+        andl    $FPUCW_MASK, %r10d
+        movl    %r10d, F_WANTCW(%rsp)
         ldmxcsr 264(%rax)
         fldcw   IN_FPUCW(%rax)
         .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
@@ -122,9 +139,11 @@
         .globl  regs_win64_spin_lo\avx
 regs_win64_spin_lo\avx:
         /* Every iteration: the flags (the pushed copy, masked), then each
-         * gpr against its copy; then the flags again from the copy, since
-         * the compares changed them. mov, lea, push, pop and loop leave the
-         * flags alone. */
+         * gpr against its copy, then with rax pushed (so the offsets are 8
+         * more) each vector register stored and compared 8 bytes at a time
+         * through rax, mxcsr and the x87 control word; then the flags again
+         * from the copy, since the compares changed them. mov, lea, push,
+         * pop and jrcxz leave the flags alone. */
 1:      pushfq
         andq    $FLAGS_MASK, (%rsp)
         cmpq    $FLAGS_MASK, (%rsp)
@@ -158,11 +177,41 @@ regs_win64_spin_lo\avx:
         jne     2f
         cmpq    F_GPR+120(%rsp), %r15
         jne     2f
+        pushq   %rax
+        .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        .if \avx
+        vmovdqu %ymm\i, F_VSCR+8(%rsp)
+        .irp q, 0,1,2,3
+        movq    F_VSCR+8+8*\q(%rsp), %rax
+        cmpq    F_VEC+8+32*\i+8*\q(%rsp), %rax
+        jne     5f
+        .endr
+        .else
+        movdqu  %xmm\i, F_VSCR+8(%rsp)
+        .irp q, 0,1
+        movq    F_VSCR+8+8*\q(%rsp), %rax
+        cmpq    F_VEC+8+32*\i+8*\q(%rsp), %rax
+        jne     5f
+        .endr
+        .endif
+        .endr
+        stmxcsr F_VSCR+8(%rsp)
+        movl    F_VSCR+8(%rsp), %eax
+        cmpl    F_WANTMX+8(%rsp), %eax
+        jne     5f
+        fnstcw  F_VSCR+8(%rsp)
+        movzwl  F_VSCR+8(%rsp), %eax
+        andl    $FPUCW_MASK, %eax
+        cmpl    F_WANTCW+8(%rsp), %eax
+        jne     5f
+        popq    %rax
         pushq   F_WANTF(%rsp)
         popfq
         leaq    -1(%rcx), %rcx          /* loop's work; its rel8 is too short */
         jrcxz   3f
         jmp     1b
+5:      popq    %rax                    /* a vector or control register differs */
+        jmp     2f
 3:
         .globl  regs_win64_spin_hi\avx
 regs_win64_spin_hi\avx:

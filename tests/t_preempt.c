@@ -564,49 +564,62 @@ void t_preempt_regs_long(void)
 }
 
 #ifdef _WIN32
-/* Negative control (Windows): the port's test hook flips bit 8 of the
- * saved r8 in the trampoline's frame at the first redirection inside the
- * probe's spin, as a broken save would. The probe checks r8 on every spin,
- * so it must leave early (the counter not 0) with r8 flipped, and every
- * other register intact. Run as a task, since only tasks are preempted. */
+/* Negative control (Windows): the port's test hook flips one bit of a saved
+ * register at the first redirection inside the probe's spin, as a broken
+ * save would: r8 (saved by the trampoline's pushes), then xmm3 (saved by
+ * XSAVE). The probe checks every register on every spin, so it must leave
+ * early (the counter not 0) with that bit flipped, and every other
+ * register intact. Run as a task, since only tasks are preempted. */
 static void negative_main(void *arg)
 {
     struct regs *io = arg;
     if (regs_avx)
-        regs_run_avx(&io[0], &io[1], 4000000000ull);
+        regs_run_avx(&io[0], &io[1], 200000000ull);
     else
-        regs_run(&io[0], &io[1], 4000000000ull);
+        regs_run(&io[0], &io[1], 200000000ull);
 }
 
-void t_preempt_regs_negative(void)
+static void negative_once(int which)
 {
-    t_need_async_preempt();
-    regs_detect();
     static struct regs io[2];
     regs_fill(&io[0], 42);
     memset(&io[1], 0, sizeof io[1]);
     char *lo = regs_avx ? regs_win64_spin_lo1 : regs_win64_spin_lo0;
     char *hi = regs_avx ? regs_win64_spin_hi1 : regs_win64_spin_hi0;
-    hal_win32_preempt_test_flip((uintptr_t)lo, (uintptr_t)hi);
+    hal_win32_preempt_test_flip(which, (uintptr_t)lo, (uintptr_t)hi);
     int64_t t0 = weft_now();
     weft_config cfg = {.procs = 1, .timeslice_ns = 2000000};
     CHECK_OK(weft_run(negative_main, io, &cfg));
     struct regs *in = &io[0], *out = &io[1];
     int printed = 0;
     int bad = regs_compare(in, out, &printed);
+    const char *name = which == HAL_WIN32_FLIP_R8 ? "r8" : "xmm3";
     fprintf(stderr,
-            "negative control: %d mismatch(es) after %.0f ms, %llu spins left (expected r8 "
+            "negative control, %s: %d mismatch(es) after %.0f ms, %llu spins left (expected %s "
             "flipped, the spin left early)\n",
-            bad, (weft_now() - t0) / 1e6, (unsigned long long)out->gpr[1]);
-    CHECK_EQ(out->gpr[8], in->gpr[8] ^ 0x100);
+            name, bad, (weft_now() - t0) / 1e6, (unsigned long long)out->gpr[1], name);
     CHECK(out->gpr[1] != 0);
-    /* Apart from r8, the counter and the flags (the failed compare's),
+    if (which == HAL_WIN32_FLIP_R8) {
+        CHECK_EQ(out->gpr[8], in->gpr[8] ^ 0x100);
+        out->gpr[8] = in->gpr[8];
+    } else {
+        CHECK_EQ(out->vec[3][0], in->vec[3][0] ^ 0x10);
+        out->vec[3][0] = in->vec[3][0];
+    }
+    /* Apart from it, the counter and the flags (the failed compare's),
      * everything came back. */
-    out->gpr[8] = in->gpr[8];
     out->gpr[1] = 0;
     out->flags = in->flags;
     printed = 0;
     CHECK_EQ(regs_compare(in, out, &printed), 0);
+}
+
+void t_preempt_regs_negative(void)
+{
+    t_need_async_preempt();
+    regs_detect();
+    negative_once(HAL_WIN32_FLIP_R8);
+    negative_once(HAL_WIN32_FLIP_XMM3);
 }
 #else
 /* Negative control: a signal handler that flips one bit of one register in

@@ -96,12 +96,27 @@ static uintptr_t image_lo, image_hi;
  * flip_armed; the first redirection in range takes it. */
 static volatile uintptr_t flip_lo, flip_hi;
 static volatile LONG flip_armed;
+static volatile int flip_which;
 
-void hal_win32_preempt_test_flip(uintptr_t lo, uintptr_t hi)
+void hal_win32_preempt_test_flip(int which, uintptr_t lo, uintptr_t hi)
 {
+    flip_which = which;
     flip_lo = lo;
     flip_hi = hi;
     InterlockedExchange(&flip_armed, 1);
+}
+
+/* The flip itself. saved is the trampoline's rbp: r8 at saved[4]; the
+ * save area lies below, where the trampoline put it (hal_win32_xsave_bytes
+ * down, 64-aligned), with xmm0-15 at byte 160 in both formats. */
+static void flip(uint64_t *saved)
+{
+    if (flip_which == HAL_WIN32_FLIP_R8) {
+        saved[4] ^= 0x100;
+    } else {
+        uintptr_t area = ((uintptr_t)saved - (uintptr_t)hal_win32_xsave_bytes) & ~(uintptr_t)63;
+        ((unsigned char *)area)[160 + 16 * 3] ^= 0x10;
+    }
 }
 
 static void measure(void)
@@ -178,13 +193,13 @@ void hal_preempt_switching(void)
 }
 
 /* Called by the trampoline on the task's stack, with the interrupted
- * code's volatile registers saved at `saved` (the trampoline's frame:
- * saved[4] is r8). kern_preempt may return on another thread: the last
+ * code's volatile registers saved at `saved` (the trampoline's frame, for
+ * the test hook's flip). kern_preempt may return on another thread: the last
  * error and errno are the task's, put back on whichever thread that is. */
 void hal_win32_preempted(uintptr_t pc, uint64_t *saved)
 {
     if (flip_armed && pc >= flip_lo && pc < flip_hi && InterlockedExchange(&flip_armed, 0))
-        saved[4] ^= 0x100;
+        flip(saved);
     DWORD last = GetLastError();
     int err = hal_errno_get();
     kern_preempt(pc);

@@ -47,9 +47,12 @@ enum {
 int64_t hal_win32_preempt_count(int which);
 
 /* preempt.c, tests only (the negative control of preempt_regs): the next
- * redirection whose interrupted RIP lies in [lo, hi) flips bit 8 of the
- * saved r8 before the trampoline restores it, as a broken save would. */
-void hal_win32_preempt_test_flip(uintptr_t lo, uintptr_t hi);
+ * redirection whose interrupted RIP lies in [lo, hi) flips one bit of a
+ * saved register before the trampoline restores it, as a broken save
+ * would: bit 8 of r8, or bit 4 of xmm3's lowest byte (in the XSAVE or
+ * FXSAVE area). */
+enum { HAL_WIN32_FLIP_R8, HAL_WIN32_FLIP_XMM3 };
+void hal_win32_preempt_test_flip(int which, uintptr_t lo, uintptr_t hi);
 
 /* call_on.S: calls fn(arg) with rsp at stack_top (16-aligned), and returns
  * to the caller's stack afterwards. */
