@@ -523,8 +523,8 @@ static void storm(int64_t ms_per_procs)
     regs_detect();
     fprintf(stderr, "register probe: %s\n",
 #if defined(_WIN32)
-            regs_avx ? "win64 gprs and flags (every spin), mxcsr, x87 cw, frame canaries, ymm0-15"
-                     : "win64 gprs and flags (every spin), mxcsr, x87 cw, frame canaries, xmm0-15"
+            regs_avx ? "win64 gprs, flags, ymm0-15, mxcsr, x87 cw (every spin), frame canaries"
+                     : "win64 gprs, flags, xmm0-15, mxcsr, x87 cw (every spin), frame canaries"
 #elif defined(__x86_64__)
             regs_avx ? "x86_64 gprs, flags, mxcsr, red zone, ymm0-15"
                      : "x86_64 gprs, flags, mxcsr, red zone, xmm0-15"
