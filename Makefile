@@ -211,18 +211,25 @@ TARGET_ENV := $(B)/target.env
 
 # ---- build ---------------------------------------------------------------
 
-# weft's own code in one range (POSIX ports): every kern and hal object's
-# text sections are renamed weft_text, so the linker gathers them between
-# __start_weft_text and __stop_weft_text, which the preemption handler uses
-# to never preempt a task inside weft (hal/posix/preempt.c). The check
-# fails the build if a text section the rename does not know appears.
+# weft's own code in one range: every kern and hal object's text sections
+# are renamed, so that the linker gathers them in one place, which the
+# preemption code uses to never preempt a task inside weft. ELF (POSIX
+# ports): the section weft_text, bounded by the linker's __start_weft_text
+# and __stop_weft_text (hal/posix/preempt.c). PE (win32): .text$weft_m;
+# the PE linker sorts the .text$* groups by name inside .text, so it lies
+# between the markers in .text$weft_a and .text$weft_z
+# (hal/win32/text_bounds.S). The check fails the build if a text section
+# the rename does not know appears.
 WEFT_TEXT_SECTIONS := .text .text.unlikely .text.hot .text.startup .text.exit \
                       .text.tsan.module_ctor
-ifeq ($(OS),posix)
+WEFT_TEXT_NAME.posix := weft_text
+WEFT_TEXT_NAME.win32 := .text$$weft_m
+WEFT_TEXT_NAME := $(WEFT_TEXT_NAME.$(OS))
+ifneq ($(WEFT_TEXT_NAME),)
 define weft_text
-@$(OBJCOPY) $(foreach s,$(WEFT_TEXT_SECTIONS),--rename-section $(s)=weft_text) $@
-@if $(OBJDUMP) -h $@ | awk '{print $$2}' | grep -q '^\.text'; then \
-    echo "$@: a .text section the weft_text rename missed:" >&2; $(OBJDUMP) -h $@ | grep ' \.text' >&2; rm -f $@; exit 1; fi
+@$(OBJCOPY) $(foreach s,$(WEFT_TEXT_SECTIONS),--rename-section '$(s)=$(WEFT_TEXT_NAME)') $@
+@if $(OBJDUMP) -h $@ | awk '{print $$2}' | grep -Eq '^\.text(\.|$$)'; then \
+    echo "$@: a .text section the weft text rename missed:" >&2; $(OBJDUMP) -h $@ | grep ' \.text' >&2; rm -f $@; exit 1; fi
 endef
 else
 weft_text :=

@@ -427,8 +427,13 @@ void hal_preempt_switching(void);
 
 /* Asks the OS to interrupt thread t (a worker that called hal_preempt_init
  * successfully or was started after it) and run kern_preempt on it soon.
- * Never blocks; may be dropped if one is already pending. 0 or HAL_EFAIL. */
-int hal_thread_preempt(hal_thread_t t);
+ * kern_thread is t's kern pointer (what t set with hal_thread_set): a port
+ * that stops t from the calling thread (Windows: SuspendThread) decides
+ * there, with kern_preempt_ok(kern_thread, pc), whether to redirect t at
+ * all; a port whose interrupt runs on t itself (POSIX: a signal) ignores
+ * it. May wait for t to stop (never for t to reach any point of its own);
+ * may be dropped if one is already pending. 0 or HAL_EFAIL. */
+int hal_thread_preempt(hal_thread_t t, void *kern_thread);
 
 /* The executable range [*lo, *hi) of the loaded module (program or shared
  * object) that contains addr; addr NULL means the main program. 0, or
@@ -449,6 +454,19 @@ void hal_runtime_text(uintptr_t *lo, uintptr_t *hi);
  * hands the fault on to whatever handler the host had. Runs in a signal
  * handler on the alternate stack: async-signal-safe. */
 void kern_fault(void *addr);
+
+/* Whether kern would switch out the task of kern_thread if interrupted at
+ * pc now: a preemption was asked for, the task is at a safe point by
+ * kern's state (a task running with a proc, no kern lock held, not opted
+ * out, not in a blocking call) and pc is in preemptible code (the
+ * program's own, not weft's, not a shared library's). Called either on
+ * kern_thread itself, inside the interrupt (kern_preempt calls it first),
+ * or on another thread while kern_thread is stopped: then the port must
+ * have made kern_thread's stores visible to the caller before (Windows:
+ * GetThreadContext returns only once the thread is suspended). Reads
+ * only; takes no lock and calls nothing that might, so it is safe while
+ * the stopped thread holds any lock. Async-signal-safe. */
+bool kern_preempt_ok(void *kern_thread, uintptr_t pc);
 
 /* The calling thread was interrupted at pc by hal_thread_preempt. Runs in
  * the signal handler on the interrupted stack (a task's own stack when a

@@ -159,7 +159,7 @@ static void preempt_one(struct proc *p)
      * seen late is resent after PREEMPT_RESEND_NS. */
     atomic_store_explicit(&th->preempt_req, 1, memory_order_relaxed);
     if (k_sched.preempt_async)
-        hal_thread_preempt(th->os);
+        hal_thread_preempt(th->os, th);
 }
 
 /* One pass over the procs (Go: retake). Returns how many it acted on. */

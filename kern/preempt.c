@@ -103,16 +103,28 @@ static bool task_may_switch(struct thread *th)
     return t && th->proc && th->locks.held == 0 && t->nopreempt == 0 && !t->blocking;
 }
 
+bool kern_preempt_ok(void *kern_thread, uintptr_t pc)
+{
+    struct thread *th = kern_thread;
+    /* preempt_req is a request (monitor.c stores it relaxed): what the
+     * preemption acts on is the thread's own state. On another thread (a
+     * port that suspends th, hal.h) the plain fields task_may_switch reads
+     * are th's own, stable while it is stopped, and the port's suspension
+     * made them visible here. */
+    if (!th || !atomic_load_explicit(&th->preempt_req, memory_order_relaxed))
+        return false;
+    return task_may_switch(th) && pc_preemptible(pc);
+}
+
 bool kern_preempt(uintptr_t pc)
 {
     struct thread *th = k_thread_self();
-    /* preempt_req is a request (monitor.c stores it relaxed): what the
-     * preemption acts on is this thread's own state. Clearing it relaxed
-     * may drop a newer request racing in; the monitor asks again at its
-     * next look. Likewise in k_preempt_point. */
-    if (!th || !atomic_load_explicit(&th->preempt_req, memory_order_relaxed))
-        return false;
-    if (!task_may_switch(th) || !pc_preemptible(pc))
+    /* Decided again here even when the port asked kern_preempt_ok on
+     * another thread: the same answer, as nothing ran on this thread in
+     * between, and a port that skips the question loses nothing. Clearing
+     * the request relaxed may drop a newer one racing in; the monitor asks
+     * again at its next look. Likewise in k_preempt_point. */
+    if (!kern_preempt_ok(th, pc))
         return false;
     atomic_store_explicit(&th->preempt_req, 0, memory_order_relaxed);
     /* The thread runs the scheduler and other tasks before this interrupt

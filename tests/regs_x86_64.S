@@ -5,7 +5,7 @@
  * gpr[16] by register number at 0, flags 256, mxcsr 264, red-zone
  * canaries 272, vectors 400 (32 bytes each).
  */
-#ifndef _WIN32 /* SysV only; a Win64 probe is still to come */
+#ifndef _WIN32 /* SysV only; Win64: regs_win64_x86_64.S */
         .text
 
 /* void regs_run(const struct regs *in, struct regs *out, uint64_t spins); */

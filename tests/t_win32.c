@@ -20,7 +20,10 @@
  *   block_lasterror      the last-error value (GetLastError) belongs to
  *                        the task, as errno does (block_errno): it
  *                        survives weft_block_end and switches, even when
- *                        the task resumes on another thread.
+ *                        the task resumes on another thread;
+ * and the preemption by suspension of hal/win32/preempt.c:
+ *   preempt_dll_loop     a task inside a DLL is never redirected;
+ *   preempt_exit_storm   exit() in a storm of suspensions never hangs.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -348,9 +351,155 @@ void t_block_lasterror(void)
     CHECK_GT(atomic_load(&lasterror_moves), 0);
 }
 
+/* ---- preempt_dll_loop: never redirected inside a DLL ----
+ *
+ * A task spends nearly all its time in msvcrt's memset (a DLL: the call
+ * goes through the import thunk) on an 8 MiB buffer, with a short slice so
+ * that the monitor suspends it again and again. Every suspension that finds
+ * it in the DLL must be declined (kern_preempt_ok: not the program's code);
+ * one that finds it between two calls, in the test's own loop, may redirect
+ * it. The port counts redirections whose RIP lay outside the program's
+ * image, from the PE headers (HAL_WIN32_PC_FOREIGN): there must be none. */
+#define DLL_BUF (8u << 20)
+static void *(*volatile dll_memset)(void *, int, size_t) = memset;
+
+struct dll_ctx {
+    unsigned char *buf;
+    int64_t deadline;
+    long calls;
+};
+
+static void dll_task(void *arg)
+{
+    struct dll_ctx *c = arg;
+    long n = 0;
+    while (weft_now() < c->deadline) {
+        dll_memset(c->buf, (int)(n & 0xff), DLL_BUF);
+        CHECK_EQ(c->buf[DLL_BUF - 1], (unsigned char)(n & 0xff));
+        n++;
+    }
+    c->calls = n;
+}
+
+void t_preempt_dll_loop(void)
+{
+    t_need_async_preempt();
+    static struct dll_ctx c;
+    c.buf = malloc(DLL_BUF);
+    CHECK(c.buf != NULL);
+    int64_t r0 = hal_win32_preempt_count(HAL_WIN32_PC_REDIRECTED);
+    int64_t d0 = hal_win32_preempt_count(HAL_WIN32_PC_DECLINED);
+    int64_t f0 = hal_win32_preempt_count(HAL_WIN32_PC_FOREIGN);
+    c.deadline = hal_now_ns() + 1500 * MS;
+    weft_config cfg = {.procs = 1, .timeslice_ns = 200000};
+    CHECK_OK(weft_run(dll_task, &c, &cfg));
+    int64_t r = hal_win32_preempt_count(HAL_WIN32_PC_REDIRECTED) - r0;
+    int64_t d = hal_win32_preempt_count(HAL_WIN32_PC_DECLINED) - d0;
+    int64_t f = hal_win32_preempt_count(HAL_WIN32_PC_FOREIGN) - f0;
+    fprintf(stderr,
+            "%ld memset calls of 8 MiB: %lld suspensions declined, %lld redirected, %lld of "
+            "them outside the program's image\n",
+            c.calls, (long long)d, (long long)r, (long long)f);
+    free(c.buf);
+    CHECK_GE(d, 20); /* the monitor did find it in the DLL, many times */
+    CHECK_EQ(f, 0);
+}
+
+/* ---- preempt_exit_storm: exit() in a storm of suspensions never hangs ----
+ *
+ * SuspendThread only asks: a thread the monitor suspends may still run on
+ * into exit() and ExitProcess, which ends the monitor, and then stop for
+ * good with nobody left to resume it. Exit takes the suspension lock first
+ * (hal/win32/preempt.c). The case starts itself EXIT_RUNS times as a child
+ * (WEFT_TEST_EXIT_CHILD=k): the child spins four tasks on four procs with a
+ * 100 us slice, waits until the monitor has redirected threads a few times,
+ * and then calls exit(EXIT_CODE) from a spinning task (odd k) or from the
+ * main task (even k) a few ms later. Each child must end within
+ * EXIT_WAIT_MS (times the slack of the target) with EXIT_CODE. */
+#define EXIT_RUNS 20
+#define EXIT_CODE 42
+#define EXIT_WAIT_MS 20000
+
+static atomic_int exit_now;
+
+static void exit_spinner(void *arg)
+{
+    int who = (int)(intptr_t)arg;
+    uint64_t x = 1;
+    for (;;) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        if (atomic_load_explicit(&exit_now, memory_order_relaxed) == who)
+            exit(EXIT_CODE + (int)(x & 0));
+    }
+}
+
+static void exit_child_main(void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    for (int i = 1; i <= 4; i++)
+        CHECK_OK(weft_go(exit_spinner, (void *)(intptr_t)i));
+    int64_t deadline = hal_now_ns() + 5000 * MS;
+    while (hal_win32_preempt_count(HAL_WIN32_PC_REDIRECTED) < 5 + k && hal_now_ns() < deadline)
+        CHECK_OK(weft_sleep(MS));
+    if (hal_win32_preempt_count(HAL_WIN32_PC_REDIRECTED) < 5) {
+        fprintf(stderr, "child %d: no storm after 5 s\n", k);
+        exit(EXIT_CODE + 1);
+    }
+    CHECK_OK(weft_sleep((int64_t)(k % 7) * MS));
+    if (k % 2)
+        atomic_store(&exit_now, 1 + k % 4);
+    else
+        exit(EXIT_CODE);
+    for (;;)
+        weft_yield();
+}
+
+void t_preempt_exit_storm(void)
+{
+    const char *child = getenv("WEFT_TEST_EXIT_CHILD");
+    if (child != NULL) {
+        t_need_async_preempt();
+        weft_config cfg = {.procs = 4, .timeslice_ns = 100000};
+        weft_run(exit_child_main, (void *)(intptr_t)atoi(child), &cfg);
+        fprintf(stderr, "child: weft_run returned\n");
+        exit(EXIT_CODE + 2);
+    }
+    t_need_async_preempt();
+    wchar_t exe[MAX_PATH];
+    DWORD len = GetModuleFileNameW(NULL, exe, MAX_PATH);
+    CHECK(len > 0 && len < MAX_PATH);
+    for (int k = 0; k < EXIT_RUNS; k++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", k);
+        CHECK(SetEnvironmentVariableA("WEFT_TEST_EXIT_CHILD", v));
+        wchar_t cmd[MAX_PATH + 64];
+        swprintf(cmd, sizeof cmd / sizeof cmd[0], L"\"%ls\" run preempt_exit_storm", exe);
+        STARTUPINFOW si = {.cb = sizeof si};
+        PROCESS_INFORMATION pi;
+        int64_t t0 = hal_now_ns();
+        CHECK(CreateProcessW(exe, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi));
+        DWORD w = WaitForSingleObject(pi.hProcess, (DWORD)(EXIT_WAIT_MS * t_slack()));
+        DWORD code = 0;
+        if (w == WAIT_OBJECT_0)
+            GetExitCodeProcess(pi.hProcess, &code);
+        else
+            TerminateProcess(pi.hProcess, 99);
+        CloseHandle(pi.hThread);
+        CloseHandle(pi.hProcess);
+        fprintf(stderr, "child %d: %s, exit code %lu, %.0f ms\n", k,
+                w == WAIT_OBJECT_0 ? "ended" : "HUNG (killed)", (unsigned long)code,
+                (hal_now_ns() - t0) / 1e6);
+        CHECK_EQ(w, WAIT_OBJECT_0);
+        CHECK_EQ(code, EXIT_CODE);
+    }
+    SetEnvironmentVariableA("WEFT_TEST_EXIT_CHILD", NULL);
+}
+
 #else /* not Windows: F_WINONLY cases */
 T_NOT_BUILT(t_timer_mode_emulated, "Windows-only case (hal/win32/timer_hr.c)")
 T_NOT_BUILT(t_timer_mode_fallback, "Windows-only case (hal/win32/timer_hr.c)")
 T_NOT_BUILT(t_timer_mode_bad, "Windows-only case (hal/win32/timer_hr.c)")
 T_NOT_BUILT(t_block_lasterror, "Windows-only case (GetLastError)")
+T_NOT_BUILT(t_preempt_dll_loop, "Windows-only case (hal/win32/preempt.c)")
+T_NOT_BUILT(t_preempt_exit_storm, "Windows-only case (hal/win32/preempt.c)")
 #endif

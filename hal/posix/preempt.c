@@ -316,8 +316,11 @@ void hal_preempt_switching(void)
     pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
 }
 
-int hal_thread_preempt(hal_thread_t t)
+/* kern_thread is not needed: the handler decides on the thread itself
+ * (kern_preempt asks kern_preempt_ok there). */
+int hal_thread_preempt(hal_thread_t t, void *kern_thread)
 {
+    (void)kern_thread;
     return pthread_kill((pthread_t)t, SIGURG) == 0 ? 0 : HAL_EFAIL;
 }
 

@@ -403,10 +403,15 @@ void hal_preempt_switching(void)
 {
 }
 
-/* May: interrupt thread t so that it calls kern_preempt(pc) soon. */
-int hal_thread_preempt(hal_thread_t t)
+/* May: interrupt thread t so that it calls kern_preempt(pc) soon. A port
+ * that stops t from the calling thread (a suspension rather than a
+ * signal) asks kern_preempt_ok(kern_thread, pc) while t is stopped and
+ * redirects t only on yes; a port whose interrupt runs on t ignores
+ * kern_thread. */
+int hal_thread_preempt(hal_thread_t t, void *kern_thread)
 {
     (void)t;
+    (void)kern_thread;
     return HAL_EFAIL;
 }
 

@@ -68,6 +68,7 @@ void hal_write_err(const char *s, size_t n)
  * (3), without its message box, atexit handlers or stdio flush. */
 _Noreturn void hal_abort(void)
 {
+    hal_win32_preempt_stop(); /* no suspension left half done (preempt.c) */
     TerminateProcess(GetCurrentProcess(), 3);
     for (;;)
         ExitProcess(3);

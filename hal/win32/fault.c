@@ -35,9 +35,13 @@
 
 #define RESCUE_SIZE (64u << 10)
 
-/* Per-thread: the rescue stack and how deep hal_thread_enter nests. */
-static __thread char *rescue;
-static __thread int rescue_depth;
+/* Per-thread, in two TLS slots allocated by install(): the rescue stack
+ * and how deep hal_thread_enter nests. Not `__thread`: mingw implements it
+ * with __emutls_get_address, a helper linked into the program's .text,
+ * where a preempted task would look like the program's own code
+ * (scripts/check-weft-calls.py). TlsGetValue is a kernel32 call. */
+static DWORD slot_rescue = TLS_OUT_OF_INDEXES;
+static DWORD slot_depth = TLS_OUT_OF_INDEXES;
 
 static INIT_ONCE install_once = INIT_ONCE_STATIC_INIT;
 
@@ -63,7 +67,8 @@ static LONG CALLBACK on_exception(EXCEPTION_POINTERS *ep)
     } else {
         return EXCEPTION_CONTINUE_SEARCH;
     }
-    DWORD last = GetLastError();
+    DWORD last = GetLastError(); /* TlsGetValue clears it */
+    char *rescue = slot_rescue == TLS_OUT_OF_INDEXES ? NULL : TlsGetValue(slot_rescue);
     if (rescue != NULL)
         hal_win32_call_on(call_kern_fault, addr, rescue + RESCUE_SIZE);
     else
@@ -117,6 +122,12 @@ static BOOL CALLBACK install(INIT_ONCE *once, void *param, void **ctx)
     (void)once;
     (void)param;
     (void)ctx;
+    /* Without slots no thread gets a rescue stack (best effort, below). */
+    DWORD r = TlsAlloc(), d = TlsAlloc();
+    if (r != TLS_OUT_OF_INDEXES && d != TLS_OUT_OF_INDEXES) {
+        slot_rescue = r;
+        slot_depth = d;
+    }
     AddVectoredExceptionHandler(1, on_exception);
     return TRUE;
 }
@@ -126,20 +137,37 @@ void hal_win32_fault_install(void)
     InitOnceExecuteOnce(&install_once, install, NULL, NULL);
 }
 
-/* Best effort: without memory the thread has no rescue stack, and an
- * overflow is reported from the band itself, if at all. */
+/* Best effort: without memory (or TLS slots) the thread has no rescue
+ * stack, and an overflow is reported from the band itself, if at all.
+ * After hal_win32_fault_install. Both keep the last error. */
 void hal_win32_rescue_on(void)
 {
-    if (rescue_depth++ == 0)
-        rescue = VirtualAlloc(NULL, RESCUE_SIZE, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+    if (slot_depth == TLS_OUT_OF_INDEXES)
+        return;
+    DWORD last = GetLastError();
+    uintptr_t depth = (uintptr_t)TlsGetValue(slot_depth);
+    TlsSetValue(slot_depth, (void *)(depth + 1));
+    if (depth == 0)
+        TlsSetValue(slot_rescue,
+                    VirtualAlloc(NULL, RESCUE_SIZE, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE));
+    SetLastError(last);
 }
 
 void hal_win32_rescue_off(void)
 {
-    if (rescue_depth > 0 && --rescue_depth == 0 && rescue != NULL) {
-        VirtualFree(rescue, 0, MEM_RELEASE);
-        rescue = NULL;
+    if (slot_depth == TLS_OUT_OF_INDEXES)
+        return;
+    DWORD last = GetLastError();
+    uintptr_t depth = (uintptr_t)TlsGetValue(slot_depth);
+    if (depth > 0) {
+        TlsSetValue(slot_depth, (void *)(depth - 1));
+        char *rescue = TlsGetValue(slot_rescue);
+        if (depth == 1 && rescue != NULL) {
+            VirtualFree(rescue, 0, MEM_RELEASE);
+            TlsSetValue(slot_rescue, NULL);
+        }
     }
+    SetLastError(last);
 }
 
 /* Tests only (win32.h): the calling thread's rescue stack, or NULL. */

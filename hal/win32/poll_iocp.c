@@ -33,7 +33,10 @@
 
 #define KEY_WAKE ((ULONG_PTR)HAL_WIN32_KEY_WAKE)
 #define KEY_TIMER ((ULONG_PTR)HAL_WIN32_KEY_TIMER)
-#define MAX_EVENTS 128
+/* Entries per GQCSEx call, on the caller's stack: 64 x 32 bytes stays
+ * under the 4 KiB above which mingw probes the frame with ___chkstk_ms, a
+ * helper in the program's .text (scripts/check-weft-calls.py). */
+#define MAX_EVENTS 64
 #define TIMER_SLACK_MS 2
 
 static HANDLE port;

@@ -1,46 +1,276 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * preempt.c (win32) — preemption and the code ranges kern's safe-point
- * rule needs.
+ * preempt.c (win32) — asynchronous preemption by suspending the thread,
+ * and the code ranges kern's safe-point rule needs.
  *
- * Asynchronous preemption is not implemented on Windows yet (the design,
- * suspending the thread and redirecting it into a trampoline, is in
- * docs/platforms.md, "Preemption by suspending the thread"), so
- * hal_preempt_init says so once and fails: kern runs cooperatively, and
- * tasks switch at weft calls only.
+ * Windows has no signal to interrupt a thread with, so the monitor stops
+ * the thread and looks at it (docs/platforms.md, "Preemption by
+ * suspending the thread"). hal_thread_preempt, on the monitor's thread:
+ *
+ *   1. takes the suspension lock (below) without waiting: if exit or an
+ *      abort holds it, the request is dropped;
+ *   2. SuspendThread, then GetThreadContext, which returns only once the
+ *      thread has really stopped (SuspendThread merely asks), with the
+ *      thread's stores visible to us;
+ *   3. asks kern_preempt_ok(kern_thread, RIP): kern's own rules (a task
+ *      running, no kern lock, not opted out, RIP in the program's code and
+ *      not weft's) decide on this thread, while the target stands still.
+ *      The port adds one rule: RIP is not at an import thunk (a one
+ *      instruction `jmp *__imp_f(%rip)` that the linker put in the
+ *      program's .text, which weft's own calls may pass through);
+ *   4. on yes, pushes RIP on the task's stack and points RIP at
+ *      hal_win32_preempt_tramp (hal/x86_64/preempt_win64.S), with
+ *      SetThreadContext; the trampoline saves the volatile state and calls
+ *      hal_win32_preempted, which keeps GetLastError and errno around
+ *      kern_preempt (kern decides again there, the same way);
+ *   5. ResumeThread, and lets the lock go.
+ * From 2 to 5 the target may hold any lock at all (the heap's, the C
+ * runtime's, a kern lock): nothing here takes one or allocates.
+ *
+ * The suspension lock: SuspendThread is asynchronous, so two threads that
+ * suspend each other could both stop for good; only the monitor suspends,
+ * and only under this lock, held until the target runs again. Exit (an
+ * exit handler, registered with _onexit by hal_preempt_init) and hal_abort
+ * take it and never give it back: otherwise ExitProcess could kill the
+ * monitor while its target stands suspended, or a suspension request could
+ * land on the exiting thread after the monitor died, and the process would
+ * hang.
+ * A program that calls ExitProcess or TerminateProcess itself skips the
+ * exit handler; that race stays open for it (tests/t_win32.c:
+ * preempt_exit_storm tests exit()).
+ *
+ * Rate: the monitor asks at most once per PREEMPT_RESEND_NS per proc; the
+ * port adds a floor per thread (MIN_GAP_NS) so that a task caught at an
+ * unsafe point runs past it before the next cycle, which costs 0.1-0.7 ms
+ * under Wine. Nesting: the trampoline and kern are weft's code, which is
+ * never redirected, so a task's stack holds at most one trampoline frame.
  *
  * Code ranges come from the PE headers of the module that holds an
- * address: the union of its executable sections.
+ * address: the union of its executable sections. weft's own code is the
+ * .text$weft_m group between the markers of text_bounds.S.
  */
+#include <errno.h>
+#include <intrin.h>
+#include <stdlib.h>
 #include <windows.h>
 
 #include "win32.h"
 
-static volatile LONG said;
+#define MIN_GAP_NS 1000000 /* per thread, between two suspensions */
+#define GAP_SLOTS 64       /* threads remembered for MIN_GAP_NS */
+#define TRAMP_FRAME 80     /* the trampoline's pushes: RIP, flags, 8 registers */
+#define CALL_BYTES 4096    /* hal_win32_preempted, kern_preempt, the switch */
+
+extern char hal_win32_text_lo[], hal_win32_text_hi[]; /* text_bounds.S */
+void hal_win32_preempt_tramp(void);                   /* preempt_win64.S */
+void hal_win32_preempted(uintptr_t pc, uint64_t *saved);
+
+/* Read by the trampoline; written once, by measure(), before the first
+ * redirection (racing first calls write the same values). */
+uint64_t hal_win32_xsave_bytes; /* the save area, a multiple of 64 */
+int hal_win32_use_xsave;        /* XSAVE (1) or FXSAVE (0) */
+
+static volatile LONG lock_owner; /* thread id holding the suspension lock, 0 free */
+static volatile LONG init_done;
+static volatile LONG exit_hooked;
+
+/* Written by the monitor only, under the lock: the last suspension of a
+ * thread (by id), for MIN_GAP_NS. A collision forgets the older thread. */
+static struct {
+    DWORD tid;
+    int64_t when_ns;
+} gaps[GAP_SLOTS];
+
+static volatile LONG64 counts[HAL_WIN32_PC_N]; /* hal_win32_preempt_count */
+
+int64_t hal_win32_preempt_count(int which)
+{
+    return which >= 0 && which < HAL_WIN32_PC_N ? counts[which] : -1;
+}
+
+/* The program's image, for HAL_WIN32_PC_FOREIGN: set by hal_preempt_init
+ * from the PE headers, independently of kern's ranges. */
+static uintptr_t image_lo, image_hi;
+
+/* The negative control's flip (hal_win32_preempt_test_flip): armed while
+ * flip_armed; the first redirection in range takes it. */
+static volatile uintptr_t flip_lo, flip_hi;
+static volatile LONG flip_armed;
+static volatile int flip_which;
+
+void hal_win32_preempt_test_flip(int which, uintptr_t lo, uintptr_t hi)
+{
+    flip_which = which;
+    flip_lo = lo;
+    flip_hi = hi;
+    InterlockedExchange(&flip_armed, 1);
+}
+
+/* The flip itself. saved is the trampoline's rbp: r8 at saved[4]; the
+ * save area lies below, where the trampoline put it (hal_win32_xsave_bytes
+ * down, 64-aligned), with xmm0-15 at byte 160 in both formats. */
+static void flip(uint64_t *saved)
+{
+    if (flip_which == HAL_WIN32_FLIP_R8) {
+        saved[4] ^= 0x100;
+    } else {
+        uintptr_t area = ((uintptr_t)saved - (uintptr_t)hal_win32_xsave_bytes) & ~(uintptr_t)63;
+        ((unsigned char *)area)[160 + 16 * 3] ^= 0x10;
+    }
+}
+
+static void measure(void)
+{
+    int r[4];
+    __cpuid(r, 1);
+    bool osxsave = (r[2] >> 27) & 1;
+    uint64_t bytes = 512; /* FXSAVE's area */
+    int use = 0;
+    if (osxsave) {
+        __cpuid(r, 0);
+        if (r[0] >= 0xd) {
+            __cpuidex(r, 0xd, 0);
+            /* EBX: the area XSAVE needs for the features the OS enabled. */
+            if ((uint32_t)r[1] >= 576) {
+                bytes = (uint32_t)r[1];
+                use = 1;
+            }
+        }
+    }
+    hal_win32_xsave_bytes = (bytes + 63) & ~(uint64_t)63;
+    hal_win32_use_xsave = use;
+}
+
+/* Takes the lock for good, for exit and abort: waits out a suspension in
+ * progress (one cycle), and returns at once if this thread holds it. */
+void hal_win32_preempt_stop(void)
+{
+    LONG me = (LONG)GetCurrentThreadId();
+    for (;;) {
+        LONG o = InterlockedCompareExchange(&lock_owner, me, 0);
+        if (o == 0 || o == me)
+            return;
+        Sleep(0);
+    }
+}
+
+/* Registered with msvcrt's _onexit, an import (not mingw's atexit, a
+ * wrapper linked into the program's .text: scripts/check-weft-calls.py);
+ * exit() runs it before ExitProcess, as it runs atexit handlers. */
+static int __cdecl at_exit(void)
+{
+    hal_win32_preempt_stop();
+    return 0;
+}
 
 int hal_preempt_init(void)
 {
-    if (InterlockedExchange(&said, 1) == 0) {
-        static const char msg[] = "weft: asynchronous preemption is not available on Windows "
-                                  "yet; tasks switch only at weft calls (cooperative)\n";
-        hal_write_err(msg, sizeof msg - 1);
+    if (InterlockedExchange(&init_done, 1) == 0) {
+        measure();
+        uintptr_t lo, hi;
+        if (hal_module_text(NULL, &lo, &hi) == 0) {
+            image_lo = lo;
+            image_hi = hi;
+        }
+        if (InterlockedExchange(&exit_hooked, 1) == 0)
+            _onexit(at_exit);
     }
-    return HAL_EFAIL;
+    return 0;
 }
 
 size_t hal_preempt_headroom(void)
 {
-    return HAL_SIGNAL_HEADROOM;
+    if (hal_win32_xsave_bytes == 0)
+        measure();
+    size_t n = TRAMP_FRAME + 64 + (size_t)hal_win32_xsave_bytes + 32 + CALL_BYTES;
+    return n > HAL_SIGNAL_HEADROOM ? n : HAL_SIGNAL_HEADROOM;
 }
 
+/* Nothing to let in: a redirection never lands in weft's code, so none
+ * can nest inside this one. */
 void hal_preempt_switching(void)
 {
 }
 
-int hal_thread_preempt(hal_thread_t t)
+/* Called by the trampoline on the task's stack, with the interrupted
+ * code's volatile registers saved at `saved` (the trampoline's frame, for
+ * the test hook's flip). kern_preempt may return on another thread: the last
+ * error and errno are the task's, put back on whichever thread that is. */
+void hal_win32_preempted(uintptr_t pc, uint64_t *saved)
 {
-    (void)t;
-    return HAL_EFAIL;
+    if (flip_armed && pc >= flip_lo && pc < flip_hi && InterlockedExchange(&flip_armed, 0))
+        flip(saved);
+    DWORD last = GetLastError();
+    int err = hal_errno_get();
+    kern_preempt(pc);
+    hal_errno_set(err);
+    SetLastError(last);
+}
+
+/* Whether pc is at `jmp *disp32(%rip)`, the body of an import thunk. */
+static bool at_import_thunk(uintptr_t pc)
+{
+    const unsigned char *p = (const unsigned char *)pc;
+    return p[0] == 0xff && p[1] == 0x25;
+}
+
+static bool too_soon(DWORD tid, int64_t now)
+{
+    unsigned i = (tid >> 2) % GAP_SLOTS; /* Windows thread ids are multiples of 4 */
+    if (gaps[i].tid == tid && now - gaps[i].when_ns < MIN_GAP_NS)
+        return true;
+    gaps[i].tid = tid;
+    gaps[i].when_ns = now;
+    return false;
+}
+
+/* The context buffer: used by the monitor only, under the lock (1.2 KiB,
+ * kept off its stack). CONTEXT must be 16-byte aligned. */
+static CONTEXT ctx __attribute__((aligned(16)));
+
+int hal_thread_preempt(hal_thread_t t, void *kern_thread)
+{
+    DWORD tid = (DWORD)t;
+    LONG me = (LONG)GetCurrentThreadId();
+    if (tid == 0 || tid == (DWORD)me || init_done == 0)
+        return HAL_EFAIL;
+    if (InterlockedCompareExchange(&lock_owner, me, 0) != 0)
+        return HAL_EFAIL; /* exit or an abort holds it */
+    int rc = HAL_EFAIL;
+    HANDLE h = NULL;
+    if (too_soon(tid, hal_now_ns()))
+        goto out;
+    h = OpenThread(THREAD_SUSPEND_RESUME | THREAD_GET_CONTEXT | THREAD_SET_CONTEXT, FALSE, tid);
+    if (h == NULL)
+        goto out;
+    if (SuspendThread(h) == (DWORD)-1)
+        goto out;
+    /* The target is stopped from here to ResumeThread: no lock, no heap. */
+    ctx.ContextFlags = CONTEXT_CONTROL;
+    if (GetThreadContext(h, &ctx)) {
+        rc = 0;
+        uintptr_t pc = (uintptr_t)ctx.Rip;
+        if (kern_preempt_ok(kern_thread, pc) && !at_import_thunk(pc)) {
+            uint64_t sp = ctx.Rsp - 8;
+            *(uint64_t *)sp = ctx.Rip;
+            ctx.Rsp = sp;
+            ctx.Rip = (uintptr_t)hal_win32_preempt_tramp;
+            ctx.ContextFlags = CONTEXT_CONTROL;
+            if (SetThreadContext(h, &ctx)) {
+                InterlockedIncrement64(&counts[HAL_WIN32_PC_REDIRECTED]);
+                if (pc < image_lo || pc >= image_hi)
+                    InterlockedIncrement64(&counts[HAL_WIN32_PC_FOREIGN]);
+            }
+        } else {
+            InterlockedIncrement64(&counts[HAL_WIN32_PC_DECLINED]);
+        }
+    }
+    ResumeThread(h);
+out:
+    if (h != NULL)
+        CloseHandle(h);
+    InterlockedExchange(&lock_owner, 0);
+    return rc;
 }
 
 int hal_module_text(const void *addr, uintptr_t *lo, uintptr_t *hi)
@@ -74,11 +304,10 @@ int hal_module_text(const void *addr, uintptr_t *lo, uintptr_t *hi)
     return 0;
 }
 
-/* weft's code does not have a section of its own on this port yet (the
- * POSIX build gathers it into weft_text): an empty range. Nothing is
- * preempted anyway while preemption is cooperative. */
+/* weft's own code: every kern and hal object's text, gathered between the
+ * markers of text_bounds.S (Makefile: weft_text). */
 void hal_runtime_text(uintptr_t *lo, uintptr_t *hi)
 {
-    *lo = 0;
-    *hi = 0;
+    *lo = (uintptr_t)hal_win32_text_lo;
+    *hi = (uintptr_t)hal_win32_text_hi;
 }

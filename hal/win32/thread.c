@@ -147,8 +147,8 @@ HAL_OPAQUE void hal_thread_set(void *kern_thread)
     SetLastError(last);
 }
 
-/* The thread's id: only hal_thread_preempt would use it, and preemption
- * is cooperative in this port for now (preempt.c). */
+/* The thread's id: hal_thread_preempt opens the thread by it for each
+ * suspension (preempt.c). */
 hal_thread_t hal_thread_self(void)
 {
     return (hal_thread_t)GetCurrentThreadId();
@@ -184,8 +184,15 @@ HAL_OPAQUE void hal_oserr_restore(const struct hal_oserr *e)
 int hal_cpu_count(void)
 {
     DWORD_PTR proc, sys;
-    if (GetProcessAffinityMask(GetCurrentProcess(), &proc, &sys) && proc != 0)
-        return __builtin_popcountll((unsigned long long)proc);
+    if (GetProcessAffinityMask(GetCurrentProcess(), &proc, &sys) && proc != 0) {
+        /* A loop, not __builtin_popcountll: without -mpopcnt GCC calls
+         * libgcc's __popcountdi2, linked into the program's .text
+         * (scripts/check-weft-calls.py). */
+        int n = 0;
+        for (; proc != 0; proc &= proc - 1)
+            n++;
+        return n;
+    }
     SYSTEM_INFO si;
     GetSystemInfo(&si);
     return si.dwNumberOfProcessors > 0 ? (int)si.dwNumberOfProcessors : 1;

@@ -52,7 +52,6 @@
  * blocking wait return early: hal.h allows spurious returns, and kern
  * waits again for what is left of its deadline.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <windows.h>
@@ -405,10 +404,29 @@ int hal_poll_timer_mode(void)
 /* Something unexpected: say what, once per run, and use the fallback. */
 static void give_up(const char *what, unsigned long code)
 {
+    /* No snprintf: mingw's is __mingw_vsnprintf, in the program's .text
+     * (scripts/check-weft-calls.py). One write, so that lines of other
+     * threads do not cut into it. */
+    char hex[2 + 2 * sizeof code + 1], *h = hex + sizeof hex - 1;
+    *h = 0;
+    do {
+        *--h = "0123456789abcdef"[code & 15];
+        code >>= 4;
+    } while (code != 0);
+    *--h = 'x';
+    *--h = '0';
+    const char *parts[] = {"weft: ", what, " failed (", h,
+                           "); the poller's timeouts fall back to milliseconds\n"};
     char buf[160];
-    snprintf(buf, sizeof buf,
-             "weft: %s failed (0x%lx); the poller's timeouts fall back to milliseconds\n", what,
-             code);
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        size_t len = strlen(parts[i]);
+        if (len > sizeof buf - 1 - n)
+            len = sizeof buf - 1 - n;
+        memcpy(buf + n, parts[i], len);
+        n += len;
+    }
+    buf[n] = 0;
     say(buf);
     hal_win32_timer_count(HAL_WIN32_TC_GAVE_UP);
     InterlockedExchange(&mode, HAL_WIN32_TIMER_FALLBACK);

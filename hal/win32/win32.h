@@ -14,7 +14,8 @@
  *   poll_iocp.c the poller: an I/O completion port
  *   timer_hr.c the poller's high-resolution deadline on that port
  *   sock.c     sockets (not yet: docs/platforms.md)
- *   preempt.c  preemption (cooperative for now) and code ranges
+ *   preempt.c  preemption by SuspendThread, and code ranges
+ *   text_bounds.S the markers around weft's own code
  *   call_on.S  running a function on another stack (fault.c)
  */
 #ifndef WEFT_HAL_WIN32_H
@@ -31,6 +32,30 @@ void hal_win32_rescue_off(void);
 /* Tests only (tests/t_hal_win32.c), not part of hal.h: the calling
  * thread's rescue stack (64 KiB), or NULL when it has none. */
 void *hal_win32_rescue_stack(void);
+
+/* preempt.c: takes the suspension lock for good (exit, abort), so no
+ * thread is left suspended or gets suspended while the process ends.
+ * Waits at most one suspension cycle; returns at once on the thread that
+ * holds it. */
+void hal_win32_preempt_stop(void);
+
+/* preempt.c: counts of the suspensions, for tests (any thread). */
+enum {
+    HAL_WIN32_PC_REDIRECTED, /* the thread was sent into the trampoline */
+    HAL_WIN32_PC_DECLINED,   /* found at an unsafe point, resumed as it was */
+    HAL_WIN32_PC_FOREIGN,    /* redirected at a RIP outside the program's image:
+                              * never (a DLL, Wine's code, a JIT buffer) */
+    HAL_WIN32_PC_N
+};
+int64_t hal_win32_preempt_count(int which);
+
+/* preempt.c, tests only (the negative control of preempt_regs): the next
+ * redirection whose interrupted RIP lies in [lo, hi) flips one bit of a
+ * saved register before the trampoline restores it, as a broken save
+ * would: bit 8 of r8, or bit 4 of xmm3's lowest byte (in the XSAVE or
+ * FXSAVE area). */
+enum { HAL_WIN32_FLIP_R8, HAL_WIN32_FLIP_XMM3 };
+void hal_win32_preempt_test_flip(int which, uintptr_t lo, uintptr_t hi);
 
 /* call_on.S: calls fn(arg) with rsp at stack_top (16-aligned), and returns
  * to the caller's stack afterwards. */
