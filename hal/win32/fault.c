@@ -173,5 +173,10 @@ void hal_win32_rescue_off(void)
 /* Tests only (win32.h): the calling thread's rescue stack, or NULL. */
 void *hal_win32_rescue_stack(void)
 {
-    return rescue;
+    if (slot_rescue == TLS_OUT_OF_INDEXES)
+        return NULL;
+    DWORD last = GetLastError(); /* TlsGetValue clears it */
+    void *r = TlsGetValue(slot_rescue);
+    SetLastError(last);
+    return r;
 }
