@@ -168,3 +168,54 @@ def test_install_and_pkg_config(target, tmp_path):
     p = subprocess.run(make + ["uninstall"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert p.returncode == 0, p.stdout + p.stderr
     assert not [f for f in root.rglob("*") if f.is_file()], "uninstall left files"
+
+
+# Loads weft.dll at run time, runs it with preemption on, unloads it, then
+# exits: the exit hook weft registered in the C runtime's process-wide
+# table (hal/win32/preempt.c) must still point at code.
+DYNAMIC = r"""
+#include <stdio.h>
+#include <windows.h>
+#include <weft.h>
+
+typedef int (*run_fn)(void (*)(void *), void *, const weft_config *);
+static volatile unsigned long spins;
+
+static void spin(void *arg)
+{
+    (void)arg;
+    for (unsigned long i = 0; i < 50000000ul; i++)
+        spins++;
+}
+
+int main(void)
+{
+    HMODULE dll = LoadLibraryA("weft.dll");
+    if (!dll) { printf("load failed\n"); return 2; }
+    run_fn run = (run_fn)(void (*)(void))GetProcAddress(dll, "weft_run");
+    if (!run) { printf("no weft_run\n"); return 3; }
+    weft_config cfg = {.procs = 1, .preempt = 1};
+    int rc = run(spin, NULL, &cfg);
+    BOOL freed = FreeLibrary(dll);
+    printf("rc=%d freed=%d still_loaded=%d\n", rc, (int)freed,
+           GetModuleHandleA("weft.dll") != NULL);
+    fflush(stdout);
+    return rc == 0 ? 0 : 4;
+}
+"""
+
+
+def test_unloaded_dll_leaves_no_dangling_exit_hook(target, tmp_path):
+    src = tmp_path / "dyn.c"
+    src.write_text(DYNAMIC)
+    exe = tmp_path / "dyn.exe"
+    p = subprocess.run([CC, "-std=c11", "-O2", "-Wall", "-Werror", f"-I{ROOT}/include", str(src),
+                        "-o", str(exe)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    shutil.copy(os.path.join(target.build_dir, "weft.dll"), tmp_path / "weft.dll")
+    p = subprocess.run(target.run_prefix + [str(exe)], capture_output=True, text=True,
+                       timeout=60 * target.timeout_mult, cwd=tmp_path)
+    # weft.dll pins itself once it has registered the hook: FreeLibrary
+    # succeeds but the DLL stays, and exit runs the hook in it.
+    assert "rc=0 freed=1 still_loaded=1" in p.stdout, (p.returncode, p.stdout, p.stderr)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)

@@ -172,8 +172,22 @@ int hal_preempt_init(void)
             image_lo = lo;
             image_hi = hi;
         }
-        if (InterlockedExchange(&exit_hooked, 1) == 0)
+        if (InterlockedExchange(&exit_hooked, 1) == 0) {
             _onexit(at_exit);
+            /* msvcrt's table is the process's: in weft.dll, a FreeLibrary
+             * would leave it pointing at unmapped code, which exit() then
+             * calls (under Wine: access violations until the stack
+             * overflows). So the module holding at_exit stays loaded from
+             * now on; for a program's own image this changes nothing. */
+            HMODULE self;
+            if (!GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
+                                        GET_MODULE_HANDLE_EX_FLAG_PIN,
+                                    (LPCWSTR)(void *)at_exit, &self)) {
+                static const char msg[] = "weft: could not pin weft's module in memory: "
+                                          "unloading it before exit would crash the exit\n";
+                hal_write_err(msg, sizeof msg - 1);
+            }
+        }
     }
     return 0;
 }
