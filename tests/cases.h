@@ -141,6 +141,7 @@ CASE(timer_mode_bad, 30000, F_WINONLY)
  * F_WINONLY: hal/win32/preempt.c's rules and its exit lock. */
 CASE(preempt_dll_loop, 30000, F_WINONLY)
 CASE(preempt_exit_storm, 120000, F_WINONLY)
+CASE(preempt_lasterror, 60000, F_WINONLY)
 
 /* ---- the poller and sockets (t_net.c) ----
  * F_NOWINE: sockets on Windows are part 2 of the port (hal/win32/sock.c). */

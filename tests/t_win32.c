@@ -23,8 +23,12 @@
  *                        the task resumes on another thread;
  * and the preemption by suspension of hal/win32/preempt.c:
  *   preempt_dll_loop     a task inside a DLL is never redirected;
- *   preempt_exit_storm   exit() in a storm of suspensions never hangs.
+ *   preempt_exit_storm   exit() in a storm of suspensions never hangs;
+ *   preempt_lasterror    errno and the last-error value survive a
+ *                        preemption that moves a spinning task to
+ *                        another thread.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -495,6 +499,73 @@ void t_preempt_exit_storm(void)
     SetEnvironmentVariableA("WEFT_TEST_EXIT_CHILD", NULL);
 }
 
+/* ---- preempt_lasterror: errno and GetLastError survive a preemption ----
+ *
+ * Six tasks spin on two procs with a short slice, so that the monitor
+ * preempts them and other threads steal them. Each sets its own errno and
+ * last-error value, then spins with no weft call, looking only at its
+ * thread's id (a kernel32 call, which changes neither value); when the id
+ * changed, a preemption moved it, and both values must still be its own.
+ * GetLastError is read first: reading errno is a call into the C runtime,
+ * which may clear the last-error value. */
+#define LE_TASKS 6
+#define LE_MOVES 40
+
+static atomic_long le_moves, le_spins;
+static int64_t le_deadline;
+static weft_waitgroup le_wg;
+
+static void le_task(void *arg)
+{
+    DWORD mine = 0x30000000u + 0x100u * (DWORD)(intptr_t)arg;
+    int emine = 1000 + (int)(intptr_t)arg;
+    uint64_t x = 1;
+    for (DWORD round = 0; atomic_load(&le_moves) < LE_MOVES && weft_now() < le_deadline; round++) {
+        errno = emine;
+        SetLastError(mine + round);
+        DWORD tid = GetCurrentThreadId();
+        long spins = 0;
+        while (GetCurrentThreadId() == tid && spins < 2000000) {
+            for (int k = 0; k < 100; k++)
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+            spins++;
+        }
+        DWORD last = GetLastError();
+        int e = errno;
+        CHECK_EQ(last, mine + round);
+        CHECK_EQ(e, emine);
+        atomic_fetch_add(&le_spins, spins);
+        if (GetCurrentThreadId() != tid)
+            atomic_fetch_add(&le_moves, 1);
+        weft_yield();
+    }
+    if (x == 42)
+        fprintf(stderr, "(keeps x alive)\n");
+    CHECK_OK(weft_wg_done(&le_wg));
+}
+
+static void le_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_wg_add(&le_wg, LE_TASKS));
+    for (intptr_t i = 0; i < LE_TASKS; i++)
+        CHECK_OK(weft_go(le_task, (void *)i));
+    CHECK_OK(weft_wg_wait(&le_wg));
+}
+
+void t_preempt_lasterror(void)
+{
+    t_need_async_preempt();
+    int64_t r0 = hal_win32_preempt_count(HAL_WIN32_PC_REDIRECTED);
+    le_deadline = hal_now_ns() + 10000 * MS * t_slack();
+    weft_config cfg = {.procs = 2, .timeslice_ns = 500000};
+    CHECK_OK(weft_run(le_main, NULL, &cfg));
+    int64_t r = hal_win32_preempt_count(HAL_WIN32_PC_REDIRECTED) - r0;
+    fprintf(stderr, "%ld moves by preemption, %lld redirections\n", atomic_load(&le_moves),
+            (long long)r);
+    CHECK_GE(atomic_load(&le_moves), 1);
+}
+
 #else /* not Windows: F_WINONLY cases */
 T_NOT_BUILT(t_timer_mode_emulated, "Windows-only case (hal/win32/timer_hr.c)")
 T_NOT_BUILT(t_timer_mode_fallback, "Windows-only case (hal/win32/timer_hr.c)")
@@ -502,4 +573,5 @@ T_NOT_BUILT(t_timer_mode_bad, "Windows-only case (hal/win32/timer_hr.c)")
 T_NOT_BUILT(t_block_lasterror, "Windows-only case (GetLastError)")
 T_NOT_BUILT(t_preempt_dll_loop, "Windows-only case (hal/win32/preempt.c)")
 T_NOT_BUILT(t_preempt_exit_storm, "Windows-only case (hal/win32/preempt.c)")
+T_NOT_BUILT(t_preempt_lasterror, "Windows-only case (hal/win32/preempt.c)")
 #endif

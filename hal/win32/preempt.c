@@ -214,11 +214,10 @@ void hal_win32_preempted(uintptr_t pc, uint64_t *saved)
 {
     if (flip_armed && pc >= flip_lo && pc < flip_hi && InterlockedExchange(&flip_armed, 0))
         flip(saved);
-    DWORD last = GetLastError();
-    int err = hal_errno_get();
+    struct hal_oserr err;
+    hal_oserr_save(&err);
     kern_preempt(pc);
-    hal_errno_set(err);
-    SetLastError(last);
+    hal_oserr_restore(&err);
 }
 
 /* Whether pc is at `jmp *disp32(%rip)`, the body of an import thunk. */
