@@ -3,12 +3,12 @@
  * bench_sys.c — weft's side of the preemption and blocking-call benches
  * (bench/go/timer.go benchPreempt, bench/go/sys.go benchSyscall).
  *
- * preempt: weft has no weft_sleep in this branch (timers come with issue
- * 6), so the 1 ms sleep is a nanosleep inside weft_block_begin/end: the
- * monitor retakes the sleeper's proc for the tight loop, and when the
- * sleep ends the sleeper waits in the run queue until the loop is
- * preempted, which is the path Go's timer wake-up takes too (the timer
- * readies the goroutine; the spinner must be preempted for it to run).
+ * preempt: the 1 ms sleep is an OS sleep inside weft_block_begin/end (a
+ * nanosleep; Sleep on Windows, in whole milliseconds), as the scenario was
+ * first written, before weft_sleep existed: the monitor retakes the sleeper's proc for the tight
+ * loop, and when the sleep ends the sleeper waits in the run queue until the loop is preempted,
+ * which is the path Go's timer wake-up takes too (the timer readies the goroutine; the spinner must
+ * be preempted for it to run).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,7 +43,6 @@ static void nap(int64_t ns)
 
 static uint64_t spin_sink; /* keeps the loops' arithmetic alive */
 
-#ifndef _WIN32 /* the tight loop needs asynchronous preemption: a stub below */
 static int cmp64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -108,10 +107,6 @@ void b_preempt(void)
                  c.done, ok);
     free(c.late);
 }
-
-#else
-T_NOT_BUILT(b_preempt, "needs asynchronous preemption, cooperative on Windows for now")
-#endif
 
 /* ---- syscall ---- */
 
