@@ -123,6 +123,43 @@ typedef struct weft_config {
  */
 WEFT_EXTERN int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg);
 
+/*
+ * Embedding (docs/embedding.md): the runtime in the background of a host
+ * that keeps its own threads.
+ *
+ * weft_start starts the runtime on threads of its own and returns at once;
+ * the calling thread goes on with the host's work. No task runs until
+ * one is spawned (weft_go works from any thread while a runtime runs).
+ * 0; WEFT_EBUSY when a runtime is already running (started by weft_start
+ * or weft_run, or called from a task); WEFT_EINVAL, WEFT_ENOMEM, WEFT_EIO
+ * as for weft_run. A runtime started so never reports a deadlock: host
+ * threads may act at any time.
+ *
+ * weft_stop ends it as weft_run's end does: remaining tasks are discarded,
+ * every thread is joined (or abandoned in a blocking call, see weft_run),
+ * all memory is given back, and weft_start or weft_run may run again.
+ * Host threads inside a weft call meanwhile are waited for; one parked
+ * in a channel operation returns WEFT_ENOTASK with the operation not done
+ * (unless a task completed it first), and every call a host makes from
+ * then on returns WEFT_ENOTASK (or NULL, or 0: as with no runtime). 0;
+ * WEFT_EDEADLK when called from a task (it would wait for its own
+ * thread, as pthread_join on oneself does); WEFT_EBUSY when the runtime
+ * running is weft_run's (only its first task's return ends it);
+ * WEFT_EINVAL when no runtime started by weft_start runs (never started,
+ * already stopped, or another weft_stop is ending it).
+ *
+ * Host threads (threads weft did not start) may call, while a runtime
+ * runs: weft_go, weft_go_stack, every channel function and weft_select,
+ * the timers, weft_mutex_unlock/trylock, weft_cond_signal/broadcast,
+ * weft_wg_add/done, weft_now, weft_procs, weft_stats. A call that must
+ * wait (a send nobody takes yet, a select with nothing ready) blocks the
+ * host's OS thread, never a proc; Go's channel semantics hold between host
+ * threads and tasks. The other calls need a task (WEFT_ENOTASK). The
+ * table is in docs/API.md.
+ */
+WEFT_EXTERN int weft_start(const weft_config *cfg);
+WEFT_EXTERN int weft_stop(void);
+
 /* ---- Tasks ---- */
 
 /* Starts a task running fn(arg). 0, WEFT_EINVAL (NULL fn), WEFT_ENOMEM,
