@@ -87,10 +87,11 @@ struct weft_chan {
      * pass 3 right after its last unlock of the channel (k_chan_unref);
      * that drop is its last access to the channel. A host thread parked
      * in a plain send or receive holds one the same way (chan.c
-     * chan_park: a cancelled host locks the channel again). The memory is released by whichever read-modify-write leaves
-     * exactly K_CHAN_FREED: weft_chan_free's (no reference left) or the
-     * last k_chan_unref's. A reference count never reaches 2^31: each
-     * holds a parked or running task, and each task has a stack.
+     * chan_park: a cancelled host locks the channel again). The memory
+     * is released by whichever read-modify-write leaves exactly
+     * K_CHAN_FREED: weft_chan_free's (no reference left) or the last
+     * k_chan_unref's. A reference count never reaches 2^31: each holds a
+     * parked or running task (or host thread), each with a stack.
      */
     _Atomic uint32_t refs;
 
@@ -303,9 +304,9 @@ static inline void chan_recv_from(struct weft_chan *c, struct waiter *w, void *e
  * Send *elem on / receive into elem from c (not NULL), with the results of
  * weft_chan_send / weft_chan_recv. With block, the caller is the task self
  * and may park, or a host thread whose stand-in is self (kern/host.h),
- * inside the gate: then WEFT_ENOTASK too, when the run stopped first. Without, WEFT_EAGAIN replaces blocking, self is unused and
- * the caller need only hold a proc (a timer firing on the scheduler stack).
- * No locks held on entry.
+ * inside the gate: then WEFT_ENOTASK too, when the run stopped first. Without, WEFT_EAGAIN replaces
+ * blocking, self is unused and the caller need only hold a proc (a timer firing on the scheduler
+ * stack). No locks held on entry.
  */
 int k_chan_send(struct weft_chan *c, const void *elem, bool block, struct task *self);
 int k_chan_recv(struct weft_chan *c, void *elem, bool block, struct task *self);

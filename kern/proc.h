@@ -307,7 +307,7 @@ void k_sched_inject(struct task *list); /* tasks from a poll, any thread */
  * sched.lock or a timer heap (a host thread): fences first (sched.c,
  * wakep_for_global). */
 void k_wakep_global(void);
-void k_stop_the_world(int result);      /* begin shutdown (any thread) */
+void k_stop_the_world(int result); /* begin shutdown (any thread) */
 
 /* Worker threads' structs, and threads left in the OS (runtime.c). */
 /* A zeroed struct thread for a worker, or NULL. Its memory is not the
