@@ -9,7 +9,7 @@
 #   make test                 deps, all three targets, check-freestanding, pytest,
 #                             preemption cases under qemu's SVE CPUs (test-sve),
 #                             then the native target under ASan+UBSan (test-san)
-#   make demo                 build and run examples/demo.c (needs only the compiler)
+#   make demo                 build and run examples/demo.c and examples/host.c (needs only the compiler)
 #   make install | uninstall  PREFIX=/usr/local DESTDIR= LIBDIR=$(PREFIX)/lib INCLUDEDIR=...
 #   make stress               the suite with --stress, 20 repetitions, procs 1,2,4,8
 #   make check-freestanding   prove kern/ is freestanding, for every Linux target
@@ -547,9 +547,11 @@ stress:
 # needs nothing of what the tests use.
 demo:
 	@scripts/deps.sh demo $(DEPS_GROUP)
-	@$(SUBMAKE) TARGET=$(TARGET) $(DEMO)
+	@$(SUBMAKE) TARGET=$(TARGET) $(DEMO) $(B)/host$(EXE)
 	@echo "== $(strip $(RUN) $(DEMO))"
 	@$(RUN) $(DEMO)
+	@echo "== $(strip $(RUN) $(B)/host$(EXE))"
+	@$(RUN) $(B)/host$(EXE)
 
 # Every Linux target whose compiler is installed; fails if none could be checked.
 check-freestanding:
