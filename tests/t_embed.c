@@ -76,8 +76,11 @@ static void wait_queued(weft_chan *c, int send, int n)
     }
 }
 
-/* The process's memory and threads (Linux: /proc; Windows: the working set
- * and private bytes; threads -1 there). */
+/* The process's memory and threads. Linux: resident memory and threads
+ * from /proc/self/status, and the address space mapped, summed from
+ * /proc/self/maps (under qemu-user that file shows the guest's mappings,
+ * while the status lines are qemu's own process). Windows: the working
+ * set and private bytes; threads -1. */
 struct memfig {
     int64_t rss_kib;
     int64_t vm_kib;
@@ -101,12 +104,20 @@ static struct memfig mem_now(void)
         while (fgets(line, sizeof line, f)) {
             if (sscanf(line, "VmRSS: %lld kB", &v) == 1)
                 m.rss_kib = v;
-            else if (sscanf(line, "VmSize: %lld kB", &v) == 1)
-                m.vm_kib = v;
             else if (sscanf(line, "Threads: %lld", &v) == 1)
                 m.threads = v;
         }
         fclose(f);
+    }
+    f = fopen("/proc/self/maps", "r");
+    if (f) {
+        char line[512];
+        unsigned long long lo, hi, sum = 0;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "%llx-%llx", &lo, &hi) == 2)
+                sum += hi - lo;
+        fclose(f);
+        m.vm_kib = (int64_t)(sum / 1024);
     }
 #endif
     return m;
@@ -184,6 +195,18 @@ void t_embed_spawn(void)
         CHECK_EQ(rc, WEFT_EAGAIN);
         if ((i / SPAWN_BATCH) % 10 == 0)
             host_nap_us(500); /* the host's own work */
+    }
+    /* Some results by non-blocking receives for sure (a slow machine may
+     * have run no task yet at every look above). */
+    while (nonblocking == 0) {
+        rc = weft_chan_try_recv(spawn_results, r);
+        if (rc == 1) {
+            spawn_record(&s, r);
+            nonblocking++;
+        } else {
+            CHECK_EQ(rc, WEFT_EAGAIN);
+            host_nap_us(1000);
+        }
     }
     CHECK_OK(weft_go_stack(spawn_late_task, (void *)(intptr_t)n, 64 * 1024));
     while (s.got < n + 1) {
@@ -505,7 +528,7 @@ void t_embed_start_stop(void)
         CHECK_EQ(host_rc, WEFT_ENOTASK);
         if (getenv("EMBED_DEBUG") && cycle % 10 == 9) {
             struct memfig m = mem_now();
-            printf("cycle %d vm %lld rss %lld\n", cycle + 1, (long long)m.vm_kib,
+            printf("cycle %d mapped %lld rss %lld\n", cycle + 1, (long long)m.vm_kib,
                    (long long)m.rss_kib);
         }
         if (cycle == 19)
@@ -514,20 +537,26 @@ void t_embed_start_stop(void)
             at200 = mem_now();
     }
     struct memfig after = mem_now();
-    printf("embed_start_stop: before: rss %lld KiB, vm %lld KiB, threads %lld\n",
+    printf("embed_start_stop: before: rss %lld KiB, mapped %lld KiB, threads %lld\n",
            (long long)before.rss_kib, (long long)before.vm_kib, (long long)before.threads);
-    printf("embed_start_stop: after cycle 20: rss %lld KiB, vm %lld KiB, threads %lld\n",
+    printf("embed_start_stop: after cycle 20: rss %lld KiB, mapped %lld KiB, threads %lld\n",
            (long long)at20.rss_kib, (long long)at20.vm_kib, (long long)at20.threads);
-    printf("embed_start_stop: after cycle %d: rss %lld KiB, vm %lld KiB, threads %lld\n", SS_CYCLES,
-           (long long)at200.rss_kib, (long long)at200.vm_kib, (long long)at200.threads);
+    printf("embed_start_stop: after cycle %d: rss %lld KiB, mapped %lld KiB, threads %lld\n",
+           SS_CYCLES, (long long)at200.rss_kib, (long long)at200.vm_kib, (long long)at200.threads);
     CHECK_GT(at20.rss_kib, 0);
     CHECK_GT(at20.vm_kib, 0);
-    /* A few MiB: what a run leaks per cycle would show 180 times over. */
-    CHECK_LT(at200.rss_kib - at20.rss_kib, 4096);
+    /* A few MiB: what a run leaks per cycle would show 180 times over. The
+     * address space is the program's own everywhere. Resident memory and
+     * threads only natively: qemu-user's own process keeps about 240 KiB
+     * per guest thread ever created (a plain pthread_create/join loop
+     * shows it), and its thread count lags the guest's joins. */
     CHECK_LT(at200.vm_kib - at20.vm_kib, 4096);
-    if (before.threads > 0) {
-        CHECK_EQ(at20.threads, before.threads);
-        CHECK_EQ(after.threads, before.threads);
+    if (t_slack() == 1) {
+        CHECK_LT(at200.rss_kib - at20.rss_kib, 4096);
+        if (before.threads > 0) {
+            CHECK_EQ(at20.threads, before.threads);
+            CHECK_EQ(after.threads, before.threads);
+        }
     }
 }
 
@@ -740,7 +769,7 @@ void t_embed_timers(void)
     int64_t t0 = weft_now();
     weft_timer *once = weft_timer_new(20000000, 0);
     weft_timer *tick = weft_timer_new(5000000, 5000000);
-    weft_timer *stopped = weft_timer_new(10000000, 0);
+    weft_timer *stopped = weft_timer_new(3600LL * 1000000000, 0);
     CHECK(once && tick && stopped);
     CHECK_EQ(weft_timer_stop(stopped), 1);
     int64_t when = 0;
@@ -758,5 +787,91 @@ void t_embed_timers(void)
     weft_timer_free(once);
     weft_timer_free(tick);
     weft_timer_free(stopped);
+    CHECK_OK(weft_stop());
+}
+
+/* ---- embed_select_fair: a host's select picks uniformly ----
+ *
+ * Two channels always ready: the host's blocking select must pick each
+ * about half the time (Go's uniform choice among ready cases), as a
+ * task's does; a task's select over channels that host threads feed, the
+ * same. */
+
+#define SF_N 4000
+
+static void sf_task(void *arg)
+{
+    weft_chan **ch = arg; /* a, b, counts out */
+    int64_t v, counts[2] = {0, 0};
+    for (int i = 0; i < SF_N; i++) {
+        weft_case cs[2] = {{ch[0], WEFT_RECV, &v, 0}, {ch[1], WEFT_RECV, &v, 0}};
+        int r = weft_select(cs, 2, 0);
+        CHECK(r == 0 || r == 1);
+        CHECK_EQ(cs[r].ok, 1);
+        CHECK_EQ(v, r + 1);
+        counts[r]++;
+    }
+    CHECK_OK(weft_chan_send(ch[2], counts));
+}
+
+static void *sf_feeder(void *arg)
+{
+    weft_chan **ch = arg;
+    int64_t v;
+    for (;;) {
+        /* Keep one value buffered in each: both cases stay ready. */
+        for (int k = 0; k < 2; k++) {
+            v = k + 1;
+            int rc = weft_chan_try_send(ch[k], &v);
+            if (rc == WEFT_ECLOSED)
+                return NULL;
+            CHECK(rc == 0 || rc == WEFT_EAGAIN);
+        }
+    }
+}
+
+static void sf_check(const int64_t counts[2], const char *who)
+{
+    printf("embed_select_fair: %s picked %lld / %lld\n", who, (long long)counts[0],
+           (long long)counts[1]);
+    CHECK_EQ(counts[0] + counts[1], SF_N);
+    /* Binomial(4000, 1/2): sd 32; 40%..60% is six sd away. */
+    CHECK_GT(counts[0], SF_N * 2 / 5);
+    CHECK_GT(counts[1], SF_N * 2 / 5);
+}
+
+void t_embed_select_fair(void)
+{
+    start_bg(2);
+    weft_chan *a = weft_chan_make(sizeof(int64_t), 1), *b = weft_chan_make(sizeof(int64_t), 1);
+    CHECK(a && b);
+    int64_t counts[2] = {0, 0}, v = 1;
+    for (int i = 0; i < SF_N; i++) {
+        v = 1;
+        CHECK(weft_chan_try_send(a, &v) == 0 || weft_chan_len(a) == 1);
+        v = 2;
+        CHECK(weft_chan_try_send(b, &v) == 0 || weft_chan_len(b) == 1);
+        weft_case cs[2] = {{a, WEFT_RECV, &v, 0}, {b, WEFT_RECV, &v, 0}};
+        int r = weft_select(cs, 2, 0);
+        CHECK(r == 0 || r == 1);
+        CHECK_EQ(v, r + 1);
+        counts[r]++;
+    }
+    sf_check(counts, "a host's select");
+
+    /* A task selects over channels a host thread keeps full. */
+    weft_chan *ch[3] = {a, b, weft_chan_make(2 * sizeof(int64_t), 1)};
+    CHECK(ch[2] != NULL);
+    int64_t drop;
+    while (weft_chan_try_recv(a, &drop) == 1 || weft_chan_try_recv(b, &drop) == 1)
+        ;
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, sf_feeder, ch), 0);
+    CHECK_OK(weft_go(sf_task, ch));
+    CHECK_EQ(weft_chan_recv(ch[2], counts), 1);
+    CHECK_OK(weft_chan_close(a));
+    CHECK_OK(weft_chan_close(b));
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    sf_check(counts, "a task's select, fed by a host,");
     CHECK_OK(weft_stop());
 }
