@@ -149,7 +149,9 @@ void k_host_init(struct k_host *h)
 {
     memset(h, 0, sizeof *h);
     h->task.host = h;
-    /* Nobody runs it; WAITING keeps k_ready's view of it consistent. */
+    /* Nobody runs it; WAITING keeps k_ready's view of it consistent.
+     * Relaxed: h is on this thread's stack and nobody else sees it until
+     * it is on a wait queue, under that queue's lock. */
     atomic_store_explicit(&h->task.state, TASK_WAITING, memory_order_relaxed);
     uint64_t s = atomic_fetch_add_explicit(&host.seed, 0x9e3779b97f4a7c15ull, memory_order_relaxed);
     h->rand = s ^ (uint64_t)hal_now_ns();
@@ -185,12 +187,16 @@ int k_host_park(struct k_host *h, k_unlock_fn unlock, void *arg)
         host.parked = h;
         h->listed = true;
     } else {
+        /* Relaxed: not listed, so nobody but a waker touches the word, and
+         * we read it ourselves below. */
         atomic_fetch_or_explicit(&h->word, K_HOST_CANCEL, memory_order_relaxed);
     }
     k_unlock(&host.list_lock);
 
     /* From the unlock on, a waker may complete and ready us. */
     if (unlock && !unlock(&h->task, arg))
+        /* The park was declined: nobody can ready us. Relaxed: our own
+         * word, read by us below. */
         atomic_fetch_or_explicit(&h->word, K_HOST_READY, memory_order_relaxed);
     uint32_t v;
     /* Acquire: pairs with the release fetch_or of K_HOST_READY in

@@ -442,7 +442,10 @@ int weft_start(const weft_config *cfg)
         /* Give proc 0 to th0 the way startm hands a proc to a new thread:
          * thread_main takes next_proc (and stores p->thread) itself. */
         struct proc *p0 = k_sched.procs[0];
-        atomic_store_explicit(&p0->thread, NULL, memory_order_relaxed); /* no thread yet */
+        /* Relaxed: no other thread of the run exists yet (the monitor
+         * starts below); thread_main's release store of p->thread, once
+         * th0 runs, pairs with the monitor's acquire load. */
+        atomic_store_explicit(&p0->thread, NULL, memory_order_relaxed);
         th0->proc = NULL;
         th0->next_proc = p0;
         th0->rand = (uint64_t)hal_now_ns() * 0x9e3779b97f4a7c15ull;
