@@ -46,7 +46,8 @@ struct k_lock {
     /* 0 unlocked, 1 locked, 2 locked with sleepers. */
     _Atomic uint32_t key;
 #ifdef WEFT_DEBUG
-    void *owner; /* the holding kern thread; written only by the holder */
+    void *owner; /* the holding kern thread (NULL for a host thread, kern/host.h);
+                    written only by the holder */
 #endif
 };
 
