@@ -131,6 +131,7 @@ static struct memfig mem_now(void)
  * sending on the full channel are woken by the host's receives). */
 
 #define SPAWN_BATCH 500
+#define SPAWN_LIVE 2000
 #define SPAWN_MOD 1000003
 
 static weft_chan *spawn_results;
@@ -193,6 +194,13 @@ void t_embed_spawn(void)
             nonblocking++;
         }
         CHECK_EQ(rc, WEFT_EAGAIN);
+        /* A host that keeps its backlog bounded: at most SPAWN_LIVE tasks
+         * not yet collected (each has a stack while it waits to send). */
+        while (i - s.got > SPAWN_LIVE) {
+            CHECK_EQ(weft_chan_recv(spawn_results, r), 1);
+            spawn_record(&s, r);
+            blocking++;
+        }
         if ((i / SPAWN_BATCH) % 10 == 0)
             host_nap_us(500); /* the host's own work */
     }
@@ -543,6 +551,11 @@ void t_embed_start_stop(void)
            (long long)at20.rss_kib, (long long)at20.vm_kib, (long long)at20.threads);
     printf("embed_start_stop: after cycle %d: rss %lld KiB, mapped %lld KiB, threads %lld\n",
            SS_CYCLES, (long long)at200.rss_kib, (long long)at200.vm_kib, (long long)at200.threads);
+#ifdef WEFT_SAN_TSAN
+    /* TSan's runtime maps memory of its own (per fiber, per thread) at
+     * any time: the cycles ran, the figures say nothing about weft. */
+    return;
+#endif
     CHECK_GT(at20.rss_kib, 0);
     CHECK_GT(at20.vm_kib, 0);
     /* A few MiB: what a run leaks per cycle would show 180 times over. The
