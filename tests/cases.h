@@ -182,6 +182,7 @@ CASE(embed_stop_race, 120000, F_SCALED)
 CASE(embed_run_hosts, 30000, F_NONE)
 CASE(embed_timers, 30000, F_NONE)
 CASE(embed_select_fair, 60000, F_NONE)
+CASE(embed_idle_cpu, 30000, F_NONE)
 
 /* ---- bench scenarios (bench_*.c) ---- */
 BENCH(spawn, "n tasks (1M) started and finished: ns per task")

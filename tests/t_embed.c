@@ -19,6 +19,7 @@
 /* windows.h first: psapi.h needs its types. */
 #include <psapi.h>
 #else
+#include <sys/resource.h>
 #include <unistd.h>
 #endif
 #ifdef __GLIBC__
@@ -887,5 +888,58 @@ void t_embed_select_fair(void)
     CHECK_OK(weft_chan_close(b));
     CHECK_EQ(pthread_join(th, NULL), 0);
     sf_check(counts, "a task's select, fed by a host,");
+    CHECK_OK(weft_stop());
+}
+
+/* ---- embed_idle_cpu: an idle background runtime uses no CPU ----
+ *
+ * With no task runnable (one blocked on a channel, one asleep for an
+ * hour) the workers and the monitor park, and nothing reports a deadlock:
+ * the process's CPU time stays well below the wall time while the host
+ * naps. Then a host send still reaches the blocked task. */
+
+#ifdef _WIN32
+static int64_t cpu_ns(void)
+{
+    FILETIME c, e, k, u;
+    GetProcessTimes(GetCurrentProcess(), &c, &e, &k, &u);
+    uint64_t t = ((uint64_t)k.dwHighDateTime << 32 | k.dwLowDateTime) +
+                 ((uint64_t)u.dwHighDateTime << 32 | u.dwLowDateTime);
+    return (int64_t)t * 100;
+}
+#else
+static int64_t cpu_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+#endif
+
+static void ic_sleeper(void *arg)
+{
+    (void)arg;
+    weft_sleep(3600LL * 1000000000);
+}
+
+void t_embed_idle_cpu(void)
+{
+    start_bg(4);
+    weft_chan *ch[2] = {weft_chan_make(sizeof(int64_t), 0), weft_chan_make(sizeof(int64_t), 0)};
+    CHECK(ch[0] && ch[1]);
+    CHECK_OK(weft_go(rh_bg_task, ch));
+    CHECK_OK(weft_go(ic_sleeper, NULL));
+    wait_queued(ch[0], 0, 1);
+    host_nap_us(20000); /* let every thread settle */
+    int64_t c0 = cpu_ns(), w0 = weft_now();
+    host_nap_us(300000);
+    int64_t used = cpu_ns() - c0, wall = weft_now() - w0;
+    printf("embed_idle_cpu: cpu %.2f ms over %.1f ms\n", used / 1e6, wall / 1e6);
+    CHECK_LT(used * 10, wall);
+    int64_t v = 4;
+    CHECK_OK(weft_chan_send(ch[0], &v));
+    CHECK_EQ(weft_chan_recv(ch[1], &v), 1);
+    CHECK_EQ(v, 8);
     CHECK_OK(weft_stop());
 }
