@@ -228,8 +228,14 @@ else
 weft_text :=
 endif
 
+# tests/plugin/: a shared object with a copy of weft inside (POSIX
+# targets), which tests/t_embed.c's embed_plugin loads with dlopen, runs,
+# stops and unloads. -Bsymbolic: its calls go to its own weft even in a
+# program that exports weft_* itself.
+PLUGIN := $(if $(filter posix,$(OS)),$(B)/weft-plugin.so)
+
 .PHONY: all lib
-all: lib $(WEFT_TEST) $(DEMO) $(EXAMPLES) $(TARGET_ENV)
+all: lib $(WEFT_TEST) $(DEMO) $(EXAMPLES) $(PLUGIN) $(TARGET_ENV)
 lib: $(LIBA) $(LIBSO) $(LIBDLL)
 
 # Everything is rebuilt when the build description or the flags change:
@@ -262,6 +268,10 @@ $(B)/obj/tests/%.o: tests/%.c $(BUILD_DEPS)
 $(B)/obj/tests/%.o: tests/%.S $(BUILD_DEPS)
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(HOST_CFLAGS) -c $< -o $@
+
+$(B)/obj/tests/plugin/%.o: tests/plugin/%.c $(BUILD_DEPS)
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(HOST_CFLAGS) $(PIC) -c $< -o $@
 
 $(B)/obj/examples/%.o: examples/%.c $(BUILD_DEPS)
 	@mkdir -p $(@D)
@@ -318,6 +328,9 @@ $(B)/libweft.so: $(B)/$(SONAME)
 # programs like any other and link the static library.
 $(WEFT_TEST): $(TEST_OBJ) $(LIB_OBJ)
 	$(call say,LINK,$@)$(LINK) -o $@ $(TEST_OBJ) $(LIB_OBJ) $(LIBS)
+
+$(B)/weft-plugin.so: $(B)/obj/tests/plugin/plugin.o $(LIB_RELOC)
+	$(call say,LINK,$@)$(LINK) -shared -Wl,-Bsymbolic -o $@ $^ $(LIBS)
 
 $(DEMO): $(DEMO_OBJ) $(LIBA)
 	$(call say,LINK,$@)$(LINK) -o $@ $(DEMO_OBJ) $(LIBA) $(LIBS)
