@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * runtime.c — weft_run and the public task calls (Go: schedinit, main,
- * newproc's front door).
+ * runtime.c — the runtime's lifecycle (weft_run, weft_start, weft_stop)
+ * and the public task calls (Go: schedinit, main, newproc's front door).
  *
  * weft_run turns the calling thread into worker thread 0: it holds proc 0
  * and runs the scheduler loop on its own stack until the first task ends
@@ -9,6 +9,14 @@
  * releases all memory and returns, so the host gets back exactly the
  * thread it lent and nothing is left behind; the next weft_run starts
  * from zero.
+ *
+ * weft_start is the same run without the first task and with worker 0 on
+ * a thread of weft's own; the host keeps its thread and reaches the run
+ * from any of its threads (kern/host.c). weft_stop ends it as weft_run's
+ * end does. Both share set-up (setup) and teardown (teardown); the state
+ * machine of the process's runtime is next to its word, state, below.
+ * Go has no counterpart: its runtime starts with the process and never
+ * ends.
  *
  * A run ends while tasks are in blocking calls
  * --------------------------------------------
