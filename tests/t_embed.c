@@ -931,7 +931,19 @@ void t_embed_idle_cpu(void)
     CHECK_OK(weft_go(rh_bg_task, ch));
     CHECK_OK(weft_go(ic_sleeper, NULL));
     wait_queued(ch[0], 0, 1);
-    host_nap_us(20000); /* let every thread settle */
+    /* Settle: the sleeper's timer pending, every proc idle, nobody
+     * spinning (on a loaded emulator, starting the workers alone can take
+     * tens of milliseconds of CPU). */
+    int64_t deadline = weft_now() + 20000000000LL * t_slack();
+    for (;;) {
+        struct weft_stats st;
+        CHECK_OK(weft_stats(&st));
+        if (st.timers == 1 && st.idle_procs == st.procs && st.spinning_threads == 0)
+            break;
+        CHECK_LT(weft_now(), deadline);
+        host_nap_us(1000);
+    }
+    host_nap_us(20000);
     int64_t c0 = cpu_ns(), w0 = weft_now();
     host_nap_us(300000);
     int64_t used = cpu_ns() - c0, wall = weft_now() - w0;
