@@ -298,8 +298,8 @@ WEFT_EXTERN int weft_mutex_lock(weft_mutex *m);
 WEFT_EXTERN int weft_mutex_trylock(weft_mutex *m);
 /* 0; WEFT_EINVAL (NULL, or m is not locked: m is left unchanged);
  * WEFT_ENOTASK (outside a task, with no runtime running, when a parked
- * task must be woken; m stays locked). Never parks; in starvation mode it yields to the waiter it hands
- * the lock to. */
+ * task must be woken; m stays locked). Never parks; in starvation mode it
+ * yields to the waiter it hands the lock to. */
 WEFT_EXTERN int weft_mutex_unlock(weft_mutex *m);
 
 /* Go's sync.RWMutex: many readers or one writer. Writers are preferred:
@@ -357,7 +357,8 @@ typedef struct weft_waitgroup {
  * released. 0; WEFT_EINVAL (NULL; the counter would go below 0 or above
  * INT32_MAX; or an add from 0 races with the release of waiters): the
  * counter is unchanged; WEFT_ENOTASK (outside a task, with no runtime
- * running, when waiters would have to be released: unchanged). weft_wg_done is weft_wg_add(wg, -1). */
+ * running, when waiters would have to be released: unchanged).
+ * weft_wg_done is weft_wg_add(wg, -1). */
 WEFT_EXTERN int weft_wg_add(weft_waitgroup *wg, int64_t delta);
 WEFT_EXTERN int weft_wg_done(weft_waitgroup *wg);
 /* Parks until the counter is 0 (returns at once if it is). 0, WEFT_EINVAL,
