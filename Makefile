@@ -9,7 +9,7 @@
 #   make test                 deps, all three targets, check-freestanding, pytest,
 #                             preemption cases under qemu's SVE CPUs (test-sve),
 #                             then the native target under ASan+UBSan (test-san)
-#   make demo                 build and run examples/demo.c (needs only the compiler)
+#   make demo                 build and run examples/demo.c and examples/host.c (needs only the compiler)
 #   make install | uninstall  PREFIX=/usr/local DESTDIR= LIBDIR=$(PREFIX)/lib INCLUDEDIR=...
 #   make stress               the suite with --stress, 20 repetitions, procs 1,2,4,8
 #   make check-freestanding   prove kern/ is freestanding, for every Linux target
@@ -235,8 +235,14 @@ else
 weft_text :=
 endif
 
+# tests/plugin/: a shared object with a copy of weft inside (POSIX
+# targets), which tests/t_embed.c's embed_plugin loads with dlopen, runs,
+# stops and unloads. -Bsymbolic: its calls go to its own weft even in a
+# program that exports weft_* itself.
+PLUGIN := $(if $(filter posix,$(OS)),$(B)/weft-plugin.so)
+
 .PHONY: all lib
-all: lib $(WEFT_TEST) $(DEMO) $(EXAMPLES) $(TARGET_ENV)
+all: lib $(WEFT_TEST) $(DEMO) $(EXAMPLES) $(PLUGIN) $(TARGET_ENV)
 lib: $(LIBA) $(LIBSO) $(LIBDLL)
 
 # Everything is rebuilt when the build description or the flags change:
@@ -269,6 +275,10 @@ $(B)/obj/tests/%.o: tests/%.c $(BUILD_DEPS)
 $(B)/obj/tests/%.o: tests/%.S $(BUILD_DEPS)
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(HOST_CFLAGS) -c $< -o $@
+
+$(B)/obj/tests/plugin/%.o: tests/plugin/%.c $(BUILD_DEPS)
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(HOST_CFLAGS) $(PIC) -c $< -o $@
 
 $(B)/obj/examples/%.o: examples/%.c $(BUILD_DEPS)
 	@mkdir -p $(@D)
@@ -325,6 +335,9 @@ $(B)/libweft.so: $(B)/$(SONAME)
 # programs like any other and link the static library.
 $(WEFT_TEST): $(TEST_OBJ) $(LIB_OBJ)
 	$(call say,LINK,$@)$(LINK) -o $@ $(TEST_OBJ) $(LIB_OBJ) $(LIBS)
+
+$(B)/weft-plugin.so: $(B)/obj/tests/plugin/plugin.o $(LIB_RELOC)
+	$(call say,LINK,$@)$(LINK) -shared -Wl,-Bsymbolic -o $@ $^ $(LIBS)
 
 $(DEMO): $(DEMO_OBJ) $(LIBA)
 	$(call say,LINK,$@)$(LINK) -o $@ $(DEMO_OBJ) $(LIBA) $(LIBS)
@@ -554,9 +567,11 @@ stress:
 # needs nothing of what the tests use.
 demo:
 	@scripts/deps.sh demo $(DEPS_GROUP)
-	@$(SUBMAKE) TARGET=$(TARGET) $(DEMO)
+	@$(SUBMAKE) TARGET=$(TARGET) $(DEMO) $(B)/host$(EXE)
 	@echo "== $(strip $(RUN) $(DEMO))"
 	@$(RUN) $(DEMO)
+	@echo "== $(strip $(RUN) $(B)/host$(EXE))"
+	@$(RUN) $(B)/host$(EXE)
 
 # Every Linux target whose compiler is installed; fails if none could be checked.
 check-freestanding:

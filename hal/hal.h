@@ -398,7 +398,12 @@ void hal_ctx_switch(struct hal_context *from, struct hal_context *to);
  * return the first result). 0 when hal_thread_preempt will work;
  * HAL_EFAIL when it cannot (POSIX: the host handles SIGURG itself or
  * blocks it in the calling thread): the port has printed why, once per
- * process, and kern runs cooperatively. Not async-signal-safe. */
+ * process, and kern runs cooperatively. Not async-signal-safe.
+ * Whatever process-wide state it installs (POSIX: the SIGURG handler;
+ * likewise hal_thread_start's fault handler) the port gives back to the
+ * host when weft's code leaves the process, so that a plugin with weft
+ * inside can be unloaded (POSIX: a destructor puts the previous
+ * disposition back if weft's handler is still the one in place). */
 int hal_preempt_init(void);
 
 /* Bytes of a task's stack that one asynchronous preemption may use below

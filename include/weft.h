@@ -9,7 +9,9 @@
  * Conventions: a function that can fail returns 0 (or a count) on success
  * and a negative WEFT_E* code on failure. Functions that park the caller
  * ("may park") must be called from a task; called elsewhere they return
- * WEFT_ENOTASK. See docs/API.md for the guide.
+ * WEFT_ENOTASK. Host threads (threads weft did not start) may spawn tasks
+ * and use channels and timers while a runtime runs (weft_start below).
+ * See docs/API.md for the guide.
  */
 #ifndef WEFT_H
 #define WEFT_H
@@ -74,7 +76,7 @@ WEFT_EXTERN const char *weft_version(void);
 #define WEFT_ECLOSED (-4)   /* channel or descriptor closed */
 #define WEFT_ETIMEDOUT (-5) /* deadline passed */
 #define WEFT_EDEADLK (-6)   /* every task is blocked forever */
-#define WEFT_ENOTASK (-7)   /* called outside a task */
+#define WEFT_ENOTASK (-7)   /* called outside a task, or no runtime runs */
 #define WEFT_EBADF (-8)     /* not a valid descriptor */
 #define WEFT_EIO (-9)       /* other OS error (see weft_errno) */
 #define WEFT_EBUSY (-10)    /* the runtime is already running */
@@ -123,10 +125,48 @@ typedef struct weft_config {
  */
 WEFT_EXTERN int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg);
 
+/*
+ * Embedding (docs/embedding.md): the runtime in the background of a host
+ * that keeps its own threads.
+ *
+ * weft_start starts the runtime on threads of its own and returns at once;
+ * the calling thread goes on with the host's work. No task runs until
+ * one is spawned (weft_go works from any thread while a runtime runs).
+ * 0; WEFT_EBUSY when a runtime is already running (started by weft_start
+ * or weft_run, or called from a task); WEFT_EINVAL, WEFT_ENOMEM, WEFT_EIO
+ * as for weft_run. A runtime started so never reports a deadlock: host
+ * threads may act at any time.
+ *
+ * weft_stop ends it as weft_run's end does: remaining tasks are discarded,
+ * every thread is joined (or abandoned in a blocking call, see weft_run),
+ * all memory is given back, and weft_start or weft_run may run again.
+ * Host threads inside a weft call meanwhile are waited for; one parked
+ * in a channel operation returns WEFT_ENOTASK with the operation not done
+ * (unless a task completed it first), and every call a host makes from
+ * then on returns WEFT_ENOTASK (or NULL, or 0: as with no runtime). 0;
+ * WEFT_EDEADLK when called from a task (it would wait for its own
+ * thread, as pthread_join on oneself does); WEFT_EBUSY when the runtime
+ * running is weft_run's (only its first task's return ends it);
+ * WEFT_EINVAL when no runtime started by weft_start runs (never started,
+ * already stopped, or another weft_stop is ending it).
+ *
+ * Host threads (threads weft did not start) may call, while a runtime
+ * runs: weft_go, weft_go_stack, every channel function and weft_select,
+ * the timers, weft_mutex_unlock/trylock, weft_cond_signal/broadcast,
+ * weft_wg_add/done, weft_now, weft_procs, weft_stats. A call that must
+ * wait (a send nobody takes yet, a select with nothing ready) blocks the
+ * host's OS thread, never a proc; Go's channel semantics hold between host
+ * threads and tasks. The other calls need a task (WEFT_ENOTASK). The
+ * table is in docs/API.md.
+ */
+WEFT_EXTERN int weft_start(const weft_config *cfg);
+WEFT_EXTERN int weft_stop(void);
+
 /* ---- Tasks ---- */
 
-/* Starts a task running fn(arg). 0, WEFT_EINVAL (NULL fn), WEFT_ENOMEM,
- * WEFT_ENOTASK. weft_go_stack takes a stack size (0 = the default); sizes
+/* Starts a task running fn(arg), from a task or a host thread. 0,
+ * WEFT_EINVAL (NULL fn), WEFT_ENOMEM, WEFT_ENOTASK (a host thread while
+ * no runtime runs). weft_go_stack takes a stack size (0 = the default); sizes
  * are rounded up to whole pages, minimum 16 KiB, maximum 1 GiB. */
 WEFT_EXTERN int weft_go(void (*fn)(void *), void *arg);
 WEFT_EXTERN int weft_go_stack(void (*fn)(void *), void *arg, size_t stack_size);
@@ -234,10 +274,11 @@ WEFT_EXTERN int weft_unlock_thread(void);
  *                 (lock, rlock, cond_wait, wg_wait, once_do and both rwmutex
  *                 unlocks) always fail there, even when they would not have
  *                 to wait. trylock always works there; mutex unlock, signal,
- *                 broadcast and wg add/done work there as long as they need
- *                 not wake a parked task: if they would have to, they fail
- *                 with WEFT_ENOTASK and change nothing (so a thread outside
- *                 the runtime should not hold a mutex that tasks wait for).
+ *                 broadcast and wg add/done work there too, waking parked
+ *                 tasks, while a runtime runs; with none running (or one
+ *                 being stopped) they work only as long as they need not
+ *                 wake a parked task: if they would have to, they fail with
+ *                 WEFT_ENOTASK and change nothing.
  * NULL is checked first; functions that may park check for a task next,
  * before they look at the object.
  */
@@ -256,9 +297,9 @@ WEFT_EXTERN int weft_mutex_lock(weft_mutex *m);
  * starving waiter), WEFT_EINVAL. Works outside a task. */
 WEFT_EXTERN int weft_mutex_trylock(weft_mutex *m);
 /* 0; WEFT_EINVAL (NULL, or m is not locked: m is left unchanged);
- * WEFT_ENOTASK (outside a task when a parked task must be woken; m stays
- * locked). Never parks; in starvation mode it yields to the waiter it hands
- * the lock to. */
+ * WEFT_ENOTASK (outside a task, with no runtime running, when a parked
+ * task must be woken; m stays locked). Never parks; in starvation mode it
+ * yields to the waiter it hands the lock to. */
 WEFT_EXTERN int weft_mutex_unlock(weft_mutex *m);
 
 /* Go's sync.RWMutex: many readers or one writer. Writers are preferred:
@@ -298,7 +339,8 @@ typedef struct weft_cond {
  * WEFT_ENOTASK. May park. */
 WEFT_EXTERN int weft_cond_wait(weft_cond *c, weft_mutex *m);
 /* Wake the oldest waiter / every waiter. 0; WEFT_EINVAL (NULL);
- * WEFT_ENOTASK (outside a task with a parked waiter: nothing done). With
+ * WEFT_ENOTASK (outside a task, with no runtime running, and a parked
+ * waiter: nothing done). With
  * nobody waiting they do nothing, anywhere. */
 WEFT_EXTERN int weft_cond_signal(weft_cond *c);
 WEFT_EXTERN int weft_cond_broadcast(weft_cond *c);
@@ -314,8 +356,9 @@ typedef struct weft_waitgroup {
 /* Adds delta (may be negative) to the counter; at 0 every waiter is
  * released. 0; WEFT_EINVAL (NULL; the counter would go below 0 or above
  * INT32_MAX; or an add from 0 races with the release of waiters): the
- * counter is unchanged; WEFT_ENOTASK (outside a task when waiters would
- * have to be released: unchanged). weft_wg_done is weft_wg_add(wg, -1). */
+ * counter is unchanged; WEFT_ENOTASK (outside a task, with no runtime
+ * running, when waiters would have to be released: unchanged).
+ * weft_wg_done is weft_wg_add(wg, -1). */
 WEFT_EXTERN int weft_wg_add(weft_waitgroup *wg, int64_t delta);
 WEFT_EXTERN int weft_wg_done(weft_waitgroup *wg);
 /* Parks until the counter is 0 (returns at once if it is). 0, WEFT_EINVAL,
@@ -336,11 +379,15 @@ WEFT_EXTERN int weft_once_do(weft_once *o, void (*fn)(void *), void *arg);
 
 /* ---- Channels and select (Go's chan and select; docs/channels.md) ----
  *
- * A channel carries elements of a fixed size, copied in and out. Channel
- * operations other than make/free/len/cap must be called from a task
- * (elsewhere: WEFT_ENOTASK). Argument errors (WEFT_EINVAL) are reported
- * before that. A channel belongs to the run that made it: weft_run gives
- * its memory back when it returns. */
+ * A channel carries elements of a fixed size, copied in and out. Every
+ * channel function works in tasks and, while a runtime runs, in host
+ * threads (threads weft did not start): there an operation that must wait
+ * blocks the OS thread until a task or another host completes it, with the
+ * same semantics as between tasks. A host call made while no runtime runs
+ * returns WEFT_ENOTASK; so does one blocked when weft_stop ends the
+ * runtime (its operation not done, unless a task had completed it).
+ * Argument errors (WEFT_EINVAL) are reported before that. A channel
+ * belongs to the run that made it: the run's end gives its memory back. */
 typedef struct weft_chan weft_chan;
 
 /* A channel of elements of elem_size bytes (0 allowed) with a buffer of cap
@@ -423,8 +470,8 @@ WEFT_EXTERN int weft_select(weft_case *cases, int n, int flags);
  * and the timer stays pending (weft_timer_stop returns 1). */
 typedef struct weft_timer weft_timer;
 
-/* A started timer; NULL outside a task, for a negative period, or without
- * memory. A delay <= 0 fires at once. */
+/* A started timer; NULL for a negative period, without memory, or on a
+ * host thread while no runtime runs. A delay <= 0 fires at once. */
 WEFT_EXTERN weft_timer *weft_timer_new(int64_t delay_ns, int64_t period_ns);
 /* Its channel (the same for the timer's life); NULL for NULL. */
 WEFT_EXTERN weft_chan *weft_timer_chan(weft_timer *t);
@@ -433,7 +480,8 @@ WEFT_EXTERN weft_chan *weft_timer_chan(weft_timer *t);
  * WEFT_EINVAL for NULL. */
 WEFT_EXTERN int weft_timer_stop(weft_timer *t);
 /* Restarts it with a new delay and period: 1 if it was pending, 0 if not;
- * WEFT_EINVAL (NULL, negative period), WEFT_ENOTASK. */
+ * WEFT_EINVAL (NULL, negative period), WEFT_ENOTASK (a host thread while
+ * no runtime runs). */
 WEFT_EXTERN int weft_timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns);
 /* Stops and frees it (and its channel). NULL: no-op. */
 WEFT_EXTERN void weft_timer_free(weft_timer *t);

@@ -43,6 +43,7 @@
 #include "kern/chan.h"
 
 #include "kern/alloc.h"
+#include "kern/host.h"
 #include "kern/sched.h"
 
 /* ---- Send and receive (Go: chansend, chanrecv) ---- */
@@ -87,6 +88,46 @@ static inline int try_recv_fast(struct weft_chan *c, void *elem)
     return 0;
 }
 
+/*
+ * Parks self, whose waiter w is on q of c (locked), until a partner or a
+ * close completes w; releases c's lock. Returns 0, or WEFT_ENOTASK when
+ * self is a host thread's stand-in (kern/host.h) and the run stopped
+ * before anybody completed w: then w is off q and nothing was done.
+ *
+ * A host holds a reference on c while it is parked (refs, chan.h), as a
+ * select does: cancelled, it must lock c again to unlink w, and c may be
+ * freed by then if a partner completed w in the meantime (the program may
+ * free a channel once nobody is blocked on it).
+ */
+static int chan_park(struct task *self, struct weft_chan *c, struct waitq *q, struct waiter *w,
+                     enum wait_reason reason)
+{
+    if (K_LIKELY(self->host == NULL)) {
+        k_park(k_park_unlock, &c->lock, reason, c);
+        return 0;
+    }
+    /* Relaxed: taken under c's lock with the waiter, as select_wait does
+     * (see there and weft_chan_free). */
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    if (k_host_park(self->host, k_park_unlock, &c->lock) == 0) {
+        k_chan_unref(c);
+        return 0;
+    }
+    /* Cancelled. Completed meanwhile? wake_data is set under c's lock by
+     * whoever completed w (chan_send_to, chan_recv_from, chan_close);
+     * relaxed under that lock. */
+    k_lock(&c->lock);
+    bool done = atomic_load_explicit(&self->wake_data, memory_order_relaxed) != NULL;
+    if (!done)
+        waitq_remove(q, w);
+    k_unlock(&c->lock);
+    k_chan_unref(c);
+    if (!done)
+        return WEFT_ENOTASK;
+    k_host_wait_ready(self->host); /* the completer's k_ready is on its way */
+    return 0;
+}
+
 /* Sends *elem on c (Go: chansend). Contract in chan.h. */
 int k_chan_send(struct weft_chan *c, const void *elem, bool block, struct task *self)
 {
@@ -125,7 +166,8 @@ int k_chan_send(struct weft_chan *c, const void *elem, bool block, struct task *
     w->obj = c;
     w->elem = (void *)elem; /* only read from, by the receiver */
     waitq_enqueue(&c->sendq, w);
-    k_park(k_park_unlock, &c->lock, WAIT_CHAN_SEND, c);
+    if (chan_park(self, c, &c->sendq, w, WAIT_CHAN_SEND) != 0)
+        return WEFT_ENOTASK;
 
     /* Dequeued by a receiver (success) or by close; either way the waker
      * owned w until it readied us, and nobody else refers to it now. */
@@ -179,7 +221,8 @@ int k_chan_recv(struct weft_chan *c, void *elem, bool block, struct task *self)
     w->elem = elem;
     waitq_enqueue(&c->recvq, w);
     size_t elem_size = c->elem_size; /* c is not touched after the wake-up */
-    k_park(k_park_unlock, &c->lock, WAIT_CHAN_RECV, c);
+    if (chan_park(self, c, &c->recvq, w, WAIT_CHAN_RECV) != 0)
+        return WEFT_ENOTASK;
 
     k_assert(w->next == NULL && w->prev == NULL);
     if (w->success)
@@ -194,7 +237,8 @@ int k_chan_recv(struct weft_chan *c, void *elem, bool block, struct task *self)
 /*
  * Closes c (not NULL) and readies every waiter: receivers get 0, senders
  * WEFT_ECLOSED. Returns 0 or WEFT_ECLOSED (already closed). Called from a
- * thread holding a proc (k_ready needs one), without locks.
+ * task, or from a host thread inside the gate (kern/host.h: the tasks it
+ * readies go to the global queue), without locks.
  */
 static int chan_close(struct weft_chan *c)
 {
@@ -239,16 +283,30 @@ static int chan_close(struct weft_chan *c)
 
 /* ---- Public API (include/weft.h) ---- */
 
+static weft_chan *chan_make(size_t elem_size, size_t cap);
+static void chan_free(weft_chan *c);
+
 weft_chan *weft_chan_make(size_t elem_size, size_t cap)
 {
     if (elem_size > K_CHAN_ELEM_MAX || cap > K_CHAN_CAP_MAX)
         return NULL;
     if (elem_size != 0 && cap > K_CHAN_BUF_MAX / elem_size)
         return NULL;
-    /* Memory belongs to a run (k_mem_fini gives it all back when weft_run
-     * returns), so there is no channel outside one. */
-    if (k_nprocs() == 0)
-        return NULL;
+    /* Memory belongs to a run (k_mem_fini gives it all back when the run
+     * ends), so there is no channel outside one; a host thread goes
+     * through the gate, so that the run cannot end under the allocation. */
+    if (k_task_self() == NULL) {
+        if (!k_host_enter())
+            return NULL;
+        weft_chan *c = chan_make(elem_size, cap);
+        k_host_leave();
+        return c;
+    }
+    return chan_make(elem_size, cap);
+}
+
+static weft_chan *chan_make(size_t elem_size, size_t cap)
+{
     size_t hdr = K_ROUND_UP(sizeof(struct weft_chan), 16);
     size_t size = hdr + elem_size * cap;
     struct weft_chan *c = k_alloc(size);
@@ -279,8 +337,21 @@ void k_chan_unref(struct weft_chan *c)
 
 void weft_chan_free(weft_chan *c)
 {
-    if (c == NULL || k_nprocs() == 0)
+    if (c == NULL)
         return;
+    if (k_task_self() == NULL) {
+        /* After the run's end the memory is gone: nothing to do. */
+        if (!k_host_enter())
+            return;
+        chan_free(c);
+        k_host_leave();
+        return;
+    }
+    chan_free(c);
+}
+
+static void chan_free(weft_chan *c)
+{
     k_lock(&c->lock);
     /* Relaxed: under the lock that orders every store of first. */
     bool busy = atomic_load_explicit(&c->recvq.first, memory_order_relaxed) != NULL ||
@@ -305,13 +376,39 @@ void weft_chan_free(weft_chan *c)
         k_free(c, c->alloc_size);
 }
 
+/*
+ * A channel operation from a host thread (kern/host.h): through the gate,
+ * with a stand-in for the thread as the waiter's task. op: WEFT_SEND or
+ * WEFT_RECV, or 0 for a close. A blocked host parks its OS thread.
+ */
+static int chan_host(weft_chan *c, void *elem, int op, bool block)
+{
+    if (!k_host_enter())
+        return WEFT_ENOTASK;
+    struct k_host h;
+    k_host_init(&h);
+    int r;
+    if (op == 0)
+        r = chan_close(c);
+    else if (c == NULL && block)
+        r = k_host_park(&h, NULL, NULL); /* forever: until the run stops */
+    else if (c == NULL)
+        r = WEFT_EAGAIN;
+    else if (op == WEFT_SEND)
+        r = k_chan_send(c, elem, block, &h.task);
+    else
+        r = k_chan_recv(c, elem, block, &h.task);
+    k_host_leave();
+    return r;
+}
+
 int weft_chan_send(weft_chan *c, const void *elem)
 {
     if (c != NULL && elem == NULL && c->elem_size != 0)
         return WEFT_EINVAL;
     struct task *self = k_task_self();
     if (self == NULL)
-        return WEFT_ENOTASK;
+        return chan_host(c, (void *)elem, WEFT_SEND, true);
     if (c == NULL) {
         k_park(NULL, NULL, WAIT_CHAN_NIL_SEND, NULL);
         k_panic("send on a NULL channel resumed");
@@ -323,7 +420,7 @@ int weft_chan_recv(weft_chan *c, void *elem)
 {
     struct task *self = k_task_self();
     if (self == NULL)
-        return WEFT_ENOTASK;
+        return chan_host(c, elem, WEFT_RECV, true);
     if (c == NULL) {
         k_park(NULL, NULL, WAIT_CHAN_NIL_RECV, NULL);
         k_panic("receive on a NULL channel resumed");
@@ -336,7 +433,7 @@ int weft_chan_try_send(weft_chan *c, const void *elem)
     if (c != NULL && elem == NULL && c->elem_size != 0)
         return WEFT_EINVAL;
     if (k_task_self() == NULL)
-        return WEFT_ENOTASK;
+        return chan_host(c, (void *)elem, WEFT_SEND, false);
     if (c == NULL)
         return WEFT_EAGAIN;
     return k_chan_send(c, elem, false, NULL);
@@ -345,7 +442,7 @@ int weft_chan_try_send(weft_chan *c, const void *elem)
 int weft_chan_try_recv(weft_chan *c, void *elem)
 {
     if (k_task_self() == NULL)
-        return WEFT_ENOTASK;
+        return chan_host(c, elem, WEFT_RECV, false);
     if (c == NULL)
         return WEFT_EAGAIN;
     return k_chan_recv(c, elem, false, NULL);
@@ -356,7 +453,7 @@ int weft_chan_close(weft_chan *c)
     if (c == NULL)
         return WEFT_EINVAL;
     if (k_task_self() == NULL)
-        return WEFT_ENOTASK;
+        return chan_host(c, NULL, 0, false);
     return chan_close(c);
 }
 

@@ -80,15 +80,18 @@ struct weft_chan {
     _Atomic size_t count; /* elements in buf (Go: qcount) */
 
     /*
-     * Not under the lock. References held by selects (the low 31 bits), and
-     * K_CHAN_FREED once weft_chan_free has been called. A select that parks
-     * takes one reference per distinct channel in pass 2 (under the lock,
-     * with its waiter) and drops it in pass 3 right after its last unlock
-     * of the channel (k_chan_unref); that drop is its last access to the
-     * channel. The memory is released by whichever read-modify-write leaves
-     * exactly K_CHAN_FREED: weft_chan_free's (no reference left) or the
-     * last k_chan_unref's. A reference count never reaches 2^31: each
-     * holds a parked or running task, and each task has a stack.
+     * Not under the lock. References held by selects and by parked host
+     * threads (the low 31 bits), and K_CHAN_FREED once weft_chan_free has
+     * been called. A select that parks takes one reference per distinct
+     * channel in pass 2 (under the lock, with its waiter) and drops it in
+     * pass 3 right after its last unlock of the channel (k_chan_unref);
+     * that drop is its last access to the channel. A host thread parked
+     * in a plain send or receive holds one the same way (chan.c
+     * chan_park: a cancelled host locks the channel again). The memory
+     * is released by whichever read-modify-write leaves exactly
+     * K_CHAN_FREED: weft_chan_free's (no reference left) or the last
+     * k_chan_unref's. A reference count never reaches 2^31: each holds a
+     * parked or running task (or host thread), each with a stack.
      */
     _Atomic uint32_t refs;
 
@@ -300,9 +303,10 @@ static inline void chan_recv_from(struct weft_chan *c, struct waiter *w, void *e
 /*
  * Send *elem on / receive into elem from c (not NULL), with the results of
  * weft_chan_send / weft_chan_recv. With block, the caller is the task self
- * and may park. Without, WEFT_EAGAIN replaces blocking, self is unused and
- * the caller need only hold a proc (a timer firing on the scheduler stack).
- * No locks held on entry.
+ * and may park, or a host thread whose stand-in is self (kern/host.h),
+ * inside the gate: then WEFT_ENOTASK too, when the run stopped first. Without, WEFT_EAGAIN replaces
+ * blocking, self is unused and the caller need only hold a proc (a timer firing on the scheduler
+ * stack). No locks held on entry.
  */
 int k_chan_send(struct weft_chan *c, const void *elem, bool block, struct task *self);
 int k_chan_recv(struct weft_chan *c, void *elem, bool block, struct task *self);

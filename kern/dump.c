@@ -6,6 +6,7 @@
  * All output goes through k_print: no allocation, async-signal-safe, so
  * the same code serves a panic, a signal handler and a normal call.
  */
+#include "kern/host.h"
 #include "kern/proc.h"
 
 static const char *state_str(int s)
@@ -66,7 +67,10 @@ void k_dump_tasks(void)
 
 void weft_dump(void)
 {
-    if (k_sched.nprocs == 0) {
+    /* A host thread goes through the gate: the run cannot end under the
+     * dump (kern/host.h). */
+    bool host = k_task_self() == NULL;
+    if (host && !k_host_enter()) {
         k_print("weft: dump: no run is active\n");
         return;
     }
@@ -79,6 +83,8 @@ void weft_dump(void)
             (unsigned long long)atomic_load(&k_sched.ntasks_live), k_sched.nprocs,
             (int)atomic_load(&k_sched.nidle_procs), nthreads);
     k_dump_tasks();
+    if (host)
+        k_host_leave();
 }
 
 /* Called by the port's fault handler (alternate signal stack). */

@@ -48,7 +48,13 @@ static void set_owner(struct k_lock *l)
 void k_lock(struct k_lock *l)
 {
 #ifdef WEFT_DEBUG
-    if (l->owner != NULL && l->owner == hal_thread_get())
+    /* owner is read once, racily (another thread may be taking or
+     * releasing l): only our own store can make it equal to us. A host
+     * thread (no kern thread: NULL) is never checked: read twice, owner
+     * could be another thread's, then NULL, which a host would take for
+     * its own. Relaxed atomic load: a DEBUG check, no ordering needed. */
+    void *self = hal_thread_get();
+    if (self != NULL && __atomic_load_n(&l->owner, __ATOMIC_RELAXED) == self)
         k_panic("k_lock: recursive lock");
 #endif
     held_inc();

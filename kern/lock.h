@@ -32,9 +32,10 @@
  *   sched.lock  before  alloc central locks  before  the heap lock
  *   any lock held into k_park  before  the stack pool lock (a direct
  *     switch to a task that never ran takes a stack for it)
- *   the heap lock, the stack pool lock, alltasks_lock and preempt.c's
- *   ranges lock are leaves: nothing is taken while holding them (stack.c
- *   never calls k_alloc).
+ *   channel locks (a host thread parking)  before  host.c's list lock
+ *   the heap lock, the stack pool lock, alltasks_lock, preempt.c's
+ *   ranges lock and host.c's list lock are leaves: nothing is taken while
+ *   holding them (stack.c never calls k_alloc).
  */
 #ifndef WEFT_KERN_LOCK_H
 #define WEFT_KERN_LOCK_H
@@ -45,7 +46,8 @@ struct k_lock {
     /* 0 unlocked, 1 locked, 2 locked with sleepers. */
     _Atomic uint32_t key;
 #ifdef WEFT_DEBUG
-    void *owner; /* the holding kern thread; written only by the holder */
+    void *owner; /* the holding kern thread (NULL for a host thread, kern/host.h);
+                    written only by the holder */
 #endif
 };
 

@@ -254,6 +254,7 @@ struct sched {
     int preempt;        /* 1 on, -1 off */
     bool preempt_async; /* the port can interrupt threads */
     int64_t timeslice_ns;
+    bool background; /* started by weft_start: no first task, no deadlock report */
 
     _Atomic bool stopping; /* weft_run is ending: threads leave */
     _Atomic int result;    /* weft_run's return value */
@@ -302,13 +303,21 @@ struct task *k_globrunq_get(struct proc *p, int max);
 void k_sched_loop(struct thread *th); /* a thread's scheduler loop */
 void k_wakep(void);
 void k_sched_inject(struct task *list); /* tasks from a poll, any thread */
-void k_stop_the_world(int result);      /* begin shutdown (any thread) */
+/* k_wakep for a thread that holds no proc and made work visible through
+ * sched.lock or a timer heap (a host thread): fences first (sched.c,
+ * wakep_for_global). */
+void k_wakep_global(void);
+void k_stop_the_world(int result); /* begin shutdown (any thread) */
 
 /* Worker threads' structs, and threads left in the OS (runtime.c). */
 /* A zeroed struct thread for a worker, or NULL. Its memory is not the
  * run's (it outlives the run when weft_run abandons the thread). */
 struct thread *k_thread_alloc(void);
 void k_thread_free(struct thread *th);
+/* Starts th (from k_thread_alloc; next_proc and rand set) as a worker on
+ * sched.all_threads, numbered next: weft_start's thread 0. 0 or
+ * WEFT_ENOMEM. */
+int k_thread_start(struct thread *th);
 /* weft_run abandons a thread in its blocking call (counted until it ends). */
 void k_orphan_begin(void);
 /* The end of an abandoned thread, on its own stack, its kern pointer

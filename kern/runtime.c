@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * runtime.c — weft_run and the public task calls (Go: schedinit, main,
- * newproc's front door).
+ * runtime.c — the runtime's lifecycle (weft_run, weft_start, weft_stop)
+ * and the public task calls (Go: schedinit, main, newproc's front door).
  *
  * weft_run turns the calling thread into worker thread 0: it holds proc 0
  * and runs the scheduler loop on its own stack until the first task ends
@@ -9,6 +9,14 @@
  * releases all memory and returns, so the host gets back exactly the
  * thread it lent and nothing is left behind; the next weft_run starts
  * from zero.
+ *
+ * weft_start is the same run without the first task and with worker 0 on
+ * a thread of weft's own; the host keeps its thread and reaches the run
+ * from any of its threads (kern/host.c). weft_stop ends it as weft_run's
+ * end does. Both share set-up (setup) and teardown (teardown); the state
+ * machine of the process's runtime is next to its word, state, below.
+ * Go has no counterpart: its runtime starts with the process and never
+ * ends.
  *
  * A run ends while tasks are in blocking calls
  * --------------------------------------------
@@ -46,12 +54,60 @@
  * any thread from being abandoned: it holds its proc, and weft_run joins
  * it.
  */
+#include "kern/host.h"
 #include "kern/poller.h"
 #include "kern/proc.h"
 #include "kern/sema.h"
 
-/* 1 while a run is active; guards against concurrent and nested runs. */
-static _Atomic int running;
+/*
+ * The runtime's lifecycle (Go keeps no such thing: its runtime starts with
+ * the process and never ends). One word, state, for the process:
+ *
+ *                weft_run / weft_start: CAS
+ *   RT_IDLE ---------------------------------> RT_STARTING
+ *      ^                                        |       |
+ *      | set-up failed: store                   |       | set-up done:
+ *      +----------------------------------------+       | store
+ *      |                                       weft_run | weft_start
+ *      |                                   v                         v
+ *      |                              RT_RUN_FG                 RT_RUN_BG
+ *      |       weft_run: its first task |                            | weft_stop:
+ *      |       returned, or deadlock:   |                            | CAS
+ *      |       store                    v                            v
+ *      +------------------------------ RT_STOPPING <-----------------+
+ *              everything given back: store
+ *
+ * RT_IDLE      no run: k_sched is zero, the host gate closed; weft_run and
+ *              weft_start may begin one (the CAS decides between racing
+ *              starters, which get WEFT_EBUSY).
+ * RT_STARTING  the starter sets k_sched up on its own thread: nobody else
+ *              touches it (the gate is still closed, no worker exists).
+ * RT_RUN_FG    weft_run's run: worker 0 is weft_run's calling thread. Only
+ *              weft_run ends it (weft_stop refuses: WEFT_EBUSY).
+ * RT_RUN_BG    weft_start's run: worker 0 is a thread of weft's own, and
+ *              the calling thread went back to the host. Any host thread
+ *              may end it with weft_stop (a task may not: WEFT_EDEADLK).
+ * RT_STOPPING  the run's end (weft_run's, or the weft_stop that won the
+ *              CAS): the host gate is closed and drained, the world
+ *              stopped, every thread joined or abandoned, the memory given
+ *              back, all on the ender's thread.
+ *
+ * The host gate (kern/host.h) is open exactly within RUN_FG and RUN_BG
+ * (opened last in STARTING, closed first in STOPPING): that is what keeps
+ * host threads from seeing a run that is being set up or torn down.
+ * Every store and CAS of state is seq_cst: each new run's CAS reads the
+ * previous run's final store of RT_IDLE, so its set-up follows everything
+ * the previous run did (release/acquire would do; seq_cst costs nothing
+ * here).
+ */
+enum rt_state {
+    RT_IDLE = 0,
+    RT_STARTING = 1,
+    RT_RUN_FG = 2,
+    RT_RUN_BG = 3,
+    RT_STOPPING = 4,
+};
+static _Atomic int state;
 
 /* Abandons th, whose task is in a blocking call (weft_run's end, after the
  * CAS of th->call to ORPHANING): keeps its task's stack, then lets it go
@@ -220,43 +276,34 @@ static int make_procs(struct thread *th0)
     return 0;
 }
 
-int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
+/* The first half of a run, on the starter's thread (RT_STARTING): the
+ * settings, the allocator, stacks, semaphores and the poller. 0, or an
+ * error with everything undone and state back to RT_IDLE. */
+static int setup(const weft_config *cfg, bool background)
 {
-    if (!fn)
-        return WEFT_EINVAL;
-    if (hal_thread_get() != NULL)
-        return WEFT_EBUSY; /* called from inside a run */
-    /* running: seq_cst CAS against a weft_run on another OS thread. Pairs
-     * with the store of 0 at the end of the previous run (and of failed
-     * starts), so this run's memset of k_sched follows everything that
-     * run did with it. */
-    int expect = 0;
-    if (!atomic_compare_exchange_strong(&running, &expect, 1))
-        return WEFT_EBUSY;
-
     memset(&k_sched, 0, sizeof k_sched);
     int err = configure(cfg);
     if (err) {
-        k_sched.nprocs = 0;
-        atomic_store(&running, 0);
+        memset(&k_sched, 0, sizeof k_sched);
+        atomic_store(&state, RT_IDLE);
         return err;
     }
-    size_t stack_size = k_sched.stack_size;
+    k_sched.background = background;
     if (k_mem_init(k_mcache_self) != 0) {
         memset(&k_sched, 0, sizeof k_sched);
-        atomic_store(&running, 0);
+        atomic_store(&state, RT_IDLE);
         return WEFT_ENOMEM;
     }
     /* Preemption's signal frames get room of their own on every stack
      * (kern/stack.c); with preemption off nothing is pushed there. */
-    k_stack_init(stack_size, k_sched.preempt > 0 ? hal_preempt_headroom() : 0);
+    k_stack_init(k_sched.stack_size, k_sched.preempt > 0 ? hal_preempt_headroom() : 0);
     k_sema_init();
     int prc = k_poller_init();
     if (prc != 0) {
         k_stack_fini();
         k_mem_fini();
         memset(&k_sched, 0, sizeof k_sched);
-        atomic_store(&running, 0);
+        atomic_store(&state, RT_IDLE);
         return prc;
     }
     /* From here until its memory goes, a panic dumps the run's tasks. */
@@ -264,7 +311,72 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
     /* No other thread of the run exists yet (default seq_cst, harmless). */
     atomic_store(&k_sched.last_poll, hal_now_ns());
     atomic_store(&k_sched.next_id, 1);
+    return 0;
+}
 
+/* The second half of a run, on the ender's thread (RT_STOPPING): err is
+ * the run's result so far. Closes the host gate, stops the world (if the
+ * run has not stopped itself), stops the monitor, joins every thread on
+ * sched.all_threads or abandons it in its blocking call (see the top),
+ * and gives everything back; state ends RT_IDLE. Returns err, or the
+ * result the run stopped with (a deadlock's). */
+static int teardown(int err, bool monitor)
+{
+    /* Hosts first: from here on none touches the run, and the ones parked
+     * in a channel operation return WEFT_ENOTASK (kern/host.c). Tasks may
+     * still run meanwhile (weft_stop) or be stopped already (weft_run). */
+    k_host_close();
+    /* The monitor next: it may still be signalling workers, which must
+     * not be joined (gone) while it does. Then every other thread, which
+     * leaves its loop once it sees stopping, or is abandoned in its
+     * blocking call (see the top). (With err set before any worker was
+     * started, only the monitor may exist.) */
+    if (monitor) {
+        /* stopping: seq_cst default; stop_locked re-checks it under
+         * sched.lock, so any order would do. */
+        if (!atomic_load(&k_sched.stopping))
+            k_stop_the_world(err);
+        k_monitor_stop();
+    }
+    /* result: stored before stopping's seq_cst store, which the load above
+     * (or k_sched_loop's acquire load, for weft_run) saw. The first result
+     * wins: a deadlock's, or err. */
+    if (atomic_load(&k_sched.stopping))
+        err = atomic_load(&k_sched.result);
+    k_lock(&k_sched.lock);
+    struct thread *threads = k_sched.all_threads;
+    k_unlock(&k_sched.lock);
+    end_threads(threads);
+
+    k_poller_fini();
+    if (k_sched.procs)
+        for (int i = 0; i < k_sched.nprocs; i++)
+            if (k_sched.procs[i])
+                k_timers_fini(k_sched.procs[i]);
+    k_panic_set_dump(NULL); /* the tasks' memory goes now */
+    k_stack_fini();
+    k_mem_fini();
+    memset(&k_sched, 0, sizeof k_sched);
+    /* seq_cst (release is what matters): pairs with the CAS of the next
+     * weft_run or weft_start, which may reuse k_sched. */
+    atomic_store(&state, RT_IDLE);
+    return err;
+}
+
+int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
+{
+    if (!fn)
+        return WEFT_EINVAL;
+    if (hal_thread_get() != NULL)
+        return WEFT_EBUSY; /* called from inside a run */
+    int expect = RT_IDLE;
+    if (!atomic_compare_exchange_strong(&state, &expect, RT_STARTING))
+        return WEFT_EBUSY;
+    int err = setup(cfg, false);
+    if (err)
+        return err;
+
+    /* Worker 0 is this thread: it holds proc 0 and runs the first task. */
     struct thread th0_storage;
     struct thread *th0 = &th0_storage;
     memset(th0, 0, sizeof *th0);
@@ -292,50 +404,112 @@ int weft_run(void (*fn)(void *), void *arg, const weft_config *cfg)
         main_task->arg = arg;
         k_sched.main_task = main_task;
         k_runq_put(th0->proc, main_task, false);
+        atomic_store(&state, RT_RUN_FG);
+        k_host_open();
         k_sched_loop(th0);
-        /* result: stored before stopping's seq_cst store, which
-         * k_sched_loop's acquire load of stopping saw on its way out. */
-        err = atomic_load(&k_sched.result);
+        atomic_store(&state, RT_STOPPING);
+        /* result: k_sched_loop's acquire load of stopping on its way out
+         * saw the store that published it (teardown reads it). */
+    } else {
+        atomic_store(&state, RT_STOPPING);
     }
-
-    /* The monitor first: it may still be signalling workers, which must
-     * not be joined (gone) while it does. Then every other thread, which
-     * leaves its loop once it sees stopping, or is abandoned in its
-     * blocking call (see the top). (With err set before the loop, no
-     * worker was started.) */
-    if (monitor) {
-        /* stopping: seq_cst default; stop_locked re-checks it under
-         * sched.lock, so any order would do. */
-        if (!atomic_load(&k_sched.stopping))
-            k_stop_the_world(err);
-        k_monitor_stop();
-    }
-    k_lock(&k_sched.lock);
-    struct thread *threads = k_sched.all_threads;
-    k_unlock(&k_sched.lock);
-    end_threads(threads);
-
-    k_poller_fini();
-    if (k_sched.procs)
-        for (int i = 0; i < k_sched.nprocs; i++)
-            if (k_sched.procs[i])
-                k_timers_fini(k_sched.procs[i]);
+    err = teardown(err, monitor);
     hal_thread_set(NULL);
     hal_thread_leave();
-    k_panic_set_dump(NULL); /* the tasks' memory goes now */
-    k_stack_fini();
-    k_mem_fini();
-    memset(&k_sched, 0, sizeof k_sched);
-    /* seq_cst (release is what matters): pairs with the CAS of the next
-     * weft_run, which may reuse k_sched. */
-    atomic_store(&running, 0);
     return err;
+}
+
+/*
+ * weft_start: the run of weft_run without its first task, on threads of
+ * weft's own. Which thread plays worker 0's part, the one that holds proc
+ * 0 when the run begins? Not the caller: it goes back to the host at once.
+ * A worker of weft's own, started here like any other (k_thread_alloc, on
+ * sched.all_threads): it looks for work, finds none and parks, so it costs
+ * nothing until the host spawns a task, and weft_stop joins it (or
+ * abandons it in a blocking call) like every worker. Starting it here,
+ * rather than leaving every proc idle until the first spawn, makes a
+ * failure to start threads weft_start's error (WEFT_ENOMEM) instead of a
+ * warning on the first spawn, and keeps the run's shape weft_run's: one
+ * thread holding proc 0, the others idle.
+ */
+int weft_start(const weft_config *cfg)
+{
+    int expect = RT_IDLE;
+    if (hal_thread_get() != NULL || !atomic_compare_exchange_strong(&state, &expect, RT_STARTING))
+        return WEFT_EBUSY;
+    int err = setup(cfg, true);
+    if (err)
+        return err;
+    k_preempt_setup();
+    struct thread *th0 = k_thread_alloc(); /* not the run's memory: k_thread_alloc */
+    if (!th0)
+        err = WEFT_ENOMEM;
+    if (!err)
+        err = make_procs(th0);
+    if (!err) {
+        /* Give proc 0 to th0 the way startm hands a proc to a new thread:
+         * thread_main takes next_proc (and stores p->thread) itself. */
+        struct proc *p0 = k_sched.procs[0];
+        /* Relaxed: no other thread of the run exists yet (the monitor
+         * starts below); thread_main's release store of p->thread, once
+         * th0 runs, pairs with the monitor's acquire load. */
+        atomic_store_explicit(&p0->thread, NULL, memory_order_relaxed);
+        th0->proc = NULL;
+        th0->next_proc = p0;
+        th0->rand = (uint64_t)hal_now_ns() * 0x9e3779b97f4a7c15ull;
+    }
+    bool monitor = false;
+    if (!err) {
+        err = k_monitor_start();
+        monitor = err == 0;
+    }
+    if (!err) {
+        k_sched.nthreads = 0; /* th0 is counted as it joins all_threads */
+        err = k_thread_start(th0);
+        if (err == 0)
+            th0 = NULL; /* on all_threads: teardown joins it */
+    }
+    if (th0)
+        k_thread_free(th0);
+    if (err) {
+        atomic_store(&state, RT_STOPPING);
+        return teardown(err, monitor);
+    }
+    atomic_store(&state, RT_RUN_BG);
+    k_host_open();
+    return 0;
+}
+
+int weft_stop(void)
+{
+    /* From a task (or any thread of a run): weft_stop joins every worker,
+     * the caller's own among them: it would wait for itself (as
+     * pthread_join does for the calling thread, EDEADLK). */
+    if (hal_thread_get() != NULL)
+        return WEFT_EDEADLK;
+    int expect = RT_RUN_BG;
+    if (!atomic_compare_exchange_strong(&state, &expect, RT_STOPPING))
+        return expect == RT_RUN_FG ? WEFT_EBUSY : WEFT_EINVAL;
+    /* A run in the background ends only here: nothing stopped it before. */
+    return teardown(0, true);
+}
+
+/* A spawn from a host thread: through the gate (kern/host.h). */
+static int go_host(void (*fn)(void *), void *arg, size_t size)
+{
+    if (!k_host_enter())
+        return WEFT_ENOTASK;
+    int rc = k_spawn_host(fn, arg, size);
+    k_host_leave();
+    return rc;
 }
 
 int weft_go(void (*fn)(void *), void *arg)
 {
     if (!fn)
         return WEFT_EINVAL;
+    if (!k_task_self())
+        return go_host(fn, arg, 0);
     k_preempt_point();
     return k_spawn(fn, arg, 0);
 }
@@ -344,14 +518,14 @@ int weft_go_stack(void (*fn)(void *), void *arg, size_t stack_size)
 {
     if (!fn)
         return WEFT_EINVAL;
-    if (!k_task_self())
-        return WEFT_ENOTASK;
     size_t size = 0;
     if (stack_size) {
         size = stack_round(stack_size);
         if (!size)
             return WEFT_EINVAL;
     }
+    if (!k_task_self())
+        return go_host(fn, arg, size);
     return k_spawn(fn, arg, size);
 }
 
@@ -377,8 +551,13 @@ uint64_t weft_id(void)
 
 int weft_procs(void)
 {
-    /* Meant for tasks of the run, whose thread saw nprocs set. */
-    return atomic_load(&running) ? k_sched.nprocs : 0;
+    if (k_task_self())
+        return k_sched.nprocs; /* a task's thread saw nprocs set */
+    if (!k_host_enter())
+        return 0;
+    int n = k_sched.nprocs;
+    k_host_leave();
+    return n;
 }
 
 int64_t weft_now(void)
@@ -386,13 +565,27 @@ int64_t weft_now(void)
     return hal_now_ns();
 }
 
+static void stats_fill(struct weft_stats *s);
+
 int weft_stats(struct weft_stats *s)
 {
     if (!s)
         return WEFT_EINVAL;
     memset(s, 0, sizeof *s);
-    if (!atomic_load(&running) || !k_sched.procs)
+    /* Outside a task, through the host gate: the run cannot end under us. */
+    bool host = k_task_self() == NULL;
+    if (host && !k_host_enter())
         return 0;
+    if (k_sched.procs)
+        stats_fill(s);
+    if (host)
+        k_host_leave();
+    return 0;
+}
+
+/* weft_stats' snapshot of a running run. */
+static void stats_fill(struct weft_stats *s)
+{
     /* Every counter relaxed (the seq_cst defaults too: more than needed):
      * a snapshot of independent statistics, none of which publishes
      * anything; the values need not be consistent with each other. */
@@ -415,5 +608,4 @@ int weft_stats(struct weft_stats *s)
     s->syscall_retakes = atomic_load_explicit(&k_sched.nretake, memory_order_relaxed);
     k_stack_counts(&s->stacks_guard_region, &s->stacks_guard_protect, &s->stacks_unguarded);
     s->mem_reserved = k_mem_reserved();
-    return 0;
 }

@@ -53,6 +53,7 @@
  * exception, a park or yield that switches straight to the next task of
  * its proc, keeps the same order (see "Direct switches" below).
  */
+#include "kern/host.h"
 #include "kern/poller.h"
 #include "kern/proc.h"
 
@@ -289,6 +290,21 @@ static void thread_main(void *arg)
     hal_futex_wake((uint32_t *)&th->call, 1);
 }
 
+int k_thread_start(struct thread *th)
+{
+    k_lock(&k_sched.lock);
+    th->id = k_sched.nthreads;
+    int rc = hal_thread_start(thread_main, th, &th->handle);
+    if (rc == 0) {
+        /* As in startm: on the list only with a valid handle. */
+        th->all_next = k_sched.all_threads;
+        k_sched.all_threads = th;
+        k_sched.nthreads++;
+    }
+    k_unlock(&k_sched.lock);
+    return rc == 0 ? 0 : WEFT_ENOMEM;
+}
+
 /* Go: startm. Hands p (or an idle proc when p is NULL) to an idle thread,
  * or to a new one. With spinning, the caller has already counted the
  * thread in nspinning; the count is undone if no proc is free. */
@@ -367,8 +383,16 @@ void k_wakep(void)
     startm(NULL, true);
 }
 
-/* Go: stopm. Parks the calling thread (which holds no proc) until it is
- * handed a proc or the run stops. */
+/* Whether "every thread idle, no timer, no I/O wait" means that no task
+ * can ever run again. Not in a run started by weft_start, and not once a
+ * host thread has called into the run: threads weft does not know may
+ * spawn tasks or send at any time (docs/embedding.md, "Deadlocks").
+ * sched.lock held (background is immutable during a run). */
+static bool deadlock_detectable(void)
+{
+    return !k_sched.background && !k_hosts_may_act();
+}
+
 /* Go: checkdead. Called with sched.lock held once every thread is idle
  * (everyone_idle) and no timer is pending and no task waits on I/O: no
  * proc is held, so every run queue is empty and no task is running;
@@ -376,12 +400,15 @@ void k_wakep(void)
  * report it and stop the run with WEFT_EDEADLK. */
 static void deadlock_locked(void)
 {
+    k_assert(deadlock_detectable());
     k_print("weft: deadlock: all %llu tasks are asleep\n",
             (unsigned long long)atomic_load(&k_sched.ntasks_live));
     k_dump_tasks();
     stop_locked(WEFT_EDEADLK);
 }
 
+/* Go: stopm. Parks the calling thread (which holds no proc) until it is
+ * handed a proc or the run stops. */
 static void stopm(struct thread *th)
 {
     k_assert(th->proc == NULL && !th->spinning);
@@ -400,7 +427,7 @@ static void stopm(struct thread *th)
         k_unlock(&k_sched.lock);
         return;
     }
-    if (all_idle) {
+    if (all_idle && deadlock_detectable()) {
         deadlock_locked();
         k_unlock(&k_sched.lock);
         return;
@@ -488,17 +515,21 @@ static bool locked_wait(struct thread *th)
         k_sched.nidle_locked++;
         if (everyone_idle()) {
             if (k_timers_earliest() == 0 && k_poll_waiters() == 0) {
-                deadlock_locked();
-                k_unlock(&k_sched.lock);
-                return false;
+                if (deadlock_detectable()) {
+                    deadlock_locked();
+                    k_unlock(&k_sched.lock);
+                    return false;
+                }
+            } else {
+                /* A timer or an I/O wait can still ready a task (this
+                 * thread's own, asleep), but every other thread is parked
+                 * and none will look: start one, with an idle proc, to run
+                 * the timers and block in the poller (stopm's last thread
+                 * does that itself; this one must stay free for its task).
+                 * Go: handoffp's wakeNetPoller for a proc that goes idle
+                 * with timers. */
+                need_poller = true;
             }
-            /* A timer or an I/O wait can still ready a task (this thread's
-             * own, asleep), but every other thread is parked and none will
-             * look: start one, with an idle proc, to run the timers and
-             * block in the poller (stopm's last thread does that itself;
-             * this one must stay free for its task). Go: handoffp's
-             * wakeNetPoller for a proc that goes idle with timers. */
-            need_poller = true;
         }
     }
     k_unlock(&k_sched.lock);
@@ -1322,6 +1353,10 @@ bool k_park_unlock(struct task *t, void *arg)
 
 void k_ready(struct task *t)
 {
+    if (K_UNLIKELY(t->host != NULL)) {
+        k_host_ready(t); /* a host thread's stand-in: wake that thread */
+        return;
+    }
     struct thread *th = k_thread_self();
     /* Acquire: pairs with park_tail's release store of WAITING (the
      * waker found t under the lock park_tail's unlock released, which
@@ -1384,6 +1419,30 @@ int k_spawn(void (*fn)(void *), void *arg, size_t stack_size)
     k_runq_put(th->proc, t, true);
     k_wakep();
     return 0;
+}
+
+int k_spawn_host(void (*fn)(void *), void *arg, size_t stack_size)
+{
+    k_assert(k_thread_self() == NULL);
+    struct task *t = k_task_new(NULL, stack_size);
+    if (!t)
+        return WEFT_ENOMEM;
+    t->fn = fn;
+    t->arg = arg;
+    /* No proc of our own to put it on: the global queue (state RUNNABLE
+     * from k_task_new, published by sched.lock), and a thread is woken the
+     * way a poller's thread wakes one (the fence pairs with the last
+     * spinner's; see wakep_for_global). */
+    k_lock(&k_sched.lock);
+    k_globrunq_put(t);
+    k_unlock(&k_sched.lock);
+    wakep_for_global();
+    return 0;
+}
+
+void k_wakep_global(void)
+{
+    wakep_for_global();
 }
 
 int k_nprocs(void)

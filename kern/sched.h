@@ -50,6 +50,9 @@ void k_yield(void);
 
 /* Starts a task; 0 or a WEFT_E* code. Called from a task. */
 int k_spawn(void (*fn)(void *), void *arg, size_t stack_size);
+/* The same from a host thread inside the gate (kern/host.h): the task goes
+ * to the global queue. */
+int k_spawn_host(void (*fn)(void *), void *arg, size_t stack_size);
 
 /* The procs of this run (0 when not running). */
 int k_nprocs(void);

@@ -50,6 +50,7 @@
 #include "kern/chan.h"
 
 #include "kern/alloc.h"
+#include "kern/host.h"
 #include "kern/proc.h" /* struct thread: the calling thread's rand */
 #include "kern/sched.h"
 
@@ -304,7 +305,13 @@ static int select_wait(weft_case *cases, const uint16_t *lockorder, int m, struc
      * winner's store of wake_data comes after this one (relaxed: ordered
      * by the channel locks, which the winner takes after our release). */
     atomic_store_explicit(&self->wake_data, NULL, memory_order_relaxed);
-    k_park(select_park_unlock, NULL, WAIT_SELECT, cases);
+    /* A host thread parks its OS thread; it may come back cancelled (the
+     * run stops), with or without a case completed (kern/host.h). */
+    bool cancelled = false;
+    if (K_UNLIKELY(self->host != NULL))
+        cancelled = k_host_park(self->host, select_park_unlock, NULL) != 0;
+    else
+        k_park(select_park_unlock, NULL, WAIT_SELECT, cases);
 
     sel_lock(cases, lockorder, m);
     /* Every channel with one of our waiters is locked: no waker can be
@@ -314,11 +321,9 @@ static int select_wait(weft_case *cases, const uint16_t *lockorder, int m, struc
      * relaxed is enough, the lock (and the resumption) order it. */
     atomic_store_explicit(&self->select_done, 0, memory_order_relaxed);
     struct waiter *won = atomic_load_explicit(&self->wake_data, memory_order_relaxed);
-    if (won == NULL)
+    if (won == NULL && !cancelled)
         k_panic("select woken without a completed case");
 
-    int chosen = (int)won->ticket;
-    bool success = won->success;
     struct waiter *w = self->waiting;
     self->waiting = NULL;
     while (w != NULL) {
@@ -330,9 +335,18 @@ static int select_wait(weft_case *cases, const uint16_t *lockorder, int m, struc
         }
         w->wait_link = NULL;
         w->is_select = false;
-        k_waiter_put(w);
+        if (w != won)
+            k_waiter_put(w);
         w = next;
     }
+    if (won == NULL) {
+        /* Cancelled with no case done: every waiter is unlinked. */
+        sel_unlock_unref(cases, lockorder, m);
+        return WEFT_ENOTASK;
+    }
+    int chosen = (int)won->ticket;
+    bool success = won->success;
+    k_waiter_put(won);
     /* A receive woken by a close zeroes its element (chan.c: the closer
      * writes to no task's memory); the size is read now, since after
      * sel_unlock_unref the channel may be gone. */
@@ -342,6 +356,8 @@ static int select_wait(weft_case *cases, const uint16_t *lockorder, int m, struc
         zero = cs->chan->elem_size;
     sel_unlock_unref(cases, lockorder, m);
 
+    if (cancelled)
+        k_host_wait_ready(self->host); /* the winner's k_ready is on its way */
     if (cs->op == WEFT_SEND) {
         cs->ok = success ? 0 : WEFT_ECLOSED;
     } else {
@@ -352,18 +368,11 @@ static int select_wait(weft_case *cases, const uint16_t *lockorder, int m, struc
     return chosen;
 }
 
-int weft_select(weft_case *cases, int n, int flags)
+/* weft_select for self, a task or a host thread's stand-in (kern/host.h),
+ * whose shuffle draws from *rand. Arguments checked. */
+static int select_do(weft_case *cases, int n, bool block, struct task *self, uint64_t *rand)
 {
-    int r = select_check(cases, n, flags);
-    if (r != 0)
-        return r;
-    /* The thread is used only before any park (for its generator). */
-    struct thread *th = k_thread_self();
-    struct task *self = th != NULL ? th->cur : NULL;
-    if (self == NULL)
-        return WEFT_ENOTASK;
-    bool block = (flags & WEFT_NONBLOCK) == 0;
-
+    int r;
     /* Count the cases with a channel; the single-case select is the plain
      * operation. */
     int m = 0, only = -1;
@@ -376,6 +385,8 @@ int weft_select(weft_case *cases, int n, int flags)
     if (m == 0) {
         if (!block)
             return WEFT_EAGAIN;
+        if (self->host != NULL)
+            return k_host_park(self->host, NULL, NULL); /* until the run stops */
         k_park(NULL, NULL, WAIT_SELECT_NO_CASES, NULL);
         k_panic("select with no cases resumed");
     }
@@ -400,7 +411,7 @@ int weft_select(weft_case *cases, int n, int flags)
     for (int i = 0; i < n; i++) {
         if (cases[i].chan == NULL)
             continue;
-        uint32_t j = k_rand_n(&th->rand, (uint32_t)k + 1);
+        uint32_t j = k_rand_n(rand, (uint32_t)k + 1);
         if ((int)j != k)
             pollorder[k] = pollorder[j];
         pollorder[j] = (uint16_t)i;
@@ -421,5 +432,26 @@ int weft_select(weft_case *cases, int n, int flags)
     }
     if (order != stack_order)
         k_free(order, order_size);
+    return r;
+}
+
+int weft_select(weft_case *cases, int n, int flags)
+{
+    int r = select_check(cases, n, flags);
+    if (r != 0)
+        return r;
+    bool block = (flags & WEFT_NONBLOCK) == 0;
+    /* The thread is used only before any park (for its generator). */
+    struct thread *th = k_thread_self();
+    struct task *self = th != NULL ? th->cur : NULL;
+    if (self != NULL)
+        return select_do(cases, n, block, self, &th->rand);
+    /* A host thread: through the gate, with a stand-in (kern/host.h). */
+    if (!k_host_enter())
+        return WEFT_ENOTASK;
+    struct k_host h;
+    k_host_init(&h);
+    r = select_do(cases, n, block, &h.task, &h.rand);
+    k_host_leave();
     return r;
 }

@@ -58,10 +58,13 @@
  *    as it was (Go throws). So unlock is a CAS loop instead of an add.
  *  - trylock retries its CAS while the lock looks free (Go gives up on
  *    the first failure, e.g. when only the waiter count changed).
- *  - Calls outside a task: unlock works there unless it would have to
- *    wake a parked task (k_ready needs a proc); then it returns
- *    WEFT_ENOTASK and the mutex stays locked. The same rule holds for
- *    signal, broadcast and the waitgroup's add/done.
+ *  - Calls outside a task: unlock, signal, broadcast and the waitgroup's
+ *    add/done work on a host thread (one that is not weft's) while a run
+ *    runs: they pass the host gate (kern/host.h) before they may wake a
+ *    task, which goes to the global queue (k_ready without a proc). With
+ *    no run (or one that is stopping) they work as long as they need not
+ *    wake a parked task; if they would have to, they return WEFT_ENOTASK
+ *    and change nothing.
  *
  * ---- weft_rwmutex ----
  *
@@ -98,6 +101,7 @@
  * Memory orders: the fast paths name theirs; everything else uses the
  * sequentially consistent default, as Go's sync/atomic does.
  */
+#include "kern/host.h"
 #include "kern/lock.h"
 #include "kern/proc.h" /* k_sched's idle counts and the run queue, for spinning */
 #include "kern/sema.h"
@@ -123,6 +127,22 @@
 static bool in_task(void)
 {
     return k_task_self() != NULL;
+}
+
+/*
+ * For the waking calls (unlock, signal, broadcast, wg add): whether the
+ * caller may wake a parked task. A task may. A host thread may while a run
+ * runs: it enters the host gate, and *gate says it must call k_host_leave
+ * when done; otherwise it may not (no run: it fails with WEFT_ENOTASK only
+ * if a task would have to be woken).
+ */
+static bool can_wake(bool *gate)
+{
+    *gate = false;
+    if (in_task())
+        return true;
+    *gate = k_host_enter();
+    return *gate;
 }
 
 /* ---- weft_mutex ---- */
@@ -336,23 +356,33 @@ int weft_mutex_unlock(weft_mutex *m)
     if (K_LIKELY(atomic_compare_exchange_strong_explicit(sp, &old, 0, memory_order_release,
                                                          memory_order_relaxed)))
         return 0;
-    bool task = in_task();
+    bool gate;
+    bool may_wake = can_wake(&gate);
+    int rc;
     for (;;) {
         /* Not locked (this includes a starving handoff in flight, which
          * belongs to the woken waiter): refuse, change nothing. */
-        if ((old & MUTEX_LOCKED) == 0)
-            return WEFT_EINVAL;
+        if ((old & MUTEX_LOCKED) == 0) {
+            rc = WEFT_EINVAL;
+            break;
+        }
         int32_t next = old - MUTEX_LOCKED;
         bool wake = mutex_unlock_must_wake(next);
-        if (wake && !task)
-            return WEFT_ENOTASK;
+        if (wake && !may_wake) {
+            rc = WEFT_ENOTASK;
+            break;
+        }
         if (atomic_compare_exchange_weak_explicit(sp, &old, next, memory_order_release,
                                                   memory_order_relaxed)) {
             if (wake)
                 mutex_unlock_slow(m, next);
-            return 0;
+            rc = 0;
+            break;
         }
     }
+    if (gate)
+        k_host_leave();
+    return rc;
 }
 
 /* ---- weft_rwmutex ---- */
@@ -481,17 +511,27 @@ int weft_cond_signal(weft_cond *c)
 {
     if (c == NULL)
         return WEFT_EINVAL;
-    return k_notify_one(c, in_task()) ? 0 : WEFT_ENOTASK;
+    bool gate;
+    bool ok = k_notify_one(c, can_wake(&gate));
+    if (gate)
+        k_host_leave();
+    return ok ? 0 : WEFT_ENOTASK;
 }
 
 int weft_cond_broadcast(weft_cond *c)
 {
     if (c == NULL)
         return WEFT_EINVAL;
-    return k_notify_all(c, in_task()) ? 0 : WEFT_ENOTASK;
+    bool gate;
+    bool ok = k_notify_all(c, can_wake(&gate));
+    if (gate)
+        k_host_leave();
+    return ok ? 0 : WEFT_ENOTASK;
 }
 
 /* ---- weft_waitgroup ---- */
+
+static int wg_add(weft_waitgroup *wg, int64_t delta, bool may_wake);
 
 int weft_wg_add(weft_waitgroup *wg, int64_t delta)
 {
@@ -499,8 +539,18 @@ int weft_wg_add(weft_waitgroup *wg, int64_t delta)
         return WEFT_EINVAL;
     if (delta == 0)
         return 0;
+    bool gate;
+    bool may_wake = can_wake(&gate);
+    int rc = wg_add(wg, delta, may_wake);
+    if (gate)
+        k_host_leave();
+    return rc;
+}
+
+/* weft_wg_add's body; may_wake: see can_wake. */
+static int wg_add(weft_waitgroup *wg, int64_t delta, bool may_wake)
+{
     _Atomic uint64_t *sp = K_ATOMIC_U64(&wg->state);
-    bool task = in_task();
     uint64_t old = atomic_load(sp);
     int32_t v;
     uint32_t w;
@@ -517,7 +567,7 @@ int weft_wg_add(weft_waitgroup *wg, int64_t delta)
         if (v == 0 && w != 0)
             return WEFT_EINVAL;
         v += (int32_t)delta;
-        if (v == 0 && w != 0 && !task)
+        if (v == 0 && w != 0 && !may_wake)
             return WEFT_ENOTASK; /* the waiters could not be woken */
         uint64_t next = ((uint64_t)(uint32_t)v << 32) | w;
         if (atomic_compare_exchange_weak(sp, &old, next))

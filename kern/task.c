@@ -35,7 +35,9 @@ static void task_entry(void *arg)
 
 /*
  * A task struct with state RUNNABLE and a fresh id; NULL when out of
- * memory. Runs on a task or scheduler stack holding p.
+ * memory. Runs on a task or scheduler stack holding p, or on a host
+ * thread inside the gate (kern/host.h) with p NULL: then the struct and
+ * any stack come from the central lists and the stack pool.
  *
  * Stacks of the default size are given lazily (Go gives one at spawn): a
  * dead task from p's cache comes with its stack, otherwise the task gets
@@ -48,7 +50,7 @@ struct task *k_task_new(struct proc *p, size_t stack_size)
 {
     struct task *t = NULL;
     bool dflt = stack_size == 0 || stack_size == k_sched.stack_size;
-    if (dflt && p->dead) {
+    if (dflt && p && p->dead) {
         t = p->dead;
         p->dead = t->schedlink;
         p->ndead--;
@@ -72,7 +74,7 @@ struct task *k_task_new(struct proc *p, size_t stack_size)
             k_unlock(&k_sched.alltasks_lock);
         }
         k_assert(t->stack.lo == NULL);
-        if (!dflt && k_stack_alloc(&p->stack_cache, stack_size, &t->stack) != 0) {
+        if (!dflt && k_stack_alloc(p ? &p->stack_cache : NULL, stack_size, &t->stack) != 0) {
             t->stack.lo = NULL;
             atomic_store(&t->state, TASK_DEAD);
             /* free_tasks: under sched.lock, relaxed (see above). */

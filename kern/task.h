@@ -83,6 +83,7 @@ enum wait_reason {
 const char *k_wait_reason_str(enum wait_reason r);
 
 struct thread;
+struct k_host;
 
 struct task {
     /* Owned by the thread running the task (or, while it is not running,
@@ -102,6 +103,9 @@ struct task {
 
     /* Immutable after spawn (until it is recycled): */
     uint64_t id;
+    /* Non-NULL only in a host thread's stand-in (kern/host.h), which is
+     * never on a run queue and never runs: k_ready wakes that thread. */
+    struct k_host *host;
 
     /* Written by the owner; read by the dump from any thread: */
     _Atomic int state;       /* enum task_state */

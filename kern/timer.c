@@ -162,11 +162,20 @@ static int64_t next_tick(const struct k_timer *t, int64_t now)
 void k_timer_start(struct k_timer *t, int64_t when)
 {
     struct thread *th = k_thread_self();
-    k_check(th && th->proc);
     /* Relaxed: the owner's own check that it stopped t (or t fired, which
      * k_timer_stop's acquire told it). */
     k_assert(atomic_load_explicit(&t->proc, memory_order_relaxed) == NULL);
-    struct proc *p = th->proc;
+    bool host = th == NULL;
+    struct proc *p;
+    if (!host) {
+        k_check(th->proc != NULL);
+        p = th->proc;
+    } else {
+        /* A host thread (inside the gate, kern/host.h) holds no proc: the
+         * timer goes to a heap picked by its address, spreading a host's
+         * timers over the procs. */
+        p = k_sched.procs[((uintptr_t)t >> 6) % (uintptr_t)k_sched.nprocs];
+    }
     if (when < 1)
         when = 1;
     k_lock(&p->timers_lock);
@@ -197,6 +206,14 @@ void k_timer_start(struct k_timer *t, int64_t when)
     k_unlock(&p->timers_lock);
     if (earliest)
         k_poll_wake_for(when);
+    /* A task's thread will look at the timers when it next schedules; a
+     * host thread has no such thread. If every worker is parked (and none
+     * blocks in the poller, which k_poll_wake_for handles), wake one: it
+     * finds the timer and blocks in the poller until it is due. The fence
+     * in k_wakep_global pairs with the last spinner's, as for a task put
+     * on the global queue. */
+    if (host)
+        k_wakep_global();
 }
 
 bool k_timer_stop(struct k_timer *t)

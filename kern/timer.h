@@ -78,7 +78,9 @@ struct k_timer_slot {
 
 /* Starts t to fire at when (absolute ns), in the calling thread's proc's
  * heap. t must not be pending. Caller holds a proc (a task or a scheduler
- * stack), no timer lock. Wakes the poller if t is now the earliest. */
+ * stack), or is a host thread inside the gate (kern/host.h: then a heap
+ * chosen by t's address, and a worker is woken), and no timer lock. Wakes
+ * the poller if t is now the earliest. */
 void k_timer_start(struct k_timer *t, int64_t when);
 /* Takes t off its heap. True if it was pending (so it will not fire
  * again; a fire already begun may still be running: k_timer_quiesce). */

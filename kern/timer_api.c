@@ -14,6 +14,7 @@
  * Lock order (lock.h): mu before the proc's timers_lock.
  */
 #include "kern/chan.h"
+#include "kern/host.h"
 #include "kern/sched.h"
 #include "kern/timer.h"
 
@@ -37,10 +38,8 @@ static int64_t deadline_after(int64_t delay_ns)
     return k_add_sat(hal_now_ns(), K_MAX(delay_ns, 0));
 }
 
-weft_timer *weft_timer_new(int64_t delay_ns, int64_t period_ns)
+static weft_timer *timer_new(int64_t delay_ns, int64_t period_ns)
 {
-    if (period_ns < 0 || !k_task_self())
-        return NULL;
     struct weft_timer *t = k_zalloc(sizeof *t);
     if (!t)
         return NULL;
@@ -56,27 +55,8 @@ weft_timer *weft_timer_new(int64_t delay_ns, int64_t period_ns)
     return t;
 }
 
-weft_chan *weft_timer_chan(weft_timer *t)
+static int timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns)
 {
-    return t ? t->c : NULL;
-}
-
-int weft_timer_stop(weft_timer *t)
-{
-    if (!t)
-        return WEFT_EINVAL;
-    k_lock(&t->mu);
-    bool was = k_timer_stop(&t->kt);
-    k_unlock(&t->mu);
-    return was ? 1 : 0;
-}
-
-int weft_timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns)
-{
-    if (!t || period_ns < 0)
-        return WEFT_EINVAL;
-    if (!k_task_self())
-        return WEFT_ENOTASK;
     k_lock(&t->mu);
     bool was = k_timer_stop(&t->kt);
     /* A fire in progress must finish before the period and seq change
@@ -92,14 +72,75 @@ int weft_timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns)
     return was ? 1 : 0;
 }
 
-void weft_timer_free(weft_timer *t)
+static void timer_free(weft_timer *t)
 {
-    if (!t || k_nprocs() == 0)
-        return; /* no run: its memory, t's included, is gone */
     k_lock(&t->mu);
     k_timer_stop(&t->kt);
     k_unlock(&t->mu);
     k_timer_quiesce(&t->kt);
     weft_chan_free(t->c);
     k_free(t, sizeof *t);
+}
+
+/* Host threads (not weft's) pass the gate (kern/host.h) around each call,
+ * so that the run cannot end under it. */
+
+weft_timer *weft_timer_new(int64_t delay_ns, int64_t period_ns)
+{
+    if (period_ns < 0)
+        return NULL;
+    if (k_task_self())
+        return timer_new(delay_ns, period_ns);
+    if (!k_host_enter())
+        return NULL;
+    weft_timer *t = timer_new(delay_ns, period_ns);
+    k_host_leave();
+    return t;
+}
+
+weft_chan *weft_timer_chan(weft_timer *t)
+{
+    return t ? t->c : NULL;
+}
+
+int weft_timer_stop(weft_timer *t)
+{
+    if (!t)
+        return WEFT_EINVAL;
+    bool host = !k_task_self();
+    if (host && !k_host_enter())
+        return 0; /* no run: nothing is pending */
+    k_lock(&t->mu);
+    bool was = k_timer_stop(&t->kt);
+    k_unlock(&t->mu);
+    if (host)
+        k_host_leave();
+    return was ? 1 : 0;
+}
+
+int weft_timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns)
+{
+    if (!t || period_ns < 0)
+        return WEFT_EINVAL;
+    if (k_task_self())
+        return timer_reset(t, delay_ns, period_ns);
+    if (!k_host_enter())
+        return WEFT_ENOTASK;
+    int rc = timer_reset(t, delay_ns, period_ns);
+    k_host_leave();
+    return rc;
+}
+
+void weft_timer_free(weft_timer *t)
+{
+    if (!t)
+        return;
+    if (k_task_self()) {
+        timer_free(t);
+        return;
+    }
+    if (!k_host_enter())
+        return; /* no run: its memory, t's included, is gone */
+    timer_free(t);
+    k_host_leave();
 }

@@ -191,6 +191,19 @@ CASE(block_abandon_host, 30000, F_NONE)
 /* F_WINONLY: GetLastError travels with the task as errno does (t_win32.c). */
 CASE(block_lasterror, 60000, F_WINONLY)
 
+/* ---- embedding: weft_start/weft_stop, host threads (t_embed.c) ---- */
+CASE(embed_spawn, 120000, F_SCALED)
+CASE(embed_hosts_send, 120000, F_SCALED)
+CASE(embed_start_stop, 120000, F_NONE)
+CASE(embed_stop_race, 120000, F_SCALED)
+CASE(embed_run_hosts, 30000, F_NONE)
+CASE(embed_timers, 30000, F_NONE)
+CASE(embed_select_fair, 60000, F_NONE)
+CASE(embed_idle_cpu, 30000, F_NONE)
+/* F_NOWINE: the plugin is a POSIX shared object (dlopen); a DLL variant is
+ * still to be written. */
+CASE(embed_plugin, 60000, F_NOWINE)
+
 /* ---- bench scenarios (bench_*.c) ---- */
 BENCH(spawn, "n tasks (1M) started and finished: ns per task")
 BENCH(yield, "two tasks yielding n (5M) times each: ns per switch")

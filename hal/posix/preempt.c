@@ -190,6 +190,19 @@ static void install(void)
         install_result = HAL_EFAIL;
 }
 
+/* When this copy of weft leaves the process (a plugin dlclose'd after its
+ * runtime was stopped, or the program's exit): the host's SIGURG
+ * disposition comes back, unless someone installed another since, so no
+ * handler points into unmapped code (hal/posix/signal.c does the same for
+ * the fault handler). */
+__attribute__((destructor)) static void unload(void)
+{
+    struct sigaction cur;
+    if (sigaction(SIGURG, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == on_preempt)
+        sigaction(SIGURG, &prev_urg, NULL);
+}
+
 /* ---- how much stack a preemption takes ----
  *
  * A preemption leaves its signal frame on the task's stack for as long as

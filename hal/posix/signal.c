@@ -5,8 +5,13 @@
  * other fault on to the handler the host had.
  *
  * One handler for the whole process, installed at the first
- * hal_thread_enter or hal_thread_start and never removed (threads may
- * still run tasks, and removing it would race with faults in flight).
+ * hal_thread_enter or hal_thread_start and removed only when weft's code
+ * itself leaves the process: a shared object (a plugin) with weft inside
+ * that is dlclose'd, whose destructor (unload below) puts the host's
+ * disposition back if ours is still in place, so that no handler points
+ * into unmapped code. A plugin stops its runtime before it is unloaded
+ * (docs/embedding.md), so no task runs then. At the exit of a program
+ * the same destructor runs; faults after it get the host's disposition.
  * Flags:
  *   SA_ONSTACK  a stack overflow leaves no room on the task's stack; the
  *               handler runs on the thread's altstack (thread.c).
@@ -107,4 +112,22 @@ static void install(void)
 void hal_posix_fault_install(void)
 {
     pthread_once(&install_once, install);
+}
+
+/* Puts back what install replaced, where our handler is still the one in
+ * place (a host that installed its own since keeps it). */
+static void restore(int sig, const struct sigaction *prev)
+{
+    struct sigaction cur;
+    if (sigaction(sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == on_fault)
+        sigaction(sig, prev, NULL);
+}
+
+/* When this copy of weft is unloaded (see the top). install ran if the
+ * handler is ours; restore checks that. */
+__attribute__((destructor)) static void unload(void)
+{
+    restore(SIGSEGV, &prev_segv);
+    restore(SIGBUS, &prev_bus);
 }
