@@ -1076,8 +1076,8 @@ void t_embed_plugin(void)
         int64_t deadline = weft_now() + 2000000000LL * t_slack();
         while (threads_now() != threads0) {
             if (weft_now() >= deadline)
-                fprintf(stderr, "cycle %d: %d threads, %d before the first\n", cycle,
-                        threads_now(), threads0);
+                fprintf(stderr, "cycle %d: %d threads, %d before the first\n", cycle, threads_now(),
+                        threads0);
             CHECK_LT(weft_now(), deadline);
             host_nap_us(1000);
         }

@@ -441,18 +441,20 @@ static uint64_t thread_token(void)
 }
 
 /* Suspensions that redirected a thread into the port's trampoline
- * (Windows; elsewhere the signal handler is always entered, and this
- * counts nothing). */
+ * (Windows, where a suspension may be declined; elsewhere the signal
+ * handler is always entered, and preemptions alone count). */
 #ifdef _WIN32
 static int64_t redirects(void)
 {
     return hal_win32_preempt_count(HAL_WIN32_PC_REDIRECTED);
 }
+#define ENOUGH_REDIRECTS(s) (redirects() - (s)->redirects0 > STORM_MIN)
 #else
 static int64_t redirects(void)
 {
-    return INT64_MAX / 2;
+    return 0;
 }
+#define ENOUGH_REDIRECTS(s) true
 #endif
 
 /* A storm goes on past its deadline, for up to STORM_EXTRA_NS (times the
@@ -484,7 +486,7 @@ static void storm_task(void *arg)
         if (now >= s->deadline) {
             struct weft_stats st;
             CHECK_OK(weft_stats(&st));
-            if (st.preemptions > STORM_MIN && redirects() - s->redirects0 > STORM_MIN)
+            if (st.preemptions > STORM_MIN && ENOUGH_REDIRECTS(s))
                 break;
         }
         uint64_t before = thread_token();
