@@ -34,6 +34,8 @@
 #define HAL_ETIMEDOUT (-3) /* a wait ran out its timeout */
 #define HAL_EINVAL (-4)    /* bad argument */
 #define HAL_EPENDING (-5)  /* an I/O operation has not finished (see hal_io_submit) */
+#define HAL_ECANCELED (-6) /* an operation ended by hal_io_cancel before it finished */
+#define HAL_ENOTSUP (-7)   /* the port cannot do this (see each use) */
 
 /* ------------------------------------------------------------------------
  * Memory. Sizes and addresses are multiples of hal_page_size() unless
@@ -201,9 +203,10 @@ _Noreturn void hal_abort(void);
  * reports events carrying the key: on a readiness port (epoll) "the object
  * may be readable / writable now" (edge-triggered: reported once per
  * change, kern retries the operation until it would block again); on a
- * completion port (IOCP) "this operation finished" with the op. kern treats
- * both alike: it wakes the task waiting on that object, which resubmits
- * (readiness) or takes op->result (completion).
+ * completion port (IOCP) "an operation on this side of the object
+ * finished". kern treats both alike: it wakes the task waiting on that
+ * side, which submits again: a retry (readiness) or a collect (completion,
+ * see "I/O operations").
  *
  * Concurrency: any thread may call hal_poll_wait with timeout 0 at any time;
  * kern guarantees that at most one thread at a time waits with a timeout
@@ -218,28 +221,41 @@ _Noreturn void hal_abort(void);
           data (peer hang-up, error, urgent data): see                                             \
           hal_poll_short_read_drains */
 
-struct hal_io;
-
 struct hal_poll_event {
-    void *key;         /* as registered */
-    uint32_t events;   /* HAL_POLL_* */
-    struct hal_io *op; /* completion ports: the operation that completed;
-                          readiness ports: NULL */
+    void *key;       /* as registered */
+    uint32_t events; /* HAL_POLL_* */
 };
 
 /* Creates the process's poller. 0, HAL_ENOMEM, HAL_EINVAL (a setting of the
  * port's in the environment, such as WEFT_POLLER_TIMER, has a value it does
  * not know: it has printed which) or HAL_EFAIL. Called once per
- * run before any other hal_poll_* call; hal_poll_fini undoes it after the
- * run's threads are joined. Not thread-safe (kern calls them alone). */
+ * run before any other hal_poll_* call. Not thread-safe (kern calls it
+ * alone). */
 int hal_poll_init(void);
+/* Undoes hal_poll_init after the run's threads are joined and kern has
+ * closed every socket it still had open, and before the tasks' stacks are
+ * released: a completion port first waits for the completion of every
+ * operation still owed (the closes cancelled them; the kernel writes their
+ * OVERLAPPEDs, on those stacks, until then). Not thread-safe. */
 void hal_poll_fini(void);
+
+/* kern's flags for hal_poll_register. */
+#define HAL_REG_FOREIGN                                                                            \
+    1u                    /* h is not weft's: kern only waits on it (weft_wait_fd) and             \
+                             unregisters it when the last wait ends */
+#define HAL_REG_STREAM 2u /* a connected or listening stream (TCP) socket */
+#define HAL_REG_DGRAM 4u  /* a datagram (UDP) socket */
 
 /* Adds I/O object h (hal_sock_open's handle, or a POSIX descriptor) to the
  * poller with kern's key, interested in both directions for its whole
- * life. 0, HAL_EINVAL (not pollable, e.g. a regular file) or HAL_EFAIL.
- * Never blocks. Closing h with hal_sock_close unregisters it. */
-int hal_poll_register(intptr_t h, void *key);
+ * life. *cookie gets the port's word for this registration (0 if it keeps
+ * none), which kern copies into the cookie field of every operation on h.
+ * 0, HAL_EINVAL (not pollable, e.g. a regular file), HAL_ENOTSUP (flags
+ * has HAL_REG_FOREIGN and the port cannot take the object back: an
+ * association with a completion port is permanent, so Windows refuses
+ * every handle weft does not own) or HAL_EFAIL. Never blocks. Closing h
+ * with hal_sock_close unregisters it. */
+int hal_poll_register(intptr_t h, void *key, unsigned flags, uintptr_t *cookie);
 /* Removes h (for descriptors kern did not open and does not close). */
 int hal_poll_unregister(intptr_t h);
 
@@ -314,32 +330,50 @@ int hal_sock_setopt(intptr_t h, int opt, int value);
 /* ------------------------------------------------------------------------
  * I/O operations, shaped for readiness and completion ports alike.
  *
- * kern fills a struct hal_io and submits it. The result is one of:
+ * kern fills a struct hal_io (started = 0) and submits it. The result is
+ * one of:
  *   0             DONE: op->result holds the bytes moved (0 = end of stream
  *                 for a read) or, for ACCEPT, the new handle (non-blocking,
  *                 close-on-exec, and op->addr its peer).
- *   HAL_EPENDING  readiness ports: not ready; the poller reports the
- *                 object's key when kern should submit the same op again.
- *                 Completion ports: started; the poller returns the op with
- *                 its result. The buffer belongs to the port until then.
+ *   HAL_EPENDING  readiness ports: not ready; the poller reports the side
+ *                 when kern should submit the same op again (a retry).
+ *                 Completion ports: started (op->started = 1); the kernel
+ *                 owns op and its buffer until the poller has dequeued the
+ *                 op's completion, and reports the side then.
  *   < 0           failed; op->os_error holds the OS's error number.
+ *
+ * Submitting an op again once it has started (op->started = 1) means
+ * "collect": HAL_EPENDING while its completion has not been dequeued by
+ * hal_poll_wait (also when kern was woken by a stale or an early report),
+ * else its result as above. The op and its buffer are kern's again only
+ * after a submit returned anything but HAL_EPENDING. kern keeps at most
+ * one op in flight per side of an object on a completion port
+ * (hal_io_completion), so a report of a side is for that op.
+ *
  * CONNECT is submitted again after the poller reports it, until DONE or an
- * error (readiness ports check for completion then). op->port is the
- * port's, untouched by kern (an OVERLAPPED on Windows). Never blocks.
+ * error (readiness ports check for completion then). The WAIT kinds move
+ * no data: DONE (result 0) when the side is ready, HAL_EPENDING until it
+ * may be (readiness ports look first; a completion port starts a zero-byte
+ * receive or send). op->port is the port's, HAL_IO_PORT_WORDS words sized
+ * by hal_os.h (an OVERLAPPED, its buffers and an address on Windows),
+ * untouched by kern. Never blocks.
  * ------------------------------------------------------------------------ */
 
 enum hal_io_kind {
-    HAL_IO_READ = 1, /* read/recv into buf[len] */
-    HAL_IO_WRITE,    /* write/send buf[len] (may be partial) */
-    HAL_IO_ACCEPT,   /* a connection from the listening h */
-    HAL_IO_CONNECT,  /* connect h to addr */
-    HAL_IO_RECVFROM, /* a datagram into buf[len], its sender in addr */
-    HAL_IO_SENDTO,   /* a datagram buf[len] to addr */
+    HAL_IO_READ = 1,  /* read/recv into buf[len] */
+    HAL_IO_WRITE,     /* write/send buf[len] (may be partial) */
+    HAL_IO_ACCEPT,    /* a connection from the listening h */
+    HAL_IO_CONNECT,   /* connect h to addr */
+    HAL_IO_RECVFROM,  /* a datagram into buf[len], its sender in addr */
+    HAL_IO_SENDTO,    /* a datagram buf[len] to addr */
+    HAL_IO_WAIT_READ, /* h readable (weft_wait_fd) */
+    HAL_IO_WAIT_WRITE /* h writable */
 };
 
 struct hal_io {
     int kind; /* enum hal_io_kind */
     intptr_t h;
+    uintptr_t cookie; /* hal_poll_register's word for h */
     void *buf;
     size_t len;
     struct hal_sockaddr addr;
@@ -352,16 +386,26 @@ struct hal_io {
      * poller's next report before reading again (poller.c, "Short reads"). */
     int stream;
     int drained;
-    int started;      /* kern zeroes it before the first submit */
-    uint64_t port[8]; /* opaque, the port's */
+    int started;                      /* kern zeroes it before the first submit; the port sets it */
+    uint64_t port[HAL_IO_PORT_WORDS]; /* opaque, the port's */
 };
 
 int hal_io_submit(struct hal_io *op);
 
-/* Cancels a PENDING op (kern gave up: deadline or close). Readiness ports:
- * nothing to do. Completion ports: the buffer stays the kernel's until the
- * cancelled op's completion arrives through the poller. Never blocks. */
-void hal_io_cancel(struct hal_io *op);
+/* kern gave up on an op that is not DONE (a deadline, a close). 0: nothing
+ * is owed (readiness ports, or an op that never started). HAL_EPENDING:
+ * the op was started, so the kernel still owns it and its buffer; the
+ * port has asked the OS to cancel it, and kern collects it as above
+ * (submit after each report of its side, until anything but
+ * HAL_EPENDING). The collect then gives HAL_ECANCELED, or the result that
+ * landed before the cancel took effect, which kern returns (so that no
+ * bytes and no accepted connection are lost). Never blocks. */
+int hal_io_cancel(struct hal_io *op);
+
+/* 1 if operations complete through the poller (a completion port: the
+ * kernel owns a started op until its completion is dequeued), 0 if the
+ * poller reports readiness. Any thread, constant for a run. */
+int hal_io_completion(void);
 
 /* ------------------------------------------------------------------------
  * Architecture: contexts (hal_arch.h defines struct hal_context).

@@ -80,6 +80,7 @@ WEFT_EXTERN const char *weft_version(void);
 #define WEFT_EBADF (-8)     /* not a valid descriptor */
 #define WEFT_EIO (-9)       /* other OS error (see weft_errno) */
 #define WEFT_EBUSY (-10)    /* the runtime is already running */
+#define WEFT_ENOTSUP (-11)  /* not possible on this platform (see each use) */
 
 /* The name of an error code ("WEFT_EINVAL: invalid argument"); never NULL. */
 WEFT_EXTERN const char *weft_strerror(int code);
@@ -551,7 +552,9 @@ WEFT_EXTERN int weft_addr(weft_fd fd, char *buf, size_t n);
  * or beyond the poller's table, or a weft socket being closed),
  * WEFT_ECLOSED (a weft socket closed meanwhile), WEFT_EINVAL (events
  * neither WEFT_READABLE nor WEFT_WRITABLE, a negative deadline, or another
- * task waits on that side), WEFT_ENOMEM, WEFT_EIO, WEFT_ENOTASK. May park. */
+ * task waits on that side), WEFT_ENOTSUP (Windows: a handle that is not a
+ * weft socket, since its association with the completion port could not
+ * be undone), WEFT_ENOMEM, WEFT_EIO, WEFT_ENOTASK. May park. */
 WEFT_EXTERN int weft_wait_fd(weft_fd fd, int events, int64_t deadline);
 /* (weft_errno, declared above with the blocking calls, gives the OS error
  * number behind a WEFT_EIO.) */

@@ -29,6 +29,8 @@ const char *weft_strerror(int code)
         return "WEFT_EIO: I/O error";
     case WEFT_EBUSY:
         return "WEFT_EBUSY: the runtime is already running";
+    case WEFT_ENOTSUP:
+        return "WEFT_ENOTSUP: not supported on this platform";
     default:
         return "unknown weft error";
     }

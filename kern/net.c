@@ -5,12 +5,14 @@
  * printing, listen/dial/accept, read/write with deadlines, close.
  *
  * Every operation goes the same way, for readiness and completion ports
- * alike (hal.h "I/O operations"): submit; DONE returns the result; PENDING
- * parks the task on the descriptor's side until the poller reports it (or
- * a deadline or close wakes it with a code); then submit again. Each
- * holds a reference on the descriptor from its lookup to its return
- * (poller.h), so a close meanwhile cannot give the number to another
- * socket before the operation is done with it.
+ * alike (hal.h "I/O operations", poller.c "Operations"): k_pollfd_io
+ * submits; DONE returns the result; PENDING parks the task on the
+ * descriptor's side until the poller reports it (or a deadline or close
+ * wakes it with a code); then submits again. Each holds a reference on
+ * the descriptor from its lookup to its return (poller.h), so a close
+ * meanwhile cannot give the number to another socket before the
+ * operation is done with it. weft_wait_fd is an operation too, one that
+ * moves no data.
  *
  * Addresses are parsed here, not by the OS (kern is freestanding and has
  * no resolver): IPv4 dotted quads, bracketed IPv6 literals (with "::" and
@@ -268,38 +270,6 @@ static int os_fail(struct task *self, int hal_rc, int os_errno)
     return hal_rc == HAL_ENOMEM ? WEFT_ENOMEM : WEFT_EIO;
 }
 
-/* Runs op on pd's side mode until DONE, an error, a deadline or close. */
-static int64_t run_op(struct task *self, struct k_pollfd *pd, int mode, struct hal_io *op)
-{
-    int rc = k_pollfd_prepare(pd, mode);
-    if (rc)
-        return rc;
-    /* A stream read right after one that came back short would only find
-     * nothing (poller.c, "Short reads"): wait for data first. */
-    bool stream_read = op->kind == HAL_IO_READ && pd->kind == PD_STREAM;
-    if (stream_read && k_pollfd_read_empty(pd)) {
-        rc = k_pollfd_wait(pd, mode, 0);
-        if (rc)
-            return rc;
-    }
-    for (;;) {
-        uint64_t seq = stream_read ? k_pollfd_read_seq(pd) : 0;
-        int r = hal_io_submit(op);
-        if (r == 0) {
-            if (stream_read && op->result > 0 && ((uint64_t)op->result < op->len || op->drained))
-                k_pollfd_read_short(pd, seq);
-            return op->result;
-        }
-        if (r != HAL_EPENDING)
-            return os_fail(self, r, op->os_error);
-        rc = k_pollfd_wait(pd, mode, 0);
-        if (rc) {
-            hal_io_cancel(op);
-            return rc;
-        }
-    }
-}
-
 /* The calling task, and fd's descriptor of an allowed kind with a
  * reference (the caller releases it with k_pollfd_release). */
 static int lookup(weft_fd fd, unsigned kinds, struct task **self, struct k_pollfd **pd)
@@ -398,7 +368,7 @@ weft_fd weft_dial(const char *network, const char *address, int64_t timeout_ns)
     op.kind = HAL_IO_CONNECT;
     op.h = h;
     op.addr = a;
-    int64_t r = run_op(self, pd, K_POLL_W, &op);
+    int64_t r = k_pollfd_io(pd, K_POLL_W, &op, 0);
     if (r < 0) {
         k_pollfd_close(pd); /* takes our reference */
         return r;
@@ -420,7 +390,7 @@ weft_fd weft_accept(weft_fd listener)
     memset(&op, 0, sizeof op);
     op.kind = HAL_IO_ACCEPT;
     op.h = listener;
-    int64_t r = run_op(self, pd, K_POLL_R, &op);
+    int64_t r = k_pollfd_io(pd, K_POLL_R, &op, 0);
     k_pollfd_release(pd);
     if (r < 0)
         return r;
@@ -454,7 +424,7 @@ int64_t weft_read(weft_fd fd, void *buf, size_t n)
     op.started = 0;
     op.stream = pd->kind == PD_STREAM;
     op.drained = 0;
-    int64_t r = run_op(self, pd, K_POLL_R, &op);
+    int64_t r = k_pollfd_io(pd, K_POLL_R, &op, 0);
     k_pollfd_release(pd);
     return r;
 }
@@ -477,7 +447,7 @@ int64_t weft_write(weft_fd fd, const void *buf, size_t n)
         op.buf = (char *)buf + done;
         op.len = n - done;
         op.started = 0;
-        r = run_op(self, pd, K_POLL_W, &op);
+        r = k_pollfd_io(pd, K_POLL_W, &op, 0);
         if (r < 0)
             break;
         done += (size_t)r;
@@ -544,7 +514,11 @@ int weft_wait_fd(weft_fd fd, int events, int64_t deadline)
     struct k_pollfd *pd = k_pollfd_acquire_any(fd, &err);
     if (!pd)
         return err;
-    int rc = k_pollfd_wait(pd, mode, deadline);
+    struct hal_io op;
+    memset(&op, 0, sizeof op);
+    op.kind = mode == K_POLL_R ? HAL_IO_WAIT_READ : HAL_IO_WAIT_WRITE;
+    op.h = fd;
+    int64_t r = k_pollfd_io(pd, mode, &op, deadline);
     k_pollfd_release(pd);
-    return rc;
+    return r < 0 ? (int)r : 0;
 }

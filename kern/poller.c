@@ -87,9 +87,13 @@ static struct {
     _Atomic int32_t nwaiters; /* k_poll_waiters: see k_pollfd_wait */
     _Atomic uint64_t wakeups; /* k_poll_wakeups (stats); relaxed: a count */
     _Atomic uint64_t readied; /* k_poll_readied (tests); relaxed: see k_poll */
+    _Atomic int32_t inflight; /* k_poll_inflight; relaxed: a count for tests */
     bool inited;
     bool short_read_drains; /* hal_poll_short_read_drains(), per run */
+    bool completion;        /* hal_io_completion(), per run */
 } poller;
+
+bool k_pollfd_poison;
 
 int k_poller_init(void)
 {
@@ -99,6 +103,7 @@ int k_poller_init(void)
         return rc == HAL_EINVAL ? WEFT_EINVAL : rc == HAL_ENOMEM ? WEFT_ENOMEM : WEFT_EIO;
     poller.inited = true;
     poller.short_read_drains = hal_poll_short_read_drains() != 0;
+    poller.completion = hal_io_completion() != 0;
     return 0;
 }
 
@@ -201,7 +206,11 @@ static struct k_pollfd *pd_setup(pd_slot *slot, intptr_t fd, int kind, uint32_t 
     pd->owned = !(ref & PD_FOREIGN);
     pd->closer = NULL;
     pd->last_out = false;
+    /* Relaxed: the last incarnation's operations all finished before its
+     * last reference was dropped (acq_rel), which happened before this. */
+    k_assert(atomic_load_explicit(&pd->inflight, memory_order_relaxed) == 0);
     for (int m = 0; m < 2; m++) {
+        pd->op_owner[m] = NULL;
         pd->ready[m] = false;
         pd->waiter[m] = NULL;
         pd->wake_code[m] = 0;
@@ -214,10 +223,15 @@ static struct k_pollfd *pd_setup(pd_slot *slot, intptr_t fd, int kind, uint32_t 
     atomic_store_explicit(&pd->drained, 0, memory_order_relaxed);
     atomic_store_explicit(&pd->nodrain, false, memory_order_relaxed);
     k_unlock(&pd->lock);
-    int r = hal_poll_register(fd, pd);
+    unsigned flags = (ref & PD_FOREIGN) ? HAL_REG_FOREIGN : 0;
+    if (kind == PD_STREAM || kind == PD_LISTENER)
+        flags |= HAL_REG_STREAM;
+    else if (kind == PD_DGRAM)
+        flags |= HAL_REG_DGRAM;
+    int r = hal_poll_register(fd, pd, flags, &pd->cookie);
     if (r != 0) {
         pd_free(pd);
-        *err = r == HAL_EINVAL ? WEFT_EBADF : WEFT_EIO;
+        *err = r == HAL_EINVAL ? WEFT_EBADF : r == HAL_ENOTSUP ? WEFT_ENOTSUP : WEFT_EIO;
         return NULL;
     }
     pd->os_held = true;
@@ -454,7 +468,10 @@ int k_pollfd_close(struct k_pollfd *pd)
             k_park(k_park_unlock, &pd->lock, WAIT_IO_CLOSE, pd);
         }
     }
-    /* Nobody else holds it now, and no new reference can be taken. */
+    /* Nobody else holds it now, and no new reference can be taken; every
+     * operation was collected before its task let go (relaxed: ordered
+     * by the references' acq_rel decrements). */
+    k_assert(atomic_load_explicit(&pd->inflight, memory_order_relaxed) == 0);
     int rc = hal_sock_close(fd);
     pd->os_held = false;
     /* Reused only after both timers' functions have returned (they would
@@ -481,7 +498,8 @@ static bool expired(struct k_pollfd *pd, int m)
     return true;
 }
 
-int k_pollfd_prepare(struct k_pollfd *pd, int mode)
+/* Before an operation on side mode: 0, WEFT_ECLOSED or WEFT_ETIMEDOUT. */
+static int k_pollfd_prepare(struct k_pollfd *pd, int mode)
 {
     /* Without the lock when no close has begun and the side has no
      * deadline (the usual case: every operation passes here). Relaxed
@@ -535,7 +553,12 @@ static bool wait_arm(struct task *self, void *arg)
     return true;
 }
 
-int k_pollfd_wait(struct k_pollfd *pd, int mode, int64_t deadline)
+/* Parks the calling task until side mode may be ready. 0 (submit again),
+ * WEFT_ECLOSED (also when the descriptor was closed after the port
+ * reported it and before the task ran again), WEFT_ETIMEDOUT (the side's
+ * deadline, or deadline: see k_pollfd_io), or WEFT_EINVAL (another task
+ * waits on that side). The caller holds a reference. */
+static int k_pollfd_wait(struct k_pollfd *pd, int mode, int64_t deadline)
 {
     struct task *self = k_task_self();
     k_lock(&pd->lock);
@@ -619,13 +642,13 @@ int k_pollfd_wait(struct k_pollfd *pd, int mode, int64_t deadline)
  * shortcut). Saying "not empty" wrongly only costs a read that fails and a
  * wait.
  */
-uint64_t k_pollfd_read_seq(struct k_pollfd *pd)
+static uint64_t k_pollfd_read_seq(struct k_pollfd *pd)
 {
     /* Acquire: pairs with k_poll's release bump of rseq (see above). */
     return atomic_load_explicit(&pd->rseq, memory_order_acquire);
 }
 
-void k_pollfd_read_short(struct k_pollfd *pd, uint64_t seq)
+static void k_pollfd_read_short(struct k_pollfd *pd, uint64_t seq)
 {
     /* nodrain: sees the flag of every report up to seq (above). drained
      * relaxed: only ever compared, a stale one costs a read or a wait. */
@@ -633,12 +656,165 @@ void k_pollfd_read_short(struct k_pollfd *pd, uint64_t seq)
         atomic_store_explicit(&pd->drained, seq + 1, memory_order_relaxed);
 }
 
-bool k_pollfd_read_empty(struct k_pollfd *pd)
+static bool k_pollfd_read_empty(struct k_pollfd *pd)
 {
     /* All three may be stale; see "Orderings" above for why that is safe. */
     uint64_t d = atomic_load_explicit(&pd->drained, memory_order_relaxed);
     return d != 0 && !atomic_load_explicit(&pd->nodrain, memory_order_acquire) &&
            d == atomic_load_explicit(&pd->rseq, memory_order_acquire) + 1;
+}
+
+/* ---- operations ---- */
+
+/*
+ * Operations (Go: internal/poll's execIO over the runtime poller). An
+ * operation is submitted, and on PENDING its task parks on the side until
+ * the port reports it, then submits again: on a readiness port a retry,
+ * on a completion port a collect (hal.h "I/O operations"). Both give
+ * PENDING again after a report that was not for this submit (a stale
+ * ready flag, a deadline that was moved, a report that raced with an
+ * earlier collect), and the loop parks again: a wake-up never frees an
+ * operation the kernel still owns.
+ *
+ * A completion port reports a side, not an operation (the operation lives
+ * on its task's stack, and kern may not touch it once its collect is
+ * possible), so only one operation may be in flight per side: its task
+ * claims the side (op_owner) before the first submit and gives it back
+ * after the last collect. A second task gets WEFT_EINVAL at once, as a
+ * second waiter on a readiness port does when it would park.
+ *
+ * Giving up (a deadline, a close): readiness ports have nothing in
+ * flight. On a completion port the operation is cancelled and its task
+ * then waits for its completion regardless of deadlines and close
+ * (wait_owed), so the close that woke it parks until this is over: the
+ * socket is closed and the descriptor reused only after the kernel has
+ * let go of every buffer. What the kernel finished before the cancel took
+ * effect is returned, not the code: bytes read are not lost, and an
+ * accepted connection is not leaked.
+ */
+
+static int64_t io_fail(struct task *self, int hal_rc, int os_error)
+{
+    self->os_errno = os_error;
+    return hal_rc == HAL_ENOMEM ? WEFT_ENOMEM : WEFT_EIO;
+}
+
+/* Parks until side mode is reported, whatever else happens: the task
+ * waits for the completion of a cancelled operation (pd->lock not held).
+ * A deadline or close may wake it too, and that wake-up is as good as a
+ * stale report: the caller collects, and parks again on PENDING. */
+static void wait_owed(struct k_pollfd *pd, int mode)
+{
+    k_lock(&pd->lock);
+    if (pd->ready[mode]) {
+        pd->ready[mode] = false;
+        k_unlock(&pd->lock);
+        return;
+    }
+    /* The side is claimed (op_owner): nobody else waits on it. */
+    k_assert(!pd->waiter[mode]);
+    pd->waiter[mode] = k_task_self();
+    pd->wake_code[mode] = 0;
+    /* As in k_pollfd_wait (the count says a poll may ready a task). */
+    atomic_fetch_add_explicit(&poller.nwaiters, 1, memory_order_seq_cst);
+    k_park(k_park_unlock, &pd->lock, WAIT_IO_CANCEL, pd);
+    atomic_fetch_sub_explicit(&poller.nwaiters, 1, memory_order_relaxed);
+}
+
+/* Gives up a PENDING op for code (see "Operations"). */
+static int64_t give_up(struct task *self, struct k_pollfd *pd, int mode, struct hal_io *op,
+                       int code)
+{
+    if (hal_io_cancel(op) != HAL_EPENDING)
+        return code;
+    for (;;) {
+        int r = hal_io_submit(op); /* collect */
+        if (r == 0)
+            return op->result; /* it finished before the cancel */
+        if (r == HAL_ECANCELED)
+            return code;
+        if (r != HAL_EPENDING)
+            return io_fail(self, r, op->os_error);
+        wait_owed(pd, mode);
+    }
+}
+
+static int64_t io_loop(struct task *self, struct k_pollfd *pd, int mode, struct hal_io *op,
+                       int64_t deadline)
+{
+    /* A stream read right after one that came back short would only find
+     * nothing ("Short reads"): wait for data first. */
+    bool stream_read = op->kind == HAL_IO_READ && pd->kind == PD_STREAM;
+    if (stream_read && k_pollfd_read_empty(pd)) {
+        int rc = k_pollfd_wait(pd, mode, deadline);
+        if (rc)
+            return rc;
+    }
+    bool counted = false;
+    int64_t res;
+    for (;;) {
+        uint64_t seq = stream_read ? k_pollfd_read_seq(pd) : 0;
+        int r = hal_io_submit(op);
+        if (r == 0) {
+            res = op->result;
+            if (stream_read && res > 0 && ((uint64_t)res < op->len || op->drained))
+                k_pollfd_read_short(pd, seq);
+            break;
+        }
+        if (r != HAL_EPENDING) {
+            res = io_fail(self, r, op->os_error);
+            break;
+        }
+        if (!counted) {
+            counted = true;
+            /* Relaxed: counts for an assertion and for tests; what orders
+             * the decrement before a reuse is the reference's release. */
+            atomic_fetch_add_explicit(&pd->inflight, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&poller.inflight, 1, memory_order_relaxed);
+        }
+        int rc = k_pollfd_wait(pd, mode, deadline);
+        if (rc) {
+            res = give_up(self, pd, mode, op, rc);
+            break;
+        }
+    }
+    if (counted) {
+        atomic_fetch_sub_explicit(&pd->inflight, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&poller.inflight, 1, memory_order_relaxed);
+    }
+    return res;
+}
+
+int64_t k_pollfd_io(struct k_pollfd *pd, int mode, struct hal_io *op, int64_t deadline)
+{
+    struct task *self = k_task_self();
+    int rc = k_pollfd_prepare(pd, mode);
+    if (rc)
+        return rc;
+    /* A deadline that has passed holds before anything is tried, as the
+     * side's own does (prepare): even when the object is ready. */
+    if (deadline > 0 && deadline <= hal_now_ns())
+        return WEFT_ETIMEDOUT;
+    if (poller.completion) {
+        k_lock(&pd->lock);
+        rc = closing(pd) ? WEFT_ECLOSED : pd->op_owner[mode] ? WEFT_EINVAL : 0;
+        if (!rc)
+            pd->op_owner[mode] = self;
+        k_unlock(&pd->lock);
+        if (rc)
+            return rc;
+    }
+    op->cookie = pd->cookie;
+    op->started = 0;
+    int64_t res = io_loop(self, pd, mode, op, deadline);
+    if (poller.completion) {
+        k_lock(&pd->lock);
+        pd->op_owner[mode] = NULL;
+        k_unlock(&pd->lock);
+    }
+    if (k_pollfd_poison)
+        memset(op, 0xa5, sizeof *op);
+    return res;
 }
 
 /* A deadline's timer: the side's deadline passed (unless it was changed
@@ -698,6 +874,12 @@ void k_pollfd_set_deadline(struct k_pollfd *pd, int64_t rd, int64_t wd)
 }
 
 /* ---- the scheduler's side ---- */
+
+int32_t k_poll_inflight(void)
+{
+    /* Relaxed: a count for tests. */
+    return atomic_load_explicit(&poller.inflight, memory_order_relaxed);
+}
 
 int32_t k_poll_waiters(void)
 {

@@ -59,13 +59,18 @@ struct k_pollfd {
     struct k_timer timer[2]; /* the deadlines' timers */
     struct task *closer;     /* CLOSING: the closer, parked until the count is 0 */
     bool last_out;           /* CLOSING: the count reached 0 before the closer parked */
+    /* Completion ports (hal_io_completion): the task whose operation has
+     * side m, from before its first submit to its last collect, so that a
+     * report of the side is for that operation (hal.h); NULL when none. */
+    struct task *op_owner[2];
 
     /* Set while FREE by the one setting it up, constant while OPEN and
      * CLOSING (read by holders of a reference, who are ordered after the
      * set-up by ref's acquire): */
     intptr_t fd;
-    int kind;   /* enum pd_kind */
-    bool owned; /* weft opened it; weft_close closes it */
+    int kind;         /* enum pd_kind */
+    bool owned;       /* weft opened it; weft_close closes it */
+    uintptr_t cookie; /* hal_poll_register's word, copied into every operation */
     /* The OS handle is open (owned) or registered (not owned): set by the
      * set-up, cleared by the closer or the last release; read by
      * k_poller_fini once every thread has stopped. */
@@ -88,6 +93,13 @@ struct k_pollfd {
     _Atomic uint64_t rseq;
     _Atomic uint64_t drained;
     _Atomic bool nodrain;
+    /* Operations whose submit said PENDING and that have not finished
+     * (both kinds of port; on a completion port the kernel owns each one
+     * meanwhile). Read-modify-writes by the operation's task; the
+     * descriptor is reused only at 0 (asserted: the references above
+     * already keep it, since an operation holds one until it is
+     * collected). */
+    _Atomic int32_t inflight;
     struct k_pollfd *free_next; /* on the free list (poller.lock) */
     struct k_pollfd *all_next;  /* every descriptor of the run (poller.lock) */
 };
@@ -122,23 +134,25 @@ void k_pollfd_release(struct k_pollfd *pd);
  * the descriptor. 0, WEFT_EIO (the OS's close failed), or WEFT_ECLOSED
  * (another task closed it first; that one finishes the job). May park. */
 int k_pollfd_close(struct k_pollfd *pd);
-/* Before an operation on side mode: 0, WEFT_ECLOSED or WEFT_ETIMEDOUT. */
-int k_pollfd_prepare(struct k_pollfd *pd, int mode);
-/* Parks the calling task until side mode may be ready. 0 (retry the
- * operation), WEFT_ECLOSED (also when the descriptor was closed after the
- * port reported it and before the task ran again), WEFT_ETIMEDOUT (the
- * side's deadline, or deadline: absolute ns, 0 none, which is this wait's
- * own and changes nothing in the descriptor), or WEFT_EINVAL (another
- * task waits on that side). The caller holds a reference. */
-int k_pollfd_wait(struct k_pollfd *pd, int mode, int64_t deadline);
-/* Short reads of a stream socket (net.c). k_pollfd_read_seq is loaded
- * just before a read; k_pollfd_read_short(pd, seq) records that the read
- * came back short; k_pollfd_read_empty says a read now would only find
- * nothing (wait first). All false/no-ops where the port does not promise
- * hal_poll_short_read_drains. */
-uint64_t k_pollfd_read_seq(struct k_pollfd *pd);
-void k_pollfd_read_short(struct k_pollfd *pd, uint64_t seq);
-bool k_pollfd_read_empty(struct k_pollfd *pd);
+/* Runs op (its kind, h, buf, len and addr filled in) on side mode of pd
+ * until it is DONE, fails, or a deadline or close ends it: submits, parks
+ * on PENDING until the port reports the side, submits again. Returns the
+ * result (bytes, 0, an accepted handle) or a WEFT_E* code: WEFT_ECLOSED,
+ * WEFT_ETIMEDOUT (the side's deadline, or deadline: absolute ns, 0 none,
+ * which is this call's own and changes nothing in the descriptor),
+ * WEFT_EINVAL (another task waits on that side, or on a completion port
+ * has an operation there), WEFT_ENOMEM, WEFT_EIO (the task's weft_errno
+ * set). On a completion port an operation that is given up is cancelled
+ * and collected before this returns: its buffer is the caller's again, and
+ * a result that landed before the cancel is returned instead of the code.
+ * The caller holds a reference and reads nothing of op afterwards
+ * (k_pollfd_poison). May park. */
+int64_t k_pollfd_io(struct k_pollfd *pd, int mode, struct hal_io *op, int64_t deadline);
+/* White box for tests: when set (before a run), k_pollfd_io fills each
+ * operation with 0xa5 bytes once it is done with it, so that a port that
+ * still writes to one, or finds one in a completion it dequeues, is
+ * caught (hal/win32 checks a live mark there). */
+extern bool k_pollfd_poison;
 /* Sets both deadlines (absolute ns, 0 none; the caller rejects negative
  * ones); wakes waiters whose deadline has passed. */
 void k_pollfd_set_deadline(struct k_pollfd *pd, int64_t rd, int64_t wd);
@@ -150,6 +164,8 @@ void k_pollfd_set_deadline(struct k_pollfd *pd, int64_t rd, int64_t wd);
  * At most one thread calls it with timeout_ns != 0 at a time (sched.c's
  * last_poll protocol). Entry point for the monitor (Go: netpoll(0)). */
 struct task *k_poll(int64_t timeout_ns, int *n);
+/* Operations in flight on every descriptor (tests: 0 once all returned). */
+int32_t k_poll_inflight(void);
 /* Tasks parked on I/O right now (Go: netpollWaiters). */
 int32_t k_poll_waiters(void);
 /* A timer at when was added: wake the thread blocked in the poller if it

@@ -72,7 +72,8 @@ enum task_state {
     X(WAIT_IO_READ, "I/O read")                                                                    \
     X(WAIT_IO_WRITE, "I/O write")                                                                  \
     X(WAIT_TEST, "test")                                                                           \
-    X(WAIT_IO_CLOSE, "I/O close")
+    X(WAIT_IO_CLOSE, "I/O close")                                                                  \
+    X(WAIT_IO_CANCEL, "I/O cancel (completion owed)")
 
 enum wait_reason {
 #define K_WAIT_ENUM(name, str) name,

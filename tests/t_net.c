@@ -531,6 +531,40 @@ void t_net_wait_fd(void)
         t_run(wait_fd_main, NULL, procs3[i]);
 }
 
+/* ---- net_wait_fd_level: weft_wait_fd says what holds when it is called,
+ * not whether the poller reported a change since the last wait. The
+ * edge-triggered report of a weft socket is one ready flag per side, which
+ * the first wait consumed: a second wait with data still there (or a
+ * socket still writable) parked until its deadline. ---- */
+
+static void wait_level_main(void *arg)
+{
+    (void)arg;
+    weft_fd a, b;
+    pair(&a, &b);
+    CHECK_EQ(weft_write(b, "ab", 2), 2);
+    CHECK_OK(weft_wait_fd(a, WEFT_READABLE, weft_now() + 5000000000));
+    char c;
+    CHECK_EQ(weft_read(a, &c, 1), 1);
+    CHECK_EQ(c, 'a');
+    /* One byte is left: readable now, twice in a row. */
+    for (int i = 0; i < 2; i++)
+        CHECK_OK(weft_wait_fd(a, WEFT_READABLE, weft_now() + 200000000));
+    CHECK_EQ(weft_read(a, &c, 1), 1);
+    CHECK_EQ(c, 'b');
+    CHECK_EQ(weft_wait_fd(a, WEFT_READABLE, weft_now() + 20000000), WEFT_ETIMEDOUT);
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(weft_wait_fd(a, WEFT_WRITABLE, weft_now() + 200000000));
+    CHECK_OK(weft_close(a));
+    CHECK_OK(weft_close(b));
+}
+
+void t_net_wait_fd_level(void)
+{
+    for (int i = 0; i < 3; i++)
+        t_run(wait_level_main, NULL, procs3[i]);
+}
+
 /* ---- net_bad_input ---- */
 
 static void bad_main(void *arg)

@@ -399,8 +399,9 @@ void t_sched_errors(void)
     atomic_int n = 0;
     CHECK_OK(weft_run(stack_main, &n, NULL));
     /* Error names are distinct. */
-    int codes[] = {WEFT_EINVAL,  WEFT_ENOMEM,  WEFT_EAGAIN, WEFT_ECLOSED, WEFT_ETIMEDOUT,
-                   WEFT_EDEADLK, WEFT_ENOTASK, WEFT_EBADF,  WEFT_EIO,     WEFT_EBUSY};
+    int codes[] = {WEFT_EINVAL,    WEFT_ENOMEM,  WEFT_EAGAIN,  WEFT_ECLOSED,
+                   WEFT_ETIMEDOUT, WEFT_EDEADLK, WEFT_ENOTASK, WEFT_EBADF,
+                   WEFT_EIO,       WEFT_EBUSY,   WEFT_ENOTSUP};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         CHECK_LT(codes[i], 0);
         CHECK(strstr(weft_strerror(codes[i]), "WEFT_E") != NULL);

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -220,6 +221,35 @@ static ssize_t read_stream(struct hal_io *op)
     return r;
 }
 
+/* The WAIT kinds: whether the descriptor is ready now. On an edge-
+ * triggered poller a report says only that the state changed since the
+ * last one, and a wait may come long after the report its side's ready
+ * flag keeps (or after a read took that flag and left data behind), so
+ * every submit looks: a zero-timeout poll(2), one system call. Hang-up and
+ * error count as ready (the next read or write reports them). */
+static int wait_ready(struct hal_io *op)
+{
+    short want = op->kind == HAL_IO_WAIT_READ ? POLLIN | POLLPRI | POLLRDHUP : POLLOUT;
+    struct pollfd p = {.fd = (int)op->h, .events = want};
+    int n;
+    while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+        ;
+    if (n < 0) {
+        op->os_error = errno;
+        return HAL_EFAIL;
+    }
+    if (n > 0 && (p.revents & POLLNVAL)) {
+        op->os_error = EBADF;
+        return HAL_EFAIL;
+    }
+    if (n == 0 || !(p.revents & (want | POLLERR | POLLHUP))) {
+        op->started = 1;
+        return HAL_EPENDING;
+    }
+    op->result = 0;
+    return 0;
+}
+
 int hal_io_submit(struct hal_io *op)
 {
     int fd = (int)op->h;
@@ -246,6 +276,9 @@ int hal_io_submit(struct hal_io *op)
         }
         case HAL_IO_CONNECT:
             return do_connect(op);
+        case HAL_IO_WAIT_READ:
+        case HAL_IO_WAIT_WRITE:
+            return wait_ready(op);
         case HAL_IO_RECVFROM: {
             struct sockaddr_storage ss;
             socklen_t n = sizeof ss;
@@ -270,7 +303,13 @@ int hal_io_submit(struct hal_io *op)
     }
 }
 
-void hal_io_cancel(struct hal_io *op)
+int hal_io_cancel(struct hal_io *op)
 {
     (void)op; /* readiness: nothing is in flight */
+    return 0;
+}
+
+int hal_io_completion(void)
+{
+    return 0;
 }

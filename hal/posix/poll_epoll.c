@@ -106,8 +106,10 @@ void hal_poll_fini(void)
     epfd = wakefd = timerfd = -1;
 }
 
-int hal_poll_register(intptr_t h, void *key)
+int hal_poll_register(intptr_t h, void *key, unsigned flags, uintptr_t *cookie)
 {
+    (void)flags; /* epoll takes any pollable descriptor and gives it back */
+    *cookie = 0;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
                              .data.ptr = key};
     SAN_REGISTERED();
@@ -217,7 +219,6 @@ int hal_poll_wait(struct hal_poll_event *ev, int max, int64_t timeout_ns)
             k |= HAL_POLL_NODRAIN;
         ev[out].key = key;
         ev[out].events = k;
-        ev[out].op = NULL;
         out++;
     }
     return out;

@@ -23,6 +23,11 @@ typedef uintptr_t hal_thread_t;
  * more when the OS pushes the fault's frame on the faulting stack. */
 #define HAL_STACK_GUARD_PAGES 1
 
+/* Must: the words of struct hal_io that belong to the port (hal.h "I/O
+ * operations"): 1 for a readiness port; a completion port keeps its
+ * OVERLAPPED-like record, buffers and an address there. */
+#define HAL_IO_PORT_WORDS 1
+
 /* Optional: a hot call may be defined here as static inline instead of in
  * template.c, if it needs no OS header and references only hal_* symbols
  * (the check-freestanding script allows nothing else in kern's objects).

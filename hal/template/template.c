@@ -249,15 +249,21 @@ int hal_poll_init(void)
     return HAL_EFAIL;
 }
 
+/* Must (completion ports): wait out every completion still owed before
+ * returning: the OVERLAPPEDs the kernel writes live on task stacks. */
 void hal_poll_fini(void)
 {
 }
 
-/* Must: add h with kern's key, both directions, for its whole life. */
-int hal_poll_register(intptr_t h, void *key)
+/* Must: add h with kern's key, both directions, for its whole life;
+ * *cookie is copied into every operation on h. HAL_ENOTSUP for
+ * HAL_REG_FOREIGN if the registration cannot be undone. */
+int hal_poll_register(intptr_t h, void *key, unsigned flags, uintptr_t *cookie)
 {
     (void)h;
     (void)key;
+    (void)flags;
+    *cookie = 0;
     return HAL_EFAIL;
 }
 
@@ -334,16 +340,27 @@ int hal_sock_setopt(intptr_t h, int opt, int value)
     return HAL_EFAIL;
 }
 
-/* Must: DONE (0, op->result), HAL_EPENDING or an error (op->os_error). */
+/* Must: DONE (0, op->result), HAL_EPENDING or an error (op->os_error);
+ * on a completion port a second submit of a started op collects it, and
+ * is HAL_EPENDING until hal_poll_wait has dequeued its completion. */
 int hal_io_submit(struct hal_io *op)
 {
     (void)op;
     return HAL_EFAIL;
 }
 
-void hal_io_cancel(struct hal_io *op)
+/* Must: 0 if nothing is owed; HAL_EPENDING if op started and kern must
+ * collect it (completion ports; the result that landed first wins). */
+int hal_io_cancel(struct hal_io *op)
 {
     (void)op;
+    return 0;
+}
+
+/* Must: 1 for a completion port, 0 for a readiness port. */
+int hal_io_completion(void)
+{
+    return 0;
 }
 
 /* ---- Thread identity, errno, preemption ---- */

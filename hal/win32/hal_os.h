@@ -22,4 +22,9 @@ typedef uintptr_t hal_thread_t;
  * violation while there is still room (mem.c, fault.c). */
 #define HAL_STACK_GUARD_PAGES 4
 
+/* struct hal_io's port words (hal.h): the OVERLAPPED, a WSABUF, the
+ * receive flags, an address and its length, and AcceptEx's two address
+ * slots (sock.c, struct win_op, checks that it fits). */
+#define HAL_IO_PORT_WORDS 48
+
 #endif /* WEFT_HAL_OS_H */

@@ -65,10 +65,12 @@ void hal_poll_fini(void)
 }
 
 /* Sockets come with part 2 of the port: nothing can be registered yet. */
-int hal_poll_register(intptr_t h, void *key)
+int hal_poll_register(intptr_t h, void *key, unsigned flags, uintptr_t *cookie)
 {
     (void)h;
     (void)key;
+    (void)flags;
+    *cookie = 0;
     return HAL_EINVAL;
 }
 
@@ -151,7 +153,6 @@ int hal_poll_wait(struct hal_poll_event *ev, int max, int64_t timeout_ns)
         }
         ev[out].key = (void *)key;
         ev[out].events = HAL_POLL_READ | HAL_POLL_WRITE;
-        ev[out].op = NULL;
         out++;
     }
     SetLastError(last);
