@@ -25,7 +25,12 @@
  * about 1 ms, and the timer's packet goes through a thread-pool thread in
  * the emulation).
  *
- * Sockets (hal_poll_register) are not yet supported (sock.c).
+ * Sockets are associated with the port under kern's key (sock.c); each
+ * packet with another key than the two above is the completion of one of
+ * their operations, which sock.c marks done before the side is reported.
+ * A run's end: kern has closed every socket (which cancels what was in
+ * flight), and hal_poll_fini dequeues the completions still owed before
+ * the task stacks that hold their OVERLAPPEDs go.
  */
 #include <windows.h>
 
@@ -42,42 +47,80 @@
 static HANDLE port;
 static volatile LONG wake_pending; /* a wake packet is queued and not dequeued */
 
+/* How long hal_poll_fini waits for completions still owed. The closes
+ * before it cancelled every one, so they come at once; the bound only
+ * keeps a broken driver from hanging the end of a run. */
+#define FINI_DRAIN_MS 10000
+
 int hal_poll_init(void)
 {
     port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 0);
     if (port == NULL)
         return HAL_EFAIL;
     wake_pending = 0;
-    int err = hal_win32_timer_init(port);
+    int err = hal_win32_sock_init();
     if (err != 0) {
+        CloseHandle(port);
+        port = NULL;
+        return err;
+    }
+    err = hal_win32_timer_init(port);
+    if (err != 0) {
+        hal_win32_sock_fini();
         CloseHandle(port);
         port = NULL;
     }
     return err;
 }
 
+/* The completions still owed: their OVERLAPPEDs are on the stacks of
+ * discarded tasks, which kern releases after this returns. */
+static void drain_owed(void)
+{
+    OVERLAPPED_ENTRY ents[MAX_EVENTS];
+    DWORD t0 = GetTickCount();
+    while (hal_win32_sock_owed() > 0) {
+        DWORD spent = GetTickCount() - t0;
+        if (spent >= FINI_DRAIN_MS) {
+            static const char msg[] = "weft: warning: I/O completions still owed at the end "
+                                      "of the run after 10 s; the kernel may write to "
+                                      "released memory\n";
+            hal_write_err(msg, sizeof msg - 1);
+            return;
+        }
+        ULONG n = 0;
+        if (!GetQueuedCompletionStatusEx(port, ents, MAX_EVENTS, &n, FINI_DRAIN_MS - spent, FALSE))
+            continue;
+        for (ULONG i = 0; i < n; i++)
+            if (ents[i].lpCompletionKey != KEY_WAKE && ents[i].lpCompletionKey != KEY_TIMER &&
+                ents[i].lpOverlapped)
+                hal_win32_sock_completed(ents[i].lpOverlapped);
+    }
+}
+
 void hal_poll_fini(void)
 {
-    hal_win32_timer_fini();
     if (port != NULL)
+        drain_owed();
+    hal_win32_timer_fini();
+    if (port != NULL) {
         CloseHandle(port);
+        hal_win32_sock_fini();
+    }
     port = NULL;
 }
 
-/* Sockets come with part 2 of the port: nothing can be registered yet. */
 int hal_poll_register(intptr_t h, void *key, unsigned flags, uintptr_t *cookie)
 {
-    (void)h;
-    (void)key;
-    (void)flags;
-    *cookie = 0;
-    return HAL_EINVAL;
+    return hal_win32_sock_register(h, port, key, flags, cookie);
 }
 
+/* Nothing to undo: only kern's own sockets are registered (foreign
+ * handles are refused), and closing one ends its association. */
 int hal_poll_unregister(intptr_t h)
 {
     (void)h;
-    return HAL_EFAIL;
+    return HAL_ENOTSUP;
 }
 
 int hal_poll_short_read_drains(void)
@@ -151,8 +194,10 @@ int hal_poll_wait(struct hal_poll_event *ev, int max, int64_t timeout_ns)
             }
             continue;
         }
+        if (!ents[i].lpOverlapped)
+            continue; /* only the port's own packets come without one */
         ev[out].key = (void *)key;
-        ev[out].events = HAL_POLL_READ | HAL_POLL_WRITE;
+        ev[out].events = hal_win32_sock_completed(ents[i].lpOverlapped);
         out++;
     }
     SetLastError(last);

@@ -13,7 +13,7 @@
  *   env.c      environment, the error stream, abort
  *   poll_iocp.c the poller: an I/O completion port
  *   timer_hr.c the poller's high-resolution deadline on that port
- *   sock.c     sockets (not yet: docs/platforms.md)
+ *   sock.c     sockets and their operations on the completion port
  *   preempt.c  preemption by SuspendThread, and code ranges
  *   text_bounds.S the markers around weft's own code
  *   call_on.S  running a function on another stack (fault.c)
@@ -65,6 +65,42 @@ void hal_win32_call_on(void (*fn)(void *), void *arg, void *stack_top);
  * to its objects, never these small values). */
 #define HAL_WIN32_KEY_WAKE ((uintptr_t)1)
 #define HAL_WIN32_KEY_TIMER ((uintptr_t)2)
+
+/* sock.c, for poll_iocp.c: Winsock's start-up, its extension functions and
+ * the decision to skip packets of synchronous completions (0 or
+ * HAL_EFAIL), and its end. */
+int hal_win32_sock_init(void);
+void hal_win32_sock_fini(void);
+/* Associates socket h with the port under kern's key and sets its
+ * completion modes (hal_poll_register's contract). */
+int hal_win32_sock_register(intptr_t h, void *port, void *key, unsigned flags, uintptr_t *cookie);
+/* The poller dequeued the completion of the operation whose OVERLAPPED is
+ * overlapped: checks that it is live, marks it done (the last access) and
+ * returns the side to report (HAL_POLL_READ or HAL_POLL_WRITE). Aborts
+ * with a message on a released one. */
+uint32_t hal_win32_sock_completed(void *overlapped);
+/* Started operations whose completion has not been dequeued yet. */
+long hal_win32_sock_owed(void);
+/* Whether this run skips packets for synchronous completions on TCP. */
+int hal_win32_sock_skip_allowed(void);
+
+/* sock.c: counts, for tests (any thread). */
+enum {
+    HAL_WIN32_SC_PACKETS,      /* completions of operations dequeued */
+    HAL_WIN32_SC_PENDING,      /* operations that went pending */
+    HAL_WIN32_SC_SYNC_SKIPPED, /* done at once and taken at once: no packet */
+    HAL_WIN32_SC_SYNC_PACKET,  /* done at once, and the packet was waited for */
+    HAL_WIN32_SC_CANCELS,      /* hal_io_cancel on a started operation */
+    HAL_WIN32_SC_CANCEL_LOST,  /* ... which had completed first: its result was returned */
+    HAL_WIN32_SC_SKIP_SOCKETS, /* sockets registered with the skip mode */
+    HAL_WIN32_SC_N
+};
+int64_t hal_win32_sock_counter(int which);
+/* Tests only: whether every provider of an array of n WSAPROTOCOL_INFOW
+ * has IFS handles (the skip condition), and a switch that makes the next
+ * run's check see one more TCP provider, without them. */
+int hal_win32_skip_check(const void *protocols, int n);
+void hal_win32_sock_test_non_ifs(int on);
 
 /* timer_hr.c: the timeout paths (hal_poll_timer_mode's values). */
 enum {
