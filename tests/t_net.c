@@ -647,6 +647,24 @@ static void wait_level_main(void *arg)
         CHECK_OK(weft_wait_fd(a, WEFT_WRITABLE, weft_now() + 200000000));
     CHECK_OK(weft_close(a));
     CHECK_OK(weft_close(b));
+
+    /* UDP: waiting takes no datagram (Windows peeks with a zero-byte
+     * receive), and a datagram socket is always writable. */
+    char addr[64], buf[8];
+    weft_fd u = weft_listen("udp", "127.0.0.1:0");
+    CHECK_GE(u, 0);
+    CHECK_OK(weft_addr(u, addr, sizeof addr));
+    weft_fd d = weft_dial("udp", addr, 0);
+    CHECK_GE(d, 0);
+    CHECK_EQ(weft_wait_fd(u, WEFT_READABLE, weft_now() + 20000000), WEFT_ETIMEDOUT);
+    CHECK_OK(weft_wait_fd(u, WEFT_WRITABLE, weft_now() + 200000000));
+    CHECK_EQ(weft_write(d, "dgram", 5), 5);
+    for (int i = 0; i < 2; i++)
+        CHECK_OK(weft_wait_fd(u, WEFT_READABLE, weft_now() + 5000000000));
+    CHECK_EQ(weft_read(u, buf, sizeof buf), 5);
+    CHECK_EQ(memcmp(buf, "dgram", 5), 0);
+    CHECK_OK(weft_close(d));
+    CHECK_OK(weft_close(u));
 }
 
 void t_net_wait_fd_level(void)

@@ -30,8 +30,9 @@
 #include "tests/check.h"
 
 #ifdef _WIN32
+#include <winsock2.h> /* before windows.h, in a block of its own */
+
 #include <windows.h>
-#include <winsock2.h>
 
 #include "hal/win32/win32.h"
 #include "kern/poller.h" /* white box: k_pollfd_poison, k_poll_inflight */

@@ -39,10 +39,15 @@
  * success at once may still queue a packet. Decided once per run at
  * hal_poll_init; WEFT_IOCP_SKIP=0 turns it off (tests).
  */
+/* winsock2.h must come before windows.h (which would pull in the old
+ * winsock.h), and mswsock.h after both: kept in separate blocks so that
+ * formatting does not sort them. */
+#include <winsock2.h>
+
+#include <ws2tcpip.h>
+
 #include <mswsock.h>
 #include <windows.h>
-#include <winsock2.h>
-#include <ws2tcpip.h>
 
 #include "win32.h"
 
