@@ -235,11 +235,11 @@ else
 weft_text :=
 endif
 
-# tests/plugin/: a shared object with a copy of weft inside (POSIX
-# targets), which tests/t_embed.c's embed_plugin loads with dlopen, runs,
-# stops and unloads. -Bsymbolic: its calls go to its own weft even in a
-# program that exports weft_* itself.
-PLUGIN := $(if $(filter posix,$(OS)),$(B)/weft-plugin.so)
+# tests/plugin/: a shared object with a copy of weft inside, which
+# tests/t_embed.c's embed_plugin loads (dlopen, LoadLibrary), runs, stops
+# and unloads. -Bsymbolic: its calls go to its own weft even in a program
+# that exports weft_* itself (a DLL's calls always do).
+PLUGIN := $(if $(filter posix,$(OS)),$(B)/weft-plugin.so,$(B)/weft-plugin.dll)
 
 .PHONY: all lib
 all: lib $(WEFT_TEST) $(DEMO) $(EXAMPLES) $(PLUGIN) $(TARGET_ENV)
@@ -338,6 +338,9 @@ $(WEFT_TEST): $(TEST_OBJ) $(LIB_OBJ)
 
 $(B)/weft-plugin.so: $(B)/obj/tests/plugin/plugin.o $(LIB_RELOC)
 	$(call say,LINK,$@)$(LINK) -shared -Wl,-Bsymbolic -o $@ $^ $(LIBS)
+
+$(B)/weft-plugin.dll: $(B)/obj/tests/plugin/plugin.o $(LIB_RELOC)
+	$(call say,LINK,$@)$(LINK) -shared -o $@ $^ $(LIBS)
 
 $(DEMO): $(DEMO_OBJ) $(LIBA)
 	$(call say,LINK,$@)$(LINK) -o $@ $(DEMO_OBJ) $(LIBA) $(LIBS)

@@ -164,8 +164,11 @@ void k_pollfd_set_deadline(struct k_pollfd *pd, int64_t rd, int64_t wd);
  * At most one thread calls it with timeout_ns != 0 at a time (sched.c's
  * last_poll protocol). Entry point for the monitor (Go: netpoll(0)). */
 struct task *k_poll(int64_t timeout_ns, int *n);
-/* Operations in flight on every descriptor (tests: 0 once all returned). */
+/* Operations in flight on every descriptor (tests: 0 once all returned),
+ * and the cancels asked again because a completion was late (poller.c,
+ * give_up), since the run began. */
 int32_t k_poll_inflight(void);
+uint64_t k_poll_recancels(void);
 /* Tasks parked on I/O right now (Go: netpollWaiters). */
 int32_t k_poll_waiters(void);
 /* A timer at when was added: wake the thread blocked in the poller if it

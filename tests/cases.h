@@ -213,9 +213,7 @@ CASE(embed_run_hosts, 30000, F_NONE)
 CASE(embed_timers, 30000, F_NONE)
 CASE(embed_select_fair, 60000, F_NONE)
 CASE(embed_idle_cpu, 30000, F_NONE)
-/* F_NOWINE: the plugin is a POSIX shared object (dlopen); a DLL variant is
- * still to be written. */
-CASE(embed_plugin, 60000, F_NOWINE)
+CASE(embed_plugin, 60000, F_NONE)
 
 /* ---- bench scenarios (bench_*.c) ---- */
 BENCH(spawn, "n tasks (1M) started and finished: ns per task")

@@ -27,6 +27,9 @@
 #endif
 
 #include "kern/poller.h" /* white box: k_poll_readied, k_poll_waiters */
+#ifdef _WIN32
+#include "hal/win32/win32.h" /* white box: hal_win32_sock_owed */
+#endif
 #include "tests/check.h"
 
 static const int procs3[3] = {1, 2, 4};
@@ -1015,6 +1018,7 @@ static struct {
     char rbuf[64];
     weft_waitgroup wg;
     int64_t own, closed; /* reader outcomes */
+    int64_t recancels;   /* cancels asked again (kern/poller.c give_up) */
 } crr;
 
 static void crr_reader(void *arg)
@@ -1031,15 +1035,49 @@ static void crr_writer(void *arg)
     CHECK_OK(weft_wg_done(&crr.wg));
 }
 
+/* A round that does not end in 10 s: print where things stand and fail,
+ * rather than hang until the case's timeout. */
+static _Atomic int64_t crr_round;
+static _Atomic int crr_over;
+static void crr_watchdog(void *arg)
+{
+    (void)arg;
+    int64_t seen = -1, since = weft_now();
+    while (!atomic_load(&crr_over)) {
+        int64_t r = atomic_load(&crr_round);
+        if (r != seen) {
+            seen = r;
+            since = weft_now();
+        } else if (weft_now() - since > 10000000000 * t_slack()) {
+            fprintf(stderr,
+                    "round %lld stuck: reader %lld, writer %lld, %d tasks parked on I/O, "
+                    "%d operations in flight\n",
+                    (long long)r, (long long)atomic_load(&crr.rd), (long long)atomic_load(&crr.wr),
+                    (int)k_poll_waiters(), (int)k_poll_inflight());
+#ifdef _WIN32
+            fprintf(stderr, "completions owed %ld, packets %lld, cancels %lld\n",
+                    hal_win32_sock_owed(), (long long)hal_win32_sock_counter(HAL_WIN32_SC_PACKETS),
+                    (long long)hal_win32_sock_counter(HAL_WIN32_SC_CANCELS));
+#endif
+            weft_dump();
+            CHECK(0);
+        }
+        CHECK_OK(weft_sleep(100000000));
+    }
+}
+
 static void close_race_main(void *arg)
 {
     (void)arg;
+    atomic_store(&crr_over, 0);
+    CHECK_OK(weft_go(crr_watchdog, NULL));
     weft_fd ln = weft_listen("tcp", "127.0.0.1:0");
     CHECK_GE(ln, 0);
     char addr[64], buf[64];
     CHECK_OK(weft_addr(ln, addr, sizeof addr));
     int64_t rounds = t_count(200);
     for (int64_t i = 0; i < rounds; i++) {
+        atomic_store(&crr_round, i);
         weft_fd a = weft_dial("tcp", addr, 0);
         CHECK_GE(a, 0);
         weft_fd b = weft_accept(ln);
@@ -1092,6 +1130,8 @@ static void close_race_main(void *arg)
         raw_close(cli);
     }
     CHECK_OK(weft_close(ln));
+    atomic_store(&crr_over, 1);
+    crr.recancels = (int64_t)k_poll_recancels();
 }
 
 void t_net_close_race(void)
@@ -1100,8 +1140,10 @@ void t_net_close_race(void)
     for (int i = 0; i < 2; i++) {
         memset(&crr, 0, sizeof crr);
         t_run(close_race_main, NULL, procs[i]);
-        fprintf(stderr, "procs %d: the reader got its byte %lld times, WEFT_ECLOSED %lld times\n",
-                procs[i], (long long)crr.own, (long long)crr.closed);
+        fprintf(stderr,
+                "procs %d: the reader got its byte %lld times, WEFT_ECLOSED %lld times; %lld "
+                "cancels asked again\n",
+                procs[i], (long long)crr.own, (long long)crr.closed, (long long)crr.recancels);
     }
 }
 

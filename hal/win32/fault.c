@@ -44,6 +44,7 @@ static DWORD slot_rescue = TLS_OUT_OF_INDEXES;
 static DWORD slot_depth = TLS_OUT_OF_INDEXES;
 
 static INIT_ONCE install_once = INIT_ONCE_STATIC_INIT;
+static void *veh; /* AddVectoredExceptionHandler's handle */
 
 static void call_kern_fault(void *addr)
 {
@@ -128,8 +129,26 @@ static BOOL CALLBACK install(INIT_ONCE *once, void *param, void **ctx)
         slot_rescue = r;
         slot_depth = d;
     }
-    AddVectoredExceptionHandler(1, on_exception);
+    veh = AddVectoredExceptionHandler(1, on_exception);
     return TRUE;
+}
+
+/* This copy of weft is unloaded (a plugin's FreeLibrary) or the process
+ * exits: the handler would point into unmapped code, and the slots would
+ * be lost to the process. Left alone while a thread is still inside weft
+ * (exit() during a run). */
+__attribute__((destructor)) static void unload(void)
+{
+    if (hal_win32_threads_live() != 0)
+        return;
+    if (veh)
+        RemoveVectoredExceptionHandler(veh);
+    veh = NULL;
+    if (slot_rescue != TLS_OUT_OF_INDEXES)
+        TlsFree(slot_rescue);
+    if (slot_depth != TLS_OUT_OF_INDEXES)
+        TlsFree(slot_depth);
+    slot_rescue = slot_depth = TLS_OUT_OF_INDEXES;
 }
 
 void hal_win32_fault_install(void)

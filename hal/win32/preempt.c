@@ -39,6 +39,18 @@
  * exit handler; that race stays open for it (tests/t_win32.c:
  * preempt_exit_storm tests exit()).
  *
+ * The exit handler must outlive the module that registered it: msvcrt's
+ * table is the process's and has no way to unregister, and weft may live
+ * in a DLL that is unloaded long before exit (weft.dll, or a plugin with
+ * weft linked in). So what is registered is a stub in a page of its own,
+ * outside every module, which jumps to the handler through a slot it
+ * keeps, or returns when the slot is empty. Each copy of weft loaded in
+ * the process fills the slot when it starts preempting and empties it
+ * when it is unloaded (unload, below). The page is a named section
+ * ("Local\weft-exit-<pid>"), so that a copy loaded after another finds
+ * the stub the first one registered instead of registering another: one
+ * page and one handle per process, for the process's life.
+ *
  * Rate: the monitor asks at most once per PREEMPT_RESEND_NS per proc; the
  * port adds a floor per thread (MIN_GAP_NS) so that a task caught at an
  * unsafe point runs past it before the next cycle, which costs 0.1-0.7 ms
@@ -154,13 +166,80 @@ void hal_win32_preempt_stop(void)
     }
 }
 
-/* Registered with msvcrt's _onexit, an import (not mingw's atexit, a
- * wrapper linked into the program's .text: scripts/check-weft-calls.py);
- * exit() runs it before ExitProcess, as it runs atexit handlers. */
+/* Called through the stub that msvcrt's _onexit holds (an import, not
+ * mingw's atexit, a wrapper linked into the program's .text:
+ * scripts/check-weft-calls.py); exit() runs it before ExitProcess, as it
+ * runs atexit handlers. */
 static int __cdecl at_exit(void)
 {
     hal_win32_preempt_stop();
     return 0;
+}
+
+/* The stub's page: code, then the slot it jumps through. */
+struct exit_stub {
+    unsigned char code[32];
+    void *volatile target; /* at_exit of a loaded copy of weft, or NULL */
+};
+
+/* mov rax, [rip + 25] (the slot, 32 - 7); test rax, rax; jz +2; jmp rax;
+ * xor eax, eax; ret. */
+static const unsigned char stub_code[] = {0x48, 0x8b, 0x05, 0x19, 0x00, 0x00, 0x00, 0x48, 0x85,
+                                          0xc0, 0x74, 0x02, 0xff, 0xe0, 0x31, 0xc0, 0xc3};
+
+static struct exit_stub *stub_view; /* this copy's view of the page, while loaded */
+static int stub_owner;              /* this copy mapped the view _onexit holds */
+
+/* Fills the slot with this copy's at_exit: registers the stub first if
+ * no copy of weft in this process has. Best effort, with a message: without
+ * it, exit may race with a suspension (the comment at the top). */
+static void exit_hook_arm(void)
+{
+    wchar_t name[40] = L"Local\\weft-exit-";
+    DWORD pid = GetCurrentProcessId();
+    int n = 16;
+    for (int shift = 28; shift >= 0; shift -= 4)
+        name[n++] = L"0123456789abcdef"[(pid >> shift) & 15];
+    name[n] = 0;
+    HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_EXECUTE_READWRITE, 0,
+                                  sizeof(struct exit_stub), name);
+    int existed = h != NULL && GetLastError() == ERROR_ALREADY_EXISTS;
+    struct exit_stub *v =
+        h ? MapViewOfFile(h, FILE_MAP_WRITE | FILE_MAP_READ | FILE_MAP_EXECUTE, 0, 0, 0) : NULL;
+    if (!v) {
+        static const char msg[] = "weft: could not register the exit handler: exit may race "
+                                  "with a preemption\n";
+        hal_write_err(msg, sizeof msg - 1);
+        if (h)
+            CloseHandle(h);
+        return;
+    }
+    stub_view = v;
+    if (existed) {
+        CloseHandle(h); /* the first copy's handle keeps the name */
+    } else {
+        /* Kept for the process's life, as the handle is (never closed). */
+        memcpy(v->code, stub_code, sizeof stub_code);
+        FlushInstructionCache(GetCurrentProcess(), v, sizeof *v);
+        stub_owner = 1;
+    }
+    InterlockedExchangePointer((void *volatile *)&v->target, (void *)at_exit);
+    if (!existed)
+        _onexit((_onexit_t)(void *)v->code);
+}
+
+/* This copy of weft is unloaded (a DLL's FreeLibrary) or the process
+ * exits: the stub must not jump here any more. A copy that only borrowed
+ * a view of the page gives it back. */
+__attribute__((destructor)) static void unload(void)
+{
+    struct exit_stub *v = stub_view;
+    if (!v)
+        return;
+    InterlockedCompareExchangePointer((void *volatile *)&v->target, NULL, (void *)at_exit);
+    if (!stub_owner)
+        UnmapViewOfFile(v);
+    stub_view = NULL;
 }
 
 int hal_preempt_init(void)
@@ -172,22 +251,8 @@ int hal_preempt_init(void)
             image_lo = lo;
             image_hi = hi;
         }
-        if (InterlockedExchange(&exit_hooked, 1) == 0) {
-            _onexit(at_exit);
-            /* msvcrt's table is the process's: in weft.dll, a FreeLibrary
-             * would leave it pointing at unmapped code, which exit() then
-             * calls (under Wine: access violations until the stack
-             * overflows). So the module holding at_exit stays loaded from
-             * now on; for a program's own image this changes nothing. */
-            HMODULE self;
-            if (!GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
-                                        GET_MODULE_HANDLE_EX_FLAG_PIN,
-                                    (LPCWSTR)(void *)at_exit, &self)) {
-                static const char msg[] = "weft: could not pin weft's module in memory: "
-                                          "unloading it before exit would crash the exit\n";
-                hal_write_err(msg, sizeof msg - 1);
-            }
-        }
+        if (InterlockedExchange(&exit_hooked, 1) == 0)
+            exit_hook_arm();
     }
     return 0;
 }

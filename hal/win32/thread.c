@@ -7,8 +7,11 @@
  * The kern pointer lives in a TLS slot (TlsAlloc), read straight from the
  * TEB's TlsSlots array: TlsGetValue would do the same but also clears the
  * thread's last error, which kern carries with each task and must not
- * change behind its back. The slot is allocated once per process, before
- * the first thread enters weft.
+ * change behind its back. The slot is allocated once per copy of weft,
+ * before the first thread enters it, and freed when that copy is unloaded
+ * (a DLL's FreeLibrary, or the process's exit) if no thread is still in
+ * it: the rescue stacks' slots and the fault handler go the same way
+ * (fault.c), so that a plugin leaves nothing behind.
  */
 #include <errno.h>
 #include <intrin.h>
@@ -39,6 +42,14 @@ static void thread_unref(struct thread *t)
 }
 
 static DWORD slot = TLS_OUT_OF_INDEXES; /* written once, under slot_once */
+/* Threads inside this copy of weft: its workers and monitor until their
+ * function returns, and threads between hal_thread_enter and leave. */
+static volatile LONG live;
+
+int hal_win32_threads_live(void)
+{
+    return (int)InterlockedOr(&live, 0);
+}
 static INIT_ONCE slot_once = INIT_ONCE_STATIC_INIT;
 
 static BOOL CALLBACK slot_alloc(INIT_ONCE *once, void *param, void **ctx)
@@ -67,9 +78,11 @@ static DWORD WINAPI thread_main(void *p)
     void (*fn)(void *) = t->fn;
     void *arg = t->arg;
     thread_unref(t);
+    InterlockedIncrement(&live);
     hal_win32_rescue_on();
     fn(arg);
     hal_win32_rescue_off();
+    InterlockedDecrement(&live);
     return 0;
 }
 
@@ -116,12 +129,24 @@ void hal_thread_detach(hal_thread_t ht)
 void hal_thread_enter(void)
 {
     setup();
+    InterlockedIncrement(&live);
     hal_win32_rescue_on();
 }
 
 void hal_thread_leave(void)
 {
     hal_win32_rescue_off();
+    InterlockedDecrement(&live);
+}
+
+/* This copy of weft is unloaded, or the process exits: its slot goes back
+ * unless a thread may still read it (exit() called while a run goes on). */
+__attribute__((destructor)) static void unload(void)
+{
+    if (slot != TLS_OUT_OF_INDEXES && hal_win32_threads_live() == 0) {
+        TlsFree(slot);
+        slot = TLS_OUT_OF_INDEXES;
+    }
 }
 
 /* One load from the TEB (slots beyond the 64 in the TEB, which weft gets

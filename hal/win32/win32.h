@@ -33,6 +33,11 @@ void hal_win32_rescue_off(void);
  * thread's rescue stack (64 KiB), or NULL when it has none. */
 void *hal_win32_rescue_stack(void);
 
+/* thread.c: how many threads are inside this copy of weft (its workers and
+ * monitor, and threads between hal_thread_enter and leave). The unload
+ * destructors free what a thread would still use only at 0. */
+int hal_win32_threads_live(void);
+
 /* preempt.c: takes the suspension lock for good (exit, abort), so no
  * thread is left suspended or gets suspended while the process ends.
  * Waits at most one suspension cycle; returns at once on the thread that

@@ -48,7 +48,13 @@ static void add_one(void *arg)
 
 /* Runs n values through the pipeline; *sum gets the sum of i*i + 1 for i
  * in [0, n). Returns 0 or the first weft error. */
-__attribute__((visibility("default"))) int plugin_run(int64_t n, int64_t *sum)
+#ifdef _WIN32
+#define PLUGIN_EXPORT __declspec(dllexport)
+#else
+#define PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+PLUGIN_EXPORT int plugin_run(int64_t n, int64_t *sum)
 {
     weft_config cfg = {.procs = 2};
     int rc = weft_start(&cfg);
