@@ -484,6 +484,16 @@ void hal_preempt_switching(void);
  * may be dropped if one is already pending. 0 or HAL_EFAIL. */
 int hal_thread_preempt(hal_thread_t t, void *kern_thread);
 
+/* The CPU time thread t (hal_thread_self's handle of a thread inside a
+ * run) has used so far, in nanoseconds, or -1 when the port cannot tell.
+ * The monitor compares two readings against the time between them: a
+ * thread whose task "runs" but that got little CPU meanwhile is in the OS
+ * (a blocking call nobody annotated), and is not interrupted there, where
+ * an interrupt would make a sleep or a poll fail with EINTR. The
+ * resolution must be far below a time slice (POSIX: the thread's CPU-time
+ * clock). Any thread; never blocks. */
+int64_t hal_thread_cpu_ns(hal_thread_t t);
+
 /* The executable range [*lo, *hi) of the loaded module (program or shared
  * object) that contains addr; addr NULL means the main program. 0, or
  * HAL_EINVAL when addr is in no module. Not async-signal-safe. */

@@ -64,6 +64,7 @@
 #define LONG_RETAKE_NS 10000000   /* ... unless nobody needs the proc (Go: 10 ms) */
 #define PREEMPT_RESEND_NS 1000000 /* interrupt an overrunning thread at most this often */
 #define KICK_ABOVE_NS 1000000     /* k_monitor_kick wakes a monitor sleeping longer */
+#define IN_FLIGHT_NS 10000000     /* an interrupt not seen after this is taken as lost */
 
 /* Why the monitor was woken (mon.wake). A kick restarts the short naps; a
  * proc leaving the idle list or the run stopping only ends a park or a nap:
@@ -80,6 +81,12 @@ struct montick {
     uint64_t syscall_word; /* the SYSCALL status word (one blocking call) */
     int64_t syscall_when;
     int64_t signalled; /* when it last interrupted this proc's thread */
+    int64_t sent_when; /* when that interrupt was sent (0: none since the tick moved) */
+    /* The CPU time of the proc's thread (hal_thread_cpu_ns) at cpu_when,
+     * taken from three quarters of a slice on (cpu_when 0: none yet), and
+     * whose it was. */
+    int64_t cpu_seen, cpu_when;
+    struct thread *cpu_thread;
 };
 
 static struct {
@@ -146,20 +153,77 @@ static int poll_network(int64_t now)
     return n;
 }
 
-/* Asks the thread running on p to switch out its task (Go: preemptone). */
-static void preempt_one(struct proc *p)
+/*
+ * Whether the thread running p's task was mostly off the CPU since the last
+ * reading (m): then it sits in the OS, in a call nobody annotated with
+ * weft_block_begin (a sleep, a poll, a read of a pipe), or the machine
+ * does not give it a CPU. Either way an interrupt now would only make that
+ * call fail with EINTR (a sleep or a poll fail so even with SA_RESTART),
+ * so the monitor sends none, and asks again at its next look: a thread
+ * back in its task's code uses its CPU again. "Mostly": less than half of
+ * the time since the last reading. A new reading is taken each time; with
+ * none to compare with (the monitor missed the last quarter of the slice,
+ * or the thread changed), the answer is "off" too: the interrupt waits one
+ * round for a reading that can tell (sent blind, it hit a nanosleep in
+ * block_no_eintr under qemu: docs/scheduler.md). Ports that cannot read a
+ * thread's CPU time (-1) get the interrupt as before.
+ */
+static bool off_cpu(struct thread *th, struct montick *m, int64_t now)
+{
+    int64_t cpu = hal_thread_cpu_ns(th->os);
+    if (cpu < 0)
+        return false;
+    bool off = m->cpu_thread != th || m->cpu_when == 0 || now <= m->cpu_when ||
+               (cpu - m->cpu_seen) * 2 < now - m->cpu_when;
+    m->cpu_thread = th;
+    m->cpu_seen = cpu;
+    m->cpu_when = now;
+    return off;
+}
+
+/* Asks the thread running on p to switch out its task (Go: preemptone),
+ * unless that thread is in the OS (off_cpu). */
+static void preempt_one(struct proc *p, struct montick *m, int64_t now)
 {
     /* Acquire: pairs with the release stores of p->thread, so the thread's
      * fields written before it took p (its OS handle) are visible. */
     struct thread *th = atomic_load_explicit(&p->thread, memory_order_acquire);
     if (!th)
         return;
+    /* The last interrupt has not reached its thread yet (kern_preempt_ok
+     * did not see it): a second one would land after it, when the first
+     * may have switched the task out, on the next task, maybe in a call
+     * it makes (EINTR). Under qemu-user an interrupt takes milliseconds to
+     * arrive, longer than the resend period. One not seen in IN_FLIGHT_NS
+     * counts as lost (a port may drop one: hal.h). Relaxed: hints. */
+    uint32_t sent = atomic_load_explicit(&th->sig_sent, memory_order_relaxed);
+    if (k_sched.preempt_async && m->sent_when != 0 && now - m->sent_when < IN_FLIGHT_NS &&
+        sent != atomic_load_explicit(&th->sig_seen, memory_order_relaxed))
+        return;
+    if (k_sched.preempt_async && off_cpu(th, m, now)) {
+        /* Relaxed: a statistic (tests). */
+        atomic_fetch_add_explicit(&k_sched.npreempt_os, 1, memory_order_relaxed);
+        return;
+    }
+    /* The task the monitor meant may have been switched out while it
+     * read the clock (a system call; tens of microseconds under qemu):
+     * then the next task may already sit in a call that the signal would
+     * interrupt. Relaxed: as in retake; what is left is the window between
+     * this load and the signal's delivery. */
+    if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) != m->schedtick)
+        return;
     /* Relaxed: a request that publishes nothing; the thread reads it at its
      * next safe point or in the signal handler (preempt.c), and a request
      * seen late is resent after PREEMPT_RESEND_NS. */
     atomic_store_explicit(&th->preempt_req, 1, memory_order_relaxed);
-    if (k_sched.preempt_async)
-        hal_thread_preempt(th->os, th);
+    if (k_sched.preempt_async) {
+        atomic_store_explicit(&th->sig_sent, sent + 1, memory_order_relaxed);
+        m->sent_when = now;
+        /* Not sent (a port's floor between two suspensions): nothing is
+         * on its way. */
+        if (hal_thread_preempt(th->os, th) != 0)
+            atomic_store_explicit(&th->sig_seen, sent + 1, memory_order_relaxed);
+    }
 }
 
 /* One pass over the procs (Go: retake). Returns how many it acted on. */
@@ -182,11 +246,20 @@ static int retake(int64_t now, bool *running)
                 m->schedtick = tick;
                 m->sched_when = now;
                 m->signalled = 0;
+                m->sent_when = 0;
+                m->cpu_when = 0;
             } else if (k_sched.preempt > 0 && now - m->sched_when >= k_sched.timeslice_ns &&
                        now - m->signalled >= K_MIN(PREEMPT_RESEND_NS, k_sched.timeslice_ns)) {
                 m->signalled = now;
-                preempt_one(p);
+                preempt_one(p, m, now);
                 acted++;
+            } else if (k_sched.preempt > 0 && k_sched.preempt_async && m->cpu_when == 0 &&
+                       now - m->sched_when >= k_sched.timeslice_ns / 4 * 3) {
+                /* The first CPU reading, so that the one at the end of the
+                 * slice has something to compare with (off_cpu). */
+                struct thread *th = atomic_load_explicit(&p->thread, memory_order_acquire);
+                if (th)
+                    off_cpu(th, m, now);
             }
         } else if (K_PROC_STATE(s) == PROC_SYSCALL) {
             if (s != m->syscall_word) {

@@ -111,7 +111,12 @@ bool kern_preempt_ok(void *kern_thread, uintptr_t pc)
      * port that suspends th, hal.h) the plain fields task_may_switch reads
      * are th's own, stable while it is stopped, and the port's suspension
      * made them visible here. */
-    if (!th || !atomic_load_explicit(&th->preempt_req, memory_order_relaxed))
+    if (!th)
+        return false;
+    /* The monitor's interrupt has arrived (monitor.c preempt_one). */
+    atomic_store_explicit(&th->sig_seen, atomic_load_explicit(&th->sig_sent, memory_order_relaxed),
+                          memory_order_relaxed);
+    if (!atomic_load_explicit(&th->preempt_req, memory_order_relaxed))
         return false;
     return task_may_switch(th) && pc_preemptible(pc);
 }

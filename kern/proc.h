@@ -201,6 +201,12 @@ struct thread {
     /* Set by the monitor (relaxed) to ask the running task to switch out;
      * cleared when the thread starts a task. Read by the thread. */
     _Atomic int preempt_req;
+    /* Interrupts the monitor sent to this thread (it stores it before
+     * hal_thread_preempt), and the last of them kern_preempt_ok has seen
+     * (it copies sig_sent on this thread, or on the monitor's for a port
+     * that suspends). Different: one is still on its way, and the monitor
+     * sends no other (monitor.c preempt_one). Relaxed both: a hint. */
+    _Atomic uint32_t sig_sent, sig_seen;
 
     /* The parking word: 0 parked/about to park, 1 woken. The waker stores 1
      * (release) after setting next_proc under sched.lock, then futex-wakes. */
@@ -270,6 +276,9 @@ struct sched {
 
     /* Counters for weft_stats. */
     _Atomic uint64_t nretake; /* procs retaken from blocking calls */
+    /* Overruns not interrupted because the thread was in the OS
+     * (monitor.c off_cpu; tests read it). */
+    _Atomic uint64_t npreempt_os;
 };
 
 K_STATIC_ASSERT(offsetof(struct thread, locks) == 0,

@@ -201,6 +201,9 @@ CASE(block_locked_deadlock, 30000, F_NONE)
 CASE(block_aba, 30000, F_NONE)
 CASE(block_abandon, 30000, F_NONE)
 CASE(block_abandon_host, 30000, F_NONE)
+/* F_NOWINE: Windows preempts by suspending a thread, which makes no wait
+ * fail: there is no EINTR to avoid. */
+CASE(block_no_eintr, 30000, F_NOWINE)
 /* F_WINONLY: GetLastError travels with the task as errno does (t_win32.c). */
 CASE(block_lasterror, 60000, F_WINONLY)
 

@@ -627,3 +627,129 @@ void t_block_abandon_host(void)
     CHECK_EQ(atomic_load(&ab.b_after), 0);
     CHECK_EQ(k_orphans_live(), 0); /* weft_run's own thread is never abandoned */
 }
+
+/* ---- block_no_eintr: calls nobody annotated with weft_block_begin see no
+ * EINTR from weft. procs 1, preemption on with 2 ms slices, two tasks that
+ * spin without calling weft, and a third that makes 20 bare nanosleep(5
+ * ms), 20 poll(NULL, 0, 5) and 20 blocking pipe reads (a host thread
+ * writes a byte every 5 ms). Its slice runs out while it sits in those
+ * calls; the monitor sees its thread off the CPU (monitor.c off_cpu) and
+ * does not interrupt it there, where a signal makes nanosleep and poll
+ * fail with EINTR even with SA_RESTART. Before: every one of the 40 sleeps
+ * and polls could fail so (20 and 20 did).
+ *
+ * Each kind of call is made once first, uncounted: under qemu-user the
+ * first call of a function is translated first, which keeps the thread on
+ * the CPU for up to milliseconds right before it enters the call, the
+ * window that docs/API.md says may still see EINTR (7 of 400 runs had one
+ * EINTR, 6 of them at the first call of a kind; with these first calls,
+ * none in 400). Under emulation one EINTR in the 60 calls is still let
+ * through for that window, and printed (1 of those 7 was not at a first
+ * call); natively none is. ---- */
+
+#ifndef _WIN32
+#include <poll.h>
+
+static struct {
+    _Atomic int stop, go_writer;
+    _Atomic int64_t spins[2];
+    int pipe[2];
+    int eintr[3], other[3]; /* nanosleep, poll, read */
+    int first_eintr;        /* 100 * kind + call of the first EINTR, -1 none */
+    uint64_t skipped;       /* k_sched.npreempt_os at the end */
+    weft_waitgroup wg;
+} ne;
+
+static void ne_busy(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    while (!atomic_load_explicit(&ne.stop, memory_order_relaxed))
+        atomic_fetch_add_explicit(&ne.spins[i], 1, memory_order_relaxed);
+    weft_wg_done(&ne.wg);
+}
+
+static void ne_count(int which, int i, int r)
+{
+    if (r >= 0)
+        return;
+    if (ERRNO == EINTR) {
+        if (ne.eintr[0] + ne.eintr[1] + ne.eintr[2] == 0)
+            ne.first_eintr = 100 * which + i;
+        ne.eintr[which]++;
+    } else {
+        ne.other[which]++;
+    }
+}
+
+static void ne_caller(void *arg)
+{
+    (void)arg;
+    struct timespec ts0 = {0, 1000};
+    nanosleep(&ts0, NULL); /* translated now, not in the counted calls */
+    poll(NULL, 0, 0);
+    for (int i = 0; i < 20; i++) {
+        struct timespec ts = {0, 5000000};
+        ne_count(0, i, nanosleep(&ts, NULL));
+    }
+    for (int i = 0; i < 20; i++)
+        ne_count(1, i, poll(NULL, 0, 5));
+    atomic_store(&ne.go_writer, 1);
+    for (int i = 0; i < 20; i++) {
+        char c;
+        ssize_t r = read(ne.pipe[0], &c, 1);
+        ne_count(2, i, r == 1 ? 0 : -1);
+    }
+    atomic_store(&ne.stop, 1);
+    weft_wg_done(&ne.wg);
+}
+
+static void *ne_writer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&ne.go_writer))
+        usleep(1000);
+    for (int i = 0; i < 20; i++) {
+        usleep(5000);
+        if (write(ne.pipe[1], "x", 1) != 1)
+            break;
+    }
+    return NULL;
+}
+
+static void ne_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_wg_add(&ne.wg, 3));
+    CHECK_OK(weft_go(ne_busy, (void *)0));
+    CHECK_OK(weft_go(ne_busy, (void *)1));
+    CHECK_OK(weft_go(ne_caller, NULL));
+    CHECK_OK(weft_wg_wait(&ne.wg));
+    ne.skipped = atomic_load(&k_sched.npreempt_os);
+}
+
+void t_block_no_eintr(void)
+{
+    t_need_async_preempt();
+    memset(&ne, 0, sizeof ne);
+    ne.first_eintr = -1;
+    CHECK_OK(pipe(ne.pipe));
+    pthread_t w;
+    CHECK_OK(pthread_create(&w, NULL, ne_writer, NULL));
+    weft_config cfg = {.procs = 1, .preempt = 1, .timeslice_ns = 2000000};
+    CHECK_OK(weft_run(ne_main, NULL, &cfg));
+    CHECK_OK(pthread_join(w, NULL));
+    close(ne.pipe[0]);
+    close(ne.pipe[1]);
+    fprintf(stderr,
+            "EINTR: nanosleep %d, poll %d, read %d (the first: kind %d, call %d); other errors "
+            "%d %d %d; %llu interrupts held back from a thread in the OS\n",
+            ne.eintr[0], ne.eintr[1], ne.eintr[2], ne.first_eintr / 100, ne.first_eintr % 100,
+            ne.other[0], ne.other[1], ne.other[2], (unsigned long long)ne.skipped);
+    CHECK_LE(ne.eintr[0] + ne.eintr[1] + ne.eintr[2], t_slack() > 1 ? 1 : 0);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(ne.other[i], 0);
+    CHECK_GT(ne.skipped, 0);
+}
+#else
+T_NOT_BUILT(t_block_no_eintr, "Windows suspends a thread, which makes no wait fail")
+#endif

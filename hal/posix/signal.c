@@ -97,7 +97,10 @@ static void install(void)
 {
     struct sigaction sa;
     sa.sa_sigaction = on_fault;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    /* SA_RESTART: a fault is synchronous and interrupts no call, but one
+     * sent with kill(2) may land in a system call; every handler of weft's
+     * restarts what it interrupted where the kernel can (docs/API.md). */
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
     sigemptyset(&sa.sa_mask);
 
     /* Read the old disposition first, then install: if a fault on another

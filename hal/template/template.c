@@ -371,6 +371,15 @@ hal_thread_t hal_thread_self(void)
     return 0;
 }
 
+/* Optional: thread t's CPU time in ns (a per-thread CPU clock); -1 when
+ * the OS cannot tell, and the monitor then interrupts overrunning threads
+ * whether or not they are in a system call. */
+int64_t hal_thread_cpu_ns(hal_thread_t t)
+{
+    (void)t;
+    return -1;
+}
+
 /* Must: the thread's OS error number (errno / GetLastError) and setting
  * it; out of line, so a switch cannot leave a stale thread-local address.
  * A port with no such number returns 0 and ignores the set. */

@@ -179,6 +179,16 @@ hal_thread_t hal_thread_self(void)
     return (hal_thread_t)GetCurrentThreadId();
 }
 
+/* Not yet: GetThreadTimes counts in clock ticks (15.6 ms on Windows), and
+ * QueryThreadCycleTime in cycles of an unknown rate. Without it the
+ * monitor suspends a thread whatever it does, which on Windows makes no
+ * wait fail (a suspension is not an interruption). */
+int64_t hal_thread_cpu_ns(hal_thread_t t)
+{
+    (void)t;
+    return -1;
+}
+
 /* The C runtime's errno. */
 HAL_OPAQUE int hal_errno_get(void)
 {
