@@ -173,6 +173,18 @@ static bool off_cpu(struct thread *th, struct montick *m, int64_t now)
     int64_t cpu = hal_thread_cpu_ns(th->os);
     if (cpu < 0)
         return false;
+    /* The wall clock next to the CPU clock, not the round's: a monitor
+     * descheduled between the two would measure the CPU over more time
+     * than the wall and take a thread in the OS for a running one. */
+    (void)now;
+    now = hal_now_ns();
+    /* Two readings close together tell nothing: a task between two calls
+     * is on the CPU for microseconds, which is most of a window that
+     * short (a poll got EINTR natively, 1 run in about 50, when a wake-up
+     * brought two rounds close). Keep the older reading and hold back. */
+    if (m->cpu_thread == th && m->cpu_when != 0 &&
+        now - m->cpu_when < K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS * 5))
+        return true;
     bool off = m->cpu_thread != th || m->cpu_when == 0 || now <= m->cpu_when ||
                (cpu - m->cpu_seen) * 2 < now - m->cpu_when;
     m->cpu_thread = th;
