@@ -168,7 +168,7 @@ static int poll_network(int64_t now)
  * block_no_eintr under qemu: docs/scheduler.md). Ports that cannot read a
  * thread's CPU time (-1) get the interrupt as before.
  */
-static bool off_cpu(struct thread *th, struct montick *m, int64_t now)
+static bool off_cpu(struct thread *th, struct montick *m)
 {
     int64_t cpu = hal_thread_cpu_ns(th->os);
     if (cpu < 0)
@@ -176,12 +176,12 @@ static bool off_cpu(struct thread *th, struct montick *m, int64_t now)
     /* The wall clock next to the CPU clock, not the round's: a monitor
      * descheduled between the two would measure the CPU over more time
      * than the wall and take a thread in the OS for a running one. */
-    (void)now;
-    now = hal_now_ns();
+    int64_t now = hal_now_ns();
     /* Two readings close together tell nothing: a task between two calls
      * is on the CPU for microseconds, which is most of a window that
-     * short (a poll got EINTR natively, 1 run in about 50, when a wake-up
-     * brought two rounds close). Keep the older reading and hold back. */
+     * short. Keep the older reading and hold back. (A poll got EINTR
+     * natively once, in a CI run, and was not reproduced; this and the
+     * clock above are the two ways to it found by reading.) */
     if (m->cpu_thread == th && m->cpu_when != 0 &&
         now - m->cpu_when < K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS * 5))
         return true;
@@ -212,7 +212,7 @@ static void preempt_one(struct proc *p, struct montick *m, int64_t now)
     if (k_sched.preempt_async && m->sent_when != 0 && now - m->sent_when < IN_FLIGHT_NS &&
         sent != atomic_load_explicit(&th->sig_seen, memory_order_relaxed))
         return;
-    if (k_sched.preempt_async && off_cpu(th, m, now)) {
+    if (k_sched.preempt_async && off_cpu(th, m)) {
         /* Relaxed: a statistic (tests). */
         atomic_fetch_add_explicit(&k_sched.npreempt_os, 1, memory_order_relaxed);
         return;
@@ -271,7 +271,7 @@ static int retake(int64_t now, bool *running)
                  * slice has something to compare with (off_cpu). */
                 struct thread *th = atomic_load_explicit(&p->thread, memory_order_acquire);
                 if (th)
-                    off_cpu(th, m, now);
+                    off_cpu(th, m);
             }
         } else if (K_PROC_STATE(s) == PROC_SYSCALL) {
             if (s != m->syscall_word) {
