@@ -128,13 +128,13 @@ def read_target(name):
                 t.env[k] = v
     if not os.path.exists(t.exe):
         t.error = f"{t.exe} missing: build it with `make TARGET={name}`"
-    elif t.run_prefix[:1] == ["wine"]:
+    elif "wine" in t.run_prefix:
         t.error = wine_setup(t)
     return t
 
 
 # ---- Wine --------------------------------------------------------------------
-# Targets whose RUN is `wine` run in a prefix of their own, under
+# Targets whose RUN runs `wine` run in a prefix of their own, under
 # build/<target>/wineprefix: created once (wineboot, 5-7 s), headless, with
 # Wine's automatic debugger off (AeDebug): with it on, winedbg turns some
 # crashes into exit 0. One wineserver is started for the whole pytest run
