@@ -485,14 +485,19 @@ void hal_preempt_switching(void);
 int hal_thread_preempt(hal_thread_t t, void *kern_thread);
 
 /* The CPU time thread t (hal_thread_self's handle of a thread inside a
- * run) has used so far, in nanoseconds, or -1 when the port cannot tell.
- * The monitor compares two readings against the time between them: a
- * thread whose task "runs" but that got little CPU meanwhile is in the OS
- * (a blocking call nobody annotated), and is not interrupted there, where
- * an interrupt would make a sleep or a poll fail with EINTR. The
- * resolution must be far below a time slice (POSIX: the thread's CPU-time
- * clock). Any thread; never blocks. */
-int64_t hal_thread_cpu_ns(hal_thread_t t);
+ * run) has used so far, in nanoseconds (*run_ns), and whether the OS says
+ * it is blocked in a call right now (*blocked: 1 blocked, 0 running or
+ * waiting for a CPU, -1 the OS does not say). 0, or -1 when the port
+ * cannot tell the CPU time. The monitor compares two readings against the
+ * time between them: a thread whose task "runs" but that got little CPU
+ * meanwhile and is blocked is in the OS (a blocking call nobody
+ * annotated). It is not interrupted there, where an interrupt would make a
+ * sleep or a poll fail with EINTR, and a spare proc is lent to run its
+ * proc's other tasks (kern/monitor.c, "Lending"). Without *blocked, a
+ * thread that the OS does not run on a busy machine looks the same as one
+ * in a call. The CPU time's resolution must be far below a time slice.
+ * Any thread; never blocks. */
+int hal_thread_cpu(hal_thread_t t, int64_t *run_ns, int *blocked);
 
 /* The executable range [*lo, *hi) of the loaded module (program or shared
  * object) that contains addr; addr NULL means the main program. 0, or

@@ -574,6 +574,12 @@ struct weft_stats {
     uint64_t steals; /* successful steals */
     uint64_t preemptions;
     uint64_t syscall_retakes;
+    /* Procs lent to stand in for procs whose thread was found stuck in the
+     * OS in a call not bracketed by weft_block_begin/end (since the start),
+     * and the ones lent now (docs/scheduler.md, "Blocking calls nobody
+     * annotated"). */
+    uint64_t auto_handoffs;
+    uint64_t lent_procs;
     uint64_t poller_wakeups;       /* times a thread blocked in the poller was woken early */
     uint64_t timers;               /* pending timers (sleeps, timers, deadlines) */
     uint64_t stacks_guard_region;  /* stacks guarded by a guard region (no extra mapping) */

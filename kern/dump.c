@@ -25,6 +25,25 @@ static const char *state_str(int s)
     }
 }
 
+/* Whether t runs on a proc whose thread the monitor found stuck in the OS
+ * (monitor.c, "Lending"): then since when (*ms ago) and the spare's
+ * number. Relaxed loads: a snapshot, which a dump accepts. */
+static bool stuck_in_os(struct task *t, int64_t now, int64_t *ms, int *lent)
+{
+    int n = k_procs_all();
+    for (int i = 0; i < n; i++) {
+        struct proc *p = k_sched.procs[i];
+        int64_t since = atomic_load_explicit(&p->stuck_ns, memory_order_relaxed);
+        struct proc *q = atomic_load_explicit(&p->lent, memory_order_relaxed);
+        if (since && q && atomic_load_explicit(&p->cur_id, memory_order_relaxed) == t->id) {
+            *ms = (now - since) / 1000000;
+            *lent = q->id;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* One line per live task. Takes alltasks_lock if it can get it (a panic
  * may come from a thread that holds it: then the list is walked without,
  * which is racy but better than no dump). */
@@ -35,6 +54,8 @@ void k_dump_tasks(void)
         hal_cpu_relax();
     int64_t now = hal_now_ns();
     uint64_t shown = 0, dead = 0;
+    int64_t os_ms;
+    int lent;
     for (struct task *t = k_sched.alltasks; t; t = t->all_next) {
         /* Relaxed: a snapshot of other threads' tasks; each field may be
          * stale by the time it prints, which a dump accepts. */
@@ -53,6 +74,11 @@ void k_dump_tasks(void)
                     k_wait_reason_str((enum wait_reason)atomic_load_explicit(&t->wait_reason,
                                                                              memory_order_relaxed)),
                     (long long)ms, atomic_load_explicit(&t->wait_obj, memory_order_relaxed),
+                    (void *)t->stack.lo, (void *)t->stack.hi);
+        } else if (s == TASK_RUNNING && stuck_in_os(t, now, &os_ms, &lent)) {
+            k_print("  task %llu [%s: in the OS, not annotated, %lld ms or more; proc %d stands in "
+                    "for its proc], stack %p-%p\n",
+                    (unsigned long long)t->id, state_str(s), (long long)os_ms, lent,
                     (void *)t->stack.lo, (void *)t->stack.hi);
         } else {
             k_print("  task %llu [%s], stack %p-%p\n", (unsigned long long)t->id, state_str(s),

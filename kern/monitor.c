@@ -26,6 +26,11 @@
  *    it: it waits LONG_RETAKE_NS (Go's rule: retaking costs a thread
  *    wake-up and the caller a slow exit).
  *
+ *  - RUNNING, the same task for a round or more, and its thread off the
+ *    CPU: stuck in the OS in a call nobody annotated. The monitor lends a
+ *    spare proc to stand in for it ("Lending" below) and sends no
+ *    preemption signal.
+ *
  * Sleeping (Go's): 20 µs between rounds; after 50 rounds that did nothing,
  * the sleep doubles each round up to 10 ms. Departures: while some proc
  * runs a task the sleep is capped at an eighth of the time slice, so an
@@ -73,6 +78,15 @@
  * times a millisecond), not news that needs 20 µs naps. */
 enum { WAKE_NONE = 0, WAKE_LOOK = 1, WAKE_KICK = 2 };
 
+/* What a CPU reading says of the thread running a proc's task (cpu_look). */
+enum cpu_verdict {
+    CPU_NA,      /* the port cannot read a thread's CPU time */
+    CPU_UNKNOWN, /* no reading to compare with yet, or mixed answers */
+    CPU_ON,      /* on the CPU at least half of the time, and not blocked now */
+    CPU_OFF,     /* off it more than half of the time, and blocked now (or
+                    the port does not say) */
+};
+
 /* What the monitor saw of one proc last round (Go: sysmontick). Owned by
  * the monitor thread. */
 struct montick {
@@ -82,11 +96,15 @@ struct montick {
     int64_t syscall_when;
     int64_t signalled; /* when it last interrupted this proc's thread */
     int64_t sent_when; /* when that interrupt was sent (0: none since the tick moved) */
-    /* The CPU time of the proc's thread (hal_thread_cpu_ns) at cpu_when,
-     * taken from three quarters of a slice on (cpu_when 0: none yet), and
-     * whose it was. */
+    /* The CPU time of the proc's thread (hal_thread_cpu) at cpu_when
+     * (0: none yet since the task started), taken each round while the
+     * same task runs (without lending: from three quarters of a slice on),
+     * and whose it was. */
     int64_t cpu_seen, cpu_when;
     struct thread *cpu_thread;
+    enum cpu_verdict cpu_v; /* what the last reading told (cpu_look) */
+    bool cpu_fresh;         /* whether this round's cpu_look took it */
+    struct proc *lent;      /* the spare standing in for this proc, or NULL */
 };
 
 static struct {
@@ -102,7 +120,20 @@ static struct {
      * or parked with no timer). Stored before every nap and park, seq_cst:
      * pairs with the nidle_procs store in proc_idle_get (k_monitor_work). */
     _Atomic int64_t until;
+    /* Whether the port reads threads' CPU time (until a reading says it
+     * cannot: hal_thread_cpu -1), so that stuck threads are seen and
+     * covered ("Lending" below); and whether the limit was reported. */
+    bool lending;
+    bool exhausted;
 } mon;
+
+/* The shortest time between two CPU readings that tells anything: a task
+ * between two calls is on the CPU for microseconds, which is most of a
+ * window shorter than this. */
+static int64_t window_ns(void)
+{
+    return K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS * 5);
+}
 
 /* How much later than at once the monitor may first look at a proc that
  * leaves the idle list: its nap while a task runs. */
@@ -154,54 +185,72 @@ static int poll_network(int64_t now)
 }
 
 /*
- * Whether the thread running p's task was mostly off the CPU since the last
- * reading (m): then it sits in the OS, in a call nobody annotated with
- * weft_block_begin (a sleep, a poll, a read of a pipe), or the machine
- * does not give it a CPU. Either way an interrupt now would only make that
- * call fail with EINTR (a sleep or a poll fail so even with SA_RESTART),
- * so the monitor sends none, and asks again at its next look: a thread
- * back in its task's code uses its CPU again. "Mostly": less than half of
- * the time since the last reading. A new reading is taken each time; with
- * none to compare with (the monitor missed the last quarter of the slice,
- * or the thread changed), the answer is "off" too: the interrupt waits one
- * round for a reading that can tell (sent blind, it hit a nanosleep in
- * block_no_eintr under qemu: docs/scheduler.md). Ports that cannot read a
- * thread's CPU time (-1) get the interrupt as before.
+ * Whether the thread running p's task was mostly off the CPU, and not
+ * waiting for one, since the last reading (m): then it sits in the OS, in
+ * a call nobody annotated with weft_block_begin (a sleep, a poll, a read
+ * of a pipe). An interrupt now would only make that call fail with EINTR
+ * (a sleep or a poll fail so even with SA_RESTART), so the monitor sends
+ * none (preempt_one), and asks again at its next look: a thread back in
+ * its task's code uses its CPU again; and the proc's other tasks get a
+ * spare proc (lend). "Mostly": less than half of the time since the last
+ * reading. A port that does not count the time a thread waits for a CPU
+ * (the wait 0) takes a thread that the machine does not run for one in
+ * the OS, too. A new reading is taken once a window has passed; with none
+ * to compare with (the thread changed, or none was taken since the task
+ * started), the answer is UNKNOWN: the interrupt waits one round for a
+ * reading that can tell (sent blind, it hit a nanosleep in block_no_eintr
+ * under qemu: docs/scheduler.md). Ports that cannot read a thread's CPU
+ * time (-1) get CPU_NA: the interrupt as before, no loans.
  */
-static bool off_cpu(struct thread *th, struct montick *m)
+static enum cpu_verdict cpu_look(struct thread *th, struct montick *m)
 {
-    int64_t cpu = hal_thread_cpu_ns(th->os);
-    if (cpu < 0)
-        return false;
+    /* Two readings close together tell nothing: a task between two calls
+     * is on the CPU for microseconds, which is most of a window that
+     * short. Keep the older reading, and answer with what it told (the
+     * monitor naps 20 us while it acts, far less than a window; the CPU
+     * clock is a system call, so it is not read then). (A poll got EINTR
+     * natively once, in a CI run, and was not reproduced; this and the
+     * clock below are the two ways to it found by reading.) */
+    m->cpu_fresh = false;
+    if (m->cpu_thread == th && m->cpu_when != 0 && hal_now_ns() - m->cpu_when < window_ns())
+        return m->cpu_v;
+    int64_t cpu;
+    int blocked;
+    if (hal_thread_cpu(th->os, &cpu, &blocked) != 0)
+        return CPU_NA;
     /* The wall clock next to the CPU clock, not the round's: a monitor
      * descheduled between the two would measure the CPU over more time
      * than the wall and take a thread in the OS for a running one. */
     int64_t now = hal_now_ns();
-    /* Two readings close together tell nothing: a task between two calls
-     * is on the CPU for microseconds, which is most of a window that
-     * short. Keep the older reading and hold back. (A poll got EINTR
-     * natively once, in a CI run, and was not reproduced; this and the
-     * clock above are the two ways to it found by reading.) */
-    if (m->cpu_thread == th && m->cpu_when != 0 &&
-        now - m->cpu_when < K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS * 5))
-        return true;
-    bool off = m->cpu_thread != th || m->cpu_when == 0 || now <= m->cpu_when ||
-               (cpu - m->cpu_seen) * 2 < now - m->cpu_when;
+    enum cpu_verdict v = CPU_UNKNOWN;
+    if (m->cpu_thread == th && m->cpu_when != 0 && now > m->cpu_when) {
+        bool busy = (cpu - m->cpu_seen) * 2 >= now - m->cpu_when;
+        /* Mixed answers (on the CPU but in a call now: it computes between
+         * short calls; off it but runnable now: just woken, or the machine
+         * does not run it) tell neither: UNKNOWN. */
+        if (busy && blocked != 1)
+            v = CPU_ON;
+        else if (!busy && blocked != 0)
+            v = CPU_OFF;
+    }
     m->cpu_thread = th;
     m->cpu_seen = cpu;
     m->cpu_when = now;
-    return off;
+    m->cpu_v = v;
+    m->cpu_fresh = true;
+    return v;
 }
 
-/* Asks the thread running on p to switch out its task (Go: preemptone),
- * unless that thread is in the OS (off_cpu). */
-static void preempt_one(struct proc *p, struct montick *m, int64_t now)
+/* Asks th, the thread running on p, to switch out its task (Go:
+ * preemptone), unless it is in the OS: v, this round's cpu_look of it
+ * (CPU_NA when none was taken). An interrupt goes only on a reading taken
+ * this round: the verdict of an older one may be a window old, and the
+ * thread may have entered a call since (a sleep got EINTR so under qemu).
+ * Returns false when it waits for such a reading (the next round), true
+ * when it acted or decided. */
+static bool preempt_one(struct proc *p, struct thread *th, struct montick *m, int64_t now,
+                        enum cpu_verdict v)
 {
-    /* Acquire: pairs with the release stores of p->thread, so the thread's
-     * fields written before it took p (its OS handle) are visible. */
-    struct thread *th = atomic_load_explicit(&p->thread, memory_order_acquire);
-    if (!th)
-        return;
     /* The last interrupt has not reached its thread yet (kern_preempt_ok
      * did not see it): a second one would land after it, when the first
      * may have switched the task out, on the next task, maybe in a call
@@ -211,11 +260,13 @@ static void preempt_one(struct proc *p, struct montick *m, int64_t now)
     uint32_t sent = atomic_load_explicit(&th->sig_sent, memory_order_relaxed);
     if (k_sched.preempt_async && m->sent_when != 0 && now - m->sent_when < IN_FLIGHT_NS &&
         sent != atomic_load_explicit(&th->sig_seen, memory_order_relaxed))
-        return;
-    if (k_sched.preempt_async && off_cpu(th, m)) {
+        return true;
+    if (k_sched.preempt_async && v == CPU_ON && !m->cpu_fresh)
+        return false;
+    if (k_sched.preempt_async && v != CPU_NA && v != CPU_ON) {
         /* Relaxed: a statistic (tests). */
         atomic_fetch_add_explicit(&k_sched.npreempt_os, 1, memory_order_relaxed);
-        return;
+        return true;
     }
     /* The task the monitor meant may have been switched out while it
      * read the clock (a system call; tens of microseconds under qemu):
@@ -223,7 +274,7 @@ static void preempt_one(struct proc *p, struct montick *m, int64_t now)
      * interrupt. Relaxed: as in retake; what is left is the window between
      * this load and the signal's delivery. */
     if (atomic_load_explicit(&p->schedtick, memory_order_relaxed) != m->schedtick)
-        return;
+        return true;
     /* Relaxed: a request that publishes nothing; the thread reads it at its
      * next safe point or in the signal handler (preempt.c), and a request
      * seen late is resent after PREEMPT_RESEND_NS. */
@@ -236,6 +287,83 @@ static void preempt_one(struct proc *p, struct montick *m, int64_t now)
         if (hal_thread_preempt(th->os, th) != 0)
             atomic_store_explicit(&th->sig_seen, sent + 1, memory_order_relaxed);
     }
+    return true;
+}
+
+/*
+ * Lending: a thread stuck in the OS in a call nobody annotated.
+ *
+ * weft_block_begin gives its proc up before the call, so the monitor can
+ * hand it on (retake). A task that calls read() or fsync() or
+ * getaddrinfo() bare keeps its proc, and its thread may be anywhere when
+ * the monitor looks: in the task's code, in a library, or inside kern
+ * itself (an mmap in the allocator, a futex in a kern lock). Taking the
+ * proc from a thread that may be inside kern would need every entry into
+ * kern to check, at a cost to every call, that its proc is still its own.
+ * So the monitor leaves the stuck thread its proc and lends the run a
+ * spare one instead, which it hands to a spinning thread (k_spare_lend):
+ * that thread steals the stuck proc's queue and runs its due timers, as
+ * thieves always may, and the proc's other tasks keep running. The stuck
+ * thread, back from the OS, goes on with its task and its proc as if
+ * nothing happened; kern state is only ever touched by the holder of a
+ * proc.
+ *
+ * The loan ends when the stuck task comes back to the scheduler (the
+ * proc's tick moves), when its thread is seen on the CPU again, or when
+ * the proc stops running (idle, in an annotated call): k_spare_end sends
+ * the spare back to the spares, at once if it is idle, else at its
+ * holder's next scheduling decision, which puts what is queued on it on
+ * the global queue. While a loan lasts, one task more than procs may run
+ * C code: the stuck one, which is in the OS or just back from it.
+ *
+ * When: each round, while the same task runs on a proc, its thread's CPU
+ * time is read (cpu_look). A window of at least window_ns() with less
+ * than half of it on the CPU means the thread is in the OS: lent after
+ * two rounds, a quarter of a slice. Go's rule for retaking a proc from a
+ * blocking call applies too: not while the proc has nothing queued and
+ * other threads spin or procs idle (they will find any new work), unless
+ * it lasts LONG_RETAKE_NS. The spares are at most max(procs, K_SPARE_MIN)
+ * (they bound the threads such calls can take); when all are lent, the
+ * other stuck procs' tasks wait for their threads, and the first time
+ * that happens the monitor says so.
+ */
+static int lend(struct proc *p, struct montick *m, int64_t now)
+{
+    /* nspinning, nidle_procs relaxed: a heuristic, as in retake. */
+    if (k_runq_empty(p) &&
+        atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed) +
+                atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) >
+            0 &&
+        now - m->sched_when < LONG_RETAKE_NS)
+        return 0;
+    struct proc *q = k_spare_lend();
+    if (!q) {
+        /* stopping relaxed: a hint, only for the message. */
+        if (!mon.exhausted && !atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) {
+            mon.exhausted = true;
+            k_print("weft: more threads are stuck in the OS in calls not bracketed by "
+                    "weft_block_begin/weft_block_end than there are spare procs (%d, all lent): "
+                    "the tasks queued behind the others wait for their calls (docs/API.md, "
+                    "\"System calls in a task, and EINTR\")\n",
+                    k_sched.nspares);
+        }
+        return 0;
+    }
+    m->lent = q;
+    /* Relaxed: for the dump and weft_stats (statistics). */
+    atomic_store_explicit(&p->stuck_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&p->lent, q, memory_order_relaxed);
+    atomic_fetch_add_explicit(&k_sched.nlend, 1, memory_order_relaxed);
+    return 1;
+}
+
+static void lend_end(struct proc *p, struct montick *m)
+{
+    k_spare_end(m->lent);
+    m->lent = NULL;
+    /* Relaxed: as in lend. */
+    atomic_store_explicit(&p->lent, NULL, memory_order_relaxed);
+    atomic_store_explicit(&p->stuck_ns, 0, memory_order_relaxed);
 }
 
 /* One pass over the procs (Go: retake). Returns how many it acted on. */
@@ -243,12 +371,16 @@ static int retake(int64_t now, bool *running)
 {
     int acted = 0;
     *running = false;
-    for (int i = 0; i < k_sched.nprocs; i++) {
+    /* Relaxed: the monitor is the only writer of nall. */
+    int n = atomic_load_explicit(&k_sched.nall, memory_order_relaxed);
+    for (int i = 0; i < n; i++) {
         struct proc *p = k_sched.procs[i];
         struct montick *m = &mon.ticks[i];
         /* Acquire: pairs with the release store of a SYSCALL word in
          * weft_block_begin (the proc's queue as its thread left it). */
         uint64_t s = atomic_load_explicit(&p->status, memory_order_acquire);
+        if (s != PROC_RUNNING && m->lent)
+            lend_end(p, m); /* the proc is idle, in a blocking call, or retired */
         if (s == PROC_RUNNING) {
             *running = true;
             /* Relaxed: a clock compared for change only (sched.c
@@ -260,18 +392,35 @@ static int retake(int64_t now, bool *running)
                 m->signalled = 0;
                 m->sent_when = 0;
                 m->cpu_when = 0;
-            } else if (k_sched.preempt > 0 && now - m->sched_when >= k_sched.timeslice_ns &&
-                       now - m->signalled >= K_MIN(PREEMPT_RESEND_NS, k_sched.timeslice_ns)) {
+                if (m->lent)
+                    lend_end(p, m); /* the stuck task came back to the scheduler */
+                continue;
+            }
+            /* The same task for at least a round. A CPU reading of its
+             * thread each round while the port can read one (for lending),
+             * else from three quarters of the slice on (for preemption). */
+            bool preempt = k_sched.preempt > 0 && now - m->sched_when >= k_sched.timeslice_ns &&
+                           now - m->signalled >= K_MIN(PREEMPT_RESEND_NS, k_sched.timeslice_ns);
+            /* Acquire: pairs with the release stores of p->thread, so the
+             * thread's fields written before it took p (its OS handle) are
+             * visible. NULL: p is changing hands. */
+            struct thread *th = atomic_load_explicit(&p->thread, memory_order_acquire);
+            if (!th)
+                continue;
+            enum cpu_verdict v = CPU_NA;
+            if (mon.lending || (k_sched.preempt > 0 && k_sched.preempt_async &&
+                                now - m->sched_when >= k_sched.timeslice_ns / 4 * 3)) {
+                v = cpu_look(th, m);
+                if (v == CPU_NA)
+                    mon.lending = false; /* this port cannot tell */
+            }
+            if (mon.lending && v == CPU_OFF && !m->lent)
+                acted += lend(p, m, now);
+            else if (v == CPU_ON && m->lent)
+                lend_end(p, m); /* back in its task's code */
+            if (preempt && preempt_one(p, th, m, now, v)) {
                 m->signalled = now;
-                preempt_one(p, m, now);
                 acted++;
-            } else if (k_sched.preempt > 0 && k_sched.preempt_async && m->cpu_when == 0 &&
-                       now - m->sched_when >= k_sched.timeslice_ns / 4 * 3) {
-                /* The first CPU reading, so that the one at the end of the
-                 * slice has something to compare with (off_cpu). */
-                struct thread *th = atomic_load_explicit(&p->thread, memory_order_acquire);
-                if (th)
-                    off_cpu(th, m);
             }
         } else if (K_PROC_STATE(s) == PROC_SYSCALL) {
             if (s != m->syscall_word) {
@@ -336,7 +485,7 @@ static void monitor_main(void *arg)
             sleep_ns = K_MIN(sleep_ns * 2, MAX_SLEEP_NS);
         /* A task is running: look again within an eighth of a slice. */
         int64_t nap = sleep_ns;
-        if (busy && k_sched.preempt > 0 && nap > k_sched.timeslice_ns / 8)
+        if (busy && (k_sched.preempt > 0 || mon.lending) && nap > k_sched.timeslice_ns / 8)
             nap = K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS);
         /* sleep_ns relaxed: a hint for k_monitor_kick only (a stale value
          * costs a needless kick, or leaves us to the end of this nap).
@@ -422,9 +571,11 @@ static void monitor_main(void *arg)
 
 int k_monitor_start(void)
 {
-    mon.ticks = k_zalloc(sizeof(struct montick) * (size_t)k_sched.nprocs);
+    mon.ticks = k_zalloc(sizeof(struct montick) * (size_t)(k_sched.nprocs + k_sched.nspares));
     if (!mon.ticks)
         return WEFT_ENOMEM;
+    mon.lending = k_sched.autoblock;
+    mon.exhausted = false;
     /* Before the monitor thread exists: hal_thread_start publishes these
      * (the seq_cst default is more than needed). */
     atomic_store(&mon.wake, 0);
@@ -432,7 +583,7 @@ int k_monitor_start(void)
     atomic_store(&mon.sleep_ns, MIN_SLEEP_NS);
     atomic_store(&mon.until, 0);
     if (hal_thread_start(monitor_main, NULL, &mon.handle) != 0) {
-        k_free(mon.ticks, sizeof(struct montick) * (size_t)k_sched.nprocs);
+        k_free(mon.ticks, sizeof(struct montick) * (size_t)(k_sched.nprocs + k_sched.nspares));
         mon.ticks = NULL;
         return WEFT_ENOMEM;
     }
@@ -443,7 +594,7 @@ void k_monitor_stop(void)
 {
     k_monitor_wake();
     hal_thread_join(mon.handle);
-    k_free(mon.ticks, sizeof(struct montick) * (size_t)k_sched.nprocs);
+    k_free(mon.ticks, sizeof(struct montick) * (size_t)(k_sched.nprocs + k_sched.nspares));
     mon.ticks = NULL;
 }
 

@@ -24,6 +24,10 @@
 #define K_GLOBAL_TICK 61             /* check the global queue every this many ticks */
 #define K_RUNNEXT_STEAL_WAIT_NS 3000 /* a thief's sleep before taking runnext (proc.c) */
 #define K_MAX_PROCS 1024
+/* Spare procs a run may lend at once to stand in for procs whose threads
+ * are stuck in the OS in calls nobody annotated (monitor.c, "Lending"):
+ * max(procs, K_SPARE_MIN). */
+#define K_SPARE_MIN 8
 #define K_TASK_CACHE 64   /* dead tasks (with stacks) kept per proc */
 #define K_WAITER_CACHE 64 /* free waiters kept per proc */
 
@@ -50,11 +54,20 @@
  *            has another gen (with the state alone, both words would be
  *            plain SYSCALL: an ABA, tested by block_aba), and gens are 62
  *            bits, never reused in a run.
+ *   SPARE    a spare proc (index nprocs and up) that is not lent: on
+ *            sched.spares, no thread, nothing queued, not counted in
+ *            sched.nactive; the timers its tasks started while it was lent
+ *            are run by thieves, as an idle proc's. Stored under
+ *            sched.lock (relaxed, as IDLE) by the monitor when the loan
+ *            ends while the proc is idle, or by the holder that retires it
+ *            (sched.c proc_retire). A spare leaves SPARE only through the
+ *            monitor's lend (monitor.c), to RUNNING in k_handoff.
  */
 enum proc_status {
     PROC_IDLE = 0,
     PROC_RUNNING = 1,
     PROC_SYSCALL = 2,
+    PROC_SPARE = 3,
 };
 #define K_PROC_STATE_BITS 2
 #define K_PROC_STATE(word) ((int)((word) & ((1u << K_PROC_STATE_BITS) - 1)))
@@ -87,6 +100,20 @@ struct proc {
 
     /* Written by the holder (relaxed), read by the monitor: */
     _Alignas(K_CACHELINE) _Atomic uint32_t schedtick; /* incremented per task run */
+    _Atomic uint64_t cur_id; /* the id of the task it last started (the dump) */
+
+    /* Lending (monitor.c). retire: a lent spare whose loan has ended while
+     * a thread holds it; set under sched.lock by the monitor, read by the
+     * holder at its next scheduling decision (relaxed: a stale false
+     * retires it one decision later; proc_retire re-reads it under the
+     * lock). lent: the spare this proc's stuck thread is covered by, or
+     * NULL; and stuck_ns, since when (hal_now_ns); both written by the
+     * monitor only, read by the dump (relaxed: a snapshot). spare_next:
+     * sched.spares, under sched.lock. */
+    _Atomic bool retire;
+    struct proc *_Atomic lent;
+    _Atomic int64_t stuck_ns;
+    struct proc *spare_next;
     /* Owned by the holder (no lock, no atomic needed): */
     uint64_t syscall_gen; /* blocking calls begun on this proc (its SYSCALL words) */
     int64_t clock_ns;     /* recent hal_now_ns, refreshed every 64 ticks */
@@ -254,13 +281,28 @@ struct sched {
     _Atomic int32_t nspinning;
 
     /* Immutable during a run: */
-    int nprocs;
-    struct proc **procs;
-    size_t stack_size;  /* default usable stack bytes */
-    int preempt;        /* 1 on, -1 off */
-    bool preempt_async; /* the port can interrupt threads */
+    int nprocs;          /* the procs asked for (weft_config.procs) */
+    int nspares;         /* room for spares after them (K_SPARE_MIN) */
+    struct proc **procs; /* nprocs + nspares slots; spares filled lazily */
+    size_t stack_size;   /* default usable stack bytes */
+    int preempt;         /* 1 on, -1 off */
+    bool preempt_async;  /* the port can interrupt threads */
     int64_t timeslice_ns;
     bool background; /* started by weft_start: no first task, no deadlock report */
+    bool autoblock;  /* lend procs for stuck threads (WEFT_AUTOBLOCK, monitor.c) */
+
+    /* Lending (monitor.c). nall: the procs that exist, nprocs plus every
+     * spare made so far (it only grows); loops over procs go to nall.
+     * Stored by the monitor with release after it filled procs[nall - 1];
+     * loaded with acquire by the loops. spares: the made spares not lent
+     * (PROC_SPARE), linked by spare_next, under sched.lock. nactive: the
+     * procs that count as procs now, nprocs plus the spares lent; written
+     * under sched.lock, read without (a hint) or under it. */
+    _Atomic int32_t nall;
+    struct proc *spares;
+    _Atomic int32_t nactive;
+    _Atomic uint64_t nlend;      /* loans made (weft_stats auto_handoffs) */
+    _Atomic bool lend_exhausted; /* the limit message was printed */
 
     _Atomic bool stopping; /* weft_run is ending: threads leave */
     _Atomic int result;    /* weft_run's return value */
@@ -358,6 +400,18 @@ void k_switched_in(void);
 void k_handoff(struct proc *p);
 /* An idle proc, now RUNNING and unowned, or NULL. */
 struct proc *k_proc_idle_take(void);
+/* The procs that exist now (sched.nall, acquire): loops over procs. */
+static inline int k_procs_all(void)
+{
+    /* Acquire: pairs with the monitor's release store after it made
+     * procs[nall - 1] (monitor.c lend). */
+    return atomic_load_explicit(&k_sched.nall, memory_order_acquire);
+}
+/* Lending, for the monitor (sched.c): a spare lent (made, or taken off
+ * sched.spares; counted in nactive) handed to a thread, or NULL when
+ * every spare is lent; the end of a loan. */
+struct proc *k_spare_lend(void);
+void k_spare_end(struct proc *q);
 
 /* ---- monitor.c ---- */
 int k_monitor_start(void);

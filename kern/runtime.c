@@ -236,6 +236,12 @@ static int configure(const weft_config *cfg)
     if (c.timeslice_ns == 0)
         c.timeslice_ns = DEFAULT_TIMESLICE_NS;
 
+    /* Lending procs for threads stuck in calls nobody annotated
+     * (monitor.c), on unless WEFT_AUTOBLOCK=0. */
+    if ((r = env_int("WEFT_AUTOBLOCK", 0, 1, &v)) < 0)
+        return WEFT_EINVAL;
+    k_sched.autoblock = !r || v == 1;
+
     k_sched.nprocs = c.procs;
     k_sched.stack_size = stack;
     k_sched.preempt = c.preempt;
@@ -245,7 +251,10 @@ static int configure(const weft_config *cfg)
 
 static int make_procs(struct thread *th0)
 {
-    k_sched.procs = k_zalloc(sizeof(struct proc *) * (size_t)k_sched.nprocs);
+    /* Room for the spares (made when first lent: monitor.c "Lending"),
+     * within K_MAX_PROCS in all. */
+    k_sched.nspares = K_MIN(K_MAX(k_sched.nprocs, K_SPARE_MIN), K_MAX_PROCS - k_sched.nprocs);
+    k_sched.procs = k_zalloc(sizeof(struct proc *) * (size_t)(k_sched.nprocs + k_sched.nspares));
     if (!k_sched.procs)
         return WEFT_ENOMEM;
     for (int i = 0; i < k_sched.nprocs; i++) {
@@ -267,6 +276,8 @@ static int make_procs(struct thread *th0)
         k_sched.idle_procs = p;
     }
     atomic_store(&k_sched.nidle_procs, k_sched.nprocs - 1);
+    atomic_store(&k_sched.nactive, k_sched.nprocs);
+    atomic_store(&k_sched.nall, k_sched.nprocs);
     k_unlock(&k_sched.lock);
     struct proc *p0 = k_sched.procs[0];
     atomic_store(&p0->status, PROC_RUNNING);
@@ -350,7 +361,7 @@ static int teardown(int err, bool monitor)
 
     k_poller_fini();
     if (k_sched.procs)
-        for (int i = 0; i < k_sched.nprocs; i++)
+        for (int i = 0; i < k_sched.nprocs + k_sched.nspares; i++)
             if (k_sched.procs[i])
                 k_timers_fini(k_sched.procs[i]);
     k_panic_set_dump(NULL); /* the tasks' memory goes now */
@@ -597,7 +608,8 @@ static void stats_fill(struct weft_stats *s)
     s->procs = (uint64_t)k_sched.nprocs;
     s->idle_procs = (uint64_t)atomic_load(&k_sched.nidle_procs);
     s->spinning_threads = (uint64_t)atomic_load(&k_sched.nspinning);
-    for (int i = 0; i < k_sched.nprocs; i++) {
+    int n = k_procs_all(); /* and the spares' counts */
+    for (int i = 0; i < n; i++) {
         struct proc *p = k_sched.procs[i];
         s->context_switches += atomic_load_explicit(&p->nswitch, memory_order_relaxed);
         s->steals += atomic_load_explicit(&p->nsteal, memory_order_relaxed);
@@ -606,6 +618,9 @@ static void stats_fill(struct weft_stats *s)
     s->timers = k_timers_count();
     s->poller_wakeups = k_poll_wakeups();
     s->syscall_retakes = atomic_load_explicit(&k_sched.nretake, memory_order_relaxed);
+    s->auto_handoffs = atomic_load_explicit(&k_sched.nlend, memory_order_relaxed);
+    s->lent_procs =
+        (uint64_t)(atomic_load_explicit(&k_sched.nactive, memory_order_relaxed) - k_sched.nprocs);
     k_stack_counts(&s->stacks_guard_region, &s->stacks_guard_protect, &s->stacks_unguarded);
     s->mem_reserved = k_mem_reserved();
 }

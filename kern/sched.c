@@ -139,7 +139,41 @@ static void thread_unpark(struct thread *th)
     hal_futex_wake((uint32_t *)&th->wake, 1);
 }
 
+static void wakep_for_global(void);
+static bool any_work(void);
+
 /* ---- idle lists (sched.lock held) ---- */
+
+/* Ends the loan of the spare p (sched.lock held; p held by nobody, or by
+ * the caller, who forgets it): what is queued on it goes to the global
+ * queue, p to sched.spares. Returns whether it queued anything (the caller
+ * then wakes a thread: wakep_for_global). */
+static bool spare_put(struct proc *p)
+{
+    k_lock_assert_held(&k_sched.lock);
+    k_assert(p->id >= k_sched.nprocs);
+    bool moved = false;
+    struct task *t;
+    /* The holder's right to pop (we are it, or nobody is); thieves may
+     * still take from the head meanwhile, which k_runq_get tolerates. */
+    while ((t = k_runq_get(p)) != NULL) {
+        k_globrunq_put(t);
+        moved = true;
+    }
+    /* status, retire: relaxed, under sched.lock like IDLE (proc_idle_put).
+     * thread: release like every store of it; NULL publishes nothing.
+     * nactive: written only under the lock; seq_cst like nidle_procs, whose
+     * lock-free readers compare the two. */
+    atomic_store_explicit(&p->status, PROC_SPARE, memory_order_relaxed);
+    atomic_store_explicit(&p->thread, NULL, memory_order_release);
+    atomic_store_explicit(&p->retire, false, memory_order_relaxed);
+    p->spare_next = k_sched.spares;
+    k_sched.spares = p;
+    atomic_store_explicit(&k_sched.nactive,
+                          atomic_load_explicit(&k_sched.nactive, memory_order_relaxed) - 1,
+                          memory_order_seq_cst);
+    return moved;
+}
 
 static void proc_idle_put(struct proc *p)
 {
@@ -147,6 +181,13 @@ static void proc_idle_put(struct proc *p)
     /* An idle proc has nothing queued; a stopping run may leave tasks
      * anywhere (they are discarded). */
     k_assert(k_runq_empty(p) || atomic_load_explicit(&k_sched.stopping, memory_order_relaxed));
+    /* A spare whose loan ended goes back to the spares instead (relaxed:
+     * retire is written under sched.lock, which we hold). Nothing is
+     * queued on it, so nothing needs waking. */
+    if (atomic_load_explicit(&p->retire, memory_order_relaxed)) {
+        (void)spare_put(p);
+        return;
+    }
     /* status: relaxed, a hint for thieves (k_runq_steal) and the monitor;
      * the idle list under sched.lock is the truth, and the monitor only
      * acts on PROC_SYSCALL, which block.c publishes with release.
@@ -174,8 +215,9 @@ static struct proc *proc_idle_get(void)
     atomic_store_explicit(&p->status, PROC_RUNNING, memory_order_relaxed);
     int32_t n = atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed);
     atomic_store_explicit(&k_sched.nidle_procs, n - 1, memory_order_seq_cst);
-    /* Every proc was idle, so the monitor may be parked: work appeared. */
-    if (n == k_sched.nprocs)
+    /* Every proc was idle, so the monitor may be parked: work appeared.
+     * nactive: relaxed, written only under sched.lock, which we hold. */
+    if (n == atomic_load_explicit(&k_sched.nactive, memory_order_relaxed))
         k_monitor_work();
     return p;
 }
@@ -220,9 +262,11 @@ static struct thread *thread_idle_get(void)
 static bool everyone_idle(void)
 {
     k_lock_assert_held(&k_sched.lock);
-    /* nidle_procs: relaxed, written only under sched.lock, which we hold. */
+    /* nidle_procs, nactive: relaxed, written only under sched.lock, which
+     * we hold. */
     return k_sched.nidle_threads + k_sched.nidle_locked == k_sched.nthreads &&
-           atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) == k_sched.nprocs;
+           atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) ==
+               atomic_load_explicit(&k_sched.nactive, memory_order_relaxed);
 }
 
 /* Stops the run with result (sched.lock held): wakes every idle thread so
@@ -447,6 +491,19 @@ static void stopm(struct thread *th)
  * someone looks for work); otherwise it goes idle. Any thread. */
 void k_handoff(struct proc *p)
 {
+    /* A spare whose loan ended while its thread was in a blocking call
+     * (relaxed: a hint, re-read under the lock). */
+    if (K_UNLIKELY(atomic_load_explicit(&p->retire, memory_order_relaxed))) {
+        k_lock(&k_sched.lock);
+        if (atomic_load_explicit(&p->retire, memory_order_relaxed)) {
+            bool moved = spare_put(p);
+            k_unlock(&k_sched.lock);
+            if (moved)
+                wakep_for_global();
+            return;
+        }
+        k_unlock(&k_sched.lock);
+    }
     /* status: a hint (see proc_idle_put). thread: release like every
      * store of it (the monitor's acquire); NULL publishes nothing. The
      * runq_size and nidle_procs loads are hints: the global queue is
@@ -489,6 +546,116 @@ struct proc *k_proc_idle_take(void)
     struct proc *p = proc_idle_get();
     k_unlock(&k_sched.lock);
     return p;
+}
+
+/* ---- lending (monitor.c, "Lending") ---- */
+
+struct proc *k_spare_lend(void)
+{
+    k_lock(&k_sched.lock);
+    /* stopping: under sched.lock, where it is written. */
+    if (atomic_load_explicit(&k_sched.stopping, memory_order_relaxed)) {
+        k_unlock(&k_sched.lock);
+        return NULL;
+    }
+    struct proc *q = k_sched.spares;
+    if (q) {
+        k_sched.spares = q->spare_next;
+        q->spare_next = NULL;
+    } else {
+        /* Only the monitor makes spares, so nall is ours to read and
+         * grow. Made under sched.lock (rare: once per spare per run). */
+        int32_t n = atomic_load_explicit(&k_sched.nall, memory_order_relaxed);
+        if (n >= k_sched.nprocs + k_sched.nspares || !(q = k_zalloc(sizeof *q))) {
+            k_unlock(&k_sched.lock);
+            return NULL;
+        }
+        q->id = n;
+        k_sched.procs[n] = q;
+        /* Release: pairs with k_procs_all's acquire; a loop that sees the
+         * new count sees the slot and the zeroed proc. */
+        atomic_store_explicit(&k_sched.nall, n + 1, memory_order_release);
+    }
+    /* As in spare_put (nactive) and proc_idle_get (status). */
+    atomic_store_explicit(&q->status, PROC_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&k_sched.nactive,
+                          atomic_load_explicit(&k_sched.nactive, memory_order_relaxed) + 1,
+                          memory_order_seq_cst);
+    k_unlock(&k_sched.lock);
+    /* To a spinning thread, which steals the stuck proc's queue and runs
+     * its due timers (steal_work). Counted first, as k_wakep does (seq_cst,
+     * like every nspinning update: startm). */
+    atomic_fetch_add_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
+    startm(q, true);
+    return q;
+}
+
+void k_spare_end(struct proc *q)
+{
+    k_lock(&k_sched.lock);
+    /* On the idle list: back to the spares now. Held (or on its way to a
+     * thread through next_proc, or in a blocking call): its holder does it
+     * at its next scheduling decision (find_runnable, proc_idle_put,
+     * k_handoff). Already a spare (its holder retired it on a stale flag,
+     * or the run stopped before it started): nothing to do. */
+    bool idle = false;
+    for (struct proc **pp = &k_sched.idle_procs; *pp; pp = &(*pp)->idle_next)
+        if (*pp == q) {
+            *pp = q->idle_next;
+            q->idle_next = NULL;
+            idle = true;
+            break;
+        }
+    if (idle) {
+        /* As in proc_idle_get. */
+        atomic_store_explicit(&k_sched.nidle_procs,
+                              atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed) - 1,
+                              memory_order_seq_cst);
+        (void)spare_put(q);
+    } else if (atomic_load_explicit(&q->status, memory_order_relaxed) != PROC_SPARE) {
+        atomic_store_explicit(&q->retire, true, memory_order_relaxed);
+    }
+    k_unlock(&k_sched.lock);
+}
+
+/* th's proc is a spare whose loan has ended (find_runnable): give it back
+ * (spare_put) and continue with an idle proc, or none. */
+static void proc_retire(struct thread *th)
+{
+    struct proc *p = th->proc;
+    k_lock(&k_sched.lock);
+    /* Re-read under the lock, where it is written. */
+    if (!atomic_load_explicit(&p->retire, memory_order_relaxed)) {
+        k_unlock(&k_sched.lock);
+        return;
+    }
+    bool moved = spare_put(p);
+    struct proc *pp = proc_idle_get();
+    k_unlock(&k_sched.lock);
+    th->proc = pp;
+    if (pp)
+        atomic_store_explicit(&pp->thread, th, memory_order_release); /* as in stopm */
+    if (moved)
+        wakep_for_global();
+    if (!pp && th->spinning) {
+        /* A spinner without a proc stops spinning, with the last
+         * spinner's re-check (find_runnable's tail): the fence pairs with
+         * wakep_for_global's. */
+        th->spinning = false;
+        atomic_fetch_sub_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
+        k_fence_seq_cst();
+        if (any_work()) {
+            k_lock(&k_sched.lock);
+            pp = proc_idle_get();
+            k_unlock(&k_sched.lock);
+            if (pp) {
+                th->proc = pp;
+                pp->thread = th; /* seq_cst, so a release */
+                th->spinning = true;
+                atomic_fetch_add_explicit(&k_sched.nspinning, 1, memory_order_seq_cst);
+            }
+        }
+    }
 }
 
 /* Go: stoplockedm. th's locked task is not running: hand th's proc (if
@@ -578,7 +745,7 @@ static void hand_locked(struct thread *th, struct task *t)
 static struct task *steal_work(struct thread *th)
 {
     struct proc *p = th->proc;
-    int n = k_sched.nprocs;
+    int n = k_procs_all();
     int64_t now = 0;
     for (int pass = 0; pass < 4; pass++) {
         uint32_t start = k_rand_n(&th->rand, (uint32_t)n);
@@ -622,7 +789,8 @@ static bool any_work(void)
 {
     if (atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed) > 0)
         return true;
-    for (int i = 0; i < k_sched.nprocs; i++)
+    int n = k_procs_all();
+    for (int i = 0; i < n; i++)
         if (!k_runq_empty(k_sched.procs[i]))
             return true;
     return false;
@@ -867,6 +1035,15 @@ static struct task *find_runnable(struct thread *th)
         struct proc *p = th->proc;
         struct task *t;
 
+        /* A lent spare whose loan has ended (relaxed: a hint, proc_retire
+         * re-reads it under sched.lock). */
+        if (K_UNLIKELY(atomic_load_explicit(&p->retire, memory_order_relaxed))) {
+            proc_retire(th);
+            if (!th->proc && !poll_or_stop(th))
+                return NULL; /* stopping */
+            continue;
+        }
+
         /* The relaxed loads below are hints for the order of the search:
          * timer0 (k_timers_run re-reads under the heap's lock), schedtick
          * (only p's holder, us, writes it), runq_size (globrunq_take
@@ -906,7 +1083,8 @@ static struct task *find_runnable(struct thread *th)
         if (preempted || p->schedtick % K_GLOBAL_TICK == 0) {
             int64_t now = preempted ? hal_now_ns() : p->clock_ns;
             int64_t late = preempted ? now : now - 10000000;
-            for (int i = 0; i < k_sched.nprocs; i++) {
+            int n = k_procs_all();
+            for (int i = 0; i < n; i++) {
                 struct proc *v = k_sched.procs[i];
                 int64_t t0 = atomic_load_explicit(&v->timer0, memory_order_relaxed);
                 if (v != p && t0 != 0 && t0 <= late)
@@ -956,8 +1134,8 @@ static struct task *find_runnable(struct thread *th)
         /* Steal, unless enough threads already spin: at most half of the
          * busy procs' worth (Go's limit), so that many idle threads do
          * not burn the CPUs the busy ones need. */
-        int32_t busy =
-            k_sched.nprocs - atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed);
+        int32_t busy = atomic_load_explicit(&k_sched.nactive, memory_order_relaxed) -
+                       atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed);
         if (th->spinning ||
             2 * atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed) < busy) {
             if (!th->spinning) {
@@ -1018,12 +1196,13 @@ static void begin_run(struct thread *th, struct proc *p, struct task *t, uint32_
 {
     /* All relaxed. schedtick, nswitch: only p's holder writes them; the
      * monitor reads schedtick as a clock (a stale tick delays or repeats a
-     * preemption by one period). preempt_req: a request for the task
+     * preemption by one period). cur_id: for the dump only. preempt_req: a request for the task
      * before; a racing new one may be lost (the monitor asks again next
      * period) or hit t early (one spurious yield). t->state RUNNING: read
      * only by diagnostics (k_dump_tasks) and k_ready's check, which never
      * sees a running task it may ready. */
     atomic_store_explicit(&p->schedtick, tick, memory_order_relaxed);
+    atomic_store_explicit(&p->cur_id, t->id, memory_order_relaxed);
     if ((tick & 63) == 0)
         p->clock_ns = hal_now_ns();
     atomic_store_explicit(&th->preempt_req, 0, memory_order_relaxed);

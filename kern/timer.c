@@ -320,7 +320,8 @@ int64_t k_timers_run(struct proc *p, int64_t now)
 int64_t k_timers_earliest(void)
 {
     int64_t best = 0;
-    for (int i = 0; i < k_sched.nprocs; i++) {
+    int n = k_procs_all(); /* lent spares' timers too */
+    for (int i = 0; i < n; i++) {
         /* seq_cst: pairs with k_timer_start's seq_cst store, for the
          * poller's side of the store-buffering protocol described there
          * (poll_or_stop swaps last_poll to 0 and then calls this). */
@@ -336,7 +337,8 @@ uint64_t k_timers_count(void)
     /* Each heap's count under its lock (a plain racy read was a data
      * race with every push and pop); weft_stats is not a hot path. */
     uint64_t n = 0;
-    for (int i = 0; i < k_sched.nprocs; i++) {
+    int np = k_procs_all();
+    for (int i = 0; i < np; i++) {
         struct proc *p = k_sched.procs[i];
         k_lock(&p->timers_lock);
         n += p->ntimers;

@@ -207,6 +207,12 @@ CASE(block_no_eintr, 30000, F_NOWINE)
 /* F_WINONLY: GetLastError travels with the task as errno does (t_win32.c). */
 CASE(block_lasterror, 60000, F_WINONLY)
 
+/* ---- blocking calls nobody annotated (t_autoblock.c) ---- */
+CASE(block_auto_stall, 60000, F_NONE)
+CASE(block_auto_spin, 60000, F_NONE)
+CASE(block_auto_storm, 120000, F_SCALED)
+CASE(block_auto_fallback, 30000, F_NONE)
+
 /* ---- embedding: weft_start/weft_stop, host threads (t_embed.c) ---- */
 CASE(embed_spawn, 120000, F_SCALED)
 CASE(embed_hosts_send, 120000, F_SCALED)

@@ -406,6 +406,7 @@ static void heap_begin(void)
     heap.p = procs[0] = proc_new(0);
     k_sched.nprocs = 1;
     k_sched.procs = procs;
+    atomic_store(&k_sched.nall, 1); /* the loops over procs go to nall */
     atomic_store(&k_sched.last_poll, 1);
     heap.th = calloc(1, sizeof *heap.th);
     CHECK(heap.th != NULL);

@@ -68,6 +68,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -343,17 +344,35 @@ hal_thread_t hal_thread_self(void)
     return (hal_thread_t)pthread_self();
 }
 
-/* The thread's CPU-time clock (one system call: clock_gettime on another
+/*
+ * The CPU time: the thread's CPU-time clock (one system call: another
  * thread's clock is not in the vDSO; about 0.3 us, and qemu-user passes it
- * to the host, where its threads are the guest's). */
-int64_t hal_thread_cpu_ns(hal_thread_t t)
+ * to the host, whose threads are the guest's). Exact to the moment, where
+ * /proc's counters of a running thread lag by up to a scheduler tick.
+ * Blocked: the state letter of /proc/self/task/TID/stat (S or D: in the
+ * kernel, waiting; R: running or runnable), read from the descriptor the
+ * thread keeps open (thread.c, "State files"): one more system call.
+ */
+int hal_thread_cpu(hal_thread_t t, int64_t *run_ns, int *blocked)
 {
     clockid_t cid;
     struct timespec ts;
     int saved = errno;
-    int64_t r = -1;
-    if (pthread_getcpuclockid((pthread_t)t, &cid) == 0 && clock_gettime(cid, &ts) == 0)
-        r = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    int r = -1;
+    *run_ns = 0;
+    *blocked = -1;
+    if (pthread_getcpuclockid((pthread_t)t, &cid) == 0 && clock_gettime(cid, &ts) == 0) {
+        *run_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        r = 0;
+        char buf[256];
+        if (hal_posix_stat_read((pthread_t)t, buf, sizeof buf) > 0) {
+            /* "tid (comm) S ...": the comm may hold anything, so the state
+             * follows its last parenthesis. */
+            char *p = strrchr(buf, ')');
+            if (p && p[1] == ' ' && p[2])
+                *blocked = (p[2] == 'S' || p[2] == 'D') ? 1 : 0;
+        }
+    }
     errno = saved;
     return r;
 }

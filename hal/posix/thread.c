@@ -21,13 +21,17 @@
  * task that switches threads must not see a pointer cached from before.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "posix.h"
@@ -133,6 +137,95 @@ static void altstack_off(struct altstack *a)
     pthread_sigmask(SIG_BLOCK, &faults, NULL);
 }
 
+/*
+ * State files. The monitor asks whether a thread is blocked in the kernel
+ * (hal_thread_cpu, preempt.c), which Linux tells in
+ * /proc/self/task/TID/stat. Each thread opens its own file once, when it
+ * starts (thread_main, hal_thread_enter), and closes it when it leaves:
+ * opened by the monitor at each look, a descriptor would come and go every
+ * millisecond in some other thread's way (a program that closes a
+ * descriptor and counts on the next open reusing its number, as POSIX
+ * promises a single thread; net_close_reuse failed 2 runs in 30 so). The
+ * files are found by pthread_t in an open-addressed table under a mutex;
+ * a full table (more threads than STAT_SLOTS / 2) leaves the rest without
+ * one (hal_thread_cpu then says "does not say").
+ */
+#define STAT_SLOTS 4096 /* a power of 2 */
+enum { SLOT_FREE = 0, SLOT_USED, SLOT_GONE };
+static struct {
+    pthread_mutex_t lock;
+    int used; /* SLOT_USED and SLOT_GONE slots */
+    struct {
+        pthread_t t;
+        int fd;
+        int state;
+    } slot[STAT_SLOTS];
+} stats = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static _Thread_local int stat_slot = -1;
+
+static size_t stat_hash(pthread_t t)
+{
+    uintptr_t h = (uintptr_t)t;
+    h ^= h >> 17;
+    h *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 20) & (STAT_SLOTS - 1);
+}
+
+static void stat_open(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", (long)syscall(SYS_gettid));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    pthread_t me = pthread_self();
+    pthread_mutex_lock(&stats.lock);
+    if (stats.used < STAT_SLOTS / 2) {
+        size_t i = stat_hash(me);
+        while (stats.slot[i].state == SLOT_USED)
+            i = (i + 1) & (STAT_SLOTS - 1);
+        if (stats.slot[i].state == SLOT_FREE)
+            stats.used++;
+        stats.slot[i].t = me;
+        stats.slot[i].fd = fd;
+        stats.slot[i].state = SLOT_USED;
+        stat_slot = (int)i;
+        fd = -1;
+    }
+    pthread_mutex_unlock(&stats.lock);
+    if (fd >= 0)
+        close(fd);
+}
+
+static void stat_close(void)
+{
+    if (stat_slot < 0)
+        return;
+    pthread_mutex_lock(&stats.lock);
+    int fd = stats.slot[stat_slot].fd;
+    stats.slot[stat_slot].state = SLOT_GONE;
+    stats.slot[stat_slot].fd = -1;
+    pthread_mutex_unlock(&stats.lock);
+    stat_slot = -1;
+    close(fd);
+}
+
+ssize_t hal_posix_stat_read(pthread_t t, char *buf, size_t size)
+{
+    ssize_t n = -1;
+    pthread_mutex_lock(&stats.lock);
+    for (size_t i = stat_hash(t), k = 0; k < STAT_SLOTS && stats.slot[i].state != SLOT_FREE;
+         i = (i + 1) & (STAT_SLOTS - 1), k++)
+        if (stats.slot[i].state == SLOT_USED && pthread_equal(stats.slot[i].t, t)) {
+            n = pread(stats.slot[i].fd, buf, size - 1, 0);
+            break;
+        }
+    pthread_mutex_unlock(&stats.lock);
+    if (n >= 0)
+        buf[n] = 0;
+    return n;
+}
+
 struct start {
     void (*fn)(void *);
     void *arg;
@@ -143,7 +236,9 @@ static void *thread_main(void *p)
     struct start s = *(struct start *)p;
     free(p);
     altstack_on(&altstack);
+    stat_open();
     s.fn(s.arg);
+    stat_close();
     altstack_off(&altstack);
     return NULL;
 }
@@ -198,8 +293,10 @@ void hal_thread_detach(hal_thread_t t)
 void hal_thread_enter(void)
 {
     hal_posix_fault_install();
-    if (altstack.depth++ == 0)
+    if (altstack.depth++ == 0) {
         altstack_on(&altstack);
+        stat_open();
+    }
 }
 
 /* Restores the altstack and fault-signal mask the thread had before
@@ -207,8 +304,10 @@ void hal_thread_enter(void)
  * it chains to the host's, and other threads may still run tasks. */
 void hal_thread_leave(void)
 {
-    if (altstack.depth > 0 && --altstack.depth == 0)
+    if (altstack.depth > 0 && --altstack.depth == 0) {
+        stat_close();
         altstack_off(&altstack);
+    }
 }
 
 bool hal_posix_mask_is_normal(const sigset_t *mask)

@@ -371,12 +371,17 @@ hal_thread_t hal_thread_self(void)
     return 0;
 }
 
-/* Optional: thread t's CPU time in ns (a per-thread CPU clock); -1 when
- * the OS cannot tell, and the monitor then interrupts overrunning threads
- * whether or not they are in a system call. */
-int64_t hal_thread_cpu_ns(hal_thread_t t)
+/* Optional: thread t's CPU time in ns (a per-thread CPU clock), and
+ * whether it is blocked in a call now (1), running or runnable (0), or -1
+ * if the OS does not say; -1 when the OS cannot tell the CPU time, and
+ * the monitor then lends no spare proc for a thread stuck in a call nobody
+ * annotated, and interrupts overrunning threads whether or not they are in
+ * a system call. */
+int hal_thread_cpu(hal_thread_t t, int64_t *run_ns, int *blocked)
 {
     (void)t;
+    *run_ns = 0;
+    *blocked = -1;
     return -1;
 }
 
