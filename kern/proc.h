@@ -319,7 +319,7 @@ struct sched {
     /* Counters for weft_stats. */
     _Atomic uint64_t nretake; /* procs retaken from blocking calls */
     /* Overruns not interrupted because the thread was in the OS
-     * (monitor.c off_cpu; tests read it). */
+     * (monitor.c cpu_look; tests read it). */
     _Atomic uint64_t npreempt_os;
 };
 

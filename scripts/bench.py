@@ -48,6 +48,7 @@ ENTRIES = [
     ("timers", {"n": 100000}, {"n": 20000}, {"max_lateness": "<=0.2x"}),
     ("preempt", {"n": 50, "procs": 1}, {"n": 10}, {"lateness_max": "<=15ms"}),
     ("syscall", {"delay_ms": 500, "procs": 1}, {}, {"max_stall": "<=1ms"}),
+    ("autoblock", {"delay_ms": 500, "procs": 1}, {}, {"max_stall": "<=0.3x"}),
     ("echo", {"conns": 100, "rounds": 2000, "procs": 2}, {"rounds": 500},
      {"roundtrips_per_s": ">=1.2x"}),
     ("echo", {"conns": 1000, "rounds": 200, "procs": 2}, {"rounds": 50},

@@ -241,3 +241,5 @@ BENCH(preempt, "1 ms sleeper (nanosleep in weft_block_begin/end) next to a tight
 BENCH(
     syscall,
     "500 ms raw read of a pipe in weft_block_begin/end, procs 1: longest stall of a counting task")
+BENCH(autoblock,
+      "500 ms raw read of a pipe, not annotated, procs 1: longest stall of a counting task")

@@ -633,7 +633,7 @@ void t_block_abandon_host(void)
  * spin without calling weft, and a third that makes 20 bare nanosleep(5
  * ms), 20 poll(NULL, 0, 5) and 20 blocking pipe reads (a host thread
  * writes a byte every 5 ms). Its slice runs out while it sits in those
- * calls; the monitor sees its thread off the CPU (monitor.c off_cpu) and
+ * calls; the monitor sees its thread off the CPU (monitor.c cpu_look) and
  * does not interrupt it there, where a signal makes nanosleep and poll
  * fail with EINTR even with SA_RESTART. Before: every one of the 40 sleeps
  * and polls could fail so (20 and 20 did).

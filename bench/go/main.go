@@ -43,6 +43,7 @@ var scenarios = []scenario{
 	{"timers", "n tasks sleeping random 0-1 s: max lateness", benchTimers},
 	{"preempt", "1 ms sleeper next to a tight loop: lateness", benchPreempt},
 	{"syscall", "longest stall of a counting task during a raw 500 ms read", benchSyscall},
+	{"autoblock", "syscall again: Go hands off a raw read itself", benchSyscall},
 	{"echo", "TCP loopback echo, 64 B: round trips/s, latency p50/p99", benchEcho},
 	{"workers", "8 workers draining n pre-queued jobs (jobs/s)", benchWorkers},
 }
