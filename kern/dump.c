@@ -105,9 +105,10 @@ void weft_dump(void)
     k_lock(&k_sched.lock);
     int nthreads = k_sched.nthreads;
     k_unlock(&k_sched.lock);
-    k_print("weft: dump: %llu tasks, %d procs (%d idle), %d threads\n",
+    k_print("weft: dump: %llu tasks, %d procs (%d idle, %d lent), %d threads\n",
             (unsigned long long)atomic_load(&k_sched.ntasks_live), k_sched.nprocs,
-            (int)atomic_load(&k_sched.nidle_procs), nthreads);
+            (int)atomic_load(&k_sched.nidle_procs),
+            (int)atomic_load(&k_sched.nactive) - k_sched.nprocs, nthreads);
     k_dump_tasks();
     if (host)
         k_host_leave();

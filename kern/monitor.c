@@ -104,6 +104,7 @@ struct montick {
     struct thread *cpu_thread;
     enum cpu_verdict cpu_v; /* what the last reading told (cpu_look) */
     bool cpu_fresh;         /* whether this round's cpu_look took it */
+    int64_t cpu_prev;       /* the reading before (the window's start) */
     struct proc *lent;      /* the spare standing in for this proc, or NULL */
 };
 
@@ -233,6 +234,7 @@ static enum cpu_verdict cpu_look(struct thread *th, struct montick *m)
         else if (!busy && blocked != 0)
             v = CPU_OFF;
     }
+    m->cpu_prev = m->cpu_thread == th ? m->cpu_when : 0;
     m->cpu_thread = th;
     m->cpu_seen = cpu;
     m->cpu_when = now;
@@ -351,7 +353,7 @@ static int lend(struct proc *p, struct montick *m, int64_t now)
     }
     m->lent = q;
     /* Relaxed: for the dump and weft_stats (statistics). */
-    atomic_store_explicit(&p->stuck_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&p->stuck_ns, m->cpu_prev ? m->cpu_prev : now, memory_order_relaxed);
     atomic_store_explicit(&p->lent, q, memory_order_relaxed);
     atomic_fetch_add_explicit(&k_sched.nlend, 1, memory_order_relaxed);
     return 1;
