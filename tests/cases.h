@@ -168,7 +168,7 @@ CASE(net_deadline_args, 30000, F_NONE)
  * packets of synchronous completions, cancels racing completions with
  * released operations poisoned, and the drain at the end of a run. */
 CASE(iocp_skip_sync, 60000, F_WINONLY)
-CASE(iocp_cancel_race, 300000, F_WINONLY)
+CASE(iocp_cancel_race, 300000, F_WINONLY | F_SCALED)
 CASE(iocp_fini_drain, 60000, F_WINONLY)
 
 /* ---- preemption and the monitor (t_preempt.c) ----

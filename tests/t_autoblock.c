@@ -347,11 +347,13 @@ void t_block_auto_spin(void)
     CHECK_EQ(atomic_load(&sp.lent_in_spin), 0);
 }
 
-/* ---- block_auto_storm: 1000 tasks, each making 4 bare blocking calls at
+/* ---- block_auto_storm: 1000 tasks, each making 2 bare blocking calls at
  * random (nanosleep, poll or usleep of 0-2 ms, or a read of a pipe that a
  * host thread writes to), at procs 1, 2 and 4. No deadlock, no task lost,
  * no more spares lent than max(procs, 8), and the threads bounded: one
  * per proc or spare, and those on their way between procs. ---- */
+
+#define SM_CALLS 2 /* per task */
 
 static struct {
     _Atomic int64_t done, calls;
@@ -364,7 +366,7 @@ static struct {
 static void sm_task(void *arg)
 {
     uint64_t r = (uint64_t)(uintptr_t)arg * 0x9E3779B97F4A7C15ull + 1;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < SM_CALLS; i++) {
         r ^= r << 13, r ^= r >> 7, r ^= r << 17;
         int us = (int)(r % 2000);
         switch (r >> 60 & 3) {
@@ -487,23 +489,25 @@ void t_block_auto_storm(void)
             took / 1e6, (unsigned long long)atomic_load(&sm.max_threads),
             (unsigned long long)atomic_load(&sm.max_lent), procs[pi], spares);
         CHECK_EQ(atomic_load(&sm.done), n);
-        CHECK_EQ(atomic_load(&sm.calls), 4 * n);
+        CHECK_EQ(atomic_load(&sm.calls), SM_CALLS * n);
         CHECK_LE(atomic_load(&sm.max_lent), (uint64_t)spares);
         /* Threads between procs (one that gave a spare back and is not yet
          * idle when the next loan wants a thread) are counted too: 13 of a
          * bound of procs + spares + 2 once in 100 runs under qemu. Twice
          * procs + spares still catches threads growing with the calls
-         * (1000 tasks, 4000 calls). */
+         * (1000 tasks, 2000 calls). */
         CHECK_LE(atomic_load(&sm.max_threads), (uint64_t)(2 * (procs[pi] + spares)));
     }
 }
 
 /* ---- block_auto_fallback: what a port that cannot tell a stuck thread
- * (Wine), or WEFT_AUTOBLOCK=0, still does. procs 1: a bare 300 ms sleep
+ * (Wine), or WEFT_AUTOBLOCK=0, still does. procs 1: a bare 100 ms sleep
  * holds up the counter for the whole call and lends nothing; the same
  * sleep bracketed by weft_block_begin/end does not hold it up. On the
  * ports that lend, block_auto_stall is this case with lending on: its
  * bound fails here by the whole call. ---- */
+
+#define FB_MS 100 /* the call: 5 slices, past any stall a loan would leave */
 
 static struct {
     struct counter c;
@@ -530,9 +534,9 @@ static void fb_main(void *arg)
     if (fb.annotated)
         weft_block_begin();
 #ifdef _WIN32
-    Sleep(CALL_MS);
+    Sleep(FB_MS);
 #else
-    struct timespec ts = {0, CALL_MS * 1000000L};
+    struct timespec ts = {0, FB_MS * 1000000L};
     CHECK_OK(nanosleep(&ts, NULL));
 #endif
     if (fb.annotated)
@@ -567,11 +571,11 @@ void t_block_auto_fallback(void)
                 forced ? "the port cannot tell" : "WEFT_AUTOBLOCK=0", fb.call_ns / 1e6,
                 atomic_load(&fb.c.max_gap) / 1e6, (unsigned long long)fb.lent);
         CHECK_EQ(fb.lent, 0);
-        CHECK_GE(fb.call_ns, (CALL_MS - 5) * 1000000ll);
+        CHECK_GE(fb.call_ns, (FB_MS - 5) * 1000000ll);
         if (annotated)
             CHECK_LE(atomic_load(&fb.c.max_gap), 2 * 10000000ll * t_slack());
         else
-            CHECK_GE(atomic_load(&fb.c.max_gap), (CALL_MS - 5) * 1000000ll);
+            CHECK_GE(atomic_load(&fb.c.max_gap), (FB_MS - 5) * 1000000ll);
     }
     /* A bad value is an error, not a default. */
 #ifdef _WIN32
