@@ -533,9 +533,10 @@ endif
 #  4. the scheduler, channel and sync cases STRESS_OFF_REPEAT times at each
 #     of STRESS_PROCS (WEFT_PROCS: the cases that take the default) with
 #     WEFT_PREEMPT=0;
-#  5. the targeted storms (STORM_CASES) STORM_REPEAT times each and the
-#     other regression tests (REGRESSION_CASES) STRESS_REGRESSION_REPEAT
-#     times each, with preemption on and with WEFT_PREEMPT=0. Twenty runs of
+#  5. the targeted storms (STORM_CASES) STORM_REPEAT times each, with
+#     preemption on and with WEFT_PREEMPT=0, and the other regression tests
+#     (REGRESSION_CASES) STRESS_REGRESSION_REPEAT times each with preemption
+#     on, STRESS_REGRESSION_OFF_REPEAT times with it off. Twenty runs of
 #     a case that fails one run in 8 all pass 7% of the time (0.875^20),
 #     which is why step 3 alone is not enough. A storm aims at one race and
 #     fails most runs when it is there; 200 runs let a 1-in-10 failure
@@ -544,13 +545,16 @@ endif
 STRESS_REPEAT   ?= 20
 STRESS_PROCS    ?= 1,2,4,8
 STRESS_OFF_MULT ?= 25
-STRESS_OFF_REPEAT ?= 20
+STRESS_OFF_REPEAT ?= 10
 STRESS_MINUTES  ?= 1
 STRESS_CASES    ?= sched_ or chan_ or sync_ or timer_ or preempt_ or block_ or net_
 STRESS_OFF_CASES ?= sched_ or chan_ or sync_
 STORM_REPEAT    ?= 200
 STORM_CASES     ?= preempt_spawn_storm
 STRESS_REGRESSION_REPEAT ?= 100
+STRESS_REGRESSION_OFF_REPEAT ?= 20
+# The step counts are what fits in about 2.5 hours on a 2-core machine with
+# the three targets (docs/HACKING.md "Stress" has the times).
 stress:
 	@scripts/deps.sh
 	@$(build_test_targets)
@@ -562,11 +566,11 @@ stress:
 	@$(PYTEST) tests/test_cases.py -k "$(STRESS_CASES)" --repeat $(STRESS_REPEAT) $(PYTEST_ARGS)
 	@echo "== stress 4/5: preemption off (WEFT_PREEMPT=0), x$(STRESS_OFF_REPEAT) at procs $(STRESS_PROCS)"
 	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(STRESS_OFF_CASES)" --repeat $(STRESS_OFF_REPEAT) --procs-list $(STRESS_PROCS) $(PYTEST_ARGS)
-	@echo "== stress 5/5: storms x$(STORM_REPEAT) and regressions x$(STRESS_REGRESSION_REPEAT), preemption on, then off"
+	@echo "== stress 5/5: storms x$(STORM_REPEAT), preemption on, then off; regressions x$(STRESS_REGRESSION_REPEAT) on, x$(STRESS_REGRESSION_OFF_REPEAT) off"
 	@$(PYTEST) tests/test_cases.py -k "$(call k_expr,$(STORM_CASES))" --repeat $(STORM_REPEAT) $(PYTEST_ARGS)
 	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(call k_expr,$(STORM_CASES))" --repeat $(STORM_REPEAT) $(PYTEST_ARGS)
 	@$(PYTEST) tests/test_cases.py -k "$(call k_expr,$(filter-out $(STORM_CASES),$(REGRESSION_CASES)))" --repeat $(STRESS_REGRESSION_REPEAT) $(PYTEST_ARGS)
-	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(call k_expr,$(filter-out $(STORM_CASES),$(REGRESSION_CASES)))" --repeat $(STRESS_REGRESSION_REPEAT) $(PYTEST_ARGS)
+	@export WEFT_PREEMPT=0; $(PYTEST) tests/test_cases.py -k "$(call k_expr,$(filter-out $(STORM_CASES),$(REGRESSION_CASES)))" --repeat $(STRESS_REGRESSION_OFF_REPEAT) $(PYTEST_ARGS)
 
 # Only the compiler of $(TARGET) (the native one by default): the demo
 # needs nothing of what the tests use.
