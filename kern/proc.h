@@ -116,7 +116,8 @@ struct proc {
     struct proc *spare_next;
     /* Owned by the holder (no lock, no atomic needed): */
     uint64_t syscall_gen; /* blocking calls begun on this proc (its SYSCALL words) */
-    int64_t clock_ns;     /* recent hal_now_ns, refreshed every 64 ticks */
+    int64_t clock_ns;     /* recent hal_now_ns: set when the proc leaves the idle list
+                             or a spare is lent, refreshed every 64 ticks */
     struct k_mcache mcache;
     struct k_stack_cache stack_cache;
     struct task *dead; /* dead tasks with default stacks, for reuse */

@@ -262,6 +262,7 @@ static int make_procs(struct thread *th0)
         if (!p)
             return WEFT_ENOMEM;
         p->id = i;
+        p->clock_ns = hal_now_ns(); /* k_park dates waits by it */
         k_sched.procs[i] = p;
     }
     /* Proc 0 goes to thread 0; the others are idle. The stores of status,

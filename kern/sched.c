@@ -211,6 +211,10 @@ static struct proc *proc_idle_get(void)
         return NULL;
     k_sched.idle_procs = p->idle_next;
     p->idle_next = NULL;
+    /* A fresh clock for its next holder (published with the proc, by
+     * sched.lock or next_proc): an idle proc's is as old as its last busy
+     * spell, and tasks parking on it date their waits by it (k_park). */
+    p->clock_ns = hal_now_ns();
     /* As in proc_idle_put. */
     atomic_store_explicit(&p->status, PROC_RUNNING, memory_order_relaxed);
     int32_t n = atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed);
@@ -576,7 +580,8 @@ struct proc *k_spare_lend(void)
          * new count sees the slot and the zeroed proc. */
         atomic_store_explicit(&k_sched.nall, n + 1, memory_order_release);
     }
-    /* As in spare_put (nactive) and proc_idle_get (status). */
+    /* As in spare_put (nactive) and proc_idle_get (status, clock). */
+    q->clock_ns = hal_now_ns();
     atomic_store_explicit(&q->status, PROC_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&k_sched.nactive,
                           atomic_load_explicit(&k_sched.nactive, memory_order_relaxed) + 1,

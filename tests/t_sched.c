@@ -588,3 +588,81 @@ void t_sched_stats_startup(void)
     for (int r = 0; r < 20; r++)
         t_run(stats_main, NULL, 8);
 }
+
+/* ---- sched_dump_ages: the dump dates each wait from a clock its proc
+ * keeps. Procs other than the first had none until their 64th task run,
+ * so a task parking on one early showed "-1 ms" (and a proc idle for a
+ * long time gave its first parks the age of its last busy spell). procs
+ * 4: 16 tasks park on a channel as soon as they run, on procs that just
+ * left the idle list (the first task spins meanwhile); the dump, 5 ms later, must give every wait
+ * an age from 0 to 5 s. ---- */
+
+#ifndef _WIN32
+#include <stdio.h>
+#include <unistd.h>
+
+static struct {
+    weft_chan *ch;
+    _Atomic int started;
+    char text[16384];
+} da;
+
+static void da_waiter(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&da.started, 1);
+    int v;
+    CHECK_EQ(weft_chan_recv(da.ch, &v), 1);
+}
+
+static void da_main(void *arg)
+{
+    (void)arg;
+    da.ch = weft_chan_make(sizeof(int), 0);
+    CHECK(da.ch != NULL);
+    for (int i = 0; i < 16; i++)
+        CHECK_OK(weft_go(da_waiter, NULL));
+    /* Spin, not park: the other procs' threads steal the waiters and run
+     * them there. */
+    int64_t t0 = weft_now();
+    while (atomic_load(&da.started) < 16)
+        CHECK_LT(weft_now() - t0, 5000000000ll * t_slack());
+    CHECK_OK(weft_sleep(5000000));
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    fflush(stderr);
+    int saved = dup(2);
+    CHECK_GE(saved, 0);
+    CHECK_GE(dup2(fileno(f), 2), 0);
+    weft_dump();
+    fflush(stderr);
+    CHECK_GE(dup2(saved, 2), 0);
+    close(saved);
+    rewind(f);
+    size_t n = fread(da.text, 1, sizeof da.text - 1, f);
+    da.text[n] = 0;
+    fclose(f);
+    for (int i = 0; i < 16; i++)
+        CHECK_OK(weft_chan_send(da.ch, &i));
+}
+
+void t_sched_dump_ages(void)
+{
+    memset(&da, 0, sizeof da);
+    weft_config cfg = {.procs = 4};
+    CHECK_OK(weft_run(da_main, NULL, &cfg));
+    fprintf(stderr, "%s", da.text);
+    int waits = 0;
+    for (const char *p = da.text; (p = strstr(p, "[waiting: ")) != NULL; p++) {
+        const char *c = strchr(p, ',');
+        CHECK(c != NULL);
+        long long ms = strtoll(c + 1, NULL, 10);
+        CHECK_GE(ms, 0);
+        CHECK_LT(ms, 5000);
+        waits++;
+    }
+    CHECK_EQ(waits, 16);
+}
+#else
+T_NOT_BUILT(t_sched_dump_ages, "reads its own stderr through dup2 (POSIX); the dump code is shared")
+#endif
