@@ -126,6 +126,10 @@ static struct {
      * covered ("Lending" below); and whether the limit was reported. */
     bool lending;
     bool exhausted;
+    /* WEFT_SCHEDTRACE (sched_trace): when the next line is due, when the
+     * run began, and the counters the last line showed. */
+    int64_t trace_next, trace_start;
+    uint64_t trace_last[6];
 } mon;
 
 /* The shortest time between two CPU readings that tells anything: a task
@@ -464,6 +468,75 @@ static int retake(int64_t now, bool *running)
     return acted;
 }
 
+/*
+ * WEFT_SCHEDTRACE=ms[,detail]: one line every ms milliseconds (Go's
+ * schedtrace), on stderr, from this thread:
+ *
+ *   weft: SCHED 120ms: procs=4 idleprocs=3 threads=5 spinningthreads=0
+ *   lentprocs=0 runqueue=0 [0 2 0 0] switches=+812 steals=+4
+ *   preemptions=+1 handoffs=+0 autohandoffs=+0 pollwakeups=+3
+ *
+ * (one line): the time since the run began; the procs asked for, how many
+ * are idle, the threads started, those spinning, the spares lent; the
+ * global queue's length and each proc's (spares after the procs); and how
+ * much each counter grew since the last line. With detail, the task dump
+ * follows each line (Go's scheddetail). Every figure is read without
+ * locks but the thread count (sched.lock): a snapshot, not a consistent
+ * cut. The monitor's naps and parks end in time for the next line.
+ */
+static void sched_trace(int64_t now)
+{
+    if (k_sched.trace_ns == 0 || now < mon.trace_next)
+        return;
+    mon.trace_next = now + k_sched.trace_ns;
+    k_lock(&k_sched.lock);
+    int nthreads = k_sched.nthreads;
+    k_unlock(&k_sched.lock);
+    uint64_t c[6] = {0};
+    int n = k_procs_all();
+    /* Relaxed, all: statistics (as weft_stats). */
+    for (int i = 0; i < n; i++) {
+        struct proc *p = k_sched.procs[i];
+        c[0] += atomic_load_explicit(&p->nswitch, memory_order_relaxed);
+        c[1] += atomic_load_explicit(&p->nsteal, memory_order_relaxed);
+        c[2] += atomic_load_explicit(&p->npreempt, memory_order_relaxed);
+    }
+    c[3] = atomic_load_explicit(&k_sched.nretake, memory_order_relaxed);
+    c[4] = atomic_load_explicit(&k_sched.nlend, memory_order_relaxed);
+    c[5] = k_poll_wakeups();
+    char q[256];
+    int len = 0;
+    for (int i = 0; i < n && len < (int)sizeof q - 24; i++) {
+        struct proc *p = k_sched.procs[i];
+        uint32_t h = atomic_load_explicit(&p->runq_head, memory_order_relaxed);
+        uint32_t t = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
+        uint32_t size = t - h <= K_RUNQ_SIZE ? t - h : 0;
+        if (atomic_load_explicit(&p->runnext, memory_order_relaxed))
+            size++;
+        len += k_snprint(q + len, sizeof q - (size_t)len, i ? " %u" : "%u", size);
+    }
+    if (len >= (int)sizeof q - 24)
+        k_snprint(q + len, sizeof q - (size_t)len, " ...");
+    k_print("weft: SCHED %lldms: procs=%d idleprocs=%d threads=%d spinningthreads=%d "
+            "lentprocs=%d runqueue=%d [%s] switches=+%llu steals=+%llu preemptions=+%llu "
+            "handoffs=+%llu autohandoffs=+%llu pollwakeups=+%llu\n",
+            (long long)((now - mon.trace_start) / 1000000), k_sched.nprocs,
+            (int)atomic_load_explicit(&k_sched.nidle_procs, memory_order_relaxed), nthreads,
+            (int)atomic_load_explicit(&k_sched.nspinning, memory_order_relaxed),
+            (int)atomic_load_explicit(&k_sched.nactive, memory_order_relaxed) - k_sched.nprocs,
+            (int)atomic_load_explicit(&k_sched.runq_size, memory_order_relaxed), q,
+            (unsigned long long)(c[0] - mon.trace_last[0]),
+            (unsigned long long)(c[1] - mon.trace_last[1]),
+            (unsigned long long)(c[2] - mon.trace_last[2]),
+            (unsigned long long)(c[3] - mon.trace_last[3]),
+            (unsigned long long)(c[4] - mon.trace_last[4]),
+            (unsigned long long)(c[5] - mon.trace_last[5]));
+    for (int i = 0; i < 6; i++)
+        mon.trace_last[i] = c[i];
+    if (k_sched.trace_detail)
+        k_dump_tasks();
+}
+
 /* seq_cst: pairs with the seq_cst store of nidle_procs in proc_idle_get
  * (sched.c) against our seq_cst stores of parked and until: either this
  * load sees the proc taken, or its taker sees us parked (k_monitor_work). */
@@ -489,6 +562,8 @@ static void monitor_main(void *arg)
         int64_t nap = sleep_ns;
         if (busy && (k_sched.preempt > 0 || mon.lending) && nap > k_sched.timeslice_ns / 8)
             nap = K_MAX(k_sched.timeslice_ns / 8, MIN_SLEEP_NS);
+        if (k_sched.trace_ns)
+            nap = K_MAX(K_MIN(nap, mon.trace_next - hal_now_ns()), MIN_SLEEP_NS);
         /* sleep_ns relaxed: a hint for k_monitor_kick only (a stale value
          * costs a needless kick, or leaves us to the end of this nap).
          * until seq_cst, before the nap and 0 after it: see mon.until. */
@@ -522,6 +597,8 @@ static void monitor_main(void *arg)
                 /* Saturated: a timer at INT64_MAX (a sleep of for ever)
                  * must not wrap until round to the past. */
                 int64_t until = next ? k_add_sat(K_MAX(next, now), grace_ns()) : 0;
+                if (k_sched.trace_ns && (until == 0 || until > mon.trace_next))
+                    until = K_MAX(mon.trace_next, now + MIN_SLEEP_NS); /* the next line */
                 /* sleep_ns relaxed, until seq_cst: as before a nap. Then
                  * the checks: all_idle (seq_cst, see there); stopping and
                  * wake acquire, as at the top of the loop and after a nap
@@ -557,6 +634,7 @@ static void monitor_main(void *arg)
         bool running;
         int acted = retake(now, &running);
         acted += run_stranded_timers(now);
+        sched_trace(now);
         /* A poll that found something is not a reason for 20 µs naps (Go's
          * sysmon does not count it either): a server whose threads are
          * busy would otherwise get 50 short naps, each taking a CPU from
@@ -577,6 +655,10 @@ int k_monitor_start(void)
     if (!mon.ticks)
         return WEFT_ENOMEM;
     mon.lending = k_sched.autoblock;
+    mon.trace_start = hal_now_ns();
+    mon.trace_next = mon.trace_start + k_sched.trace_ns;
+    for (int i = 0; i < 6; i++)
+        mon.trace_last[i] = 0;
     mon.exhausted = false;
     /* Before the monitor thread exists: hal_thread_start publishes these
      * (the seq_cst default is more than needed). */

@@ -289,8 +289,10 @@ struct sched {
     int preempt;         /* 1 on, -1 off */
     bool preempt_async;  /* the port can interrupt threads */
     int64_t timeslice_ns;
-    bool background; /* started by weft_start: no first task, no deadlock report */
-    bool autoblock;  /* lend procs for stuck threads (WEFT_AUTOBLOCK, monitor.c) */
+    bool background;   /* started by weft_start: no first task, no deadlock report */
+    bool autoblock;    /* lend procs for stuck threads (WEFT_AUTOBLOCK, monitor.c) */
+    int64_t trace_ns;  /* WEFT_SCHEDTRACE's period, 0 off (monitor.c sched_trace) */
+    bool trace_detail; /* WEFT_SCHEDTRACE=ms,detail: the tasks too */
 
     /* Lending (monitor.c). nall: the procs that exist, nprocs plus every
      * spare made so far (it only grows); loops over procs go to nall.

@@ -236,6 +236,29 @@ static int configure(const weft_config *cfg)
     if (c.timeslice_ns == 0)
         c.timeslice_ns = DEFAULT_TIMESLICE_NS;
 
+    /* WEFT_SCHEDTRACE=ms or ms,detail: the monitor's trace lines. */
+    k_sched.trace_ns = 0;
+    k_sched.trace_detail = false;
+    const char *st = hal_getenv("WEFT_SCHEDTRACE");
+    if (st && *st) {
+        char num[24];
+        size_t i = 0;
+        while (st[i] && st[i] != ',' && i < sizeof num - 1) {
+            num[i] = st[i];
+            i++;
+        }
+        num[i] = 0;
+        bool detail = st[i] == ',' && k_strcmp(st + i + 1, "detail") == 0;
+        if (k_parse_int(num, &v) != 0 || v < 1 || v > 3600000 || (st[i] && !detail)) {
+            k_print("weft: WEFT_SCHEDTRACE=%s: expected a period in ms from 1 to 3600000, "
+                    "optionally followed by \",detail\"\n",
+                    st);
+            return WEFT_EINVAL;
+        }
+        k_sched.trace_ns = v * 1000000;
+        k_sched.trace_detail = detail;
+    }
+
     /* Lending procs for threads stuck in calls nobody annotated
      * (monitor.c), on unless WEFT_AUTOBLOCK=0. */
     if ((r = env_int("WEFT_AUTOBLOCK", 0, 1, &v)) < 0)

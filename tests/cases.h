@@ -51,6 +51,7 @@ CASE(sched_task_cache, 30000, F_NONE)
 CASE(sched_locked_sleep, 30000, F_NONE)
 CASE(sched_stats_startup, 30000, F_NONE)
 CASE(sched_dump_ages, 30000, F_NONE)
+CASE(sched_trace, 30000, F_NONE)
 CASE(crash_stack_overflow, 30000, F_CRASH)
 
 /* ---- memory and stacks (t_mem.c) ----

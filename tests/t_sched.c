@@ -666,3 +666,97 @@ void t_sched_dump_ages(void)
 #else
 T_NOT_BUILT(t_sched_dump_ages, "reads its own stderr through dup2 (POSIX); the dump code is shared")
 #endif
+
+/* ---- sched_trace: WEFT_SCHEDTRACE=20 prints a line every 20 ms whose
+ * fields parse; ",detail" adds the task dump; a bad value is an error.
+ * Two tasks keep a proc busy for 200 ms (yields: switches to count). ---- */
+
+#ifndef _WIN32
+static _Atomic int tr_stop;
+
+static void tr_yielder(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&tr_stop))
+        weft_yield();
+}
+
+static void tr_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&tr_stop, 0);
+    CHECK_OK(weft_go(tr_yielder, NULL));
+    CHECK_OK(weft_sleep(200000000));
+    atomic_store(&tr_stop, 1);
+}
+
+/* Runs tr_main with WEFT_SCHEDTRACE=value and stderr in buf. */
+static int tr_run(const char *value, char *buf, size_t size)
+{
+    CHECK_OK(setenv("WEFT_SCHEDTRACE", value, 1));
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    fflush(stderr);
+    int saved = dup(2);
+    CHECK_GE(saved, 0);
+    CHECK_GE(dup2(fileno(f), 2), 0);
+    weft_config cfg = {.procs = 2};
+    int rc = weft_run(tr_main, NULL, &cfg);
+    fflush(stderr);
+    CHECK_GE(dup2(saved, 2), 0);
+    close(saved);
+    rewind(f);
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    CHECK_OK(unsetenv("WEFT_SCHEDTRACE"));
+    return rc;
+}
+
+void t_sched_trace(void)
+{
+    static char buf[1 << 16];
+    CHECK_OK(tr_run("20", buf, sizeof buf));
+    int lines = 0;
+    long long prev = 0, switches = 0;
+    for (const char *p = buf; (p = strstr(p, "weft: SCHED ")) != NULL; p++) {
+        long long ms, sw, st, pr, ho, ah, pw;
+        int procs, idle, threads, spin, lent, rq;
+        char q[64];
+        int got = sscanf(p,
+                         "weft: SCHED %lldms: procs=%d idleprocs=%d threads=%d spinningthreads=%d "
+                         "lentprocs=%d runqueue=%d [%63[0-9 .]] switches=+%lld steals=+%lld "
+                         "preemptions=+%lld handoffs=+%lld autohandoffs=+%lld pollwakeups=+%lld",
+                         &ms, &procs, &idle, &threads, &spin, &lent, &rq, q, &sw, &st, &pr, &ho,
+                         &ah, &pw);
+        if (got != 14)
+            fprintf(stderr, "unparsed (%d fields): %.200s\n", got, p);
+        CHECK_EQ(got, 14);
+        CHECK_EQ(procs, 2);
+        CHECK(idle >= 0 && idle <= 2);
+        CHECK_GE(threads, 1);
+        CHECK_GT(ms, prev);
+        /* The period, against a hang or a runaway (generous bounds). */
+        CHECK_GE(ms - prev, 10);
+        CHECK_LE(ms - prev, 20 + 200 * t_slack());
+        prev = ms;
+        switches += sw;
+        lines++;
+    }
+    fprintf(stderr, "%d lines, the last at %lld ms, %lld switches\n", lines, prev, switches);
+    CHECK_GE(lines, 200 / (20 * t_slack()) / 2);
+    CHECK_LE(lines, 200 / 20 + 5);
+    CHECK_GT(switches, 0);
+
+    CHECK_OK(tr_run("50,detail", buf, sizeof buf));
+    CHECK(strstr(buf, "weft: SCHED ") != NULL);
+    CHECK(strstr(buf, "  task 1 [") != NULL); /* the dump after a line */
+
+    CHECK_EQ(tr_run("bogus", buf, sizeof buf), WEFT_EINVAL);
+    CHECK(strstr(buf, "WEFT_SCHEDTRACE=bogus") != NULL);
+    CHECK_EQ(tr_run("20,details", buf, sizeof buf), WEFT_EINVAL);
+    CHECK_EQ(tr_run("0", buf, sizeof buf), WEFT_EINVAL);
+}
+#else
+T_NOT_BUILT(t_sched_trace, "reads its own stderr through dup2 (POSIX); the trace code is kern's")
+#endif
