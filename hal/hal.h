@@ -484,8 +484,10 @@ void hal_preempt_switching(void);
  * may be dropped if one is already pending. 0 or HAL_EFAIL. */
 int hal_thread_preempt(hal_thread_t t, void *kern_thread);
 
-/* The CPU time thread t (hal_thread_self's handle of a thread inside a
- * run) has used so far, in nanoseconds (*run_ns), and whether the OS says
+/* The time thread t (hal_thread_self's handle of a thread inside a run)
+ * has spent on a CPU so far, plus, where the OS counts it, the time it
+ * waited in a run queue for one, in nanoseconds (*run_ns: the time it was
+ * not in the OS), and whether the OS says
  * it is blocked in a call right now (*blocked: 1 blocked, 0 running or
  * waiting for a CPU, -1 the OS does not say). 0, or -1 when the port
  * cannot tell the CPU time. The monitor compares two readings against the

@@ -38,11 +38,11 @@ size_t hal_posix_signal_frame(void);
 #include <signal.h>
 bool hal_posix_mask_is_normal(const sigset_t *mask);
 
-/* Reads thread t's /proc/self/task/TID/stat into buf (NUL-terminated),
- * from the descriptor the thread opened for itself when it started
- * (thread.c, "State files"). Returns the bytes read, or -1 (not a weft
- * thread, or no /proc). Any thread; takes a mutex. */
-ssize_t hal_posix_stat_read(pthread_t t, char *buf, size_t size);
+/* Reads thread t's /proc/self/task/TID/stat (sched: schedstat) into buf
+ * (NUL-terminated), from the descriptor the thread opened for itself when
+ * it started (thread.c, "State files"). Returns the bytes read, or -1
+ * (not a weft thread, or no such file). Any thread; takes a mutex. */
+ssize_t hal_posix_stat_read(pthread_t t, bool sched, char *buf, size_t size);
 
 /* tools.c: a reservation is going away; forget the stacks registered in it. */
 void hal_posix_stacks_released(void *addr, size_t size);

@@ -349,9 +349,14 @@ hal_thread_t hal_thread_self(void)
  * thread's clock is not in the vDSO; about 0.3 us, and qemu-user passes it
  * to the host, whose threads are the guest's). Exact to the moment, where
  * /proc's counters of a running thread lag by up to a scheduler tick.
- * Blocked: the state letter of /proc/self/task/TID/stat (S or D: in the
- * kernel, waiting; R: running or runnable), read from the descriptor the
- * thread keeps open (thread.c, "State files"): one more system call.
+ * Plus the time it waited in a run queue for a CPU (schedstat's second
+ * field, updated when the thread gets a CPU): a thread that the machine
+ * runs half of the time is not in the OS, and on a loaded machine it must
+ * still be preempted, and end a loan (4 busy threads on 2 CPUs kept a
+ * spinning task unpreempted for 150 ms, 1 run in 30). Blocked: the state
+ * letter of /proc/self/task/TID/stat (S or D: in the kernel, waiting; R:
+ * running or runnable). Both read from descriptors the thread keeps open
+ * (thread.c, "State files"): two more system calls.
  */
 int hal_thread_cpu(hal_thread_t t, int64_t *run_ns, int *blocked)
 {
@@ -365,7 +370,11 @@ int hal_thread_cpu(hal_thread_t t, int64_t *run_ns, int *blocked)
         *run_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
         r = 0;
         char buf[256];
-        if (hal_posix_stat_read((pthread_t)t, buf, sizeof buf) > 0) {
+        long long run, wait;
+        if (hal_posix_stat_read((pthread_t)t, true, buf, sizeof buf) > 0 &&
+            sscanf(buf, "%lld %lld", &run, &wait) == 2)
+            *run_ns += wait;
+        if (hal_posix_stat_read((pthread_t)t, false, buf, sizeof buf) > 0) {
             /* "tid (comm) S ...": the comm may hold anything, so the state
              * follows its last parenthesis. */
             char *p = strrchr(buf, ')');

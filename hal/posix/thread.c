@@ -139,8 +139,9 @@ static void altstack_off(struct altstack *a)
 
 /*
  * State files. The monitor asks whether a thread is blocked in the kernel
- * (hal_thread_cpu, preempt.c), which Linux tells in
- * /proc/self/task/TID/stat. Each thread opens its own file once, when it
+ * and how long it waited for a CPU (hal_thread_cpu, preempt.c), which
+ * Linux tells in /proc/self/task/TID/stat and schedstat. Each thread opens
+ * its own files once, when it
  * starts (thread_main, hal_thread_enter), and closes it when it leaves:
  * opened by the monitor at each look, a descriptor would come and go every
  * millisecond in some other thread's way (a program that closes a
@@ -157,7 +158,7 @@ static struct {
     int used; /* SLOT_USED and SLOT_GONE slots */
     struct {
         pthread_t t;
-        int fd;
+        int fd, sched_fd; /* stat, schedstat (-1: none) */
         int state;
     } slot[STAT_SLOTS];
 } stats = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -174,10 +175,13 @@ static size_t stat_hash(pthread_t t)
 static void stat_open(void)
 {
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", (long)syscall(SYS_gettid));
+    long tid = (long)syscall(SYS_gettid);
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
+    snprintf(path, sizeof path, "/proc/self/task/%ld/schedstat", tid);
+    int sfd = open(path, O_RDONLY | O_CLOEXEC); /* -1 without schedstats */
     pthread_t me = pthread_self();
     pthread_mutex_lock(&stats.lock);
     if (stats.used < STAT_SLOTS / 2) {
@@ -188,13 +192,16 @@ static void stat_open(void)
             stats.used++;
         stats.slot[i].t = me;
         stats.slot[i].fd = fd;
+        stats.slot[i].sched_fd = sfd;
         stats.slot[i].state = SLOT_USED;
         stat_slot = (int)i;
-        fd = -1;
+        fd = sfd = -1;
     }
     pthread_mutex_unlock(&stats.lock);
     if (fd >= 0)
         close(fd);
+    if (sfd >= 0)
+        close(sfd);
 }
 
 static void stat_close(void)
@@ -202,22 +209,26 @@ static void stat_close(void)
     if (stat_slot < 0)
         return;
     pthread_mutex_lock(&stats.lock);
-    int fd = stats.slot[stat_slot].fd;
+    int fd = stats.slot[stat_slot].fd, sfd = stats.slot[stat_slot].sched_fd;
     stats.slot[stat_slot].state = SLOT_GONE;
-    stats.slot[stat_slot].fd = -1;
+    stats.slot[stat_slot].fd = stats.slot[stat_slot].sched_fd = -1;
     pthread_mutex_unlock(&stats.lock);
     stat_slot = -1;
     close(fd);
+    if (sfd >= 0)
+        close(sfd);
 }
 
-ssize_t hal_posix_stat_read(pthread_t t, char *buf, size_t size)
+ssize_t hal_posix_stat_read(pthread_t t, bool sched, char *buf, size_t size)
 {
     ssize_t n = -1;
     pthread_mutex_lock(&stats.lock);
     for (size_t i = stat_hash(t), k = 0; k < STAT_SLOTS && stats.slot[i].state != SLOT_FREE;
          i = (i + 1) & (STAT_SLOTS - 1), k++)
         if (stats.slot[i].state == SLOT_USED && pthread_equal(stats.slot[i].t, t)) {
-            n = pread(stats.slot[i].fd, buf, size - 1, 0);
+            int fd = sched ? stats.slot[i].sched_fd : stats.slot[i].fd;
+            if (fd >= 0)
+                n = pread(fd, buf, size - 1, 0);
             break;
         }
     pthread_mutex_unlock(&stats.lock);
