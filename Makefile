@@ -96,7 +96,7 @@ VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 
 # ---- flags ---------------------------------------------------------------
 # Three kinds, in this order on every command line:
-#  1. weft's defaults, which the caller may override: OPT, WARN;
+#  1. weft's defaults, which the caller may override: OPT, FRAMES, WARN;
 #  2. the caller's CPPFLAGS and CFLAGS (LDFLAGS when linking), from the
 #     command line or the environment, as a distribution's build passes them
 #     (Debian's dpkg-buildflags): additions, never replacements;
@@ -114,6 +114,9 @@ WERROR := $(or $(WERROR),1)
 export WERROR
 endif
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes $(if $(filter 1,$(WERROR)),-Werror)
+# Frame pointers everywhere, so that weft_dump can walk a parked task's
+# frames (hal.h, hal_ctx_backtrace; docs/API.md "Diagnostics").
+FRAMES := -fno-omit-frame-pointer
 DEPFLAGS := -MMD -MP
 PORT_INC := -I. -Iinclude -Ihal -Ihal/$(OS) -Ihal/$(ARCH)
 # Only the weft_* API (WEFT_EXTERN in weft.h) is exported; kern and the
@@ -131,12 +134,12 @@ CC_INCLUDE = $(eval CC_INCLUDE := $$(shell $(CC) -print-file-name=include 2>/dev
 KERN_REQ_CFLAGS = -std=c11 -ffreestanding -fno-builtin -fno-stack-protector -fno-common \
                   -nostdinc -isystem $(CC_INCLUDE) $(KERN_IDIRAFTER) $(ARCH_CFLAGS) $(PIC)
 KERN_FS_CFLAGS  = $(PORT_INC) $(KERN_REQ_CFLAGS) $(WARN)
-KERN_CFLAGS     = $(PORT_INC) $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS) $(KERN_REQ_CFLAGS) \
+KERN_CFLAGS     = $(PORT_INC) $(OPT) $(FRAMES) $(WARN) $(CPPFLAGS) $(CFLAGS) $(KERN_REQ_CFLAGS) \
                   $(VISIBILITY) $(SANFLAGS) $(DEPFLAGS)
 
 # hal/, tests/: hosted C11 with the OS headers.
 HOST_REQ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread
-HOST_CFLAGS := $(PORT_INC) $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS) $(HOST_REQ_CFLAGS) \
+HOST_CFLAGS := $(PORT_INC) $(OPT) $(FRAMES) $(WARN) $(CPPFLAGS) $(CFLAGS) $(HOST_REQ_CFLAGS) \
                $(SANFLAGS) $(DEPFLAGS)
 # ARCH_CFLAGS for the port too: on aarch64 it keeps GCC from calling libgcc's
 # outline atomics (__aarch64_cas8_relax, ...), which the linker puts in the
@@ -146,7 +149,7 @@ HOST_CFLAGS := $(PORT_INC) $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS) $(HOST_REQ_CFLAG
 # code calls nothing in the program's text.
 HAL_CFLAGS  := $(HOST_CFLAGS) $(ARCH_CFLAGS) $(PIC) $(VISIBILITY)
 # examples/: the public API only.
-EXAMPLE_CFLAGS := -Iinclude $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS) $(HOST_REQ_CFLAGS) \
+EXAMPLE_CFLAGS := -Iinclude $(OPT) $(FRAMES) $(WARN) $(CPPFLAGS) $(CFLAGS) $(HOST_REQ_CFLAGS) \
                   $(SANFLAGS) $(DEPFLAGS)
 
 # Linking: the caller's CFLAGS too (as automake does: -flto, -m options,

@@ -429,6 +429,22 @@ void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size, void (*e
  * by any thread. Defined in assembly. */
 void hal_ctx_switch(struct hal_context *from, struct hal_context *to);
 
+/* The return addresses of the suspended context ctx, innermost first, at
+ * most max of them; returns how many. pcs[0] is where the context's code
+ * called hal_ctx_switch, and each next one is where the function holding
+ * the last one was called from, following the ABI's chain of frames (frame
+ * records on x86_64 System V and aarch64, which weft's code and its
+ * examples are built to keep: -fno-omit-frame-pointer; unwind tables on
+ * Windows). The walk ends at the context's first frame (hal_ctx_init's),
+ * or at the first frame it cannot follow: code built without frame
+ * pointers ends it early, never wrongly, where the chain leaves
+ * the stack or stops going up it. [lo, hi) is the stack the context runs
+ * on, and every read stays inside it: a context that is resumed while it
+ * is walked (weft_dump runs beside the scheduler) gives wrong addresses,
+ * never a fault. Any thread; never blocks; async-signal-safe. */
+int hal_ctx_backtrace(const struct hal_context *ctx, const void *lo, const void *hi, uintptr_t *pcs,
+                      int max);
+
 /* ------------------------------------------------------------------------
  * Preemption (docs/design.md "Preemption in C"). The port interrupts a thread
  * and calls kern_preempt on it; kern decides whether the interrupted point
@@ -510,6 +526,18 @@ int hal_module_text(const void *addr, uintptr_t *lo, uintptr_t *hi);
  * port): a task interrupted there is never preempted. Never blocks. */
 void hal_runtime_text(uintptr_t *lo, uintptr_t *hi);
 
+/* Where the code at pc comes from, for a reader with the files at hand
+ * (weft_dump's frames; scripts/symbolize turns them into functions and
+ * lines): the path of the file mapped at pc into name (NUL-terminated,
+ * cut to n bytes), and pc's place in it into *off: the file offset for an
+ * ELF object, the offset from the image's base (its RVA) for a PE image.
+ * [*lo, *hi) is a range around pc over which the same file is mapped in
+ * one piece, so that pc' in it is at *off + (pc' - pc): the caller may
+ * keep the answer for the whole range. 0, or HAL_EINVAL when no file is
+ * mapped at pc (or the port cannot tell). Any thread; never blocks;
+ * async-signal-safe (the dump a signal asks for calls it). */
+int hal_pc_module(uintptr_t pc, char *name, size_t n, uintptr_t *off, uintptr_t *lo, uintptr_t *hi);
+
 /* ------------------------------------------------------------------------
  * Callbacks: the only kern functions a port may call.
  * ------------------------------------------------------------------------ */
@@ -520,6 +548,15 @@ void hal_runtime_text(uintptr_t *lo, uintptr_t *hi);
  * hands the fault on to whatever handler the host had. Runs in a signal
  * handler on the alternate stack: async-signal-safe. */
 void kern_fault(void *addr);
+
+/* Someone outside the program asked for a dump of every task (POSIX:
+ * SIGQUIT; Windows: Ctrl-Break in its console): kern prints the dump of
+ * the run in progress, as weft_dump does, headed by what (the signal's or
+ * the event's name), or one line saying no run is active. The port then
+ * does what would have happened without weft: it calls the host's handler,
+ * or takes the default action (which ends the process). Any thread;
+ * async-signal-safe. */
+void kern_dump_request(const char *what);
 
 /* Whether kern would switch out the task of kern_thread if interrupted at
  * pc now: a preemption was asked for, the task is at a safe point by

@@ -110,6 +110,13 @@ void k_stack_free(struct k_stack_cache *c, struct k_stack *s);
 /* Whether s is a stack of the run's default size (what a spawn with size 0
  * gets, preemption headroom included), as opposed to one of its own size. */
 bool k_stack_is_default(const struct k_stack *s);
+/* Brackets reads of the stack s (a copy of a task's k_stack, taken
+ * racily) from a thread that does not own it: true when s's memory stays
+ * mapped until k_stack_peek_end, which the caller then calls with the same
+ * s; false when that cannot be promised (s is gone, or its lock is busy).
+ * Async-signal-safe. */
+bool k_stack_peek_begin(const struct k_stack *s);
+void k_stack_peek_end(const struct k_stack *s);
 /* Keeps the reservation that holds s (in use by a task whose thread
  * weft_run abandons in a blocking call) out of k_stack_fini's release, and
  * returns a handle to it. Any thread, before k_stack_fini. */

@@ -63,6 +63,8 @@ void weft_block_begin(void)
     struct task *t = th->cur;
     struct proc *p = th->proc;
     t->blocking = true;
+    /* Relaxed: read only by the dump (how long the call has lasted). */
+    atomic_store_explicit(&t->wait_since_ns, p->clock_ns, memory_order_relaxed);
     th->old_proc = p;
     th->proc = NULL;
     uint64_t word = (++p->syscall_gen << K_PROC_STATE_BITS) | PROC_SYSCALL;

@@ -89,16 +89,27 @@ void k_host_open(void)
     atomic_store(&host.open, 1);
 }
 
-bool k_host_enter(void)
+static bool gate_enter(bool acts)
 {
     /* Both seq_cst: the gate's Dekker pair (top of the file). */
     atomic_fetch_add(&host.inside, 1);
     if (atomic_load(&host.open)) {
-        atomic_store_explicit(&host.seen, 1, memory_order_relaxed);
+        if (acts)
+            atomic_store_explicit(&host.seen, 1, memory_order_relaxed);
         return true;
     }
     k_host_leave();
     return false;
+}
+
+bool k_host_enter(void)
+{
+    return gate_enter(true);
+}
+
+bool k_host_enter_to_look(void)
+{
+    return gate_enter(false);
 }
 
 void k_host_leave(void)

@@ -48,6 +48,11 @@ struct k_host {
  */
 bool k_host_enter(void);
 void k_host_leave(void);
+/* The gate for a thread that only looks (a dump asked for by a signal):
+ * the same promise, without counting as a host that may act on the run
+ * (k_hosts_may_act), so the deadlock check stays on. Async-signal-safe,
+ * as is k_host_leave. */
+bool k_host_enter_to_look(void);
 
 /* runtime.c: opens the gate once the run is set up (before any task runs);
  * closes it before the run's memory goes: refuses new host calls, cancels

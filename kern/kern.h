@@ -24,6 +24,14 @@
 #define K_LIKELY(x) __builtin_expect(!!(x), 1)
 #define K_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define K_NOINLINE __attribute__((noinline))
+/* A function that reads what other threads change, without their locks,
+ * on purpose (the dump's snapshot of tasks and their stacks): the
+ * sanitizers would report each read as a race or a stray access. */
+#define K_RACY_READER __attribute__((no_sanitize("address", "thread")))
+/* A read of x, inside a K_RACY_READER, that another thread may be writing
+ * with plain stores: volatile, so that it is made once and as it stands
+ * (a sanitizer would still check an atomic load against those stores). */
+#define K_RACY_LOAD(x) (*(volatile __typeof__(x) *)&(x))
 #define K_CACHELINE 64
 #define K_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define K_MIN(a, b) ((a) < (b) ? (a) : (b))

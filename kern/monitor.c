@@ -534,7 +534,7 @@ static void sched_trace(int64_t now)
     for (int i = 0; i < 6; i++)
         mon.trace_last[i] = c[i];
     if (k_sched.trace_detail)
-        k_dump_tasks();
+        k_dump_tasks_brief();
 }
 
 /* seq_cst: pairs with the seq_cst store of nidle_procs in proc_idle_get

@@ -431,6 +431,9 @@ void k_preempt_setup(void); /* at weft_run: text ranges, the port */
 void k_preempt_point(void);
 
 /* ---- dump.c ---- */
+/* Every live task: a line each, then its frames and start function. */
 void k_dump_tasks(void);
+/* A line per task, no frames (WEFT_SCHEDTRACE's detail). */
+void k_dump_tasks_brief(void);
 
 #endif /* WEFT_KERN_PROC_H */

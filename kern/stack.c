@@ -408,6 +408,42 @@ void k_stack_free(struct k_stack_cache *c, struct k_stack *s)
         own_free(s);
 }
 
+/* ---- Looking at another task's stack (the dump) ----
+ *
+ * A default stack lives in an arena, which stays mapped until the run
+ * ends, whatever happens to the task on it. A stack of its own size is
+ * released when its task ends (own_free), so a reader from another thread
+ * holds pool.lock while it reads, after checking that the reservation is
+ * still listed and still as large: own_free unlists it under that lock
+ * before it releases it. A trylock, bounded: the caller may be a signal
+ * handler on a thread that holds the lock already. */
+
+bool k_stack_peek_begin(const struct k_stack *s)
+{
+    if (s->lo == NULL)
+        return false;
+    if (k_stack_is_default(s))
+        return true;
+    bool locked = false;
+    for (int i = 0; i < 1000 && !(locked = k_trylock(&pool.lock)); i++)
+        hal_cpu_relax();
+    if (!locked)
+        return false;
+    for (struct k_link *n = pool.regions.first; n != NULL; n = n->next) {
+        struct region *r = K_LIST_ENTRY(n, struct region, link);
+        if (r->nstacks == 1 && s->lo == (char *)r + pool.page && s->hi <= (char *)r + r->size)
+            return true;
+    }
+    k_unlock(&pool.lock);
+    return false;
+}
+
+void k_stack_peek_end(const struct k_stack *s)
+{
+    if (!k_stack_is_default(s))
+        k_unlock(&pool.lock);
+}
+
 void k_stack_counts(uint64_t *region, uint64_t *protect, uint64_t *none)
 {
     *region = atomic_load_explicit(&counts[HAL_GUARD_REGION], memory_order_relaxed);

@@ -35,6 +35,7 @@ HAL_SRCS := hal/win32/env.c \
             hal/win32/thread.c \
             hal/win32/time.c \
             hal/win32/timer_hr.c \
+            hal/win32/unwind.c \
             hal/win32/call_on.S \
             hal/win32/text_bounds.S \
             hal/x86_64/preempt_win64.S \

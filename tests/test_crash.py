@@ -21,6 +21,9 @@ EXPECT = {
     # k_panic's message, then the dump weft_run hooked in: the blocked task.
     "crash_panic_dump": r"weft: fatal: planted by crash_panic_dump\n[\s\S]*"
     r"  task \d+ \[waiting: chan receive, ",
+    # SIGQUIT at SIG_DFL: the dump, then death by SIGQUIT (tests/test_dump.py
+    # reads the dump itself).
+    "dump_sigquit_default": r"weft: SIGQUIT: dump: [\s\S]*  task \d+ \[waiting: chan send, ",
 }
 
 
@@ -30,6 +33,8 @@ def test_crash(crash_case):
     t = crash_case.target
     if t.error:
         pytest.fail(f"target {t.name}: {t.error}", pytrace=False)
+    if "nowine" in crash_case.flags and t.env.get("OS") == "win32":
+        pytest.skip("F_NOWINE: not on windows-x86_64 (see tests/cases.h)")
     assert crash_case.name in EXPECT, f"no expectation for crash case {crash_case.name}"
     rc, out, err, secs, timed_out, cmd, timeout = run_case(crash_case)
     where = f"$ {' '.join(cmd)}\n--- stderr ---\n{tail(err)}"
@@ -61,7 +66,8 @@ def run(t, args, env=None, timeout=120):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_deadlock_report(target):
-    """The deadlock report names every blocked task and what it waits on."""
+    """The deadlock report names every blocked task, what it waits on, its
+    frames and its start function."""
     t = read_target(target)
     if t.error:
         pytest.fail(f"target {t.name}: {t.error}", pytrace=False)
@@ -70,6 +76,9 @@ def test_deadlock_report(target):
     assert "weft: deadlock: all 2 tasks are asleep" in p.stderr, p.stderr
     assert "task 1 [waiting: waitgroup wait" in p.stderr, p.stderr
     assert "task 2 [waiting: mutex lock" in p.stderr, p.stderr
+    # The same dump as weft_dump's: each task's frames and start function.
+    assert p.stderr.count("    started as 0x") >= 2, p.stderr
+    assert "    #0 0x" in p.stderr, p.stderr
 
 
 def test_no_leaks_valgrind():

@@ -2,7 +2,8 @@
 /*
  * signal.c (posix) — the process-wide SIGSEGV/SIGBUS handler that turns a
  * task's stack overflow into a message naming the task, and hands every
- * other fault on to the handler the host had.
+ * other fault on to the handler the host had; and the SIGQUIT handler
+ * that prints every task (the end of this comment).
  *
  * One handler for the whole process, installed at the first
  * hal_thread_enter or hal_thread_start and removed only when weft's code
@@ -34,6 +35,15 @@
  * (si_code <= 0: si_addr means nothing) skips kern_fault; if the host
  * ignored it, it is still ignored, and if the host left it at SIG_DFL it is
  * raised again at default so the process dies as before.
+ *
+ * SIGQUIT (Go prints its goroutines on it): the same installation and
+ * chaining, with kern_dump_request("SIGQUIT") first, on the altstack of
+ * a weft thread (a task's stack may be small) and with every other
+ * signal but the synchronous faults held off. Then, as without weft: the
+ * host's handler runs, or at SIG_DFL the process dies of SIGQUIT (and
+ * dumps core where that is on), or, when the host ignores SIGQUIT (a
+ * background job of a shell without job control), the program goes on:
+ * the dump was all it did.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -46,11 +56,11 @@ static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 
 /* The host's handlers before ours; written once by install(), before our
  * handler can run, and only read afterwards. */
-static struct sigaction prev_segv, prev_bus;
+static struct sigaction prev_segv, prev_bus, prev_quit;
 
 static struct sigaction *prev_for(int sig)
 {
-    return sig == SIGBUS ? &prev_bus : &prev_segv;
+    return sig == SIGBUS ? &prev_bus : sig == SIGQUIT ? &prev_quit : &prev_segv;
 }
 
 static void set_default(int sig)
@@ -93,6 +103,15 @@ static void on_fault(int sig, siginfo_t *info, void *uc)
     errno = saved_errno;
 }
 
+/* SIGQUIT: the dump, then what the host would have had (see the top). */
+static void on_quit(int sig, siginfo_t *info, void *uc)
+{
+    int saved_errno = errno;
+    kern_dump_request("SIGQUIT");
+    chain(sig, info, uc);
+    errno = saved_errno;
+}
+
 static void install(void)
 {
     struct sigaction sa;
@@ -110,6 +129,16 @@ static void install(void)
     sigaction(SIGBUS, NULL, &prev_bus);
     sigaction(SIGSEGV, &sa, NULL);
     sigaction(SIGBUS, &sa, NULL);
+
+    struct sigaction q;
+    q.sa_sigaction = on_quit;
+    q.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    sigfillset(&q.sa_mask);
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&q.sa_mask, faults[i]);
+    sigaction(SIGQUIT, NULL, &prev_quit);
+    sigaction(SIGQUIT, &q, NULL);
 }
 
 void hal_posix_fault_install(void)
@@ -123,7 +152,7 @@ static void restore(int sig, const struct sigaction *prev)
 {
     struct sigaction cur;
     if (sigaction(sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
-        cur.sa_sigaction == on_fault)
+        (cur.sa_sigaction == on_fault || cur.sa_sigaction == on_quit))
         sigaction(sig, prev, NULL);
 }
 
@@ -133,4 +162,5 @@ __attribute__((destructor)) static void unload(void)
 {
     restore(SIGSEGV, &prev_segv);
     restore(SIGBUS, &prev_bus);
+    restore(SIGQUIT, &prev_quit);
 }

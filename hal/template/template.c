@@ -240,6 +240,22 @@ void hal_ctx_switch(struct hal_context *from, struct hal_context *to)
     hal_abort();
 }
 
+/* May: the return addresses of a suspended context, for weft_dump. With a
+ * frame-pointer ABI whose records are {caller's frame pointer, return
+ * address} (x86_64 System V, aarch64), hal/frame_record.h does it from
+ * the switch frame's two slots; otherwise the ABI's unwind tables (as
+ * hal/win32/unwind.c). 0: the dump shows no frames. */
+int hal_ctx_backtrace(const struct hal_context *ctx, const void *lo, const void *hi, uintptr_t *pcs,
+                      int max)
+{
+    (void)ctx;
+    (void)lo;
+    (void)hi;
+    (void)pcs;
+    (void)max;
+    return 0;
+}
+
 /* ---- Poller and I/O (hal.h "Poller", "Sockets", "I/O operations") ---- */
 
 /* Must: create the process's poller (epoll, kqueue, an IOCP) and the
@@ -452,6 +468,17 @@ int hal_module_text(const void *addr, uintptr_t *lo, uintptr_t *hi)
 {
     (void)addr;
     *lo = *hi = 0;
+    return HAL_EINVAL;
+}
+
+/* May: the file mapped at pc and pc's place in it, for weft_dump's
+ * frames (scripts/symbolize). HAL_EINVAL: the dump shows bare addresses. */
+int hal_pc_module(uintptr_t pc, char *name, size_t n, uintptr_t *off, uintptr_t *lo, uintptr_t *hi)
+{
+    (void)pc;
+    (void)name;
+    (void)n;
+    *off = *lo = *hi = 0;
     return HAL_EINVAL;
 }
 

@@ -28,6 +28,12 @@
  * An exception that nothing in a task handles reaches the task's bottom
  * frame, hal_ctx_start's, whose handler (hal_win32_task_unhandled, below)
  * calls UnhandledExceptionFilter as a thread's start routine would.
+ *
+ * Ctrl-Break in the console (Windows' nearest to SIGQUIT) prints every
+ * task (kern_dump_request) from the thread Windows starts for console
+ * events, then returns FALSE: the next handler, the host's or Windows'
+ * default (which ends the process), runs as it would have without weft.
+ * Added with the exception handler and removed with it.
  */
 #include <windows.h>
 
@@ -118,6 +124,13 @@ EXCEPTION_DISPOSITION hal_win32_task_unhandled(EXCEPTION_RECORD *rec, void *fram
     }
 }
 
+static BOOL WINAPI on_console(DWORD event)
+{
+    if (event == CTRL_BREAK_EVENT)
+        kern_dump_request("Ctrl-Break");
+    return FALSE;
+}
+
 static BOOL CALLBACK install(INIT_ONCE *once, void *param, void **ctx)
 {
     (void)once;
@@ -130,6 +143,7 @@ static BOOL CALLBACK install(INIT_ONCE *once, void *param, void **ctx)
         slot_depth = d;
     }
     veh = AddVectoredExceptionHandler(1, on_exception);
+    SetConsoleCtrlHandler(on_console, TRUE);
     return TRUE;
 }
 
@@ -141,8 +155,10 @@ __attribute__((destructor)) static void unload(void)
 {
     if (hal_win32_threads_live() != 0)
         return;
-    if (veh)
+    if (veh) {
         RemoveVectoredExceptionHandler(veh);
+        SetConsoleCtrlHandler(on_console, FALSE);
+    }
     veh = NULL;
     if (slot_rescue != TLS_OUT_OF_INDEXES)
         TlsFree(slot_rescue);

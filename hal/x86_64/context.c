@@ -10,6 +10,10 @@
  * file and the .S share the HAL_FRAME_* offsets; the assertions below
  * keep them and struct hal_context in step.
  *
+ * On System V it also walks a suspended context's frames
+ * (hal_ctx_backtrace); Windows walks them with its unwind tables
+ * (hal/win32/unwind.c).
+ *
  * Freestanding like kern: it needs nothing from the OS.
  */
 #include <stddef.h>
@@ -21,6 +25,7 @@
 #define hal_ctx_init hal_ctx_init_raw
 #endif
 
+#include "hal/frame_record.h"
 #include "hal/hal.h"
 
 _Static_assert(offsetof(struct hal_context, sp) == HAL_CTX_SP,
@@ -95,3 +100,16 @@ void hal_ctx_init(struct hal_context *ctx, void *stack_lo, size_t size, void (*e
 #endif
     ctx->sp = frame;
 }
+
+#ifndef _WIN64
+/* The switch frame holds rbp of the code that called hal_ctx_switch (its
+ * frame record's address) and the address to return to in it, the start
+ * of the chain (frame_record.h). */
+int hal_ctx_backtrace(const struct hal_context *ctx, const void *lo, const void *hi, uintptr_t *pcs,
+                      int max)
+{
+    uintptr_t sp = (uintptr_t)__atomic_load_n(&ctx->sp, __ATOMIC_RELAXED);
+    return hal_frame_walk(sp, HAL_FRAME_RBP, HAL_FRAME_RET, HAL_FRAME_SIZE, (uintptr_t)lo,
+                          (uintptr_t)hi, pcs, max);
+}
+#endif
