@@ -55,11 +55,13 @@ CASE(sched_trace, 30000, F_NONE)
 
 /* ---- the dump (t_dump.c): a task waiting in each way; what they print is
  * checked by tests/test_dump.py (and dump_sigquit_default's end by
- * test_crash.py). The SIGQUIT ones are POSIX's (F_NOWINE). ---- */
+ * test_crash.py). The SIGQUIT ones are POSIX's (F_NOWINE), Ctrl-Break is
+ * Windows' (F_WINONLY). ---- */
 CASE(dump_waits, 30000, F_NONE)
 CASE(dump_sigquit, 30000, F_NOWINE)
 CASE(dump_sigquit_ignored, 30000, F_NOWINE)
 CASE(dump_sigquit_default, 30000, F_CRASH | F_NOWINE)
+CASE(dump_ctrl_break, 30000, F_WINONLY)
 CASE(crash_stack_overflow, 30000, F_CRASH)
 
 /* ---- memory and stacks (t_mem.c) ----

@@ -17,10 +17,12 @@
  *                          and the program goes on;
  *   dump_sigquit_default   SIGQUIT at SIG_DFL: the dump, then the process
  *                          dies of SIGQUIT as it would without weft (F_CRASH:
- *                          tests/test_crash.py).
+ *                          tests/test_crash.py);
+ *   dump_ctrl_break        Windows: the console handler on Ctrl-Break.
  */
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -245,9 +247,51 @@ void t_dump_sigquit_default(void)
     sigquit_set(SIG_DFL);
     t_run(sigquit_default_main, NULL, 2);
 }
+
+T_NOT_BUILT(t_dump_ctrl_break, "Ctrl-Break is Windows' (SIGQUIT here)")
 #else
 T_NOT_BUILT(t_dump_sigquit, "SIGQUIT is POSIX's; Windows' Ctrl-Break goes through the same kern "
                             "entry (hal/win32/fault.c)")
 T_NOT_BUILT(t_dump_sigquit_ignored, "SIGQUIT is POSIX's")
 T_NOT_BUILT(t_dump_sigquit_default, "SIGQUIT is POSIX's")
+
+/* Ctrl-Break: Wine gives no console to a program whose output is a pipe,
+ * so the case calls the port's console handler as Windows would, from a
+ * thread of its own (Windows starts one per console event). The handler
+ * must print the dump and return FALSE (the next handler runs); other
+ * events print nothing. */
+#include "hal/win32/win32.h"
+
+static DWORD WINAPI console_thread(void *arg)
+{
+    return (DWORD)hal_win32_console_event((DWORD)(uintptr_t)arg);
+}
+
+static int console_event(DWORD event)
+{
+    HANDLE h = CreateThread(NULL, 0, console_thread, (void *)(uintptr_t)event, 0, NULL);
+    CHECK(h != NULL);
+    CHECK_EQ(WaitForSingleObject(h, 30000 * (DWORD)t_slack()), WAIT_OBJECT_0);
+    DWORD rc = 1;
+    CHECK(GetExitCodeThread(h, &rc));
+    CloseHandle(h);
+    return (int)rc;
+}
+
+static void ctrl_break_main(void *arg)
+{
+    (void)arg;
+    dw_setup();
+    fprintf(stderr, "dump_ctrl_break: Ctrl-C first\n");
+    CHECK_EQ(console_event(CTRL_C_EVENT), FALSE);
+    fprintf(stderr, "dump_ctrl_break: Ctrl-Break\n");
+    CHECK_EQ(console_event(CTRL_BREAK_EVENT), FALSE);
+    dw_teardown();
+}
+
+void t_dump_ctrl_break(void)
+{
+    dw_reset();
+    t_run(ctrl_break_main, NULL, 2);
+}
 #endif

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The dump of a program whose tasks wait in every way (tests/t_dump.c):
-from weft_dump() on every target, from SIGQUIT on the POSIX ones. Each
+from weft_dump() on every target, from SIGQUIT on the POSIX ones, from the
+console handler's Ctrl-Break on Windows. Each
 task's line must name its wait and what it waits on; scripts/symbolize
 must turn its "started as" address into the function it was started
 with, its first frame into the scheduler's switch, and one of its frames
@@ -165,4 +166,22 @@ def test_dump_sigquit_default(target):
     where = f"$ {t.exe} run dump_sigquit_default (exit {p.returncode})\n{p.stderr[-6000:]}"
     assert p.returncode == -3, f"not killed by SIGQUIT\n{where}"
     assert "still alive" not in p.stderr, where
+    check_dump(p.stderr, where)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_dump_ctrl_break(target):
+    """Windows: the console handler prints the dump on Ctrl-Break (only),
+    and passes the event on (the case checks it returns FALSE)."""
+    t = target_or_fail(target)
+    if not target.startswith("windows"):
+        pytest.skip("Ctrl-Break is Windows' (SIGQUIT is POSIX's)")
+    p = run(t, "dump_ctrl_break")
+    where = f"$ {t.exe} run dump_ctrl_break (exit {p.returncode})\n{p.stderr[-6000:]}"
+    assert p.returncode == 0, where
+    c = p.stderr.find("dump_ctrl_break: Ctrl-C first")
+    b = p.stderr.find("dump_ctrl_break: Ctrl-Break")
+    d = p.stderr.find("weft: Ctrl-Break: dump: ")
+    assert 0 <= c < b < d, f"the dump after Ctrl-Break only\n{where}"
+    assert p.stderr.count("weft: Ctrl-Break: dump: ") == 1, where
     check_dump(p.stderr, where)

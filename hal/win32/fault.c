@@ -33,7 +33,10 @@
  * task (kern_dump_request) from the thread Windows starts for console
  * events, then returns FALSE: the next handler, the host's or Windows'
  * default (which ends the process), runs as it would have without weft.
- * Added with the exception handler and removed with it.
+ * Added with the exception handler and removed with it. Wine gives a
+ * program whose output is not a terminal no console (GenerateConsoleCtrlEvent
+ * and AllocConsole fail there), so the suite calls the handler itself
+ * (tests/t_dump.c, dump_ctrl_break).
  */
 #include <windows.h>
 
@@ -124,7 +127,7 @@ EXCEPTION_DISPOSITION hal_win32_task_unhandled(EXCEPTION_RECORD *rec, void *fram
     }
 }
 
-static BOOL WINAPI on_console(DWORD event)
+BOOL WINAPI hal_win32_console_event(DWORD event)
 {
     if (event == CTRL_BREAK_EVENT)
         kern_dump_request("Ctrl-Break");
@@ -143,7 +146,7 @@ static BOOL CALLBACK install(INIT_ONCE *once, void *param, void **ctx)
         slot_depth = d;
     }
     veh = AddVectoredExceptionHandler(1, on_exception);
-    SetConsoleCtrlHandler(on_console, TRUE);
+    SetConsoleCtrlHandler(hal_win32_console_event, TRUE);
     return TRUE;
 }
 
@@ -157,7 +160,7 @@ __attribute__((destructor)) static void unload(void)
         return;
     if (veh) {
         RemoveVectoredExceptionHandler(veh);
-        SetConsoleCtrlHandler(on_console, FALSE);
+        SetConsoleCtrlHandler(hal_win32_console_event, FALSE);
     }
     veh = NULL;
     if (slot_rescue != TLS_OUT_OF_INDEXES)

@@ -32,6 +32,10 @@ void hal_win32_rescue_off(void);
 /* Tests only (tests/t_hal_win32.c), not part of hal.h: the calling
  * thread's rescue stack (64 KiB), or NULL when it has none. */
 void *hal_win32_rescue_stack(void);
+/* The console handler (Ctrl-Break prints the dump); returns FALSE, so the
+ * next handler runs. Called by Windows; tests call it too (Wine has no
+ * console to send the event through). */
+int __stdcall hal_win32_console_event(unsigned long event);
 
 /* thread.c: how many threads are inside this copy of weft (its workers and
  * monitor, and threads between hal_thread_enter and leave). The unload
