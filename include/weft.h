@@ -236,8 +236,11 @@ WEFT_EXTERN int weft_preemptible_module(const void *addr);
  * queue if none is free). errno set by the call (on Windows, the
  * GetLastError value too) is intact after weft_block_end, even if the
  * task resumes on another thread; so are both across any weft call. Between
- * the two the task must call no weft function but weft_now. No-ops
- * outside a task; a nested begin/end pair does nothing. If the run ends
+ * the two the task's thread holds no proc, and the task may call no weft
+ * function but weft_now, weft_id, weft_errno, weft_procs, weft_stats,
+ * weft_dump and a nested pair: any other prints a message naming the rule
+ * and the dump, and aborts. No-ops outside a task; a nested begin/end pair
+ * does nothing. If the run ends
  * during the call, weft_block_end does not return (see weft_run). (Go:
  * entersyscall/exitsyscall.) */
 WEFT_EXTERN void weft_block_begin(void);

@@ -36,8 +36,10 @@
  * old thread's errno. weft_errno() (the value at the last weft_block_end,
  * kept in the task) is always right; include/weft.h says so to users.
  *
- * Between begin and end the task must call nothing in weft but weft_now
- * (its thread holds no proc). It is never preempted there.
+ * Between begin and end the task must call nothing in weft that needs a
+ * proc (its thread holds none): k_task_self stops it there with a message
+ * and the dump (weft.h lists what it may call). It is never preempted
+ * there.
  *
  * The run may end while the call lasts. weft_run does not wait for it: it
  * abandons the thread in the OS (runtime.c, thread.call in proc.h), and
@@ -170,7 +172,7 @@ void weft_block_end(void)
 
 int weft_errno(void)
 {
-    struct task *t = k_task_self();
+    struct task *t = k_task_here();
     return t ? t->os_errno : hal_errno_get();
 }
 

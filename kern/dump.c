@@ -295,7 +295,7 @@ void weft_dump(void)
 {
     /* A host thread goes through the gate: the run cannot end under the
      * dump (kern/host.h). It only looks: the deadlock check stays on. */
-    bool host = k_task_self() == NULL;
+    bool host = k_task_here() == NULL;
     if (host && !k_host_enter_to_look()) {
         k_print("weft: dump: no run is active\n");
         return;

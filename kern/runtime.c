@@ -580,13 +580,13 @@ _Noreturn void weft_exit(void)
 
 uint64_t weft_id(void)
 {
-    struct task *t = k_task_self();
+    struct task *t = k_task_here();
     return t ? t->id : 0;
 }
 
 int weft_procs(void)
 {
-    if (k_task_self())
+    if (k_task_here())
         return k_sched.nprocs; /* a task's thread saw nprocs set */
     if (!k_host_enter())
         return 0;
@@ -608,7 +608,7 @@ int weft_stats(struct weft_stats *s)
         return WEFT_EINVAL;
     memset(s, 0, sizeof *s);
     /* Outside a task, through the host gate: the run cannot end under us. */
-    bool host = k_task_self() == NULL;
+    bool host = k_task_here() == NULL;
     if (host && !k_host_enter())
         return 0;
     if (k_sched.procs)

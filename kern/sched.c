@@ -1502,7 +1502,30 @@ static void switch_direct(struct thread *th, struct task *t, struct task *next, 
     k_switched_in();
 }
 
+/* A task called a weft function between weft_block_begin and
+ * weft_block_end: its thread holds no proc, and whatever the function
+ * would do with one (queue a task, park) has nothing to do it with. Out of
+ * line: the check in k_task_self stays a load and a branch. */
+K_NOINLINE _Noreturn static void block_misuse(struct task *t)
+{
+    k_print("weft: task %llu called weft between weft_block_begin and weft_block_end, where its "
+            "thread holds no proc; only weft_now, weft_id, weft_errno, weft_procs, weft_stats "
+            "and weft_dump may be called there\n",
+            (unsigned long long)t->id);
+    k_panic("weft called inside a blocking call");
+}
+
 struct task *k_task_self(void)
+{
+    struct thread *th = k_thread_self();
+    struct task *t = th ? th->cur : NULL;
+    /* blocking: written by this thread only (block.c). */
+    if (t != NULL && K_UNLIKELY(t->blocking))
+        block_misuse(t);
+    return t;
+}
+
+struct task *k_task_here(void)
 {
     struct thread *th = k_thread_self();
     return th ? th->cur : NULL;

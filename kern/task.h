@@ -128,7 +128,14 @@ struct task {
 };
 
 /* The task running on the calling thread, or NULL (scheduler stack, or a
- * thread that is not a kern worker). Never cache it across a park. */
+ * thread that is not a kern worker). Never cache it across a park. Every
+ * public function that needs a proc calls it, so it is where a task that
+ * calls weft between weft_block_begin and weft_block_end (its thread holds
+ * no proc) is stopped: a message naming the rule, the dump, an abort. */
 struct task *k_task_self(void);
+/* The same without that check: for the public functions a task may call
+ * inside a blocking call (weft_id, weft_errno, weft_procs, weft_stats,
+ * weft_dump; weft_now needs no task). */
+struct task *k_task_here(void);
 
 #endif /* WEFT_KERN_TASK_H */

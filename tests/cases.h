@@ -62,6 +62,11 @@ CASE(dump_sigquit, 30000, F_NOWINE)
 CASE(dump_sigquit_ignored, 30000, F_NOWINE)
 CASE(dump_sigquit_default, 30000, F_CRASH | F_NOWINE)
 CASE(dump_ctrl_break, 30000, F_WINONLY)
+
+/* ---- misuse (t_misuse.c): each rule broken gives its documented code, or
+ * a message, the dump and an abort (F_CRASH: tests/test_crash.py). ---- */
+CASE(misuse_block_call, 30000, F_CRASH)
+CASE(misuse_block_allowed, 30000, F_NONE)
 CASE(crash_stack_overflow, 30000, F_CRASH)
 
 /* ---- memory and stacks (t_mem.c) ----

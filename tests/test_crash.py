@@ -24,6 +24,10 @@ EXPECT = {
     # SIGQUIT at SIG_DFL: the dump, then death by SIGQUIT (tests/test_dump.py
     # reads the dump itself).
     "dump_sigquit_default": r"weft: SIGQUIT: dump: [\s\S]*  task \d+ \[waiting: chan send, ",
+    # A call that needs a proc inside a weft_block_begin/end pair: the rule
+    # named, then the dump, with the offender in its blocking call.
+    "misuse_block_call": r"weft: task (\d+) called weft between weft_block_begin and "
+    r"weft_block_end[^\n]*\n[\s\S]*  task \1 \[running: in a blocking call",
 }
 
 
