@@ -86,6 +86,13 @@ enum hal_guard_kind {
  * stays until the reservation is released. */
 enum hal_guard_kind hal_mem_guard(void *addr, size_t size);
 
+/* Checks the environment variables through which a user or a test forces
+ * the port's choice of guards (POSIX and Windows: WEFT_GUARD,
+ * WEFT_GUARD_BUDGET; docs/API.md). 0, or HAL_EINVAL when one has a value
+ * the port does not take, after printing a line that names it: weft_run
+ * then returns WEFT_EINVAL. Called at the start of every run. */
+int hal_mem_env_check(void);
+
 /* Tells debugging tools that [lo, hi) is a task stack, so that switching
  * between stacks is not mistaken for a huge frame (valgrind marks memory
  * between the old and new stack pointer undefined otherwise). A no-op

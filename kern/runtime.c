@@ -259,6 +259,10 @@ static int configure(const weft_config *cfg)
         k_sched.trace_detail = detail;
     }
 
+    /* The port's own variables for guards (hal_mem_env_check prints). */
+    if (hal_mem_env_check() != 0)
+        return WEFT_EINVAL;
+
     /* Lending procs for threads stuck in calls nobody annotated
      * (monitor.c), on unless WEFT_AUTOBLOCK=0. */
     if ((r = env_int("WEFT_AUTOBLOCK", 0, 1, &v)) < 0)

@@ -67,6 +67,7 @@ CASE(dump_ctrl_break, 30000, F_WINONLY)
  * a message, the dump and an abort (F_CRASH: tests/test_crash.py). ---- */
 CASE(misuse_block_call, 30000, F_CRASH)
 CASE(misuse_block_allowed, 30000, F_NONE)
+CASE(misuse_env, 30000, F_NONE)
 CASE(crash_stack_overflow, 30000, F_CRASH)
 
 /* ---- memory and stacks (t_mem.c) ----

@@ -9,11 +9,16 @@
  *                         weft_block_begin and weft_block_end (the thread
  *                         holds none): abort with the message and the dump
  *                         (it used to be a segfault in the scheduler);
- *   misuse_block_allowed  the calls allowed there work there.
+ *   misuse_block_allowed  the calls allowed there work there;
+ *   misuse_env            a bad value of each WEFT_* variable makes weft_run
+ *                         return WEFT_EINVAL (tests/test_misuse.py checks
+ *                         that each message names its variable).
  */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <stdlib.h>
 
 #include "check.h"
 #include "weft.h"
@@ -61,4 +66,31 @@ static void block_allowed_main(void *arg)
 void t_misuse_block_allowed(void)
 {
     t_run(block_allowed_main, NULL, 2);
+}
+
+static void env_noop(void *arg)
+{
+    (void)arg;
+}
+
+void t_misuse_env(void)
+{
+    static const struct {
+        const char *name, *bad;
+    } vars[] = {
+        {"WEFT_PROCS", "abc"},        {"WEFT_STACK", "-1"},           {"WEFT_PREEMPT", "2"},
+        {"WEFT_SCHEDTRACE", "0"},     {"WEFT_AUTOBLOCK", "yes"},      {"WEFT_GUARD", "bogus"},
+        {"WEFT_GUARD_BUDGET", "-7x"}, {"WEFT_POLLER_TIMER", "bogus"},
+#ifdef _WIN32
+        {"WEFT_IOCP_SKIP", "maybe"},
+#endif
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        CHECK_OK(setenv(vars[i].name, vars[i].bad, 1));
+        int rc = weft_run(env_noop, NULL, NULL);
+        unsetenv(vars[i].name);
+        fprintf(stderr, "misuse_env: %s=%s: %d\n", vars[i].name, vars[i].bad, rc);
+        CHECK_EQ(rc, WEFT_EINVAL);
+        CHECK_OK(weft_run(env_noop, NULL, NULL)); /* and fine again without it */
+    }
 }

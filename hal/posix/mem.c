@@ -276,8 +276,36 @@ static bool region_enforced(void)
     return enforced;
 }
 
+/* WEFT_GUARD: unset or empty (the cheapest kind the probe proves), region
+ * (the same: a region guard where the kernel enforces one), protect or
+ * none. WEFT_GUARD_BUDGET: how many protected guards to allow, a decimal
+ * count >= 0, in place of the one computed from vm.max_map_count. */
+int hal_mem_env_check(void)
+{
+    const char *g = getenv("WEFT_GUARD");
+    if (g != NULL && *g != '\0' && strcmp(g, "region") != 0 && strcmp(g, "protect") != 0 &&
+        strcmp(g, "none") != 0) {
+        static const char msg[] = "weft: WEFT_GUARD: expected region, protect or none\n";
+        hal_write_err(msg, sizeof msg - 1);
+        return HAL_EINVAL;
+    }
+    const char *b = getenv("WEFT_GUARD_BUDGET");
+    if (b != NULL && *b != '\0') {
+        const char *c = b;
+        while (*c >= '0' && *c <= '9' && c - b < 18) /* 18 digits fit a long */
+            c++;
+        if (*c != '\0') {
+            static const char msg[] =
+                "weft: WEFT_GUARD_BUDGET: expected a count of protected guards, 0 or more\n";
+            hal_write_err(msg, sizeof msg - 1);
+            return HAL_EINVAL;
+        }
+    }
+    return 0;
+}
+
 /* Runs once, at the first hal_mem_guard: picks guard_mode and sets the
- * protect budget. */
+ * protect budget (hal_mem_env_check has vetted the variables). */
 static void probe(void)
 {
     const char *force = getenv("WEFT_GUARD");

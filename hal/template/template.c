@@ -471,6 +471,13 @@ int hal_module_text(const void *addr, uintptr_t *lo, uintptr_t *hi)
     return HAL_EINVAL;
 }
 
+/* Must: vet the environment variables the port reads for its guards
+ * (0 when it has none). */
+int hal_mem_env_check(void)
+{
+    return 0;
+}
+
 /* May: the file mapped at pc and pc's place in it, for weft_dump's
  * frames (scripts/symbolize). HAL_EINVAL: the dump shows bare addresses. */
 int hal_pc_module(uintptr_t pc, char *name, size_t n, uintptr_t *off, uintptr_t *lo, uintptr_t *hi)

@@ -76,6 +76,33 @@ void hal_mem_release(void *addr, size_t size)
     VirtualFree(addr, 0, MEM_RELEASE);
 }
 
+/* WEFT_GUARD: unset, empty or protect (the port's one kind), or none.
+ * WEFT_GUARD_BUDGET has no use here (no budget: see the top) but is
+ * checked as on POSIX, so that a setting shared between ports is vetted
+ * alike. */
+int hal_mem_env_check(void)
+{
+    const char *g = getenv("WEFT_GUARD");
+    if (g != NULL && *g != '\0' && strcmp(g, "protect") != 0 && strcmp(g, "none") != 0) {
+        static const char msg[] = "weft: WEFT_GUARD: expected protect or none on Windows\n";
+        hal_write_err(msg, sizeof msg - 1);
+        return HAL_EINVAL;
+    }
+    const char *b = getenv("WEFT_GUARD_BUDGET");
+    if (b != NULL && *b != '\0') {
+        const char *c = b;
+        while (*c >= '0' && *c <= '9' && c - b < 18) /* 18 digits fit a long long */
+            c++;
+        if (*c != '\0') {
+            static const char msg[] =
+                "weft: WEFT_GUARD_BUDGET: expected a count of protected guards, 0 or more\n";
+            hal_write_err(msg, sizeof msg - 1);
+            return HAL_EINVAL;
+        }
+    }
+    return 0;
+}
+
 /* [NOACCESS][PAGE_GUARD ...] over the range, which kern sizes to
  * HAL_STACK_GUARD_PAGES pages. */
 enum hal_guard_kind hal_mem_guard(void *addr, size_t size)

@@ -42,6 +42,8 @@
 /* winsock2.h must come before windows.h (which would pull in the old
  * winsock.h), and mswsock.h after both: kept in separate blocks so that
  * formatting does not sort them. */
+#include <string.h>
+
 #include <winsock2.h>
 
 #include <ws2tcpip.h>
@@ -181,6 +183,12 @@ int hal_win32_sock_init(void)
         return HAL_EFAIL;
     }
     const char *env = hal_getenv("WEFT_IOCP_SKIP");
+    if (env && *env && strcmp(env, "0") != 0 && strcmp(env, "1") != 0) {
+        static const char msg[] = "weft: WEFT_IOCP_SKIP: expected 0 or 1\n";
+        hal_write_err(msg, sizeof msg - 1);
+        WSACleanup();
+        return HAL_EINVAL;
+    }
     skip_allowed = !(env && env[0] == '0') && tcp_providers_allow_skip();
     owed = 0;
     return 0;
