@@ -271,8 +271,11 @@ WEFT_EXTERN int weft_unlock_thread(void);
  *
  * Errors, the same for every type:
  *   WEFT_EINVAL   a NULL argument, or misuse that can be detected: unlocking
- *                 what is not locked, a negative waitgroup counter. The
- *                 object is left exactly as it was.
+ *                 what is not locked, a negative waitgroup counter, an
+ *                 object that was never zeroed where its contents show it
+ *                 (a reserved field that is not 0, a count out of its
+ *                 range; garbage that looks like a used object cannot be
+ *                 told from one). The object is left exactly as it was.
  *   WEFT_ENOTASK  outside a task (the host's thread, a thread the runtime
  *                 did not start, or no run at all). Functions that may park
  *                 (lock, rlock, cond_wait, wg_wait, once_do and both rwmutex

@@ -145,6 +145,31 @@ static bool can_wake(bool *gate)
     return *gate;
 }
 
+/* ---- Objects that were never zeroed ----
+ *
+ * Every sync object starts as all zeroes (weft.h). One that never was
+ * (stack or heap garbage) is refused with WEFT_EINVAL, before anything
+ * changes, where its contents show it: a field weft keeps at 0 that is
+ * not, a count outside its range, or far more tasks waiting than tasks
+ * alive (every waiter is a live task: hosts never wait on these). Garbage that
+ * happens to look like a used object cannot be told from one. Each check
+ * reads what the operation reads anyway, off its fast path where it has
+ * one (a CAS from 0 that succeeds saw a zeroed word). */
+
+static bool waiters_impossible(uint64_t n)
+{
+    /* Far more than could be: a mutex's count was seen one above the
+     * tasks alive while they exited (sync_mutex: 19 counted, 18 alive),
+     * and the relaxed load may lag; garbage counts are millions. */
+    uint64_t live = atomic_load_explicit(&k_sched.ntasks_live, memory_order_relaxed);
+    return n > 2 * live + 1024;
+}
+
+static bool mutex_garbage(int32_t state)
+{
+    return state < 0 || waiters_impossible((uint32_t)state >> MUTEX_WAITER_SHIFT);
+}
+
 /* ---- weft_mutex ---- */
 
 _Noreturn static void mutex_bad_state(weft_mutex *m, int32_t state)
@@ -281,6 +306,8 @@ int weft_mutex_lock(weft_mutex *m)
                                                          MUTEX_LOCKED, memory_order_acquire,
                                                          memory_order_relaxed)))
         return 0;
+    if (mutex_garbage(expect))
+        return WEFT_EINVAL;
     mutex_lock_slow(m);
     return 0;
 }
@@ -294,6 +321,8 @@ int weft_mutex_trylock(weft_mutex *m)
      * successful CAS is the acquire, pairing with weft_mutex_unlock's
      * release. */
     int32_t old = atomic_load_explicit(sp, memory_order_relaxed);
+    if (mutex_garbage(old))
+        return WEFT_EINVAL;
     /* Retry while the lock looks free: a failed CAS may only mean the
      * waiter count changed. A starving mutex belongs to its waiters. */
     while ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == 0) {
@@ -356,6 +385,8 @@ int weft_mutex_unlock(weft_mutex *m)
     if (K_LIKELY(atomic_compare_exchange_strong_explicit(sp, &old, 0, memory_order_release,
                                                          memory_order_relaxed)))
         return 0;
+    if (mutex_garbage(old))
+        return WEFT_EINVAL;
     bool gate;
     bool may_wake = can_wake(&gate);
     int rc;
@@ -387,12 +418,27 @@ int weft_mutex_unlock(weft_mutex *m)
 
 /* ---- weft_rwmutex ---- */
 
+/* reader_count stays in [-RW_MAX_READERS, RW_MAX_READERS) (a writer
+ * subtracts RW_MAX_READERS from the readers' count), and reader_wait in
+ * (-RW_MAX_READERS, RW_MAX_READERS] (departing readers may take it below
+ * 0 before the writer adds their number); and w is a mutex. */
+static bool rw_garbage(weft_rwmutex *rw)
+{
+    int32_t r = atomic_load_explicit(K_ATOMIC_I32(&rw->reader_count), memory_order_relaxed);
+    int32_t w = atomic_load_explicit(K_ATOMIC_I32(&rw->reader_wait), memory_order_relaxed);
+    return r < -RW_MAX_READERS || r >= RW_MAX_READERS || w <= -RW_MAX_READERS ||
+           w > RW_MAX_READERS ||
+           mutex_garbage(atomic_load_explicit(K_ATOMIC_I32(&rw->w.state), memory_order_relaxed));
+}
+
 int weft_rwmutex_rlock(weft_rwmutex *rw)
 {
     if (rw == NULL)
         return WEFT_EINVAL;
     if (!in_task())
         return WEFT_ENOTASK;
+    if (rw_garbage(rw))
+        return WEFT_EINVAL;
     /* Negative: a writer holds or waits for the lock; it will release
      * reader_sem once for us when it unlocks. seq_cst (so acquire): reads
      * the writer's unlock CAS of reader_count, or parks until its
@@ -408,6 +454,8 @@ int weft_rwmutex_runlock(weft_rwmutex *rw)
         return WEFT_EINVAL;
     if (!in_task())
         return WEFT_ENOTASK;
+    if (rw_garbage(rw))
+        return WEFT_EINVAL;
     _Atomic int32_t *rc = K_ATOMIC_I32(&rw->reader_count);
     /* The load seeds the CAS; the seq_cst CAS is the release of our read
      * section (the writer acquires it through reader_wait or its
@@ -438,10 +486,12 @@ int weft_rwmutex_lock(weft_rwmutex *rw)
         return WEFT_EINVAL;
     if (!in_task())
         return WEFT_ENOTASK;
+    if (rw_garbage(rw))
+        return WEFT_EINVAL;
     /* Writers queue on w first. */
     int rc = weft_mutex_lock(&rw->w);
-    k_assert(rc == 0);
-    (void)rc;
+    if (rc != 0)
+        return rc;
     /* Announce the writer: from now on readers park. r readers are active. */
     int32_t r = atomic_fetch_add(K_ATOMIC_I32(&rw->reader_count), -RW_MAX_READERS);
     /* Wait for them, unless they all left already (their decrements of
@@ -457,6 +507,8 @@ int weft_rwmutex_unlock(weft_rwmutex *rw)
         return WEFT_EINVAL;
     if (!in_task())
         return WEFT_ENOTASK;
+    if (rw_garbage(rw))
+        return WEFT_EINVAL;
     _Atomic int32_t *rc = K_ATOMIC_I32(&rw->reader_count);
     /* The load seeds the CAS; the seq_cst CAS is a release that pairs with
      * weft_rwmutex_rlock's add (readers that arrive from now on), and
@@ -481,12 +533,22 @@ int weft_rwmutex_unlock(weft_rwmutex *rw)
 
 /* ---- weft_cond ---- */
 
+/* lock and pad_ are never written. (Its tickets cannot be vetted from
+ * outside its lock: read one after the other, notify may already be past
+ * the wait read first.) */
+static bool cond_garbage(weft_cond *c)
+{
+    return c->lock != 0 || c->pad_ != 0;
+}
+
 int weft_cond_wait(weft_cond *c, weft_mutex *m)
 {
     if (c == NULL || m == NULL)
         return WEFT_EINVAL;
     if (!in_task())
         return WEFT_ENOTASK;
+    if (cond_garbage(c))
+        return WEFT_EINVAL;
     /* The caller must hold m. (Who holds it is not recorded; this catches
      * a mutex that nobody holds.) */
     if ((atomic_load(K_ATOMIC_I32(&m->state)) & MUTEX_LOCKED) == 0)
@@ -509,7 +571,7 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m)
 
 int weft_cond_signal(weft_cond *c)
 {
-    if (c == NULL)
+    if (c == NULL || cond_garbage(c))
         return WEFT_EINVAL;
     bool gate;
     bool ok = k_notify_one(c, can_wake(&gate));
@@ -520,7 +582,7 @@ int weft_cond_signal(weft_cond *c)
 
 int weft_cond_broadcast(weft_cond *c)
 {
-    if (c == NULL)
+    if (c == NULL || cond_garbage(c))
         return WEFT_EINVAL;
     bool gate;
     bool ok = k_notify_all(c, can_wake(&gate));
@@ -531,11 +593,19 @@ int weft_cond_broadcast(weft_cond *c)
 
 /* ---- weft_waitgroup ---- */
 
+/* pad_ is never written; the counter (high half of state) stays in
+ * [0, INT32_MAX]. */
+static bool wg_garbage(weft_waitgroup *wg)
+{
+    uint64_t st = atomic_load_explicit(K_ATOMIC_U64(&wg->state), memory_order_relaxed);
+    return wg->pad_ != 0 || (int32_t)(st >> 32) < 0 || waiters_impossible((uint32_t)st);
+}
+
 static int wg_add(weft_waitgroup *wg, int64_t delta, bool may_wake);
 
 int weft_wg_add(weft_waitgroup *wg, int64_t delta)
 {
-    if (wg == NULL)
+    if (wg == NULL || wg_garbage(wg))
         return WEFT_EINVAL;
     if (delta == 0)
         return 0;
@@ -597,6 +667,8 @@ int weft_wg_wait(weft_waitgroup *wg)
         return WEFT_EINVAL;
     if (!in_task())
         return WEFT_ENOTASK;
+    if (wg_garbage(wg))
+        return WEFT_EINVAL;
     _Atomic uint64_t *sp = K_ATOMIC_U64(&wg->state);
     uint64_t s = atomic_load(sp);
     for (;;) {
@@ -620,10 +692,15 @@ int weft_once_do(weft_once *o, void (*fn)(void *), void *arg)
     _Atomic uint32_t *donep = K_ATOMIC_U32(&o->done);
     /* Acquire: pairs with the release store below, so fn's effects are
      * visible to every caller that returns. */
-    if (K_LIKELY(atomic_load_explicit(donep, memory_order_acquire) != 0))
+    uint32_t done = atomic_load_explicit(donep, memory_order_acquire);
+    if (K_LIKELY(done == 1))
         return 0;
+    /* Never zeroed: done is 0 or 1, and pad_ is never written. */
+    if (done != 0 || o->pad_ != 0)
+        return WEFT_EINVAL;
     int rc = weft_mutex_lock(&o->m);
-    k_assert(rc == 0);
+    if (rc != 0)
+        return rc;
     /* Relaxed: done is stored only under o->m, which we hold. */
     if (atomic_load_explicit(donep, memory_order_relaxed) == 0) {
         fn(arg);

@@ -12,7 +12,12 @@
  *   misuse_block_allowed  the calls allowed there work there;
  *   misuse_env            a bad value of each WEFT_* variable makes weft_run
  *                         return WEFT_EINVAL (tests/test_misuse.py checks
- *                         that each message names its variable).
+ *                         that each message names its variable);
+ *   misuse_sync_garbage   sync objects never zeroed (two byte patterns):
+ *                         every function refuses them with WEFT_EINVAL and
+ *                         leaves them as they were, where before a
+ *                         waitgroup's wait returned at once or parked for
+ *                         ever.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -93,4 +98,55 @@ void t_misuse_env(void)
         CHECK_EQ(rc, WEFT_EINVAL);
         CHECK_OK(weft_run(env_noop, NULL, NULL)); /* and fine again without it */
     }
+}
+
+/* Fills *obj with pattern, calls call(obj), which must give WEFT_EINVAL
+ * and leave every byte as it was. */
+#define GARBAGE(type, pattern, call)                                                               \
+    do {                                                                                           \
+        type obj_, copy_;                                                                          \
+        memset(&obj_, (pattern), sizeof obj_);                                                     \
+        memset(&copy_, (pattern), sizeof copy_);                                                   \
+        type *o = &obj_;                                                                           \
+        int rc_ = (call);                                                                          \
+        fprintf(stderr, "misuse_sync_garbage: %02x %s: %d\n", (pattern), #call, rc_);              \
+        CHECK_EQ(rc_, WEFT_EINVAL);                                                                \
+        CHECK(memcmp(&obj_, &copy_, sizeof obj_) == 0);                                            \
+    } while (0)
+
+static void garbage_noop(void *arg)
+{
+    (void)arg;
+}
+
+static void sync_garbage_main(void *arg)
+{
+    (void)arg;
+    static const int patterns[] = {0xa5, 0x5a, 0xff};
+    weft_mutex held;
+    memset(&held, 0, sizeof held);
+    CHECK_OK(weft_mutex_lock(&held));
+    for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
+        int p = patterns[i];
+        GARBAGE(weft_mutex, p, weft_mutex_lock(o));
+        GARBAGE(weft_mutex, p, weft_mutex_trylock(o));
+        GARBAGE(weft_mutex, p, weft_mutex_unlock(o));
+        GARBAGE(weft_rwmutex, p, weft_rwmutex_rlock(o));
+        GARBAGE(weft_rwmutex, p, weft_rwmutex_runlock(o));
+        GARBAGE(weft_rwmutex, p, weft_rwmutex_lock(o));
+        GARBAGE(weft_rwmutex, p, weft_rwmutex_unlock(o));
+        GARBAGE(weft_cond, p, weft_cond_wait(o, &held));
+        GARBAGE(weft_cond, p, weft_cond_signal(o));
+        GARBAGE(weft_cond, p, weft_cond_broadcast(o));
+        GARBAGE(weft_waitgroup, p, weft_wg_add(o, 1));
+        GARBAGE(weft_waitgroup, p, weft_wg_done(o));
+        GARBAGE(weft_waitgroup, p, weft_wg_wait(o));
+        GARBAGE(weft_once, p, weft_once_do(o, garbage_noop, NULL));
+    }
+    CHECK_OK(weft_mutex_unlock(&held));
+}
+
+void t_misuse_sync_garbage(void)
+{
+    t_run(sync_garbage_main, NULL, 2);
 }
