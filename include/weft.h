@@ -416,8 +416,9 @@ WEFT_EXTERN int weft_chan_send(weft_chan *c, const void *elem);
  * forever. */
 WEFT_EXTERN int weft_chan_recv(weft_chan *c, void *elem);
 
-/* As weft_chan_send / weft_chan_recv, but WEFT_EAGAIN where they would
- * block (always for a NULL channel). */
+/* As weft_chan_send / weft_chan_recv (so also WEFT_ECLOSED, WEFT_EINVAL,
+ * WEFT_ENOTASK as those say), but WEFT_EAGAIN where they would block
+ * (always for a NULL channel). */
 WEFT_EXTERN int weft_chan_try_send(weft_chan *c, const void *elem);
 WEFT_EXTERN int weft_chan_try_recv(weft_chan *c, void *elem);
 
@@ -597,7 +598,9 @@ struct weft_stats {
 /* Fills *s. 0, WEFT_EINVAL (NULL). Outside a run the counts are zero. */
 WEFT_EXTERN int weft_stats(struct weft_stats *s);
 
-/* Prints every task (id, state, what it waits on and since when) to stderr. */
+/* Prints every task to stderr: id, state, what it waits on and since
+ * when, a suspended task's frames and the function each was started with
+ * (docs/API.md "Diagnostics"; scripts/symbolize names the frames). */
 WEFT_EXTERN void weft_dump(void);
 
 #ifdef __cplusplus

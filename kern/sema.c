@@ -365,6 +365,13 @@ bool k_notify_one(weft_cond *c, bool can_wake)
         k_unlock(&b->lock);
         return true;
     }
+    /* Nobody may be woken (no run): any waiter queued belongs to a task
+     * that the run's end discarded, and lived on its stack, which is gone:
+     * refuse without reading it. */
+    if (!can_wake && c->head != NULL) {
+        k_unlock(&b->lock);
+        return false;
+    }
     /* The task holding ticket t may not have queued yet (it took the
      * ticket, then unlocks the user's mutex, then queues); then it is not
      * found, and it will see the new notify value and not park. Tasks
@@ -373,10 +380,6 @@ bool k_notify_one(weft_cond *c, bool can_wake)
     while (s != NULL && s->ticket != t) {
         prev = s;
         s = s->next;
-    }
-    if (s != NULL && !can_wake) {
-        k_unlock(&b->lock);
-        return false;
     }
     atomic_store(notifyp, t + 1);
     if (s != NULL) {

@@ -69,6 +69,7 @@ CASE(misuse_block_call, 30000, F_CRASH)
 CASE(misuse_block_allowed, 30000, F_NONE)
 CASE(misuse_env, 30000, F_NONE)
 CASE(misuse_sync_garbage, 30000, F_NONE)
+CASE(misuse_api, 60000, F_NONE)
 CASE(crash_stack_overflow, 30000, F_CRASH)
 
 /* ---- memory and stacks (t_mem.c) ----

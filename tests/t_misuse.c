@@ -13,13 +13,19 @@
  *   misuse_env            a bad value of each WEFT_* variable makes weft_run
  *                         return WEFT_EINVAL (tests/test_misuse.py checks
  *                         that each message names its variable);
- *   misuse_sync_garbage   sync objects never zeroed (two byte patterns):
+ *   misuse_api            the codes of docs/API.md's table that no other
+ *                         case asserts directly: calls outside any run,
+ *                         wakes owed to tasks a finished run discarded,
+ *                         and closes under blocked calls (read, wait_fd,
+ *                         write, accept);
+ *   misuse_sync_garbage   sync objects never zeroed (three byte patterns):
  *                         every function refuses them with WEFT_EINVAL and
  *                         leaves them as they were, where before a
  *                         waitgroup's wait returned at once or parked for
  *                         ever.
  */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -149,4 +155,195 @@ static void sync_garbage_main(void *arg)
 void t_misuse_sync_garbage(void)
 {
     t_run(sync_garbage_main, NULL, 2);
+}
+
+/* ---- misuse_api ---- */
+
+static struct {
+    weft_mutex m;
+    weft_cond c;
+    weft_waitgroup wg;
+    _Atomic int parked;
+} dis;
+
+static void dis_mutex(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&dis.parked, 1);
+    (void)weft_mutex_lock(&dis.m); /* held by the first task: parks */
+}
+
+static void dis_cond(void *arg)
+{
+    (void)arg;
+    weft_mutex cm;
+    memset(&cm, 0, sizeof cm);
+    CHECK_OK(weft_mutex_lock(&cm));
+    atomic_fetch_add(&dis.parked, 1);
+    (void)weft_cond_wait(&dis.c, &cm);
+}
+
+static void dis_wg(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&dis.parked, 1);
+    (void)weft_wg_wait(&dis.wg);
+}
+
+/* Leaves a task parked on each of dis's objects when the run ends (they
+ * are discarded, as weft_run says). */
+static void discard_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_mutex_lock(&dis.m));
+    CHECK_OK(weft_wg_add(&dis.wg, 1));
+    CHECK_OK(weft_go(dis_mutex, NULL));
+    CHECK_OK(weft_go(dis_cond, NULL));
+    CHECK_OK(weft_go(dis_wg, NULL));
+    while (atomic_load(&dis.parked) < 3)
+        CHECK_OK(weft_sleep(1000000));
+    CHECK_OK(weft_sleep(20000000ll * t_slack())); /* each is parked by now */
+}
+
+static struct {
+    weft_fd ln, a, b;
+    _Atomic int stage;
+} cl;
+
+static void closed_reader(void *arg)
+{
+    (void)arg;
+    char buf[8];
+    atomic_store(&cl.stage, 1);
+    CHECK_EQ(weft_read(cl.a, buf, sizeof buf), WEFT_ECLOSED);
+    atomic_store(&cl.stage, 2);
+}
+
+static void closed_acceptor(void *arg)
+{
+    (void)arg;
+    atomic_store(&cl.stage, 1);
+    CHECK_EQ(weft_accept(cl.ln), WEFT_ECLOSED);
+    atomic_store(&cl.stage, 2);
+}
+
+static void closed_writer(void *arg)
+{
+    (void)arg;
+    /* More than any socket buffer holds, to a peer that never reads. */
+    size_t n = 64u << 20;
+    char *big = calloc(1, n);
+    CHECK(big != NULL);
+    atomic_store(&cl.stage, 1);
+    CHECK_EQ(weft_write(cl.a, big, n), WEFT_ECLOSED);
+    free(big);
+    atomic_store(&cl.stage, 2);
+}
+
+static void closed_waiter(void *arg)
+{
+    (void)arg;
+    atomic_store(&cl.stage, 1);
+    CHECK_EQ(weft_wait_fd(cl.a, WEFT_READABLE, 0), WEFT_ECLOSED);
+    atomic_store(&cl.stage, 2);
+}
+
+/* Starts fn, lets it block on its call, closes fd under it, and waits for
+ * fn to have checked its WEFT_ECLOSED. */
+static void close_under(void (*fn)(void *), weft_fd fd)
+{
+    atomic_store(&cl.stage, 0);
+    CHECK_OK(weft_go(fn, NULL));
+    while (atomic_load(&cl.stage) < 1)
+        CHECK_OK(weft_sleep(1000000));
+    CHECK_OK(weft_sleep(20000000ll * t_slack()));
+    CHECK_OK(weft_close(fd));
+    int64_t t0 = weft_now();
+    while (atomic_load(&cl.stage) < 2) {
+        CHECK_LT(weft_now() - t0, 10000000000ll * t_slack());
+        CHECK_OK(weft_sleep(1000000));
+    }
+}
+
+static void pair(void)
+{
+    cl.ln = weft_listen("tcp", "127.0.0.1:0");
+    CHECK_GE(cl.ln, 0);
+    char addr[64];
+    CHECK_OK(weft_addr(cl.ln, addr, sizeof addr));
+    cl.b = weft_dial("tcp", addr, 10000000000ll);
+    CHECK_GE(cl.b, 0);
+    cl.a = weft_accept(cl.ln);
+    CHECK_GE(cl.a, 0);
+}
+
+static void in_run_main(void *arg)
+{
+    (void)arg;
+    /* An address in no module. */
+    CHECK_EQ(weft_preemptible_module((const void *)(uintptr_t)16), WEFT_EINVAL);
+
+    pair();
+    char buf[8];
+    CHECK_EQ(weft_write(cl.a, NULL, 1), WEFT_EINVAL);
+    CHECK_EQ(weft_addr(cl.a, NULL, 0), WEFT_EINVAL);
+    /* An expired deadline on the listener. */
+    CHECK_OK(weft_set_deadline(cl.ln, 1, 1));
+    CHECK_EQ(weft_accept(cl.ln), WEFT_ETIMEDOUT);
+    CHECK_OK(weft_set_deadline(cl.ln, 0, 0));
+    /* Closed under a blocked call: read, then wait_fd, then accept. */
+    close_under(closed_reader, cl.a);
+    CHECK_EQ(weft_read(cl.a, buf, 1), WEFT_EBADF); /* after the close */
+    CHECK_EQ(weft_addr(cl.a, buf, sizeof buf), WEFT_EBADF);
+    CHECK_OK(weft_close(cl.b));
+    CHECK_OK(weft_close(cl.ln));
+    pair();
+    close_under(closed_waiter, cl.a);
+    CHECK_OK(weft_close(cl.b));
+    CHECK_OK(weft_close(cl.ln));
+    pair();
+    close_under(closed_writer, cl.a);
+    CHECK_OK(weft_close(cl.b));
+    close_under(closed_acceptor, cl.ln);
+}
+
+void t_misuse_api(void)
+{
+    /* No run at all: every call that needs a task or a run. */
+    char buf[8];
+    int dummy[16] = {0};
+    CHECK_EQ(weft_dial("tcp", "127.0.0.1:1", 0), WEFT_ENOTASK);
+    CHECK_EQ(weft_accept(3), WEFT_ENOTASK);
+    CHECK_EQ(weft_read(3, buf, sizeof buf), WEFT_ENOTASK);
+    CHECK_EQ(weft_write(3, buf, sizeof buf), WEFT_ENOTASK);
+    CHECK_EQ(weft_set_deadline(3, 0, 0), WEFT_ENOTASK);
+    CHECK_EQ(weft_close(3), WEFT_ENOTASK);
+    CHECK_EQ(weft_addr(3, buf, sizeof buf), WEFT_ENOTASK);
+    CHECK_EQ(weft_wait_fd(3, WEFT_READABLE, 0), WEFT_ENOTASK);
+    CHECK_EQ(weft_chan_close((weft_chan *)dummy), WEFT_ENOTASK);
+    CHECK_EQ(weft_timer_reset((weft_timer *)dummy, 1, 0), WEFT_ENOTASK);
+    CHECK_EQ(weft_nopreempt_end(), WEFT_ENOTASK);
+    CHECK_EQ(weft_unlock_thread(), WEFT_ENOTASK);
+    weft_config bad = {.procs = -1};
+    CHECK_EQ(weft_start(&bad), WEFT_EINVAL);
+    for (size_t i = 0; i < sizeof dummy / sizeof dummy[0]; i++)
+        CHECK_EQ(dummy[i], 0); /* nothing was touched */
+
+    /* Wakes owed to tasks the last run discarded: with no run, nothing
+     * can be woken, so each call refuses and changes nothing. */
+    memset(&dis, 0, sizeof dis);
+    t_run(discard_main, NULL, 2);
+    weft_mutex m0 = dis.m;
+    CHECK_EQ(weft_mutex_unlock(&dis.m), WEFT_ENOTASK);
+    CHECK(memcmp(&m0, &dis.m, sizeof m0) == 0);
+    weft_cond c0 = dis.c;
+    CHECK_EQ(weft_cond_signal(&dis.c), WEFT_ENOTASK);
+    CHECK_EQ(weft_cond_broadcast(&dis.c), WEFT_ENOTASK);
+    CHECK(memcmp(&c0, &dis.c, sizeof c0) == 0);
+    weft_waitgroup w0 = dis.wg;
+    CHECK_EQ(weft_wg_done(&dis.wg), WEFT_ENOTASK);
+    CHECK_EQ(weft_wg_add(&dis.wg, -1), WEFT_ENOTASK);
+    CHECK(memcmp(&w0, &dis.wg, sizeof w0) == 0);
+
+    t_run(in_run_main, NULL, 2);
 }
