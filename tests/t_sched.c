@@ -597,14 +597,62 @@ void t_sched_stats_startup(void)
  * left the idle list (the first task spins meanwhile); the dump, 5 ms later, must give every wait
  * an age from 0 to 5 s. ---- */
 
-#ifndef _WIN32
 #include <stdio.h>
+#ifdef _WIN32
+#include <io.h>
+#include <windows.h>
+#else
 #include <unistd.h>
+#endif
+
+/* weft's own output (hal_write_err) into a temporary file, for the cases
+ * that read what weft printed: POSIX writes to fd 2, which dup2 points at
+ * the file; Windows writes to the process's standard error handle, which
+ * SetStdHandle points at it. */
+struct capture {
+    FILE *f;
+#ifdef _WIN32
+    HANDLE saved;
+#else
+    int saved;
+#endif
+};
+
+static void capture_begin(struct capture *c)
+{
+    c->f = tmpfile();
+    CHECK(c->f != NULL);
+    fflush(stderr);
+#ifdef _WIN32
+    c->saved = GetStdHandle(STD_ERROR_HANDLE);
+    CHECK(SetStdHandle(STD_ERROR_HANDLE, (HANDLE)_get_osfhandle(_fileno(c->f))));
+#else
+    c->saved = dup(2);
+    CHECK_GE(c->saved, 0);
+    CHECK_GE(dup2(fileno(c->f), 2), 0);
+#endif
+}
+
+/* Ends the capture; its text into buf[size] (cut to fit). */
+static void capture_end(struct capture *c, char *buf, size_t size)
+{
+#ifdef _WIN32
+    CHECK(SetStdHandle(STD_ERROR_HANDLE, c->saved));
+#else
+    fflush(stderr);
+    CHECK_GE(dup2(c->saved, 2), 0);
+    close(c->saved);
+#endif
+    rewind(c->f);
+    size_t n = fread(buf, 1, size - 1, c->f);
+    buf[n] = 0;
+    fclose(c->f);
+}
 
 static struct {
     weft_chan *ch;
     _Atomic int started;
-    char text[16384];
+    char text[1 << 17]; /* the dump: a header line and frames per task */
 } da;
 
 static void da_waiter(void *arg)
@@ -628,20 +676,10 @@ static void da_main(void *arg)
     while (atomic_load(&da.started) < 16)
         CHECK_LT(weft_now() - t0, 5000000000ll * t_slack());
     CHECK_OK(weft_sleep(5000000));
-    FILE *f = tmpfile();
-    CHECK(f != NULL);
-    fflush(stderr);
-    int saved = dup(2);
-    CHECK_GE(saved, 0);
-    CHECK_GE(dup2(fileno(f), 2), 0);
+    struct capture c;
+    capture_begin(&c);
     weft_dump();
-    fflush(stderr);
-    CHECK_GE(dup2(saved, 2), 0);
-    close(saved);
-    rewind(f);
-    size_t n = fread(da.text, 1, sizeof da.text - 1, f);
-    da.text[n] = 0;
-    fclose(f);
+    capture_end(&c, da.text, sizeof da.text);
     for (int i = 0; i < 16; i++)
         CHECK_OK(weft_chan_send(da.ch, &i));
 }
@@ -663,15 +701,11 @@ void t_sched_dump_ages(void)
     }
     CHECK_EQ(waits, 16);
 }
-#else
-T_NOT_BUILT(t_sched_dump_ages, "reads its own stderr through dup2 (POSIX); the dump code is shared")
-#endif
 
 /* ---- sched_trace: WEFT_SCHEDTRACE=20 prints a line every 20 ms whose
  * fields parse; ",detail" adds the task dump; a bad value is an error.
  * Two tasks keep a proc busy for 200 ms (yields: switches to count). ---- */
 
-#ifndef _WIN32
 static _Atomic int tr_stop;
 
 static void tr_yielder(void *arg)
@@ -694,21 +728,11 @@ static void tr_main(void *arg)
 static int tr_run(const char *value, char *buf, size_t size)
 {
     CHECK_OK(setenv("WEFT_SCHEDTRACE", value, 1));
-    FILE *f = tmpfile();
-    CHECK(f != NULL);
-    fflush(stderr);
-    int saved = dup(2);
-    CHECK_GE(saved, 0);
-    CHECK_GE(dup2(fileno(f), 2), 0);
+    struct capture c;
+    capture_begin(&c);
     weft_config cfg = {.procs = 2};
     int rc = weft_run(tr_main, NULL, &cfg);
-    fflush(stderr);
-    CHECK_GE(dup2(saved, 2), 0);
-    close(saved);
-    rewind(f);
-    size_t n = fread(buf, 1, size - 1, f);
-    buf[n] = 0;
-    fclose(f);
+    capture_end(&c, buf, size);
     CHECK_OK(unsetenv("WEFT_SCHEDTRACE"));
     return rc;
 }
@@ -757,6 +781,3 @@ void t_sched_trace(void)
     CHECK_EQ(tr_run("20,details", buf, sizeof buf), WEFT_EINVAL);
     CHECK_EQ(tr_run("0", buf, sizeof buf), WEFT_EINVAL);
 }
-#else
-T_NOT_BUILT(t_sched_trace, "reads its own stderr through dup2 (POSIX); the trace code is kern's")
-#endif
