@@ -529,7 +529,8 @@ WEFT_EXTERN weft_fd weft_listen(const char *network, const char *address);
 WEFT_EXTERN weft_fd weft_dial(const char *network, const char *address, int64_t timeout_ns);
 /* The next connection on a listener (TCP_NODELAY set). May park. */
 WEFT_EXTERN weft_fd weft_accept(weft_fd listener);
-/* Up to n bytes (a datagram on UDP); 0 at end of stream. May park. */
+/* Up to n bytes (a datagram on UDP); 0 at end of stream. May park. For
+ * both: WEFT_EINVAL for a NULL buf with n > 0, or n > INT64_MAX. */
 WEFT_EXTERN int64_t weft_read(weft_fd fd, void *buf, size_t n);
 /* All n bytes, parking as needed (UDP: one datagram); returns n, or an
  * error (bytes already written are lost to the count). May park. */

@@ -409,7 +409,9 @@ weft_fd weft_accept(weft_fd listener)
 
 int64_t weft_read(weft_fd fd, void *buf, size_t n)
 {
-    if (!buf && n)
+    /* n past INT64_MAX: no buffer is that large, and the count could not
+     * be returned. */
+    if ((!buf && n) || n > (size_t)INT64_MAX)
         return WEFT_EINVAL;
     struct task *self;
     struct k_pollfd *pd;
@@ -431,7 +433,9 @@ int64_t weft_read(weft_fd fd, void *buf, size_t n)
 
 int64_t weft_write(weft_fd fd, const void *buf, size_t n)
 {
-    if (!buf && n)
+    /* n past INT64_MAX: no buffer is that large, and the count could not
+     * be returned. */
+    if ((!buf && n) || n > (size_t)INT64_MAX)
         return WEFT_EINVAL;
     struct task *self;
     struct k_pollfd *pd;

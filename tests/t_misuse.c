@@ -286,6 +286,12 @@ static void in_run_main(void *arg)
     pair();
     char buf[8];
     CHECK_EQ(weft_write(cl.a, NULL, 1), WEFT_EINVAL);
+    /* A size no buffer has, whose count the int64_t result could not carry. */
+    CHECK_EQ(weft_write(cl.a, buf, SIZE_MAX), WEFT_EINVAL);
+    CHECK_EQ(weft_read(cl.a, buf, (size_t)INT64_MAX + 1), WEFT_EINVAL);
+    /* A buffer too small for the address; a negative dial timeout. */
+    CHECK_EQ(weft_addr(cl.a, buf, 4), WEFT_EINVAL);
+    CHECK_EQ(weft_dial("tcp", "127.0.0.1:1", -1), WEFT_EINVAL);
     CHECK_EQ(weft_addr(cl.a, NULL, 0), WEFT_EINVAL);
     /* An expired deadline on the listener. */
     CHECK_OK(weft_set_deadline(cl.ln, 1, 1));
