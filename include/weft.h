@@ -440,7 +440,11 @@ WEFT_EXTERN size_t weft_chan_cap(weft_chan *c);
  * operation on it that nothing completed, such as the other channels of a
  * select that has not returned (docs/channels.md). If tasks are still
  * blocked on c it prints a warning and does not free it. After weft_run
- * returned it does nothing (the memory is already gone). */
+ * returned it does nothing (the memory is already gone). A channel
+ * function or select given c after its free (or a pointer weft_chan_make
+ * did not return) prints a message naming the call and the dump, and
+ * aborts, as long as the memory is still weft's; once the allocator has
+ * reused it for another channel, nothing can tell. */
 WEFT_EXTERN void weft_chan_free(weft_chan *c);
 
 #define WEFT_SEND 1     /* weft_case.op: send *elem on chan */

@@ -313,6 +313,7 @@ static weft_chan *chan_make(size_t elem_size, size_t cap)
     if (c == NULL)
         return NULL;
     memset(c, 0, sizeof(*c));
+    atomic_store_explicit(&c->live, K_CHAN_LIVE, memory_order_relaxed);
     c->elem_size = elem_size;
     c->cap = cap;
     c->buf = (char *)c + hdr;
@@ -320,7 +321,15 @@ static weft_chan *chan_make(size_t elem_size, size_t cap)
     return c;
 }
 
-/* ---- Lifetime (the refs field in chan.h) ---- */
+/* ---- Lifetime (the refs and live fields in chan.h) ---- */
+
+void k_chan_misuse(const struct weft_chan *c, const char *fn)
+{
+    k_print("weft: %s(%p): not a live channel: used after weft_chan_free, or never made by "
+            "weft_chan_make\n",
+            fn, (const void *)c);
+    k_panic("a freed channel was used");
+}
 
 void k_chan_unref(struct weft_chan *c)
 {
@@ -352,6 +361,7 @@ void weft_chan_free(weft_chan *c)
 
 static void chan_free(weft_chan *c)
 {
+    k_chan_check(c, "weft_chan_free");
     k_lock(&c->lock);
     /* Relaxed: under the lock that orders every store of first. */
     bool busy = atomic_load_explicit(&c->recvq.first, memory_order_relaxed) != NULL ||
@@ -372,6 +382,7 @@ static void chan_free(weft_chan *c)
      * section above. acq_rel pairs with k_chan_unref's fetch_sub (see
      * there).
      */
+    atomic_store_explicit(&c->live, 0, memory_order_relaxed);
     if (atomic_fetch_or_explicit(&c->refs, K_CHAN_FREED, memory_order_acq_rel) == 0)
         k_free(c, c->alloc_size);
 }
@@ -385,6 +396,9 @@ static int chan_host(weft_chan *c, void *elem, int op, bool block)
 {
     if (!k_host_enter())
         return WEFT_ENOTASK;
+    k_chan_check(c, op == 0           ? "weft_chan_close"
+                    : op == WEFT_SEND ? "weft_chan_send"
+                                      : "weft_chan_recv");
     struct k_host h;
     k_host_init(&h);
     int r;
@@ -413,6 +427,7 @@ int weft_chan_send(weft_chan *c, const void *elem)
         k_park(NULL, NULL, WAIT_CHAN_NIL_SEND, NULL);
         k_panic("send on a NULL channel resumed");
     }
+    k_chan_check(c, "weft_chan_send");
     return k_chan_send(c, elem, true, self);
 }
 
@@ -425,6 +440,7 @@ int weft_chan_recv(weft_chan *c, void *elem)
         k_park(NULL, NULL, WAIT_CHAN_NIL_RECV, NULL);
         k_panic("receive on a NULL channel resumed");
     }
+    k_chan_check(c, "weft_chan_recv");
     return k_chan_recv(c, elem, true, self);
 }
 
@@ -436,6 +452,7 @@ int weft_chan_try_send(weft_chan *c, const void *elem)
         return chan_host(c, (void *)elem, WEFT_SEND, false);
     if (c == NULL)
         return WEFT_EAGAIN;
+    k_chan_check(c, "weft_chan_try_send");
     return k_chan_send(c, elem, false, NULL);
 }
 
@@ -445,6 +462,7 @@ int weft_chan_try_recv(weft_chan *c, void *elem)
         return chan_host(c, elem, WEFT_RECV, false);
     if (c == NULL)
         return WEFT_EAGAIN;
+    k_chan_check(c, "weft_chan_try_recv");
     return k_chan_recv(c, elem, false, NULL);
 }
 
@@ -454,6 +472,7 @@ int weft_chan_close(weft_chan *c)
         return WEFT_EINVAL;
     if (k_task_self() == NULL)
         return chan_host(c, NULL, 0, false);
+    k_chan_check(c, "weft_chan_close");
     return chan_close(c);
 }
 
@@ -461,6 +480,7 @@ size_t weft_chan_len(weft_chan *c)
 {
     if (c == NULL)
         return 0;
+    k_chan_check(c, "weft_chan_len");
     /* A snapshot, as in Go; relaxed is enough for a value that may be
      * stale by the time the caller looks at it. */
     return atomic_load_explicit(&c->count, memory_order_relaxed);
@@ -468,5 +488,6 @@ size_t weft_chan_len(weft_chan *c)
 
 size_t weft_chan_cap(weft_chan *c)
 {
+    k_chan_check(c, "weft_chan_cap");
     return c == NULL ? 0 : c->cap;
 }

@@ -41,6 +41,17 @@
 
 /* weft_chan.refs: weft_chan_free was called. */
 #define K_CHAN_FREED 0x80000000u
+#define K_CHAN_LIVE 0x6e616863u /* "chan" */
+
+/* Stops the program (a message naming fn, the dump, an abort) when c is
+ * neither NULL nor a live channel. */
+void k_chan_misuse(const struct weft_chan *c, const char *fn);
+#define k_chan_check(c, fn)                                                                        \
+    do {                                                                                           \
+        if ((c) != NULL &&                                                                         \
+            K_UNLIKELY(atomic_load_explicit(&(c)->live, memory_order_relaxed) != K_CHAN_LIVE))     \
+            k_chan_misuse((c), (fn));                                                              \
+    } while (0)
 
 /* Largest element (as in Go, which rejects elements of 64 KiB or more) and
  * largest capacity and buffer accepted by weft_chan_make. */
@@ -64,6 +75,14 @@ struct weft_chan {
     size_t cap;        /* slots in buf; 0 = unbuffered (Go: dataqsiz) */
     char *buf;         /* cap * elem_size bytes, just after the struct */
     size_t alloc_size; /* what k_free must be given */
+    /* K_CHAN_LIVE from weft_chan_make until weft_chan_free lets the channel
+     * go (then 0). Every public function checks it first (chan.c,
+     * k_chan_check): a channel used after its free, or a pointer that is
+     * no channel, stops the program with a message while the memory is
+     * still weft's, instead of corrupting it. Past the first word, which
+     * the allocator's free list takes. Relaxed: the store at the free
+     * races only with a use that is misuse already. */
+    _Atomic uint32_t live;
 
     /*
      * The channel lock (Go: hchan.lock). Protects every field below and the

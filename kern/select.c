@@ -441,14 +441,21 @@ int weft_select(weft_case *cases, int n, int flags)
     if (r != 0)
         return r;
     bool block = (flags & WEFT_NONBLOCK) == 0;
-    /* The thread is used only before any park (for its generator). */
-    struct thread *th = k_thread_self();
-    struct task *self = th != NULL ? th->cur : NULL;
-    if (self != NULL)
-        return select_do(cases, n, block, self, &th->rand);
-    /* A host thread: through the gate, with a stand-in (kern/host.h). */
+    /* k_task_self: not from inside a blocking call (it stops the program
+     * there). The thread is used only before any park (its generator). */
+    struct task *self = k_task_self();
+    if (self != NULL) {
+        for (int i = 0; i < n; i++)
+            k_chan_check(cases[i].chan, "weft_select");
+        return select_do(cases, n, block, self, &k_thread_self()->rand);
+    }
+    /* A host thread: through the gate, with a stand-in (kern/host.h). The
+     * channels are looked at only inside it: after the run their memory
+     * is gone. */
     if (!k_host_enter())
         return WEFT_ENOTASK;
+    for (int i = 0; i < n; i++)
+        k_chan_check(cases[i].chan, "weft_select");
     struct k_host h;
     k_host_init(&h);
     r = select_do(cases, n, block, &h.task, &h.rand);

@@ -66,6 +66,8 @@ CASE(dump_ctrl_break, 30000, F_WINONLY)
 /* ---- misuse (t_misuse.c): each rule broken gives its documented code, or
  * a message, the dump and an abort (F_CRASH: tests/test_crash.py). ---- */
 CASE(misuse_block_call, 30000, F_CRASH)
+CASE(misuse_block_select, 30000, F_CRASH)
+CASE(misuse_chan_freed, 30000, F_CRASH)
 CASE(misuse_block_allowed, 30000, F_NONE)
 CASE(misuse_env, 30000, F_NONE)
 CASE(misuse_sync_garbage, 30000, F_NONE)

@@ -9,7 +9,11 @@
  *                         weft_block_begin and weft_block_end (the thread
  *                         holds none): abort with the message and the dump
  *                         (it used to be a segfault in the scheduler);
+ *   misuse_block_select   the same with weft_select, which took its task
+ *                         from the thread without that check;
  *   misuse_block_allowed  the calls allowed there work there;
+ *   misuse_chan_freed     a channel used after weft_chan_free: a message
+ *                         naming the call, the dump, an abort;
  *   misuse_env            a bad value of each WEFT_* variable makes weft_run
  *                         return WEFT_EINVAL (tests/test_misuse.py checks
  *                         that each message names its variable);
@@ -50,6 +54,42 @@ static void block_call_main(void *arg)
 void t_misuse_block_call(void)
 {
     t_run(block_call_main, NULL, 2);
+}
+
+static void block_select_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c = weft_chan_make(sizeof(int), 0);
+    CHECK(c != NULL);
+    int v;
+    weft_case cs[1] = {{c, WEFT_RECV, &v, 0}};
+    weft_block_begin();
+    fprintf(stderr, "misuse_block_select: selecting inside the pair\n");
+    int rc = weft_select(cs, 1, 0);
+    weft_block_end();
+    fprintf(stderr, "misuse_block_select: not stopped (%d)\n", rc);
+}
+
+void t_misuse_block_select(void)
+{
+    t_run(block_select_main, NULL, 2);
+}
+
+static void chan_freed_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c = weft_chan_make(sizeof(int), 1);
+    CHECK(c != NULL);
+    weft_chan_free(c);
+    int v = 1;
+    fprintf(stderr, "misuse_chan_freed: sending on a freed channel\n");
+    int rc = weft_chan_try_send(c, &v);
+    fprintf(stderr, "misuse_chan_freed: not stopped (%d)\n", rc);
+}
+
+void t_misuse_chan_freed(void)
+{
+    t_run(chan_freed_main, NULL, 2);
 }
 
 static void block_allowed_main(void *arg)

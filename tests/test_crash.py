@@ -29,6 +29,11 @@ EXPECT = {
     # named, then the dump, with the offender in its blocking call.
     "misuse_block_call": r"weft: task (\d+) called weft between weft_block_begin and "
     r"weft_block_end[^\n]*\n[\s\S]*  task \1 \[running: in a blocking call",
+    "misuse_block_select": r"weft: task (\d+) called weft between weft_block_begin and "
+    r"weft_block_end[^\n]*\n[\s\S]*  task \1 \[running: in a blocking call",
+    # A channel used after weft_chan_free: the call named, then the dump.
+    "misuse_chan_freed": r"weft: weft_chan_try_send\(0x[0-9a-f]+\): not a live channel[^\n]*\n"
+    r"weft: fatal: [\s\S]*  task \d+ \[running",
 }
 
 
