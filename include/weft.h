@@ -495,7 +495,9 @@ WEFT_EXTERN int weft_timer_stop(weft_timer *t);
  * WEFT_EINVAL (NULL, negative period), WEFT_ENOTASK (a host thread while
  * no runtime runs). */
 WEFT_EXTERN int weft_timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns);
-/* Stops and frees it (and its channel). NULL: no-op. */
+/* Stops and frees it (and its channel). NULL: no-op. A timer function
+ * given t afterwards prints a message naming the call and the dump, and
+ * aborts, while the memory is still weft's (as a freed channel does). */
 WEFT_EXTERN void weft_timer_free(weft_timer *t);
 
 /* ---- Network I/O through the poller ----

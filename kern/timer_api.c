@@ -22,7 +22,28 @@ struct weft_timer {
     struct k_timer kt;
     weft_chan *c;
     struct k_lock mu; /* serialises stop/reset/free of this timer */
+    /* TIMER_LIVE from weft_timer_new until weft_timer_free (then 0): the
+     * same guard as a channel's live word (chan.h), checked where t's
+     * memory is known to be the run's. Relaxed: only misuse races. */
+    _Atomic uint32_t live;
 };
+
+#define TIMER_LIVE 0x726d6974u /* "timr" */
+
+/* t is not a live timer: a message naming fn, the dump, an abort. */
+K_NOINLINE _Noreturn static void timer_misuse(const weft_timer *t, const char *fn)
+{
+    k_print("weft: %s(%p): not a live timer: used after weft_timer_free, or never made by "
+            "weft_timer_new\n",
+            fn, (const void *)t);
+    k_panic("a freed timer was used");
+}
+
+static inline void timer_check(const weft_timer *t, const char *fn)
+{
+    if (K_UNLIKELY(atomic_load_explicit(&t->live, memory_order_relaxed) != TIMER_LIVE))
+        timer_misuse(t, fn);
+}
 
 static void timer_fire(struct k_timer *kt, uint64_t seq, int64_t now)
 {
@@ -48,6 +69,7 @@ static weft_timer *timer_new(int64_t delay_ns, int64_t period_ns)
         k_free(t, sizeof *t);
         return NULL;
     }
+    atomic_store_explicit(&t->live, TIMER_LIVE, memory_order_relaxed);
     t->kt.fn = timer_fire;
     t->kt.period_ns = period_ns;
     t->kt.idx = -1;
@@ -57,6 +79,7 @@ static weft_timer *timer_new(int64_t delay_ns, int64_t period_ns)
 
 static int timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns)
 {
+    timer_check(t, "weft_timer_reset");
     k_lock(&t->mu);
     bool was = k_timer_stop(&t->kt);
     /* A fire in progress must finish before the period and seq change
@@ -74,8 +97,10 @@ static int timer_reset(weft_timer *t, int64_t delay_ns, int64_t period_ns)
 
 static void timer_free(weft_timer *t)
 {
+    timer_check(t, "weft_timer_free");
     k_lock(&t->mu);
     k_timer_stop(&t->kt);
+    atomic_store_explicit(&t->live, 0, memory_order_relaxed);
     k_unlock(&t->mu);
     k_timer_quiesce(&t->kt);
     weft_chan_free(t->c);
@@ -110,6 +135,7 @@ int weft_timer_stop(weft_timer *t)
     bool host = !k_task_self();
     if (host && !k_host_enter())
         return 0; /* no run: nothing is pending */
+    timer_check(t, "weft_timer_stop");
     k_lock(&t->mu);
     bool was = k_timer_stop(&t->kt);
     k_unlock(&t->mu);

@@ -14,6 +14,7 @@
  *   misuse_block_allowed  the calls allowed there work there;
  *   misuse_chan_freed     a channel used after weft_chan_free: a message
  *                         naming the call, the dump, an abort;
+ *   misuse_timer_freed    the same for a timer after weft_timer_free;
  *   misuse_env            a bad value of each WEFT_* variable makes weft_run
  *                         return WEFT_EINVAL (tests/test_misuse.py checks
  *                         that each message names its variable);
@@ -90,6 +91,22 @@ static void chan_freed_main(void *arg)
 void t_misuse_chan_freed(void)
 {
     t_run(chan_freed_main, NULL, 2);
+}
+
+static void timer_freed_main(void *arg)
+{
+    (void)arg;
+    weft_timer *t = weft_timer_new(3600 * 1000000000ll, 0);
+    CHECK(t != NULL);
+    weft_timer_free(t);
+    fprintf(stderr, "misuse_timer_freed: stopping a freed timer\n");
+    int rc = weft_timer_stop(t);
+    fprintf(stderr, "misuse_timer_freed: not stopped (%d)\n", rc);
+}
+
+void t_misuse_timer_freed(void)
+{
+    t_run(timer_freed_main, NULL, 2);
 }
 
 static void block_allowed_main(void *arg)

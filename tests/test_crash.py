@@ -34,6 +34,8 @@ EXPECT = {
     # A channel used after weft_chan_free: the call named, then the dump.
     "misuse_chan_freed": r"weft: weft_chan_try_send\(0x[0-9a-f]+\): not a live channel[^\n]*\n"
     r"weft: fatal: [\s\S]*  task \d+ \[running",
+    "misuse_timer_freed": r"weft: weft_timer_stop\(0x[0-9a-f]+\): not a live timer[^\n]*\n"
+    r"weft: fatal: [\s\S]*  task \d+ \[running",
 }
 
 
