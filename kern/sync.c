@@ -150,19 +150,26 @@ static bool can_wake(bool *gate)
  * Every sync object starts as all zeroes (weft.h). One that never was
  * (stack or heap garbage) is refused with WEFT_EINVAL, before anything
  * changes, where its contents show it: a field weft keeps at 0 that is
- * not, a count outside its range, or far more tasks waiting than tasks
- * alive (every waiter is a live task: hosts never wait on these). Garbage that
+ * not, a count outside its range, or more tasks waiting than the run has
+ * made (every waiter is a task: hosts never wait on these). Garbage that
  * happens to look like a used object cannot be told from one. Each check
  * reads what the operation reads anyway, off its fast path where it has
  * one (a CAS from 0 that succeeds saw a zeroed word). */
 
 static bool waiters_impossible(uint64_t n)
 {
-    /* Far more than could be: a mutex's count was seen one above the
-     * tasks alive while they exited (sync_mutex: 19 counted, 18 alive),
-     * and the relaxed load may lag; garbage counts are millions. */
-    uint64_t live = atomic_load_explicit(&k_sched.ntasks_live, memory_order_relaxed);
-    return n > 2 * live + 1024;
+    /* Every waiter is a task of the run, made before it counted itself:
+     * more waiters than tasks made so far (ids handed out, next_id - 1)
+     * cannot be. next_id only grows during a run, so a count read a while
+     * ago cannot raise a false alarm (tasks alive could: they may end
+     * between the two reads, a count of them was seen too low that way).
+     * The fence orders this load after the caller's read of the count,
+     * which read the waiters' own read-modify-writes: their ids are seen. */
+    if (n == 0)
+        return false;
+    atomic_thread_fence(memory_order_acquire);
+    uint64_t made = atomic_load_explicit(&k_sched.next_id, memory_order_relaxed);
+    return made != 0 && n >= made; /* 0: no run to count by (outside one) */
 }
 
 static bool mutex_garbage(int32_t state)
