@@ -17,7 +17,10 @@
  *
  * #0 is where the task switched out (inside weft), each next line where
  * the function of the line above was called from, up to the task's
- * first frame; "started as" is the function it was started with. Each
+ * first frame; "started as" is the function it was started with. A task
+ * that an interrupt switched out (preemption) has a "preempted at" line
+ * first: the interrupted instruction, whose function the frames skip
+ * (its caller follows the interrupt's own frames). Each
  * address is followed by the file it is in and its place there
  * (hal_pc_module): scripts/symbolize reads a dump and puts a function,
  * file and line in place of each. Frames are those of suspended tasks
@@ -68,16 +71,22 @@ static const char *state_str(int s)
     }
 }
 
+/* print_pc's labels other than frame numbers. */
+#define PC_STARTED (-1)
+#define PC_PREEMPTED (-2)
+
 /* Prints one address: "#i 0x..." for frame i, "started as 0x..." for
- * i < 0, with its file and place when known (cache: this dump holds
- * where). */
+ * PC_STARTED, "preempted at 0x..." for PC_PREEMPTED, with its file and
+ * place when known (cache: this dump holds where). */
 static void print_pc(int i, uintptr_t pc, bool cache)
 {
     char label[16];
     if (i >= 0)
         k_snprint(label, sizeof label, "#%d", i);
-    else
+    else if (i == PC_STARTED)
         k_snprint(label, sizeof label, "started as");
+    else
+        k_snprint(label, sizeof label, "preempted at");
     int m = -1;
     if (cache) {
         for (int j = 0; j < where.n && m < 0; j++)
@@ -233,9 +242,12 @@ K_RACY_READER static void dump_task(struct task *t, int s, int64_t now, bool fra
     }
     if (!frames)
         return;
+    uintptr_t ppc = atomic_load_explicit(&t->preempted_pc, memory_order_relaxed);
+    if (s == TASK_RUNNABLE && ppc != 0)
+        print_pc(PC_PREEMPTED, ppc, cache);
     if (s == TASK_WAITING || s == TASK_RUNNABLE)
         dump_frames(t, cache);
-    print_pc(-1, (uintptr_t)t->fn, cache);
+    print_pc(PC_STARTED, (uintptr_t)t->fn, cache);
 }
 
 /* Every live task (at most 1000 of them). Takes alltasks_lock if it can

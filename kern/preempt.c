@@ -135,7 +135,14 @@ bool kern_preempt(uintptr_t pc)
     /* The thread runs the scheduler and other tasks before this interrupt
      * returns: they must be interruptible (hal.h). */
     hal_preempt_switching();
+    /* Where it was interrupted, for the dump (its frames show the
+     * interrupt's, and the caller of the interrupted function, but not
+     * that function: its return address is in no frame yet). Relaxed:
+     * read racily by the dump only. */
+    struct task *t = th->cur;
+    atomic_store_explicit(&t->preempted_pc, pc, memory_order_relaxed);
     k_switch(SW_PREEMPT);
+    atomic_store_explicit(&t->preempted_pc, 0, memory_order_relaxed);
     return true;
 }
 

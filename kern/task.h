@@ -109,10 +109,11 @@ struct task {
     struct k_host *host;
 
     /* Written by the owner; read by the dump from any thread: */
-    _Atomic int state;             /* enum task_state */
-    _Atomic int wait_reason;       /* enum wait_reason, while WAITING */
-    _Atomic int64_t wait_since_ns; /* since when, WAITING or in a blocking call */
-    void *_Atomic wait_obj;        /* the channel, lock, ... it waits on */
+    _Atomic int state;              /* enum task_state */
+    _Atomic int wait_reason;        /* enum wait_reason, while WAITING */
+    _Atomic int64_t wait_since_ns;  /* since when, WAITING or in a blocking call */
+    void *_Atomic wait_obj;         /* the channel, lock, ... it waits on */
+    _Atomic uintptr_t preempted_pc; /* where an interrupt switched it out, while it is (0) */
 
     /* Protected by sched.alltasks_lock: */
     struct task *all_next;

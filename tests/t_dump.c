@@ -3,8 +3,9 @@
  * t_dump.c — the dump of a program whose tasks wait in every way weft
  * knows: a channel send and a receive that nobody answers, a mutex held by
  * another task, a long sleep, a read of a socket that stays silent, and a
- * blocking call (weft_block_begin) that lasts. Each waiter is a function
- * of its own, so that the dump's "started as" line and its frames name it.
+ * blocking call (weft_block_begin) that lasts; and, where tasks can be
+ * preempted, one that spins. One proc. Each is a function of its own, so that the
+ * dump's "started as" line and its frames name it.
  *
  * The cases print the dump and check nothing of it themselves:
  * tests/test_dump.py reads their stderr, runs scripts/symbolize on it and
@@ -110,6 +111,26 @@ __attribute__((noinline)) static void dw_block(void *arg)
     CHECK_OK(weft_wg_done(&dw.block_done));
 }
 
+/* A task that spins without calling weft (where preemption works): the
+ * runs have one proc, so whenever the first task runs (to dump, say) the
+ * spinner waits for the proc, switched out by an interrupt, and the dump
+ * says where it was interrupted. */
+static _Atomic int dw_spinning, dw_spinner_in;
+
+__attribute__((noinline)) static void dw_spin_loop(void)
+{
+    atomic_store(&dw_spinner_in, 1);
+    while (atomic_load_explicit(&dw_spinning, memory_order_relaxed)) {
+    }
+}
+
+__attribute__((noinline)) static void dw_spin(void *arg)
+{
+    (void)arg;
+    dw_spin_loop();
+    atomic_fetch_add(&dw.back, 1);
+}
+
 /* Sets the waiters up and waits until they wait. */
 static void dw_setup(void)
 {
@@ -130,8 +151,18 @@ static void dw_setup(void)
                                           dw_sleep,     dw_read,      dw_block};
     for (int i = 0; i < WAITERS; i++)
         CHECK_OK(weft_go(fns[i], NULL));
+    if (t_async_preempt()) {
+        atomic_store(&dw_spinner_in, 0);
+        atomic_store(&dw_spinning, 1);
+        CHECK_OK(weft_go(dw_spin, NULL));
+        fprintf(stderr, "dump: a spinner\n");
+    }
+    /* Every waiter counted itself, and the spinner has run: from then on
+     * it waits, switched out by preemption (it never calls weft), whenever
+     * this task runs on the one proc. */
     int64_t t0 = weft_now();
-    while (atomic_load(&dw.started) < WAITERS) {
+    while (atomic_load(&dw.started) < WAITERS ||
+           atomic_load(&dw_spinner_in) < atomic_load(&dw_spinning)) {
         CHECK_LT(weft_now() - t0, 10000000000ll * t_slack());
         CHECK_OK(weft_sleep(1000000));
     }
@@ -143,6 +174,7 @@ static void dw_setup(void)
  * run ends), and closes the sockets. */
 static void dw_teardown(void)
 {
+    atomic_store(&dw_spinning, 0);
     atomic_store(&dw.release, 1);
     CHECK_OK(weft_wg_wait(&dw.block_done));
     CHECK_OK(weft_mutex_unlock(&dw.mu));
@@ -166,7 +198,7 @@ static void dump_waits_main(void *arg)
 void t_dump_waits(void)
 {
     dw_reset();
-    t_run(dump_waits_main, NULL, 2);
+    t_run(dump_waits_main, NULL, 1);
 }
 
 #ifndef _WIN32
@@ -216,7 +248,7 @@ void t_dump_sigquit(void)
 {
     dw_reset();
     sigquit_set(host_on_quit); /* before weft installs its own */
-    t_run(sigquit_main, (void *)1, 2);
+    t_run(sigquit_main, (void *)1, 1);
     CHECK_EQ(atomic_load(&host_quits), 1);
 }
 
@@ -224,7 +256,7 @@ void t_dump_sigquit_ignored(void)
 {
     dw_reset();
     sigquit_set(SIG_IGN);
-    t_run(sigquit_main, NULL, 2);
+    t_run(sigquit_main, NULL, 1);
     fprintf(stderr, "dump_sigquit_ignored: the program went on\n");
 }
 
@@ -245,7 +277,7 @@ void t_dump_sigquit_default(void)
     struct rlimit no_core = {0, 0};
     CHECK_OK(setrlimit(RLIMIT_CORE, &no_core));
     sigquit_set(SIG_DFL);
-    t_run(sigquit_default_main, NULL, 2);
+    t_run(sigquit_default_main, NULL, 1);
 }
 
 T_NOT_BUILT(t_dump_ctrl_break, "Ctrl-Break is Windows' (SIGQUIT here)")
@@ -292,6 +324,6 @@ static void ctrl_break_main(void *arg)
 void t_dump_ctrl_break(void)
 {
     dw_reset();
-    t_run(ctrl_break_main, NULL, 2);
+    t_run(ctrl_break_main, NULL, 1);
 }
 #endif
