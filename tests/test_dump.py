@@ -33,6 +33,7 @@ HEADER = re.compile(r"^  task (\d+) \[(.*?)\](.*?), stack 0x[0-9a-f]+-0x[0-9a-f]
 FRAME = re.compile(r"^    #(\d+) 0x[0-9a-f]+ (\S+) at (\S+)$")
 START = re.compile(r"^    started as 0x[0-9a-f]+ (\S+) at (\S+)$")
 PREEMPTED = re.compile(r"^    preempted at 0x[0-9a-f]+ (\S+) at (\S+)$")
+INLINED = re.compile(r"^        inlined into (\S+) at (\S+)$")
 
 
 def run(t, case, timeout=60):
@@ -110,6 +111,17 @@ def check_dump(text, where, spinners=False):
             "kern/sched.c"
         ) >= 0, f"{fn}: first frame {first} at {first_file}\n{shown}"
         assert fn in [f for f, _ in frames], f"{fn}: not among its frames\n{shown}"
+    # A frame in code the compiler inlined (the scheduler's switch is) is
+    # followed by a line per function it was inlined into.
+    inlined = 0
+    prev = ""
+    for line in sym.splitlines():
+        if "inlined into" in line:
+            assert INLINED.match(line), f"inlined line {line!r}\n{shown}"
+            assert FRAME.match(prev) or INLINED.match(prev), f"{line!r} after {prev!r}\n{shown}"
+            inlined += 1
+        prev = line
+    assert inlined > 0, f"no inlined frame named\n{shown}"
     if spinners and "dump: a spinner" in text:
         # One proc, held by the first task while it dumps: the spinner
         # waits, switched out by an interrupt, and the dump says where.
