@@ -65,8 +65,12 @@ void weft_block_begin(void)
     struct task *t = th->cur;
     struct proc *p = th->proc;
     t->blocking = true;
-    /* Relaxed: read only by the dump (how long the call has lasted). */
-    atomic_store_explicit(&t->wait_since_ns, p->clock_ns, memory_order_relaxed);
+    /* Relaxed: read only by the dump (how long the call has lasted). The
+     * clock now, not p->clock_ns: that is the proc's last scheduling
+     * decision, which a task that works without calling the scheduler
+     * leaves far behind (a 100 ms call was shown as 400 ms:
+     * tests/t_dump.c dw_block). A call into the OS follows anyway. */
+    atomic_store_explicit(&t->wait_since_ns, hal_now_ns(), memory_order_relaxed);
     th->old_proc = p;
     th->proc = NULL;
     uint64_t word = (++p->syscall_gen << K_PROC_STATE_BITS) | PROC_SYSCALL;

@@ -229,7 +229,7 @@ K_RACY_READER static void dump_task(struct task *t, int s, int64_t now, bool fra
             (unsigned long long)t->id, (long long)ms, lent, slo, shi);
     } else if (s == TASK_RUNNING && K_RACY_LOAD(t->blocking)) {
         int64_t since = atomic_load_explicit(&t->wait_since_ns, memory_order_relaxed);
-        k_print("  task %llu [running: in a blocking call (weft_block_begin), %lld ms or more], "
+        k_print("  task %llu [running: in a blocking call (weft_block_begin), %lld ms], "
                 "stack %p-%p\n",
                 (unsigned long long)t->id, (long long)(since ? (now - since) / 1000000 : -1), slo,
                 shi);

@@ -50,12 +50,14 @@ static int cmp64(const void *a, const void *b)
 }
 
 static atomic_uint spin_stop;
-static uint64_t spin_iters;
+static atomic_uint spin_started, spin_done;
+static uint64_t spin_iters; /* written before spin_done's release store */
 
 /* The tight loop: no calls (an atomic relaxed load is a plain load). */
 static __attribute__((noinline)) void spin(void *arg)
 {
     (void)arg;
+    atomic_store_explicit(&spin_started, 1, memory_order_relaxed);
     uint64_t x = 1, i = 0;
     while (atomic_load_explicit(&spin_stop, memory_order_relaxed) == 0) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
@@ -63,6 +65,9 @@ static __attribute__((noinline)) void spin(void *arg)
     }
     spin_iters = i;
     spin_sink = x;
+    /* Release: pairs with preempt_main's acquire load; spin_iters is read
+     * after it. */
+    atomic_store_explicit(&spin_done, 1, memory_order_release);
 }
 
 struct preempt_ctx {
@@ -77,6 +82,13 @@ static void preempt_main(void *arg)
     struct preempt_ctx *c = arg;
     c->procs = weft_procs();
     CHECK_OK(weft_go(spin, NULL));
+    /* The loop is there before the first nap: a nap shorter than a retake
+     * (or a machine that runs the monitor late) never lets it in, and
+     * then it first ran after the stop and counted nothing (the end
+     * below waited for a count for ever: 2 runs of 400 under Wine with
+     * the CPUs busy). Back here once a preemption switched it out. */
+    while (!atomic_load_explicit(&spin_started, memory_order_relaxed))
+        weft_yield();
     for (int64_t i = 0; i < c->n; i++) {
         int64_t t0 = weft_now();
         weft_block_begin();
@@ -86,7 +98,8 @@ static void preempt_main(void *arg)
         c->done++;
     }
     atomic_store(&spin_stop, 1);
-    while (spin_iters == 0)
+    /* Acquire: pairs with spin's release store (spin_iters). */
+    while (!atomic_load_explicit(&spin_done, memory_order_acquire))
         weft_yield();
 }
 

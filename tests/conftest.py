@@ -312,7 +312,8 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
-def tail(text, n=TAIL_LINES):
+def tail(text, n=None):
+    n = n or TAIL_LINES
     lines = text.splitlines()
     if len(lines) > n:
         lines = [f"... ({len(lines) - n} lines above)"] + lines[-n:]
@@ -341,6 +342,15 @@ def sanitizer_env(t, env):
     return out
 
 
+def watchdog_ms(timeout_s):
+    """WEFT_TEST_WATCHDOG for a process given timeout_s: weft-test reports
+    what a run that is still going does, and exits 3, this long before the
+    kill (tests/weft-test.c): 10 % of the time or at least 5 s (a report
+    under Wine takes a second or two), never less than half of it."""
+    margin = max(timeout_s * 0.1, 5.0)
+    return max(int((timeout_s - margin) * 1000), int(timeout_s * 500), 1)
+
+
 def run_case(case):
     """Runs one case in its own process group.
 
@@ -355,6 +365,7 @@ def run_case(case):
         env["WEFT_TEST_STRESS"] = str(mult)
     if case.procs:
         env["WEFT_PROCS"] = str(case.procs)
+    env["WEFT_TEST_WATCHDOG"] = str(watchdog_ms(timeout))
     env.update(sanitizer_env(t, env))
     cmd = t.run_prefix + [t.exe, "run", case.name]
     start = time.monotonic()

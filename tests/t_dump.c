@@ -44,9 +44,10 @@ static struct {
     weft_chan *to_nobody, *from_nobody;
     weft_mutex mu;
     weft_fd server, client, ln;
-    _Atomic int started; /* waiters about to wait */
-    _Atomic int back;    /* waiters whose wait ended (none should) */
-    _Atomic int release; /* the blocking call may return */
+    _Atomic int started;      /* waiters about to wait */
+    _Atomic int back;         /* waiters whose wait ended (none should) */
+    _Atomic int release;      /* the blocking call may return */
+    _Atomic int64_t block_t0; /* weft_now() just before the blocking call */
     weft_waitgroup block_done;
 } dw;
 
@@ -95,9 +96,20 @@ __attribute__((noinline)) static void dw_read(void *arg)
     atomic_fetch_add(&dw.back, 1); /* not a tail call: this frame stays */
 }
 
+/* The blocking call comes after 200 ms of work that passes through no
+ * scheduler (preemption held off, so it stays on the proc): the call's
+ * age in the dump must count from the call, not from the proc's last
+ * scheduling decision (it did, and said "400 ms" of a 100 ms call). */
+#define DW_BLOCK_WORK_NS 200000000ll
+
 __attribute__((noinline)) static void dw_block(void *arg)
 {
     (void)arg;
+    CHECK_OK(weft_nopreempt_begin());
+    int64_t t0 = weft_now();
+    while (weft_now() - t0 < DW_BLOCK_WORK_NS) {
+    }
+    atomic_store(&dw.block_t0, weft_now());
     atomic_fetch_add(&dw.started, 1);
     weft_block_begin();
     while (!atomic_load(&dw.release)) {
@@ -108,6 +120,7 @@ __attribute__((noinline)) static void dw_block(void *arg)
 #endif
     }
     weft_block_end();
+    CHECK_OK(weft_nopreempt_end());
     CHECK_OK(weft_wg_done(&dw.block_done));
 }
 
@@ -191,6 +204,10 @@ static void dump_waits_main(void *arg)
 {
     (void)arg;
     dw_setup();
+    /* For tests/test_dump.py: the dump's age of the call may not exceed
+     * this by more than the dump's own time. */
+    fprintf(stderr, "dump: the blocking call began %lld ms before the dump\n",
+            (long long)((weft_now() - atomic_load(&dw.block_t0)) / 1000000));
     weft_dump();
     dw_teardown();
 }

@@ -9,13 +9,18 @@
  *
  * A passing run ends with the line "weft-test: NAME passed" on stdout.
  * Exit codes: 0 pass, 1 a CHECK failed, 77 skipped (t_skip; the reason is on
- * stderr as "skip: ..."), 2 usage error or unknown name. Every case runs in
+ * stderr as "skip: ..."), 2 usage error or unknown name, 3 the watchdog fired
+ * (WEFT_TEST_WATCHDOG below). Every case runs in
  * its own process (tests/conftest.py starts one per case), so a case may
  * leave the process in any state.
  *
  * Environment read here (set by the runner):
- *   WEFT_TEST_SCALE   1..10: F_SCALED counts are divided by it (slow targets)
- *   WEFT_TEST_STRESS  >= 1: every t_count() is multiplied by it (make stress)
+ *   WEFT_TEST_SCALE     1..10: F_SCALED counts are divided by it (slow targets)
+ *   WEFT_TEST_STRESS    >= 1: every t_count() is multiplied by it (make stress)
+ *   WEFT_TEST_WATCHDOG  ms: a case or scenario still running then prints what
+ *                       the run is doing (watchdog below) and exits 3; the
+ *                       runner sets it a little short of its own timeout, so
+ *                       that a hang leaves a report instead of a bare kill
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +31,11 @@
 
 #ifdef _WIN32
 #include <windows.h>
+
+#include "hal/win32/win32.h"
+#else
+#include <pthread.h>
+#include <time.h>
 #endif
 
 /* Declarations of every case and scenario. */
@@ -338,6 +348,98 @@ void t_bench_emit(const char *scenario, int procs, int64_t n, const char *metric
     fflush(f);
 }
 
+/* ---- the watchdog ------------------------------------------------------- */
+
+/* A hang in a case is a bug to find, and the runner's kill says nothing
+ * about it. So a plain OS thread (not a task: the run may be wedged) wakes
+ * at WEFT_TEST_WATCHDOG ms and prints the run's counters twice, a second
+ * apart (whether the scheduler and the monitor still move), the port's
+ * suspension counts on Windows, and weft_dump (every task and where it
+ * waits), then ends the process with status 3. */
+
+static int64_t watchdog_ms;
+
+static void nap_ms(int64_t ms)
+{
+#ifdef _WIN32
+    Sleep((DWORD)ms);
+#else
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+#endif
+}
+
+static void watchdog_counts(const char *when)
+{
+    struct weft_stats s;
+    memset(&s, 0, sizeof s);
+    weft_stats(&s);
+    fprintf(stderr,
+            "weft-test: watchdog %s: tasks=%llu threads=%llu procs=%llu idle=%llu "
+            "spinning=%llu switches=%llu steals=%llu preemptions=%llu retakes=%llu "
+            "lent=%llu pollwakeups=%llu timers=%llu\n",
+            when, (unsigned long long)s.tasks, (unsigned long long)s.threads,
+            (unsigned long long)s.procs, (unsigned long long)s.idle_procs,
+            (unsigned long long)s.spinning_threads, (unsigned long long)s.context_switches,
+            (unsigned long long)s.steals, (unsigned long long)s.preemptions,
+            (unsigned long long)s.syscall_retakes, (unsigned long long)s.lent_procs,
+            (unsigned long long)s.poller_wakeups, (unsigned long long)s.timers);
+#ifdef _WIN32
+    fprintf(stderr, "weft-test: watchdog %s: suspensions redirected=%lld declined=%lld\n", when,
+            (long long)hal_win32_preempt_count(HAL_WIN32_PC_REDIRECTED),
+            (long long)hal_win32_preempt_count(HAL_WIN32_PC_DECLINED));
+#endif
+    fflush(stderr);
+}
+
+#ifdef _WIN32
+static DWORD WINAPI watchdog_main(void *arg)
+#else
+static void *watchdog_main(void *arg)
+#endif
+{
+    (void)arg;
+    nap_ms(watchdog_ms);
+    fprintf(stderr, "weft-test: watchdog: still running after %lld ms; what the run is doing:\n",
+            (long long)watchdog_ms);
+    watchdog_counts("at");
+    nap_ms(1000);
+    watchdog_counts("1 s later");
+    weft_dump();
+    fflush(NULL);
+    _Exit(3);
+#ifdef _WIN32
+    return 0;
+#else
+    return NULL;
+#endif
+}
+
+/* Starts the watchdog when WEFT_TEST_WATCHDOG asks for one. */
+static void watchdog_start(void)
+{
+    watchdog_ms = env_int("WEFT_TEST_WATCHDOG", 0, 0, INT32_MAX);
+    if (watchdog_ms == 0)
+        return;
+#ifdef _WIN32
+    HANDLE h = CreateThread(NULL, 0, watchdog_main, NULL, 0, NULL);
+    if (h == NULL) {
+        fprintf(stderr, "weft-test: the watchdog thread: error %lu\n", GetLastError());
+        _Exit(2);
+    }
+    CloseHandle(h);
+#else
+    pthread_t t;
+    int e = pthread_create(&t, NULL, watchdog_main, NULL);
+    if (e != 0) {
+        fprintf(stderr, "weft-test: the watchdog thread: %s\n", strerror(e));
+        _Exit(2);
+    }
+    pthread_detach(t);
+#endif
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static void print_flags(unsigned flags)
@@ -401,6 +503,7 @@ int main(int argc, char **argv)
             if (strcmp(c->name, argv[2]) != 0)
                 continue;
             t_current_flags = c->flags;
+            watchdog_start();
             c->fn();
             /* The closing line: the runner passes a case only when it sees
              * it, never on the exit status alone (under Wine a crash can
@@ -432,6 +535,7 @@ int main(int argc, char **argv)
             params[nparams].value = eq + 1;
             nparams++;
         }
+        watchdog_start();
         b->fn();
         for (int i = 0; i < nparams; i++)
             if (!params[i].used)
