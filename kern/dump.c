@@ -300,6 +300,7 @@ K_RACY_READER static void dump(const char *what)
             (unsigned long long)atomic_load(&k_sched.ntasks_live), k_sched.nprocs,
             (int)atomic_load(&k_sched.nidle_procs),
             (int)atomic_load(&k_sched.nactive) - k_sched.nprocs, nthreads);
+    k_monitor_print();
     dump_tasks(true);
 }
 

@@ -130,6 +130,8 @@ static struct {
      * run began, and the counters the last line showed. */
     int64_t trace_next, trace_start;
     uint64_t trace_last[6];
+    /* When the last round began (relaxed: for the dump, k_monitor_print). */
+    _Atomic int64_t round_ns;
 } mon;
 
 /* The shortest time between two CPU readings that tells anything: a task
@@ -533,8 +535,10 @@ static void sched_trace(int64_t now)
             (unsigned long long)(c[5] - mon.trace_last[5]));
     for (int i = 0; i < 6; i++)
         mon.trace_last[i] = c[i];
-    if (k_sched.trace_detail)
+    if (k_sched.trace_detail) {
+        k_monitor_print();
         k_dump_tasks_brief();
+    }
 }
 
 /* seq_cst: pairs with the seq_cst store of nidle_procs in proc_idle_get
@@ -631,6 +635,7 @@ static void monitor_main(void *arg)
         }
 
         int64_t now = hal_now_ns();
+        atomic_store_explicit(&mon.round_ns, now, memory_order_relaxed);
         bool running;
         int acted = retake(now, &running);
         acted += run_stranded_timers(now);
@@ -646,6 +651,85 @@ static void monitor_main(void *arg)
         else
             idle++;
         busy = running;
+    }
+}
+
+static const char *verdict_str(enum cpu_verdict v)
+{
+    switch (v) {
+    case CPU_ON:
+        return "on the CPU";
+    case CPU_OFF:
+        return "in the OS";
+    case CPU_NA:
+        return "not read";
+    default:
+        return "unknown";
+    }
+}
+
+static const char *status_str(uint64_t s)
+{
+    switch (K_PROC_STATE(s)) {
+    case PROC_IDLE:
+        return "idle";
+    case PROC_RUNNING:
+        return "running";
+    case PROC_SYSCALL:
+        return "in a blocking call";
+    default:
+        return "spare";
+    }
+}
+
+/*
+ * For the dump (dump.c) and the detail lines of WEFT_SCHEDTRACE: the
+ * monitor's last round, then a line per proc (Go's scheddetail P and M
+ * lines in one): its status, its thread, and what the monitor knows of
+ * it: how long the same task has run, the last interrupt, the last CPU
+ * verdict, and the thread's preemption state (request, interrupts sent
+ * and seen, kern locks held). It answers "why is this task not being
+ * preempted?". Read racily from any thread, inside the host gate or on
+ * a thread of the run: a snapshot for a human (threads and the ticks
+ * table live as long as the run).
+ */
+K_RACY_READER void k_monitor_print(void)
+{
+    struct montick *ticks = K_RACY_LOAD(mon.ticks);
+    if (!ticks)
+        return;
+    int64_t now = hal_now_ns();
+    int64_t round = atomic_load_explicit(&mon.round_ns, memory_order_relaxed);
+    k_print("  monitor: last round %lld us ago, naps of %lld us, lending %s\n",
+            (long long)(round ? (now - round) / 1000 : -1),
+            (long long)(atomic_load_explicit(&mon.sleep_ns, memory_order_relaxed) / 1000),
+            K_RACY_LOAD(mon.lending) ? "on" : "off");
+    int n = atomic_load_explicit(&k_sched.nall, memory_order_relaxed);
+    for (int i = 0; i < n; i++) {
+        struct proc *p = k_sched.procs[i];
+        struct montick *m = &ticks[i];
+        uint64_t s = atomic_load_explicit(&p->status, memory_order_relaxed);
+        struct thread *th = atomic_load_explicit(&p->thread, memory_order_relaxed);
+        int64_t since = K_RACY_LOAD(m->sched_when), sig = K_RACY_LOAD(m->signalled);
+        k_print("  proc %d: %s, thread %d", p->id, status_str(s), th ? th->id : -1);
+        /* The monitor's look applies to a running proc only (retake). */
+        if (K_PROC_STATE(s) == PROC_RUNNING) {
+            k_print(", task %llu for %lld ms; ",
+                    (unsigned long long)atomic_load_explicit(&p->cur_id, memory_order_relaxed),
+                    (long long)(since ? (now - since) / 1000000 : -1));
+            if (sig)
+                k_print("interrupted %lld ms ago", (long long)((now - sig) / 1000000));
+            else
+                k_print("not interrupted");
+            k_print(", cpu %s", verdict_str(K_RACY_LOAD(m->cpu_v)));
+        }
+        if (th)
+            k_print("; thread %d: preempt_req %d, interrupts sent %u seen %u, locks %d", th->id,
+                    atomic_load_explicit(&th->preempt_req, memory_order_relaxed),
+                    atomic_load_explicit(&th->sig_sent, memory_order_relaxed),
+                    atomic_load_explicit(&th->sig_seen, memory_order_relaxed),
+                    K_RACY_LOAD(th->locks.held));
+        k_print("\n");
     }
 }
 

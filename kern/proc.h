@@ -423,7 +423,8 @@ void k_monitor_wake(void); /* wake it now (stopping) */
 /* A proc left the idle list while every proc was idle: wake the monitor
  * unless it looks again by itself within a grace (monitor.c). */
 void k_monitor_work(void);
-void k_monitor_kick(void); /* a blocking call began: shorten its sleep */
+void k_monitor_kick(void);  /* a blocking call began: shorten its sleep */
+void k_monitor_print(void); /* its view of each proc, for the dump */
 
 /* ---- preempt.c ---- */
 void k_preempt_setup(void); /* at weft_run: text ranges, the port */

@@ -775,6 +775,28 @@ void t_sched_trace(void)
     CHECK_OK(tr_run("50,detail", buf, sizeof buf));
     CHECK(strstr(buf, "weft: SCHED ") != NULL);
     CHECK(strstr(buf, "  task 1 [") != NULL); /* the dump after a line */
+    /* And the monitor's view: its last round, and a line per proc. */
+    const char *mline = strstr(buf, "  monitor: last round ");
+    CHECK(mline != NULL);
+    long long ago, nap;
+    char lend[8];
+    CHECK_EQ(sscanf(mline, "  monitor: last round %lld us ago, naps of %lld us, lending %7[a-z]",
+                    &ago, &nap, lend),
+             3);
+    CHECK_GE(ago, 0);
+    CHECK_GT(nap, 0);
+    for (int i = 0; i < 2; i++) {
+        char head[16];
+        snprintf(head, sizeof head, "  proc %d: ", i);
+        const char *pl = strstr(buf, head);
+        CHECK(pl != NULL);
+        const char *eol = strchr(pl, '\n');
+        CHECK(eol != NULL);
+        /* A running proc has the monitor's look at it too. */
+        const char *cpu = strstr(pl, ", cpu ");
+        if (strncmp(pl + strlen(head), "running", 7) == 0)
+            CHECK(cpu != NULL && cpu < eol);
+    }
 
     CHECK_EQ(tr_run("bogus", buf, sizeof buf), WEFT_EINVAL);
     CHECK(strstr(buf, "WEFT_SCHEDTRACE=bogus") != NULL);

@@ -147,6 +147,14 @@ def test_dump_waits(target):
     where = f"$ {t.exe} run dump_waits (exit {p.returncode})\n--- stderr ---\n{p.stderr[-6000:]}"
     assert p.returncode == 0, where
     assert re.search(r"^weft: dump: \d+ tasks, 1 procs", p.stderr, re.M), where
+    # The monitor's view follows the first line: its last round, the proc.
+    assert re.search(r"^  monitor: last round \d+ us ago, naps of \d+ us, lending (on|off)$",
+                     p.stderr, re.M), where
+    # The task that dumps holds the one proc.
+    assert re.search(r"^  proc 0: running, thread \d+, task \d+ for -?\d+ ms; "
+                     r"(interrupted \d+ ms ago|not interrupted), cpu [a-zA-Z ]+; "
+                     r"thread \d+: preempt_req \d, interrupts sent \d+ seen \d+, locks \d+$",
+                     p.stderr, re.M), where
     check_dump(p.stderr, where, spinners=True)
     # The blocking call's age counts from the call (dw_block works 200 ms
     # first without a scheduler pass): at most what the case measured

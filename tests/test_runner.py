@@ -4,12 +4,13 @@ that a timeout, a skip or a crash is reported right whatever kern does."""
 
 import os
 import stat
+import subprocess
 import time
 
 import pytest
 
 import test_cases
-from conftest import Case, Target, run_case
+from conftest import DEFAULT_TARGETS, ROOT, Case, Target, read_target, run_case, sanitizer_env
 
 FAKE = r"""#!/bin/sh
 case "$1 $2" in
@@ -18,7 +19,8 @@ case "$1 $2" in
 "run quiet") exit 0 ;;
 "run skip") echo "some noise" >&2; echo "skip: needs a unicorn" >&2; exit 77 ;;
 "run fail") echo "t_x.c:1: CHECK failed: 1 == 2" >&2; exit 1 ;;
-"run env") echo "scale=$WEFT_TEST_SCALE mult=$WEFT_TEST_TIMEOUT_MULT procs=${WEFT_PROCS:-unset}" >&2; exit 1 ;;
+"run env") echo "scale=$WEFT_TEST_SCALE mult=$WEFT_TEST_TIMEOUT_MULT procs=${WEFT_PROCS:-unset} watchdog=$WEFT_TEST_WATCHDOG" >&2; exit 1 ;;
+"run dog") echo "weft-test: watchdog: still running after 9000 ms" >&2; exit 3 ;;
 "run hang") sleep 100 & echo $! > "$(dirname "$0")/child.pid"; sleep 100 ;;
 *) exit 2 ;;
 esac
@@ -61,7 +63,38 @@ def test_fail_shows_output(fake):
 def test_env_passed(fake):
     rc, out, err, *_ = run_case(case(fake, "env", procs=4))
     assert rc == 1
-    assert "scale=10 mult=2 procs=4" in err
+    # The watchdog: 10 s (5 s x TIMEOUT_MULT 2) less 5 s.
+    assert "scale=10 mult=2 procs=4 watchdog=5000" in err
+
+
+def test_watchdog_exit_reported(fake):
+    with pytest.raises(pytest.fail.Exception, match=r"exit 3: still running(.|\n)*after 9000 ms"):
+        test_cases.test_case(case(fake, "dog"))
+
+
+@pytest.mark.parametrize("target", os.environ.get("WEFT_TARGETS", DEFAULT_TARGETS).split())
+def test_watchdog_fires(target):
+    """weft-test's own watchdog: a run still going at WEFT_TEST_WATCHDOG
+    prints the counters twice, then the dump, and exits 3 (a bad value
+    is refused with exit 2)."""
+    t = read_target(target)
+    if t.error:
+        pytest.fail(f"target {t.name}: {t.error}", pytrace=False)
+    env = dict(os.environ)
+    env.update(sanitizer_env(t, env))
+    cmd = t.run_prefix + [t.exe, "bench", "preempt", "n=1000000"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60 * t.timeout_mult,
+                       cwd=ROOT, env=dict(env, WEFT_TEST_WATCHDOG="1000"))
+    err = p.stderr
+    assert p.returncode == 3, f"exit {p.returncode}\n{err[-3000:]}"
+    at = err.find("weft-test: watchdog: still running after 1000 ms")
+    first = err.find("weft-test: watchdog at: tasks=2 ")
+    second = err.find("weft-test: watchdog 1 s later: tasks=2 ")
+    dump = err.find("weft: dump: 2 tasks, 1 procs")
+    assert 0 <= at < first < second < dump, err[-3000:]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60 * t.timeout_mult,
+                       cwd=ROOT, env=dict(env, WEFT_TEST_WATCHDOG="soon"))
+    assert p.returncode == 2 and "bad WEFT_TEST_WATCHDOG=soon" in p.stderr, p.stderr
 
 
 def test_timeout_kills_process_group(fake, tmp_path):

@@ -408,6 +408,11 @@ static void *watchdog_main(void *arg)
     watchdog_counts("1 s later");
     weft_dump();
     fflush(NULL);
+#ifdef _WIN32
+    /* As exit's handler does: no suspension may be under way when the
+     * process ends (hal/win32/preempt.c), and _Exit skips that handler. */
+    hal_win32_preempt_stop();
+#endif
     _Exit(3);
 #ifdef _WIN32
     return 0;
