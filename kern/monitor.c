@@ -723,12 +723,19 @@ K_RACY_READER void k_monitor_print(void)
                 k_print("not interrupted");
             k_print(", cpu %s", verdict_str(K_RACY_LOAD(m->cpu_v)));
         }
-        if (th)
-            k_print("; thread %d: preempt_req %d, interrupts sent %u seen %u, locks %d", th->id,
+        if (th) {
+            /* The task the thread runs now: p's own task if p->thread
+             * is current. Task memory is never unmapped during a run. */
+            struct task *t = K_RACY_LOAD(th->cur);
+            k_print("; thread %d: task %lld, proc %d, preempt_req %d, interrupts sent %u seen "
+                    "%u, locks %d",
+                    th->id, t ? (long long)K_RACY_LOAD(t->id) : -1LL,
+                    K_RACY_LOAD(th->proc) ? K_RACY_LOAD(th->proc)->id : -1,
                     atomic_load_explicit(&th->preempt_req, memory_order_relaxed),
                     atomic_load_explicit(&th->sig_sent, memory_order_relaxed),
                     atomic_load_explicit(&th->sig_seen, memory_order_relaxed),
                     K_RACY_LOAD(th->locks.held));
+        }
         k_print("\n");
     }
 }

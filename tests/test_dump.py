@@ -153,7 +153,8 @@ def test_dump_waits(target):
     # The task that dumps holds the one proc.
     assert re.search(r"^  proc 0: running, thread \d+, task \d+ for -?\d+ ms; "
                      r"(interrupted \d+ ms ago|not interrupted), cpu [a-zA-Z ]+; "
-                     r"thread \d+: preempt_req \d, interrupts sent \d+ seen \d+, locks \d+$",
+                     r"thread \d+: task \d+, proc 0, preempt_req \d, interrupts sent \d+ seen \d+, "
+                     r"locks \d+$",
                      p.stderr, re.M), where
     check_dump(p.stderr, where, spinners=True)
     # The blocking call's age counts from the call (dw_block works 200 ms
