@@ -463,7 +463,7 @@ REGRESSION_CASES ?= preempt_spawn_storm preempt_user_handler sched_task_cache \
                     net_close_reuse net_close_race net_wait_fd_shared net_wait_fd_deadline \
                     net_deadline_args block_aba block_abandon block_abandon_host \
                     block_no_eintr iocp_cancel_race block_auto_stall block_auto_spin \
-                    block_auto_storm block_auto_fallback
+                    block_auto_storm block_auto_fallback block_auto_park
 REGRESSION_REPEAT ?= 20
 # pytest -k for a list of case names: "a or b or c".
 k_expr = $(subst $(eval) , or ,$(strip $(1)))

@@ -541,12 +541,25 @@ static void sched_trace(int64_t now)
     }
 }
 
-/* seq_cst: pairs with the seq_cst store of nidle_procs in proc_idle_get
+/* Every active proc idle: the procs asked for and the spares lent now
+ * (nactive), as proc_idle_get counts when it decides to wake us. Counted
+ * against the procs asked for alone, a lent spare gone idle beside a
+ * running proc looked like "all idle": the monitor parked for good and
+ * the running proc was never preempted again (tests/t_autoblock.c
+ * block_auto_park).
+ * seq_cst: pairs with the seq_cst store of nidle_procs in proc_idle_get
  * (sched.c) against our seq_cst stores of parked and until: either this
- * load sees the proc taken, or its taker sees us parked (k_monitor_work). */
+ * load sees the proc taken, or its taker sees us parked (k_monitor_work).
+ * nactive is read first: besides us (lend, loan end), only the holder of
+ * a spare whose loan we ended changes it, down, and that spare is not on
+ * the idle list. So the count read is at least the one when nidle_procs
+ * is read, and equal counts mean every active proc was idle then. (Read
+ * after, a spare retired in between could pair a smaller count with an
+ * older idle count, from before a proc was taken.) */
 static bool all_idle(void)
 {
-    return atomic_load_explicit(&k_sched.nidle_procs, memory_order_seq_cst) == k_sched.nprocs;
+    int32_t active = atomic_load_explicit(&k_sched.nactive, memory_order_seq_cst);
+    return atomic_load_explicit(&k_sched.nidle_procs, memory_order_seq_cst) == active;
 }
 
 static void monitor_main(void *arg)

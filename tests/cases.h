@@ -236,6 +236,7 @@ CASE(block_auto_spin, 60000, F_NONE)
 CASE(block_auto_storm, 120000, F_SCALED)
 CASE(block_auto_fallback, 30000, F_NONE)
 CASE(block_auto_dump, 30000, F_NONE)
+CASE(block_auto_park, 30000, F_NONE)
 
 /* ---- embedding: weft_start/weft_stop, host threads (t_embed.c) ---- */
 CASE(embed_spawn, 120000, F_SCALED)

@@ -657,3 +657,78 @@ void t_block_auto_dump(void)
 #else
 T_NOT_BUILT(t_block_auto_dump, "the Windows port lends no proc under Wine (block_auto_fallback)")
 #endif
+
+/* ---- block_auto_park: the monitor must not park while a proc runs.
+ * procs 1: the main task makes a bare 200 ms sleep with a short task
+ * queued behind it; the monitor lends a spare, whose thread runs that
+ * task, finds nothing else and leaves the spare idle beside the stuck
+ * proc. The monitor counted idle procs against the procs asked for (1),
+ * took that for "every proc idle" and parked for good (no timer was
+ * pending): the loan never ended, and no task on the running proc was
+ * preempted again (bench preempt hung so, natively and under qemu, about
+ * 1 run in 200 with the CPUs busy). Back from the sleep, the main task
+ * computes without calling the scheduler: the monitor must see it on the
+ * CPU and end the loan (a generous bound, against a hang only). ---- */
+
+static _Atomic int ap_ran;
+
+static void ap_quick(void *arg)
+{
+    (void)arg;
+    atomic_store(&ap_ran, 1);
+}
+
+static void ap_bare_sleep(int ms)
+{
+#ifdef _WIN32
+    Sleep((DWORD)ms);
+#else
+    struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+#endif
+}
+
+static void ap_main(void *arg)
+{
+    (void)arg;
+    for (int attempt = 1;; attempt++) {
+        struct weft_stats s;
+        CHECK_OK(weft_stats(&s));
+        uint64_t before = s.auto_handoffs;
+        atomic_store(&ap_ran, 0);
+        CHECK_OK(weft_go(ap_quick, NULL));
+        ap_bare_sleep(200);
+        CHECK_OK(weft_stats(&s));
+        /* The spare ran the short task while this one slept: the case is
+         * set up. A busy machine may not show the sleep at once: again. */
+        if (s.auto_handoffs > before && atomic_load(&ap_ran))
+            break;
+        fprintf(stderr, "attempt %d: no loan ran the short task (lent %llu, ran %d)\n", attempt,
+                (unsigned long long)(s.auto_handoffs - before), atomic_load(&ap_ran));
+        CHECK_LT(attempt, 5);
+        while (!atomic_load(&ap_ran))
+            weft_yield();
+    }
+    int64_t t0 = weft_now();
+    struct weft_stats s;
+    do {
+        CHECK_OK(weft_stats(&s));
+        int64_t waited = weft_now() - t0;
+        if (waited > 2000000000ll * t_slack()) {
+            fprintf(stderr, "the loan did not end in %lld ms: the monitor is not looking\n",
+                    (long long)(waited / 1000000));
+            weft_dump();
+        }
+        CHECK_LE(waited, 2000000000ll * t_slack());
+    } while (s.lent_procs != 0);
+    fprintf(stderr, "the loan ended %lld us after the sleep\n",
+            (long long)((weft_now() - t0) / 1000));
+}
+
+void t_block_auto_park(void)
+{
+    need_lending();
+    weft_config cfg = {.procs = 1};
+    CHECK_OK(weft_run(ap_main, NULL, &cfg));
+}
