@@ -68,7 +68,7 @@ void weft_block_begin(void)
     /* Relaxed: read only by the dump (how long the call has lasted). The
      * clock now, not p->clock_ns: that is the proc's last scheduling
      * decision, which a task that works without calling the scheduler
-     * leaves far behind (a 100 ms call was shown as 400 ms:
+     * leaves far behind (a 102 ms call was shown as 326 ms:
      * tests/t_dump.c dw_block). A call into the OS follows anyway. */
     atomic_store_explicit(&t->wait_since_ns, hal_now_ns(), memory_order_relaxed);
     th->old_proc = p;

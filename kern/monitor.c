@@ -713,10 +713,16 @@ K_RACY_READER void k_monitor_print(void)
         return;
     int64_t now = hal_now_ns();
     int64_t round = atomic_load_explicit(&mon.round_ns, memory_order_relaxed);
-    k_print("  monitor: last round %lld us ago, naps of %lld us, lending %s\n",
-            (long long)(round ? (now - round) / 1000 : -1),
-            (long long)(atomic_load_explicit(&mon.sleep_ns, memory_order_relaxed) / 1000),
-            K_RACY_LOAD(mon.lending) ? "on" : "off");
+    /* A round that began after our clock read (racing) is 0 us ago. */
+    int64_t ago = round ? K_MAX(now - round, 0) / 1000 : -1;
+    k_print("  monitor: last round %lld us ago, ", (long long)ago);
+    /* Parked: every proc was idle at its last look (all_idle). */
+    if (atomic_load_explicit(&mon.parked, memory_order_relaxed))
+        k_print("parked");
+    else
+        k_print("naps of %lld us",
+                (long long)(atomic_load_explicit(&mon.sleep_ns, memory_order_relaxed) / 1000));
+    k_print(", lending %s\n", K_RACY_LOAD(mon.lending) ? "on" : "off");
     int n = atomic_load_explicit(&k_sched.nall, memory_order_relaxed);
     for (int i = 0; i < n; i++) {
         struct proc *p = k_sched.procs[i];

@@ -78,7 +78,8 @@ static void count_turns(struct counter *c)
  * while another counts. The call lasts 300 ms (read of a pipe written
  * late, nanosleep, poll, usleep) or as long as it takes (getaddrinfo of a
  * name in the hosts file, fsync of 4 MiB written just before). The counter
- * may wait at most 2 time slices for a turn. Before lending: 300 ms. ---- */
+ * may wait at most 10 time slices for a turn (about 4 ms is usual). Before
+ * lending: 300 ms. ---- */
 
 enum call_kind { K_READ, K_NANOSLEEP, K_POLL, K_USLEEP, K_GETADDRINFO, K_FSYNC, K_NKINDS };
 static const char *const kind_name[K_NKINDS] = {"read",   "nanosleep",   "poll",
@@ -256,7 +257,10 @@ void t_block_auto_stall(void)
             CHECK_GE(st.call_ns, (k == K_READ ? CALL_MS / 2 : CALL_MS - 5) * 1000000ll);
             CHECK_GE(st.lent, 1);
         }
-        CHECK_LE(atomic_load(&st.c.max_gap), 2 * slice * t_slack());
+        /* Against a stall (300 ms without lending), not a slowdown: a
+         * turn comes about 4 ms into the call (two looks of the monitor),
+         * but a busy VM once delayed one to 36.6 ms (poll, in CI). */
+        CHECK_LE(atomic_load(&st.c.max_gap), 10 * slice * t_slack());
         CHECK_GT(atomic_load(&st.c.turns), 0);
     }
 }

@@ -99,7 +99,7 @@ __attribute__((noinline)) static void dw_read(void *arg)
 /* The blocking call comes after 200 ms of work that passes through no
  * scheduler (preemption held off, so it stays on the proc): the call's
  * age in the dump must count from the call, not from the proc's last
- * scheduling decision (it did, and said "400 ms" of a 100 ms call). */
+ * scheduling decision (it did, and said "326 ms" of a 102 ms call). */
 #define DW_BLOCK_WORK_NS 200000000ll
 
 __attribute__((noinline)) static void dw_block(void *arg)

@@ -780,6 +780,7 @@ void t_sched_trace(void)
     CHECK(mline != NULL);
     long long ago, nap;
     char lend[8];
+    /* A task runs all along: the monitor naps, it does not park. */
     CHECK_EQ(sscanf(mline, "  monitor: last round %lld us ago, naps of %lld us, lending %7[a-z]",
                     &ago, &nap, lend),
              3);

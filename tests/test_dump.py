@@ -148,7 +148,7 @@ def test_dump_waits(target):
     assert p.returncode == 0, where
     assert re.search(r"^weft: dump: \d+ tasks, 1 procs", p.stderr, re.M), where
     # The monitor's view follows the first line: its last round, the proc.
-    assert re.search(r"^  monitor: last round \d+ us ago, naps of \d+ us, lending (on|off)$",
+    assert re.search(r"^  monitor: last round \d+ us ago, (naps of \d+ us|parked), lending (on|off)$",
                      p.stderr, re.M), where
     # The task that dumps holds the one proc.
     assert re.search(r"^  proc 0: running, thread \d+, task \d+ for -?\d+ ms; "
