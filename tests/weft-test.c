@@ -36,6 +36,7 @@
 #else
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 #endif
 
 /* Declarations of every case and scenario. */
@@ -359,6 +360,44 @@ void t_bench_emit(const char *scenario, int procs, int64_t n, const char *metric
 
 static int64_t watchdog_ms;
 
+/* watchdog_stop's signal: the thread waits on it with its deadline, so
+ * that it can be joined before the process ends (a live thread at exit
+ * costs a second in TSan builds, which sleep then to catch races at
+ * exit: 60 s of tests took 200). */
+#ifdef _WIN32
+static HANDLE watchdog_thread, watchdog_done;
+#else
+static pthread_t watchdog_thread;
+static pid_t watchdog_pid; /* a fork()ed child has no watchdog to join */
+static pthread_mutex_t watchdog_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t watchdog_cond;
+static bool watchdog_stopped; /* under watchdog_lock */
+#endif
+
+/* Waits until the watchdog's time: true, or until watchdog_stop: false. */
+static bool watchdog_wait(void)
+{
+#ifdef _WIN32
+    return WaitForSingleObject(watchdog_done, (DWORD)watchdog_ms) == WAIT_TIMEOUT;
+#else
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += watchdog_ms / 1000;
+    until.tv_nsec += watchdog_ms % 1000 * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&watchdog_lock);
+    int e = 0;
+    while (!watchdog_stopped && e != ETIMEDOUT)
+        e = pthread_cond_timedwait(&watchdog_cond, &watchdog_lock, &until);
+    bool fire = !watchdog_stopped;
+    pthread_mutex_unlock(&watchdog_lock);
+    return fire;
+#endif
+}
+
 static void nap_ms(int64_t ms)
 {
 #ifdef _WIN32
@@ -400,7 +439,13 @@ static void *watchdog_main(void *arg)
 #endif
 {
     (void)arg;
-    nap_ms(watchdog_ms);
+    if (!watchdog_wait()) {
+#ifdef _WIN32
+        return 0;
+#else
+        return NULL;
+#endif
+    }
     fprintf(stderr, "weft-test: watchdog: still running after %lld ms; what the run is doing:\n",
             (long long)watchdog_ms);
     watchdog_counts("at");
@@ -428,21 +473,47 @@ static void watchdog_start(void)
     if (watchdog_ms == 0)
         return;
 #ifdef _WIN32
-    HANDLE h = CreateThread(NULL, 0, watchdog_main, NULL, 0, NULL);
-    if (h == NULL) {
+    watchdog_done = CreateEventW(NULL, TRUE, FALSE, NULL);
+    watchdog_thread = watchdog_done ? CreateThread(NULL, 0, watchdog_main, NULL, 0, NULL) : NULL;
+    if (watchdog_thread == NULL) {
         fprintf(stderr, "weft-test: the watchdog thread: error %lu\n", GetLastError());
         _Exit(2);
     }
-    CloseHandle(h);
 #else
-    pthread_t t;
-    int e = pthread_create(&t, NULL, watchdog_main, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&watchdog_cond, &a);
+    pthread_condattr_destroy(&a);
+    watchdog_pid = getpid();
+    int e = pthread_create(&watchdog_thread, NULL, watchdog_main, NULL);
     if (e != 0) {
         fprintf(stderr, "weft-test: the watchdog thread: %s\n", strerror(e));
         _Exit(2);
     }
-    pthread_detach(t);
 #endif
+}
+
+/* The case or scenario returned: the watchdog ends, and is joined. */
+static void watchdog_stop(void)
+{
+    if (watchdog_ms == 0)
+        return;
+#ifdef _WIN32
+    SetEvent(watchdog_done);
+    WaitForSingleObject(watchdog_thread, INFINITE);
+    CloseHandle(watchdog_thread);
+    CloseHandle(watchdog_done);
+#else
+    if (getpid() != watchdog_pid)
+        return;
+    pthread_mutex_lock(&watchdog_lock);
+    watchdog_stopped = true;
+    pthread_cond_signal(&watchdog_cond);
+    pthread_mutex_unlock(&watchdog_lock);
+    pthread_join(watchdog_thread, NULL);
+#endif
+    watchdog_ms = 0;
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -510,6 +581,7 @@ int main(int argc, char **argv)
             t_current_flags = c->flags;
             watchdog_start();
             c->fn();
+            watchdog_stop();
             /* The closing line: the runner passes a case only when it sees
              * it, never on the exit status alone (under Wine a crash can
              * end with status 0). */
@@ -542,6 +614,7 @@ int main(int argc, char **argv)
         }
         watchdog_start();
         b->fn();
+        watchdog_stop();
         for (int i = 0; i < nparams; i++)
             if (!params[i].used)
                 fprintf(stderr, "weft-test: warning: parameter '%s' not used by %s\n",
